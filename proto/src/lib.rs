@@ -1,0 +1,17 @@
+//! The lanreach core: wire messages, framing, pairing and identities — no sockets.
+//!
+//! Everything here is pure except [`channel`] and [`handshake`], which drive the
+//! protocol over any `AsyncRead`/`AsyncWrite` pair (a QUIC stream in the binaries, an
+//! in-memory pipe in tests) and never read the clock: callers put deadlines around them.
+
+pub mod channel;
+pub mod code;
+pub mod codec;
+pub mod handshake;
+pub mod id;
+pub mod msg;
+pub mod pairing;
+
+pub use code::{CodeBook, CodeChange, PairingCode};
+pub use id::KeyId;
+pub use msg::Message;

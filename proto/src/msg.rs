@@ -1,0 +1,312 @@
+//! The control-channel messages: one enum, one table of type numbers.
+//!
+//! # Wire protocol `lanreach/1`
+//!
+//! The peer opens one bidirectional QUIC stream (ALPN `lanreach/1`) and both sides
+//! exchange frames on it (see [`crate::codec`]). The conversation:
+//!
+//! ```text
+//! peer                                   agent
+//! Start{version, name, Pair{X}}   ──▶
+//!                                 ◀──    PairReply{offers: [(Y, agent MAC), …]}
+//! PairConfirm{peer MAC}           ──▶                       (pairing with a code)
+//!          — or —
+//! Start{version, name, Pinned}    ──▶                       (keys pinned before)
+//!                                 ◀──    Accepted
+//! Hello                           ──▶
+//!                                 ◀──    Hello
+//! Ping / Pong …
+//! ```
+//!
+//! Either side may send [`Reject`] instead of its next message and close. `Start` and
+//! `Reject` keep their type numbers and leading `version` field in every protocol
+//! version, so that two versions can always tell each other they differ.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The QUIC ALPN of the control channel.
+pub const ALPN: &[u8] = b"lanreach/1";
+
+/// Default UDP port of the agent's control channel.
+pub const DEFAULT_CONTROL_PORT: u16 = 47800;
+
+/// Most offers a [`PairReply`] may carry: the live code and up to three retired ones.
+pub const MAX_OFFERS: usize = 4;
+
+/// Most addresses a [`Hello`] may list.
+pub const MAX_HELLO_ADDRESSES: usize = 256;
+
+/// Type numbers of the frames. Never reuse a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MessageType {
+    /// [`Start`]
+    Start = 1,
+    /// [`Reject`]
+    Reject = 2,
+    /// [`PairReply`]
+    PairReply = 3,
+    /// [`PairConfirm`]
+    PairConfirm = 4,
+    /// [`Accepted`]
+    Accepted = 5,
+    /// [`Hello`]
+    Hello = 6,
+    /// [`Ping`]
+    Ping = 7,
+    /// [`Ping`] echoed back
+    Pong = 8,
+}
+
+impl MessageType {
+    /// The type with number `n`, if this version knows it.
+    pub fn from_u8(n: u8) -> Option<Self> {
+        use MessageType::*;
+        [Start, Reject, PairReply, PairConfirm, Accepted, Hello, Ping, Pong]
+            .into_iter()
+            .find(|t| *t as u8 == n)
+    }
+}
+
+/// Every message of the control channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Peer → agent, always first.
+    Start(Start),
+    /// Either way: a typed refusal; the sender closes after it.
+    Reject(Reject),
+    /// Agent → peer: SPAKE2 replies with key confirmation.
+    PairReply(PairReply),
+    /// Peer → agent: the peer's key confirmation.
+    PairConfirm(PairConfirm),
+    /// Agent → peer: authentication succeeded.
+    Accepted(Accepted),
+    /// Both ways after authentication: who and where each side is.
+    Hello(Hello),
+    /// Either way: round-trip measurement request.
+    Ping(Ping),
+    /// Answer to a [`Ping`], echoing its nonce.
+    Pong(Ping),
+}
+
+impl Message {
+    /// This message's type number.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Message::Start(_) => MessageType::Start,
+            Message::Reject(_) => MessageType::Reject,
+            Message::PairReply(_) => MessageType::PairReply,
+            Message::PairConfirm(_) => MessageType::PairConfirm,
+            Message::Accepted(_) => MessageType::Accepted,
+            Message::Hello(_) => MessageType::Hello,
+            Message::Ping(_) => MessageType::Ping,
+            Message::Pong(_) => MessageType::Pong,
+        }
+    }
+}
+
+/// The peer's first message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Start {
+    /// The peer's [`PROTOCOL_VERSION`]; must stay the first field forever.
+    pub version: u16,
+    /// The peer's name (host name), for display.
+    pub name: String,
+    /// How the peer wants to authenticate.
+    pub auth: StartAuth,
+}
+
+/// How a connection authenticates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartAuth {
+    /// Pair with a code: the peer's SPAKE2 message.
+    Pair {
+        /// SPAKE2 message of side A (the peer).
+        spake: Vec<u8>,
+    },
+    /// Both keys were pinned by an earlier pairing; TLS client authentication suffices.
+    Pinned,
+}
+
+/// A typed refusal. The sender closes the connection after sending it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reject {
+    /// The sender's [`PROTOCOL_VERSION`]; must stay the first field forever.
+    pub version: u16,
+    /// What went wrong.
+    pub code: RejectCode,
+    /// Words for a person; displayed after sanitising.
+    pub detail: String,
+}
+
+/// Why a side refused. Encoded as a number so that new codes do not break old peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "u16", into = "u16")]
+pub enum RejectCode {
+    /// The two sides speak different protocol versions.
+    VersionMismatch,
+    /// The key confirmation did not match: wrong code (or a relay in between).
+    WrongCode,
+    /// The code matched a code that is no longer valid.
+    CodeRetired,
+    /// Pinned authentication from a peer the agent does not trust.
+    NotTrusted,
+    /// A frame could not be decoded.
+    Malformed,
+    /// A valid message arrived out of turn.
+    Unexpected,
+    /// The side gave up waiting.
+    Timeout,
+    /// Something failed inside the sender.
+    Internal,
+    /// Too many pairing attempts on the live code are under way.
+    Busy,
+    /// A code this build does not know.
+    Other(u16),
+}
+
+impl From<u16> for RejectCode {
+    fn from(n: u16) -> Self {
+        match n {
+            1 => RejectCode::VersionMismatch,
+            2 => RejectCode::WrongCode,
+            3 => RejectCode::CodeRetired,
+            4 => RejectCode::NotTrusted,
+            5 => RejectCode::Malformed,
+            6 => RejectCode::Unexpected,
+            7 => RejectCode::Timeout,
+            8 => RejectCode::Internal,
+            9 => RejectCode::Busy,
+            n => RejectCode::Other(n),
+        }
+    }
+}
+
+impl From<RejectCode> for u16 {
+    fn from(c: RejectCode) -> u16 {
+        match c {
+            RejectCode::VersionMismatch => 1,
+            RejectCode::WrongCode => 2,
+            RejectCode::CodeRetired => 3,
+            RejectCode::NotTrusted => 4,
+            RejectCode::Malformed => 5,
+            RejectCode::Unexpected => 6,
+            RejectCode::Timeout => 7,
+            RejectCode::Internal => 8,
+            RejectCode::Busy => 9,
+            RejectCode::Other(n) => n,
+        }
+    }
+}
+
+/// The agent's answer to a pairing [`Start`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairReply {
+    /// One offer per code the agent recognises: the live code first, then retired ones
+    /// (at most [`MAX_OFFERS`]), so that the peer can say "retired" instead of "wrong".
+    pub offers: Vec<PairOffer>,
+}
+
+/// The agent's SPAKE2 message for one code, with its key confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairOffer {
+    /// SPAKE2 message of side B (the agent).
+    pub spake: Vec<u8>,
+    /// HMAC proving the agent derived the same key (see [`crate::pairing`]).
+    pub confirm: [u8; 32],
+    /// Whether this code is retired.
+    pub retired: bool,
+}
+
+/// The peer's key confirmation for the live code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairConfirm {
+    /// HMAC proving the peer derived the same key.
+    pub confirm: [u8; 32],
+}
+
+/// The agent accepted the peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// True when this connection paired with a code, false for pinned keys.
+    pub paired: bool,
+}
+
+/// Who a side is and where it is, sent by both after authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Host name.
+    pub name: String,
+    /// Operating system and architecture, e.g. `linux x86_64`.
+    pub os: String,
+    /// Program and version, e.g. `lanreach-agent 0.1.0`.
+    pub software: String,
+    /// The side's interface addresses (at most [`MAX_HELLO_ADDRESSES`]).
+    pub addresses: Vec<HelloAddress>,
+}
+
+/// One interface address in a [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloAddress {
+    /// The address.
+    pub ip: IpAddr,
+    /// The interface's name.
+    pub interface: String,
+}
+
+/// A round-trip probe on the control channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Echoed in the [`Message::Pong`].
+    pub nonce: u64,
+}
+
+/// `text` made safe to print: control characters replaced, at most `max` characters.
+///
+/// Names and details come from the other side; an escape sequence in them must not
+/// reach the user's terminal.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_numbers_round_trip() {
+        for n in 0..=255u8 {
+            if let Some(t) = MessageType::from_u8(n) {
+                assert_eq!(t as u8, n);
+            }
+        }
+        assert_eq!(MessageType::from_u8(0), None);
+        assert_eq!(MessageType::from_u8(9), None);
+    }
+
+    #[test]
+    fn reject_codes_round_trip_including_unknown() {
+        for n in 0..20u16 {
+            assert_eq!(u16::from(RejectCode::from(n)), n);
+        }
+    }
+
+    #[test]
+    fn printable_strips_escape_sequences() {
+        assert_eq!(printable("ok\x1b[31mred", 64), "ok\u{fffd}[31mred");
+        assert_eq!(printable("abcdef", 3), "abc…");
+    }
+}
