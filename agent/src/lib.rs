@@ -1,1 +1,138 @@
-//! x
+//! lanreach-agent: the host side. It holds this machine's identity, serves peers on the
+//! authenticated QUIC control channel and keeps the list of trusted peers.
+
+pub mod cli;
+pub mod control;
+pub mod render;
+pub mod trust;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use lanreach_proto::endpoint::interfaces;
+
+pub use cli::{Cli, Config};
+pub use control::{Agent, AgentError, Event};
+
+/// Exit code for usage, start-up and connection errors.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Parses the command line, runs, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = cli.into_config().map_err(anyhow::Error::from).and_then(run);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            render::status(&format!("lanreach-agent: {e:#}\n"));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LANREACH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a checked configuration.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    match &config.command {
+        cli::Command::ListPeers => {
+            let peers = trust::TrustedPeers::load(&config.state_dir)?;
+            print!("{}", render::peers(&peers.peers));
+            Ok(())
+        }
+        cli::Command::RemovePeer(which) => {
+            let mut peers = trust::TrustedPeers::load(&config.state_dir)?;
+            let gone = peers.remove(which);
+            anyhow::ensure!(
+                !gone.is_empty(),
+                "no trusted peer matches {which:?}; see lanreach-agent peers"
+            );
+            peers.save(&config.state_dir)?;
+            for p in gone {
+                println!(
+                    "Removed peer \"{}\" (ID {}); it must pair again with a code.",
+                    p.name, p.id
+                );
+            }
+            Ok(())
+        }
+        cli::Command::Serve => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let agent = Agent::bind(&config, events)?;
+    let bound = agent.local_addrs();
+    let ifaces = interfaces::list().unwrap_or_default();
+    let reachable = control::reachable_addresses(&bound, &ifaces);
+    let reachable = if reachable.is_empty() {
+        loopback_fallback(&bound)
+    } else {
+        reachable
+    };
+    render::status(&render::banner(
+        agent.name(),
+        agent.id(),
+        &bound,
+        &agent.code(),
+        &reachable,
+    ));
+    let printer = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            render::status(&render::event(&event, &reachable));
+        }
+    });
+    agent.serve(shutdown_signal()).await;
+    printer.abort();
+    render::status("Agent stopped.\n");
+    Ok(())
+}
+
+/// With no LAN address, the loopback address is the only one a local peer can use.
+fn loopback_fallback(bound: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr> {
+    bound
+        .iter()
+        .map(|b| match b.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => (std::net::Ipv4Addr::LOCALHOST, b.port()).into(),
+            ip if ip.is_unspecified() => (std::net::Ipv6Addr::LOCALHOST, b.port()).into(),
+            _ => *b,
+        })
+        .take(1)
+        .collect()
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

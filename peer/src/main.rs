@@ -1,1 +1,5 @@
-fn main() {}
+//! The `lanreach-peer` binary; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    lanreach_peer::main()
+}

@@ -39,8 +39,32 @@ pub(crate) fn crockford_value(c: char) -> Option<u8> {
 }
 
 /// The identity of an agent or a peer: SHA-256 of its certificate's SubjectPublicKeyInfo.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Serialised as 64 hex digits in human-readable formats (the trust files) and as 32
+/// raw bytes otherwise (the wire).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId(pub [u8; 32]);
+
+impl Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.hex())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(d).map(KeyId)
+        }
+    }
+}
 
 impl KeyId {
     /// The ID of a public key given as SubjectPublicKeyInfo DER.
@@ -118,6 +142,15 @@ mod tests {
         assert_eq!(id.short(), "0000-0000-0000-0000");
         let id = KeyId([0xff; 32]);
         assert_eq!(id.short(), "ZZZZ-ZZZZ-ZZZZ-ZZZZ");
+    }
+
+    #[test]
+    fn serialises_as_hex_for_people_and_bytes_on_the_wire() {
+        let id = KeyId([0xab; 32]);
+        let json = serde_json::to_string(&id).expect("json");
+        assert_eq!(json, format!("\"{}\"", "ab".repeat(32)));
+        assert_eq!(serde_json::from_str::<KeyId>(&json).expect("parse"), id);
+        assert_eq!(postcard::to_allocvec(&id).expect("postcard"), vec![0xab; 32]);
     }
 
     #[test]

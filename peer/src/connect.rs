@@ -1,0 +1,349 @@
+//! Reaching the agent: QUIC connection under a deadline, key pins, the handshake,
+//! Hello and the round-trip measurement.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use lanreach_proto::KeyId;
+use lanreach_proto::PairingCode;
+use lanreach_proto::channel::Channel;
+use lanreach_proto::endpoint::identity::{Identity, IdentityError};
+use lanreach_proto::endpoint::quic::{self, QuicError};
+use lanreach_proto::endpoint::store::StoreError;
+use lanreach_proto::endpoint::{interfaces, os_description};
+use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
+use lanreach_proto::msg::{Hello, printable};
+use rand::rngs::OsRng;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, timeout};
+
+use crate::known::KnownAgents;
+use crate::target::Target;
+
+/// Authentication, once QUIC is up.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Each later step (Hello, one ping).
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After a refusal, how long to let the agent finish its side.
+pub const REJECT_LINGER: Duration = Duration::from_secs(2);
+
+/// Pings in the round-trip measurement.
+pub const PINGS: u64 = 5;
+
+/// QUIC application close codes.
+mod close {
+    pub const DONE: u32 = 0;
+    pub const REFUSED: u32 = 1;
+}
+
+/// Why the session with the agent failed. Every variant exits 2.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The host name does not resolve.
+    #[error("cannot resolve {target}: {source}")]
+    Resolve {
+        /// The agent's address.
+        target: Target,
+        /// What the resolver said.
+        source: std::io::Error,
+    },
+    /// The identity could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The known-agents file is unusable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// QUIC/TLS set-up failed.
+    #[error(transparent)]
+    Quic(#[from] QuicError),
+    /// Nothing answered in time.
+    #[error("no answer from a lanreach agent at {addr} within {}", secs(*.waited))]
+    NoAnswer {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The connection could not be started.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// What quinn said.
+        source: quinn::ConnectError,
+    },
+    /// The connection failed or was closed by the agent.
+    #[error("the connection to {addr} failed: {source}")]
+    Connection {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// What quinn said.
+        source: quinn::ConnectionError,
+    },
+    /// The agent's key differs from the pinned one.
+    #[error("the agent at {target} has a different key than when you paired (pinned {pinned}, now {presented})")]
+    KeyChanged {
+        /// The agent's address.
+        target: Target,
+        /// The pinned key.
+        pinned: KeyId,
+        /// The key it presented.
+        presented: KeyId,
+    },
+    /// No pin and no code.
+    #[error("not paired with the agent at {target} yet")]
+    NotPaired {
+        /// The agent's address.
+        target: Target,
+        /// The key it presented.
+        presented: KeyId,
+    },
+    /// Authentication failed.
+    #[error("{source}")]
+    Handshake {
+        /// The agent's address.
+        target: Target,
+        /// What failed.
+        source: HandshakeError,
+    },
+    /// A step after connecting did not finish in time.
+    #[error("the agent at {addr} stopped answering during {step}")]
+    Timeout {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// The step.
+        step: &'static str,
+    },
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64()).replace(".0 s", " s")
+}
+
+/// Round-trip measurements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rtt {
+    /// Median of the ping round trips.
+    pub median: Duration,
+    /// Fastest ping round trip.
+    pub min: Duration,
+    /// QUIC's smoothed estimate.
+    pub quic: Duration,
+}
+
+/// A successful session.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The agent's address as named.
+    pub target: Target,
+    /// The address dialled.
+    pub addr: SocketAddr,
+    /// The agent's key ID.
+    pub agent_id: KeyId,
+    /// This peer's key ID.
+    pub our_id: KeyId,
+    /// Paired now or pinned before.
+    pub method: AuthMethod,
+    /// The agent's Hello.
+    pub hello: Hello,
+    /// Round-trip measurements.
+    pub rtt: Rtt,
+}
+
+/// Resolves `target` to one socket address.
+pub async fn resolve(target: &Target) -> Result<SocketAddr, PeerError> {
+    let mut addrs = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(|source| PeerError::Resolve {
+            target: target.clone(),
+            source,
+        })?;
+    addrs.next().ok_or_else(|| PeerError::Resolve {
+        target: target.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
+    })
+}
+
+/// Settings of one session.
+#[derive(Debug, Clone)]
+pub struct Session<'a> {
+    /// The agent.
+    pub target: &'a Target,
+    /// The pairing code, when pairing.
+    pub code: Option<&'a PairingCode>,
+    /// Name shown to the agent.
+    pub name: &'a str,
+    /// Identity and pins.
+    pub state_dir: &'a std::path::Path,
+    /// How long to wait for the agent's first answer.
+    pub connect_timeout: Duration,
+}
+
+/// Connects, authenticates (pairing or pins), exchanges Hellos and measures the RTT.
+pub async fn run(s: &Session<'_>) -> Result<Outcome, PeerError> {
+    let addr = resolve(s.target).await?;
+    let (identity, _) = Identity::load_or_create(s.state_dir, s.name)?;
+    let mut known = KnownAgents::load(s.state_dir)?;
+    let local: SocketAddr = if addr.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let endpoint =
+        quic::endpoint(quic::udp_socket(local)?, None).map_err(|source| QuicError::Socket { addr: local, source })?;
+    let client = quic::client_config(&identity)?;
+    let connecting = endpoint
+        .connect_with(client, addr, quic::SERVER_NAME)
+        .map_err(|source| PeerError::Connect { addr, source })?;
+    let conn = match timeout(s.connect_timeout, connecting).await {
+        Err(_) => {
+            return Err(PeerError::NoAnswer {
+                addr,
+                waited: s.connect_timeout,
+            });
+        }
+        Ok(Err(quinn::ConnectionError::TimedOut)) => {
+            return Err(PeerError::NoAnswer {
+                addr,
+                waited: s.connect_timeout,
+            });
+        }
+        Ok(Err(source)) => return Err(PeerError::Connection { addr, source }),
+        Ok(Ok(conn)) => conn,
+    };
+    let result = authenticated_session(s, &identity, &mut known, &conn, addr).await;
+    if result.is_err() {
+        conn.close(close::REFUSED.into(), b"failed");
+    }
+    let _ = timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    result
+}
+
+async fn authenticated_session(
+    s: &Session<'_>,
+    identity: &Identity,
+    known: &mut KnownAgents,
+    conn: &quinn::Connection,
+    addr: SocketAddr,
+) -> Result<Outcome, PeerError> {
+    let target = s.target.clone();
+    let presented = quic::remote_key_id(conn)?;
+    if let Some(pin) = known.get(&target).filter(|pin| pin.id != presented) {
+        return Err(PeerError::KeyChanged {
+            target,
+            pinned: pin.id,
+            presented,
+        });
+    }
+    if s.code.is_none() && known.get(&target).is_none() && known.knows(&presented).is_none() {
+        return Err(PeerError::NotPaired { target, presented });
+    }
+    let binding = quic::binding(conn, presented, identity.id)?;
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let conn_err = |source| PeerError::Connection { addr, source };
+    let (send, recv) = tokio::time::timeout_at(deadline, conn.open_bi())
+        .await
+        .map_err(|_| PeerError::Timeout {
+            addr,
+            step: "authentication",
+        })?
+        .map_err(conn_err)?;
+    let mut ch = Channel::new(recv, send);
+    let auth = tokio::time::timeout_at(
+        deadline,
+        handshake::peer_handshake(&mut ch, s.name, s.code, &binding, &mut OsRng),
+    )
+    .await
+    .map_err(|_| PeerError::Timeout {
+        addr,
+        step: "authentication",
+    })?;
+    let method = match auth {
+        Ok(method) => method,
+        Err(source) => {
+            abort(&mut ch).await;
+            return Err(handshake_error(target, addr, source));
+        }
+    };
+    // Pin at once: the agent trusts us from this moment, whatever happens next.
+    let pinned_name = known.get(&target).map(|k| k.name.clone()).unwrap_or_default();
+    known.pin(&target, presented, &pinned_name);
+    known.save(s.state_dir)?;
+
+    let ours = Hello {
+        name: s.name.to_owned(),
+        os: os_description(),
+        software: format!("lanreach-peer {}", env!("CARGO_PKG_VERSION")),
+        addresses: interfaces::hello_addresses(&interfaces::list().unwrap_or_default()),
+    };
+    let step = |step| move |_| PeerError::Timeout { addr, step };
+    let hello = timeout(STEP_TIMEOUT, handshake::hello_as_peer(&mut ch, ours))
+        .await
+        .map_err(step("the Hello exchange"))?
+        .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
+    known.pin(&target, presented, &printable(&hello.name, 64));
+    known.save(s.state_dir)?;
+
+    let mut samples = Vec::new();
+    for nonce in 0..PINGS {
+        let sent = Instant::now();
+        timeout(STEP_TIMEOUT, handshake::ping(&mut ch, nonce))
+            .await
+            .map_err(step("the round-trip measurement"))?
+            .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
+        samples.push(sent.elapsed());
+    }
+    samples.sort();
+    let rtt = Rtt {
+        median: samples[samples.len() / 2],
+        min: samples[0],
+        quic: conn.rtt(),
+    };
+    let _ = ch.shutdown().await;
+    // The agent closes once it has seen our end of stream; do not wait long for it.
+    let _ = timeout(Duration::from_secs(1), conn.closed()).await;
+    conn.close(close::DONE.into(), b"done");
+    Ok(Outcome {
+        target,
+        addr,
+        agent_id: presented,
+        our_id: identity.id,
+        method,
+        hello,
+        rtt,
+    })
+}
+
+fn handshake_error(target: Target, addr: SocketAddr, source: HandshakeError) -> PeerError {
+    use lanreach_proto::channel::ChannelError;
+    match source {
+        HandshakeError::Channel(ChannelError::Io(e)) => match e.downcast::<quinn::ReadError>() {
+            Ok(quinn::ReadError::ConnectionLost(source)) => PeerError::Connection { addr, source },
+            Ok(other) => PeerError::Handshake {
+                target,
+                source: ChannelError::Io(std::io::Error::other(other)).into(),
+            },
+            Err(e) => PeerError::Handshake {
+                target,
+                source: ChannelError::Io(e).into(),
+            },
+        },
+        source => PeerError::Handshake { target, source },
+    }
+}
+
+/// After a refusal: finish our stream and read until the agent finishes its own, so
+/// that a refusal either side sent is delivered before the connection closes.
+async fn abort<R, W>(ch: &mut Channel<R, W>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _ = timeout(REJECT_LINGER, async {
+        let _ = ch.shutdown().await;
+        while ch.recv().await.is_ok() {}
+    })
+    .await;
+}

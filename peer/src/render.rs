@@ -1,0 +1,128 @@
+//! Everything the peer prints: results on stdout, errors with their causes and fixes.
+
+use std::time::Duration;
+
+use lanreach_proto::code::MAX_FAILED_ATTEMPTS;
+use lanreach_proto::handshake::{AuthMethod, HandshakeError};
+use lanreach_proto::msg::printable;
+
+use crate::connect::{Outcome, PeerError};
+use crate::known::KnownAgent;
+use crate::target::Target;
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The report of a successful session.
+pub fn outcome(o: &Outcome) -> String {
+    let name = printable(&o.hello.name, 64);
+    let how = match o.method {
+        AuthMethod::Paired => format!(
+            "Paired with agent \"{name}\" (ID {}) at {}.\nIts key is pinned: next time `lanreach-peer {}` needs no code.\n",
+            o.agent_id, o.addr, o.target
+        ),
+        AuthMethod::Pinned => format!(
+            "Connected to agent \"{name}\" (ID {}) at {} with pinned keys.\n",
+            o.agent_id, o.addr
+        ),
+    };
+    let addrs: Vec<String> = o
+        .hello
+        .addresses
+        .iter()
+        .filter(|a| !a.ip.is_loopback())
+        .map(|a| format!("{} {}", printable(&a.interface, 32), a.ip))
+        .collect();
+    format!(
+        "{how}Agent: {} on {}\n  addresses: {}\nThis peer: ID {}\nRound-trip time: {} (median of {} pings; fastest {}, QUIC estimate {})\n",
+        printable(&o.hello.software, 64),
+        printable(&o.hello.os, 96),
+        if addrs.is_empty() {
+            "none but loopback".to_owned()
+        } else {
+            addrs.join(", ")
+        },
+        o.our_id,
+        ms(o.rtt.median),
+        crate::connect::PINGS,
+        ms(o.rtt.min),
+        ms(o.rtt.quic),
+    )
+}
+
+/// An error as the user reads it: what happened, the likely causes, what to do.
+pub fn error(e: &PeerError) -> String {
+    let head = format!("lanreach-peer: {e}");
+    let body = match e {
+        PeerError::NoAnswer { addr, .. } => format!(
+            "Likely causes:\n\
+             \x20 - the agent is not running on {ip} (start it there: lanreach-agent)\n\
+             \x20 - a firewall on the agent's machine blocks UDP port {port}\n\
+             \x20 - Wi-Fi client isolation (guest networks, some routers) keeps devices from reaching each other\n\
+             \x20 - this device is on a different network (mobile data, a VPN, another Wi-Fi)\n\
+             Use the exact command the agent prints, and check both devices are on the same network.",
+            ip = addr.ip(),
+            port = addr.port()
+        ),
+        PeerError::KeyChanged { target, .. } => format!(
+            "This happens when the agent's state directory was deleted or another machine now has this address, \
+             but it is also what an attacker intercepting the connection looks like.\n\
+             If you expect the change, forget the old key and pair again:\n\
+             \x20 lanreach-peer --forget {target}\n\x20 lanreach-peer {target} --code CODE   (the code the agent prints)"
+        ),
+        PeerError::NotPaired { target, .. } => {
+            format!("Pair first with the code the agent prints:\n  lanreach-peer {target} --code CODE")
+        }
+        PeerError::Handshake { target, source } => handshake_advice(target, source),
+        PeerError::Connection { .. } => {
+            "The agent closed the connection or became unreachable; check that it is still running.".into()
+        }
+        _ => String::new(),
+    };
+    if body.is_empty() {
+        format!("{head}\n")
+    } else {
+        format!("{head}\n{body}\n")
+    }
+}
+
+fn handshake_advice(target: &Target, e: &HandshakeError) -> String {
+    match e {
+        HandshakeError::WrongCode => format!(
+            "Check the code the agent shows now and type it again (case and dashes do not matter).\n\
+             After {MAX_FAILED_ATTEMPTS} failed attempts the agent replaces its code. If the code is surely right, \
+             something between the devices may be intercepting the connection."
+        ),
+        HandshakeError::CodeRetired => "That code was already used or had too many failed attempts. \
+             Use the new code the agent shows now."
+            .into(),
+        HandshakeError::NotTrusted => format!(
+            "The agent does not trust this device (it was removed with `lanreach-agent peers remove`, or the agent's \
+             state was reset). Pair again:\n  lanreach-peer {target} --code CODE"
+        ),
+        HandshakeError::Busy => {
+            "Other devices are pairing with the agent right now; try again in a few seconds.".into()
+        }
+        HandshakeError::VersionMismatch { .. } => "Install the same lanreach version on both devices.".into(),
+        _ => String::new(),
+    }
+}
+
+/// What `--forget` did.
+pub fn forgotten(target: &Target, gone: &[KnownAgent]) -> String {
+    let mut out = String::new();
+    for a in gone {
+        out.push_str(&format!(
+            "Forgot agent \"{}\" (ID {}) at {}. Pair again with: lanreach-peer {} --code CODE\n",
+            printable(&a.name, 64),
+            a.id,
+            a.address,
+            a.address
+        ));
+    }
+    if gone.is_empty() {
+        out.push_str(&format!("No pinned agent at {target}.\n"));
+    }
+    out
+}

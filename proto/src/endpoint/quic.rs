@@ -1,0 +1,239 @@
+//! QUIC endpoints and their TLS 1.3 configuration.
+//!
+//! Both sides present self-signed certificates. The verifiers accept any well-formed
+//! certificate (who it belongs to is decided by the pins or by pairing, above TLS) but
+//! always check the TLS 1.3 handshake signature with the certificate's key, so a
+//! copied certificate without its private key cannot pass.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+use super::identity::{Identity, key_id_of};
+use crate::id::KeyId;
+use crate::msg::ALPN;
+use crate::pairing::{Binding, EXPORTER_LABEL};
+
+/// Server name the peer puts in its ClientHello; the agent ignores it.
+pub const SERVER_NAME: &str = "lanreach";
+
+/// QUIC keep-alive interval: keeps NAT and firewall state alive during long probe runs.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
+
+/// A connection silent for this long is dead.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a TLS/QUIC configuration or connection property is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum QuicError {
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The provider lacks the QUIC initial cipher suite.
+    #[error("TLS configuration: {0}")]
+    InitialSuite(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// The other side presented no certificate.
+    #[error("the other side presented no certificate")]
+    NoCertificate,
+    /// The other side's certificate does not parse.
+    #[error("the other side's certificate is malformed: {0}")]
+    BadCertificate(webpki::Error),
+    /// Keying material could not be exported.
+    #[error("cannot export keying material from the TLS session")]
+    Exporter,
+    /// A UDP socket could not be set up.
+    #[error("cannot open a UDP socket on {addr}: {source}")]
+    Socket {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn parseable(cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+    key_id_of(cert)
+        .map(|_| ())
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
+}
+
+fn tls12_refused() -> Result<HandshakeSignatureValid, rustls::Error> {
+    Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+}
+
+/// Accepts any well-formed server certificate; checks handshake signatures.
+#[derive(Debug)]
+struct AnyServerCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        parseable(end_entity)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls12_refused()
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Requires a well-formed client certificate; checks handshake signatures.
+#[derive(Debug)]
+struct AnyClientCert(Arc<CryptoProvider>);
+
+impl ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        parseable(end_entity)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls12_refused()
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    // IDLE_TIMEOUT is far below the 2^62 ms limit: the conversion cannot fail.
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    Arc::new(t)
+}
+
+/// The agent's QUIC server configuration: TLS 1.3 only, ALPN `lanreach/1`, client
+/// certificate required.
+pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, QuicError> {
+    let provider = provider();
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(AnyClientCert(provider)))
+        .with_single_cert(vec![identity.cert.clone()], identity.key())?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(transport());
+    Ok(config)
+}
+
+/// The peer's QUIC client configuration: TLS 1.3 only, ALPN `lanreach/1`, presenting
+/// the peer's certificate.
+pub fn client_config(identity: &Identity) -> Result<quinn::ClientConfig, QuicError> {
+    let provider = provider();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+        .with_client_auth_cert(vec![identity.cert.clone()], identity.key())?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport());
+    Ok(config)
+}
+
+/// A UDP socket bound to `addr`; IPv6 sockets get IPV6_V6ONLY so that `[::]` and
+/// `0.0.0.0` can be bound side by side.
+pub fn udp_socket(addr: SocketAddr) -> Result<UdpSocket, QuicError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let err = |source| QuicError::Socket { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true).map_err(err)?;
+    }
+    socket.bind(&addr.into()).map_err(err)?;
+    Ok(socket.into())
+}
+
+/// A QUIC endpoint on `socket`, serving with `server` when given.
+pub fn endpoint(socket: UdpSocket, server: Option<quinn::ServerConfig>) -> std::io::Result<quinn::Endpoint> {
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC (must run inside tokio)"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)
+}
+
+/// The key ID of the certificate the other side presented.
+pub fn remote_key_id(conn: &quinn::Connection) -> Result<KeyId, QuicError> {
+    let certs = conn
+        .peer_identity()
+        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .ok_or(QuicError::NoCertificate)?;
+    let first = certs.first().ok_or(QuicError::NoCertificate)?;
+    key_id_of(first).map_err(QuicError::BadCertificate)
+}
+
+/// What binds a pairing to this connection: both key IDs and the TLS exporter value.
+pub fn binding(conn: &quinn::Connection, agent: KeyId, peer: KeyId) -> Result<Binding, QuicError> {
+    let mut exporter = [0u8; 32];
+    conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
+        .map_err(|_| QuicError::Exporter)?;
+    Ok(Binding { agent, peer, exporter })
+}

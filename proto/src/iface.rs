@@ -1,0 +1,98 @@
+//! Interface classification: which addresses a LAN device could reach, by name and address.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of network an interface address belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterfaceKind {
+    /// 127.0.0.0/8, ::1, or the `lo` interface: this machine only.
+    Loopback,
+    /// An ordinary LAN address (Ethernet, Wi-Fi).
+    Lan,
+    /// IPv6 fe80::/10 or IPv4 169.254/16: one link only, needs a scope.
+    LinkLocal,
+    /// A bridge or veth of containers and VMs (docker0, br-*, veth*, virbr*, cni*, …).
+    Virtual,
+    /// A VPN or overlay tunnel (tun*, wg*, tailscale*, utun*, zt*, …).
+    Vpn,
+}
+
+const VIRTUAL_PREFIXES: &[&str] = &[
+    "docker", "br-", "veth", "virbr", "cni", "flannel", "cali", "vmnet", "vboxnet", "podman", "lxcbr", "lxdbr", "kube",
+];
+const VPN_PREFIXES: &[&str] = &[
+    "tun",
+    "tap",
+    "wg",
+    "tailscale",
+    "utun",
+    "zt",
+    "ppp",
+    "ipsec",
+    "nordlynx",
+    "proton",
+];
+
+/// Classifies an interface address. `point_to_point` is the interface's
+/// IFF_POINTOPOINT flag, which most tunnels set.
+pub fn classify(name: &str, ip: IpAddr, point_to_point: bool) -> InterfaceKind {
+    if ip.is_loopback() || name == "lo" {
+        return InterfaceKind::Loopback;
+    }
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    let lower = name.to_ascii_lowercase();
+    if VPN_PREFIXES.iter().any(|p| lower.starts_with(p)) || (point_to_point && !link_local) {
+        InterfaceKind::Vpn
+    } else if link_local {
+        InterfaceKind::LinkLocal
+    } else if VIRTUAL_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        InterfaceKind::Virtual
+    } else {
+        InterfaceKind::Lan
+    }
+}
+
+impl InterfaceKind {
+    /// Whether another LAN device would normally dial this address.
+    pub fn lan_facing(self) -> bool {
+        matches!(self, InterfaceKind::Lan | InterfaceKind::Vpn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use InterfaceKind::*;
+
+    fn kind(name: &str, ip: &str) -> InterfaceKind {
+        classify(name, ip.parse().expect("ip"), false)
+    }
+
+    #[test]
+    fn names_and_addresses_classify() {
+        assert_eq!(kind("lo", "127.0.0.1"), Loopback);
+        assert_eq!(kind("lo", "::1"), Loopback);
+        assert_eq!(kind("eth0", "198.51.100.7"), Lan);
+        assert_eq!(kind("wlp2s0", "2001:db8::7"), Lan);
+        assert_eq!(kind("eth0", "fe80::1"), LinkLocal);
+        assert_eq!(kind("eth0", "169.254.3.4"), LinkLocal);
+        assert_eq!(kind("docker0", "203.0.113.1"), Virtual);
+        assert_eq!(kind("br-1a2b3c", "203.0.113.1"), Virtual);
+        assert_eq!(kind("veth12ab", "fe80::2"), LinkLocal);
+        assert_eq!(kind("wg0", "203.0.113.9"), Vpn);
+        assert_eq!(kind("tailscale0", "2001:db8::9"), Vpn);
+        assert_eq!(classify("ipvpn", "203.0.113.9".parse().expect("ip"), true), Vpn);
+    }
+
+    #[test]
+    fn lan_facing_kinds() {
+        assert!(Lan.lan_facing() && Vpn.lan_facing());
+        assert!(!Loopback.lan_facing() && !Virtual.lan_facing() && !LinkLocal.lan_facing());
+    }
+}
