@@ -121,8 +121,8 @@ pub enum Event {
         /// Failed attempts on the live code after this one.
         failures: u32,
     },
-    /// The trusted-peers file could not be written.
-    TrustNotSaved(StoreError),
+    /// The trusted-peers file could not be read or written.
+    TrustFileError(StoreError),
 }
 
 /// Why one peer's session failed.
@@ -147,7 +147,9 @@ struct Shared {
     name: String,
     state_dir: PathBuf,
     codes: Mutex<CodeBook>,
-    trusted: Mutex<TrustedPeers>,
+    /// Serialises read-modify-write of the trust file. The file is read on every
+    /// connection, so `lanreach-agent peers remove` takes effect on a running agent.
+    trust_file: Mutex<()>,
     events: UnboundedSender<Event>,
 }
 
@@ -159,6 +161,28 @@ impl Shared {
     fn emit(&self, event: Event) {
         // The receiver is gone only when the agent is shutting down.
         let _ = self.events.send(event);
+    }
+
+    fn is_trusted(&self, id: &KeyId) -> bool {
+        let _guard = lock(&self.trust_file);
+        match TrustedPeers::load(&self.state_dir) {
+            Ok(peers) => peers.contains(id),
+            Err(e) => {
+                self.emit(Event::TrustFileError(e));
+                false
+            }
+        }
+    }
+
+    fn trust(&self, id: KeyId, name: &str, from: SocketAddr) {
+        let _guard = lock(&self.trust_file);
+        let result = TrustedPeers::load(&self.state_dir).and_then(|mut peers| {
+            peers.add(id, name, from);
+            peers.save(&self.state_dir)
+        });
+        if let Err(e) = result {
+            self.emit(Event::TrustFileError(e));
+        }
     }
 
     fn hello(&self) -> Hello {
@@ -183,7 +207,8 @@ impl Agent {
     /// Non-fatal trouble (an IPv6 wildcard on a host without IPv6) is logged.
     pub fn bind(config: &Config, events: UnboundedSender<Event>) -> Result<Agent, AgentError> {
         let (identity, _created) = Identity::load_or_create(&config.state_dir, &host_name())?;
-        let trusted = TrustedPeers::load(&config.state_dir)?;
+        // Fail at start-up, not at the first peer, when the trust file is damaged.
+        TrustedPeers::load(&config.state_dir)?;
         let server = quic::server_config(&identity)?;
         let mut endpoints = Vec::new();
         for &addr in &config.control {
@@ -217,7 +242,7 @@ impl Agent {
             name: config.name.clone(),
             state_dir: config.state_dir.clone(),
             codes: Mutex::new(CodeBook::new(first, rng)),
-            trusted: Mutex::new(trusted),
+            trust_file: Mutex::new(()),
             events,
         };
         Ok(Agent {
@@ -300,7 +325,7 @@ async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), Sessi
         .await
         .map_err(|_| SessionError::Timeout("authentication"))??;
     let mut ch = Channel::new(recv, send);
-    let trusted = lock(&shared.trusted).contains(&peer_id);
+    let trusted = shared.is_trusted(&peer_id);
     let auth = timeout_at(
         deadline,
         handshake::agent_handshake(&mut ch, &shared.codes, trusted, &binding, &mut OsRng),
@@ -320,11 +345,7 @@ async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), Sessi
     };
     let name = printable(&accepted.name, 64);
     if accepted.method == AuthMethod::Paired {
-        let mut trusted = lock(&shared.trusted);
-        trusted.add(peer_id, &name, from);
-        if let Err(e) = trusted.save(&shared.state_dir) {
-            shared.emit(Event::TrustNotSaved(e));
-        }
+        shared.trust(peer_id, &name, from);
     }
     shared.emit(Event::PeerAuthenticated {
         from,

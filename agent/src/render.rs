@@ -103,7 +103,7 @@ pub fn event(event: &Event, reachable: &[SocketAddr]) -> String {
             )
         }
         Event::PeerFailed { from, error, failures } => failure(*from, error, *failures),
-        Event::TrustNotSaved(e) => format!("warning: the pairing is not saved and will not survive a restart: {e}\n"),
+        Event::TrustFileError(e) => format!("warning: trusted peers file: {e}\n"),
     }
 }
 

@@ -117,15 +117,17 @@ where
     err
 }
 
-/// Receives a message, turning a `Reject` into its error.
+/// Receives a message, turning a `Reject` into its error and refusing undecodable input.
 async fn recv<R, W>(ch: &mut Channel<R, W>) -> Result<Message, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    match ch.recv().await? {
-        Message::Reject(r) => Err(HandshakeError::from_reject(r)),
-        m => Ok(m),
+    match ch.recv().await {
+        Ok(Message::Reject(r)) => Err(HandshakeError::from_reject(r)),
+        Ok(m) => Ok(m),
+        // Undecodable input is answered with a typed refusal before closing.
+        Err(e) => Err(refuse(ch, e.into()).await),
     }
 }
 
@@ -238,7 +240,10 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let body = ch.recv_body().await?;
+    let body = match ch.recv_body().await {
+        Ok(body) => body,
+        Err(e) => return Err(refuse(ch, e.into()).await),
+    };
     if let Some(theirs) = codec::leading_version(&body).filter(|v| *v != PROTOCOL_VERSION) {
         return Err(refuse(
             ch,

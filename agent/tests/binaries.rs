@@ -1,0 +1,211 @@
+//! Both binaries on loopback, as a user runs them: output, exit codes, a waiting agent.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The peer binary, built next to the agent's; built on demand when a partial test run
+/// did not build it.
+fn peer_bin() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_lanreach-agent")).with_file_name("lanreach-peer");
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "lanreach-peer", "--bin", "lanreach-peer"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building lanreach-peer failed");
+    }
+    path
+}
+
+/// A running `lanreach-agent`, killed by PID on drop; its stderr lines arrive on a channel.
+struct AgentProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl AgentProcess {
+    fn start(state: &Path, extra: &[&str]) -> AgentProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lanreach-agent"))
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lanreach-agent");
+        let stderr: ChildStderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        AgentProcess {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (10 s at most) for a stderr line containing `needle`.
+    fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "agent printed no line with {needle:?}; it printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn still_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn peer(state: &Path, args: &[&str]) -> Output {
+    Command::new(peer_bin())
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("run lanreach-peer")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn pair_on_loopback_then_wrong_code_leaves_the_agent_waiting() {
+    let (agent_state, peer_state, other_state) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let port = free_udp_port();
+    let control = format!("127.0.0.1:{port}");
+    let mut agent = AgentProcess::start(
+        agent_state.path(),
+        &["--control", &control, "--code", "7K3Q-M2XD", "--name", "box"],
+    );
+    let command = agent.wait_line("lanreach-peer 127.0.0.1");
+    assert!(
+        command.contains(&format!("lanreach-peer {control} --code 7K3Q-M2XD")),
+        "{command}"
+    );
+
+    let out = peer(peer_state.path(), &[&control, "--code", "7K3Q-M2XD", "--name", "phone"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout, text(&out.stderr));
+    assert!(stdout.contains("Paired with agent \"box\""), "{stdout}");
+    assert!(stdout.contains("Round-trip time:"), "{stdout}");
+    agent.wait_line("Paired with peer \"phone\"");
+    agent.wait_line("round-trip time to \"phone\"");
+    agent.wait_line("New pairing code (the last code was used)");
+
+    let out = peer(
+        other_state.path(),
+        &[&control, "--code", "AAAA-AAAA", "--name", "guess"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the pairing code does not match"), "{stderr}");
+    agent.wait_line("pairing failed: wrong code (failed attempt 1 of 3)");
+    assert!(agent.still_running(), "the agent keeps waiting after a wrong code");
+
+    // The first peer comes back without a code.
+    let out = peer(peer_state.path(), &[&control, "--name", "phone"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("with pinned keys"));
+}
+
+#[test]
+fn second_agent_on_a_taken_port_exits_2() {
+    let (a, b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    let mut first = AgentProcess::start(a.path(), &["--control", &control]);
+    first.wait_line("pairing code:");
+    let out = Command::new(env!("CARGO_BIN_EXE_lanreach-agent"))
+        .args(["--state-dir"])
+        .arg(b.path())
+        .args(["--control", &control])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("already in use") && stderr.contains("--control"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn peers_lists_and_removes_trusted_peers() {
+    let (agent_state, peer_state) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    let mut agent = AgentProcess::start(agent_state.path(), &["--control", &control, "--code", "7K3Q-M2XD"]);
+    agent.wait_line("pairing code:");
+    let out = peer(
+        peer_state.path(),
+        &[&control, "--code", "7K3Q-M2XD", "--name", "tablet"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    agent.wait_line("Paired with peer");
+
+    let list = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lanreach-agent"))
+            .arg("--state-dir")
+            .arg(agent_state.path())
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = list(&["peers"]);
+    assert!(text(&out.stdout).contains("tablet"), "{}", text(&out.stdout));
+    let out = list(&["peers", "remove", "tablet"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("Removed peer \"tablet\""));
+    let out = list(&["peers", "remove", "tablet"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no trusted peer matches"));
+    // The running agent no longer trusts it either.
+    let out = peer(peer_state.path(), &[&control, "--name", "tablet"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("does not trust this device"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,451 @@
+//! The control channel over real QUIC on loopback, agent and peer in-process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use lanreach_agent::cli::{Command, Config};
+use lanreach_agent::control::{Agent, Event, SessionError};
+use lanreach_peer::connect::{self, PeerError, Session};
+use lanreach_peer::target::Target;
+use lanreach_proto::PairingCode;
+use lanreach_proto::channel::Channel;
+use lanreach_proto::code::RetireReason;
+use lanreach_proto::codec;
+use lanreach_proto::endpoint::identity::Identity;
+use lanreach_proto::endpoint::quic;
+use lanreach_proto::handshake::{AuthMethod, HandshakeError};
+use lanreach_proto::msg::{Message, RejectCode, Start, StartAuth};
+use tempfile::TempDir;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::oneshot;
+
+const CODE: &str = "7K3Q-M2XD";
+
+/// An agent serving on 127.0.0.1 in this process, stopped on drop.
+struct TestAgent {
+    addr: SocketAddr,
+    events: UnboundedReceiver<Event>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestAgent {
+    fn start(state_dir: &Path, port: u16) -> TestAgent {
+        let config = Config {
+            command: Command::Serve,
+            control: vec![SocketAddr::from(([127, 0, 0, 1], port))],
+            control_explicit: true,
+            code: Some(CODE.parse().expect("code")),
+            state_dir: state_dir.to_owned(),
+            name: "test-agent".into(),
+        };
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let agent = Agent::bind(&config, tx).expect("agent binds");
+        let addr = agent.local_addrs()[0];
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(agent.serve(async {
+            let _ = stopped.await;
+        }));
+        TestAgent {
+            addr,
+            events,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .expect("agent stops")
+            .expect("no panic");
+    }
+
+    /// Waits for the next event matching `pred`, skipping others.
+    async fn wait_for(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} event within 10 s"))
+                .expect("agent alive");
+            if pred(&event) {
+                return event;
+            }
+        }
+    }
+
+    fn target(&self) -> Target {
+        self.addr.to_string().parse().expect("target")
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Peer {
+    dir: TempDir,
+    name: &'static str,
+}
+
+impl Peer {
+    fn new(name: &'static str) -> Peer {
+        Peer {
+            dir: tempfile::tempdir().expect("tempdir"),
+            name,
+        }
+    }
+
+    async fn run(&self, agent: &TestAgent, code: Option<&str>) -> Result<connect::Outcome, PeerError> {
+        let code: Option<PairingCode> = code.map(|c| c.parse().expect("code"));
+        let target = agent.target();
+        let session = Session {
+            target: &target,
+            code: code.as_ref(),
+            name: self.name,
+            state_dir: self.dir.path(),
+            connect_timeout: Duration::from_secs(5),
+        };
+        connect::run(&session).await
+    }
+}
+
+fn is_failure(e: &Event) -> bool {
+    matches!(e, Event::PeerFailed { .. })
+}
+
+#[tokio::test]
+async fn pairing_succeeds_and_both_sides_learn_names_and_rtt() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut agent = TestAgent::start(state.path(), 0);
+    let peer = Peer::new("phone");
+    let outcome = peer.run(&agent, Some("7k3q m2xd")).await.expect("pairs");
+    assert_eq!(outcome.method, AuthMethod::Paired);
+    assert_eq!(outcome.hello.name, "test-agent");
+    assert!(outcome.rtt.median > Duration::ZERO && outcome.rtt.min <= outcome.rtt.median);
+
+    let event = agent
+        .wait_for("authenticated", |e| matches!(e, Event::PeerAuthenticated { .. }))
+        .await;
+    let Event::PeerAuthenticated { name, id, method, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (name.as_str(), id, method),
+        ("phone", outcome.our_id, AuthMethod::Paired)
+    );
+    let event = agent.wait_for("hello", |e| matches!(e, Event::PeerHello { .. })).await;
+    let Event::PeerHello { hello, .. } = event else {
+        unreachable!()
+    };
+    assert!(hello.software.starts_with("lanreach-peer "));
+    let event = agent
+        .wait_for("finished", |e| matches!(e, Event::PeerFinished { .. }))
+        .await;
+    let Event::PeerFinished { pings, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(pings, connect::PINGS as u32);
+    // The code was single-use.
+    let event = agent
+        .wait_for("code change", |e| matches!(e, Event::CodeChanged(_)))
+        .await;
+    let Event::CodeChanged(change) = event else {
+        unreachable!()
+    };
+    assert_eq!(change.reason, RetireReason::Used);
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_code_is_rejected_and_the_agent_keeps_serving() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut agent = TestAgent::start(state.path(), 0);
+    let err = Peer::new("intruder")
+        .run(&agent, Some("AAAA-AAAA"))
+        .await
+        .expect_err("wrong code");
+    assert!(
+        matches!(
+            err,
+            PeerError::Handshake {
+                source: HandshakeError::WrongCode,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let event = agent.wait_for("failure", is_failure).await;
+    let Event::PeerFailed { error, failures, .. } = event else {
+        unreachable!()
+    };
+    assert!(
+        matches!(error, SessionError::Handshake(HandshakeError::WrongCode)),
+        "{error:?}"
+    );
+    assert_eq!(failures, 1);
+    // Still serving, and the live code still works.
+    Peer::new("phone")
+        .run(&agent, Some(CODE))
+        .await
+        .expect("right code pairs after a wrong one");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn code_is_retired_after_three_failures() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut agent = TestAgent::start(state.path(), 0);
+    for _ in 0..3 {
+        let err = Peer::new("intruder")
+            .run(&agent, Some("AAAA-AAAA"))
+            .await
+            .expect_err("wrong code");
+        assert!(
+            matches!(
+                err,
+                PeerError::Handshake {
+                    source: HandshakeError::WrongCode,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let event = agent
+        .wait_for("code change", |e| matches!(e, Event::CodeChanged(_)))
+        .await;
+    let Event::CodeChanged(change) = event else {
+        unreachable!()
+    };
+    assert_eq!(change.reason, RetireReason::TooManyFailures);
+    let err = Peer::new("phone").run(&agent, Some(CODE)).await.expect_err("retired");
+    assert!(
+        matches!(
+            err,
+            PeerError::Handshake {
+                source: HandshakeError::CodeRetired,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let fresh = change.new.to_string();
+    Peer::new("phone")
+        .run(&agent, Some(&fresh))
+        .await
+        .expect("the new code pairs");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn second_run_without_a_code_uses_the_pins() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let agent = TestAgent::start(state.path(), 0);
+    let peer = Peer::new("phone");
+    peer.run(&agent, Some(CODE)).await.expect("pairs");
+    let again = peer.run(&agent, None).await.expect("pinned keys suffice");
+    assert_eq!(again.method, AuthMethod::Pinned);
+    // Pins survive an agent restart on another port: the agent's trust file persists,
+    // and the peer recognises the agent's key under a new address.
+    agent.stop().await;
+    let agent = TestAgent::start(state.path(), 0);
+    assert_eq!(
+        peer.run(&agent, None).await.expect("pinned after restart").method,
+        AuthMethod::Pinned
+    );
+    // A stranger without a code is told to pair.
+    let err = Peer::new("stranger").run(&agent, None).await.expect_err("not paired");
+    assert!(matches!(err, PeerError::NotPaired { .. }), "{err:?}");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn removed_peer_is_not_trusted_any_more() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let agent = TestAgent::start(state.path(), 0);
+    let peer = Peer::new("phone");
+    let first = peer.run(&agent, Some(CODE)).await.expect("pairs");
+    agent.stop().await;
+    let mut trusted = lanreach_agent::trust::TrustedPeers::load(state.path()).expect("trust file");
+    assert_eq!(trusted.remove(&first.our_id.short()).len(), 1);
+    trusted.save(state.path()).expect("save");
+    let agent = TestAgent::start(state.path(), 0);
+    let err = peer.run(&agent, None).await.expect_err("no longer trusted");
+    assert!(
+        matches!(
+            err,
+            PeerError::Handshake {
+                source: HandshakeError::NotTrusted,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn changed_agent_key_is_refused_even_with_a_code() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let agent = TestAgent::start(a.path(), 0);
+    let port = agent.addr.port();
+    let peer = Peer::new("phone");
+    let first = peer.run(&agent, Some(CODE)).await.expect("pairs");
+    agent.stop().await;
+    // Another agent identity answers on the same address.
+    let impostor = TestAgent::start(b.path(), port);
+    for code in [None, Some(CODE)] {
+        let err = peer.run(&impostor, code).await.expect_err("changed key");
+        match err {
+            PeerError::KeyChanged { pinned, presented, .. } => {
+                assert_eq!(pinned, first.agent_id);
+                assert_ne!(presented, pinned);
+            }
+            other => panic!("expected KeyChanged, got {other:?}"),
+        }
+    }
+    impostor.stop().await;
+}
+
+/// A raw QUIC connection with a valid client certificate, for sending bad frames.
+async fn raw_connection(agent: &TestAgent) -> (quinn::Endpoint, quinn::Connection) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (identity, _) = Identity::load_or_create(dir.path(), "raw").expect("identity");
+    let socket = quic::udp_socket("127.0.0.1:0".parse().expect("addr")).expect("socket");
+    let endpoint = quic::endpoint(socket, None).expect("endpoint");
+    let client = quic::client_config(&identity).expect("client config");
+    let conn = endpoint
+        .connect_with(client, agent.addr, quic::SERVER_NAME)
+        .expect("connect")
+        .await
+        .expect("QUIC up");
+    (endpoint, conn)
+}
+
+/// Sends `bytes` on a fresh stream and returns the agent's answer and how the
+/// connection ended.
+async fn send_raw(agent: &TestAgent, bytes: &[u8]) -> (Option<Message>, quinn::ConnectionError) {
+    let (_endpoint, conn) = raw_connection(agent).await;
+    let (mut send, recv) = conn.open_bi().await.expect("stream");
+    send.write_all(bytes).await.expect("write");
+    let mut ch = Channel::new(recv, send);
+    let reply = tokio::time::timeout(Duration::from_secs(5), ch.recv())
+        .await
+        .expect("agent answers")
+        .ok();
+    // The agent closes the connection within its linger time.
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .expect("agent closes");
+    (reply, closed)
+}
+
+fn rejected_as(reply: &Option<Message>, code: RejectCode) -> bool {
+    matches!(reply, Some(Message::Reject(r)) if r.code == code)
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_frames_close_only_that_connection() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut agent = TestAgent::start(state.path(), 0);
+    let (reply, closed) = send_raw(&agent, &[0, 0, 0, 3, 0xee, 0xee, 0xee]).await;
+    assert!(rejected_as(&reply, RejectCode::Malformed), "{reply:?}");
+    assert!(
+        matches!(closed, quinn::ConnectionError::ApplicationClosed(_)),
+        "{closed:?}"
+    );
+    agent.wait_for("failure", is_failure).await;
+
+    let (reply, _) = send_raw(&agent, &[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).await;
+    assert!(rejected_as(&reply, RejectCode::Malformed), "{reply:?}");
+    agent.wait_for("failure", is_failure).await;
+
+    // A valid Start followed by junk where the Hello should be.
+    let start = Message::Start(Start {
+        version: 1,
+        name: "x".into(),
+        auth: StartAuth::Pinned,
+    });
+    let mut bytes = codec::encode(&start).expect("encode");
+    bytes.extend_from_slice(&[0, 0, 0, 1, 0x99]);
+    let (reply, _) = send_raw(&agent, &bytes).await;
+    assert!(rejected_as(&reply, RejectCode::NotTrusted), "{reply:?}");
+
+    // Everyone else is still served.
+    Peer::new("phone")
+        .run(&agent, Some(CODE))
+        .await
+        .expect("pairs after garbage");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn other_protocol_versions_are_told_so() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut agent = TestAgent::start(state.path(), 0);
+    // A future version's Start: version 9 and a body this version cannot parse.
+    let (reply, _) = send_raw(&agent, &[0, 0, 0, 4, 1, 9, 0xff, 0xff]).await;
+    match reply {
+        Some(Message::Reject(r)) => {
+            assert_eq!(r.code, RejectCode::VersionMismatch);
+            assert_eq!(r.version, lanreach_proto::msg::PROTOCOL_VERSION);
+        }
+        other => panic!("expected a version refusal, got {other:?}"),
+    }
+    let event = agent.wait_for("failure", is_failure).await;
+    let Event::PeerFailed { error, .. } = event else {
+        unreachable!()
+    };
+    assert!(matches!(
+        error,
+        SessionError::Handshake(HandshakeError::VersionMismatch { theirs: 9, .. })
+    ));
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn silent_peer_is_dropped_at_the_handshake_deadline() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut agent = TestAgent::start(state.path(), 0);
+    // QUIC up, but no stream is ever opened.
+    let (_endpoint, conn) = raw_connection(&agent).await;
+    let started = std::time::Instant::now();
+    let event = agent.wait_for("failure", is_failure).await;
+    let Event::PeerFailed { error, .. } = event else {
+        unreachable!()
+    };
+    assert!(matches!(error, SessionError::Timeout(_)), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(12));
+    drop(conn);
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn port_already_in_use_is_a_clear_error() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let agent = TestAgent::start(state.path(), 0);
+    let config = Config {
+        command: Command::Serve,
+        control: vec![agent.addr],
+        control_explicit: true,
+        code: None,
+        state_dir: state.path().to_owned(),
+        name: "second".into(),
+    };
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let err = Agent::bind(&config, tx).err().expect("port is taken");
+    let text = err.to_string();
+    assert!(text.contains("already in use") && text.contains("--control"), "{text}");
+    agent.stop().await;
+}

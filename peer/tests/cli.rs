@@ -1,0 +1,72 @@
+//! The `lanreach-peer` binary as a user or a script meets it: messages and exit codes.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn peer(args: &[&str], state: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lanreach-peer"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("run lanreach-peer")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn agent_not_answering_exits_2_within_the_deadline_and_names_causes() {
+    let state = tempfile::tempdir().expect("tempdir");
+    // A loopback UDP port where nothing listens.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let out = peer(
+        &[&target, "--code", "7K3Q-M2XD", "--connect-timeout", "1.5"],
+        state.path(),
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let text = stderr(&out);
+    for needle in [
+        "no answer from a lanreach agent",
+        "not running",
+        "firewall",
+        "UDP port",
+        "isolation",
+        "different network",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_flag() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let cases: [(&[&str], &str); 4] = [
+        (&["127.0.0.1", "--code", "7K3Q"], "--code"),
+        (&["127.0.0.1", "--connect-timeout", "0"], "--connect-timeout"),
+        (&["[::1"], "HOST[:PORT]"),
+        (&[], "HOST[:PORT]"),
+    ];
+    for (args, needle) in cases {
+        let out = peer(args, state.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn forgetting_an_unknown_agent_says_so() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let out = peer(&["--forget", "198.51.100.7"], state.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No pinned agent at 198.51.100.7:47800"));
+}
