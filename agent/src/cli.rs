@@ -133,21 +133,10 @@ impl Cli {
         };
         let command = match self.command {
             None => Command::Serve,
-            Some(CliCommand::Peers {
-                action: None | Some(PeersAction::List),
-            }) => Command::ListPeers,
-            Some(CliCommand::Peers {
-                action: Some(PeersAction::Remove { peer }),
-            }) => Command::RemovePeer(peer),
+            Some(CliCommand::Peers { action: None | Some(PeersAction::List) }) => Command::ListPeers,
+            Some(CliCommand::Peers { action: Some(PeersAction::Remove { peer }) }) => Command::RemovePeer(peer),
         };
-        Ok(Config {
-            command,
-            control,
-            control_explicit,
-            code,
-            state_dir,
-            name,
-        })
+        Ok(Config { command, control, control_explicit, code, state_dir, name })
     }
 }
 

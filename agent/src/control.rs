@@ -216,11 +216,7 @@ impl Agent {
                 Ok(s) => s,
                 Err(QuicError::Socket { source, .. }) if source.kind() == std::io::ErrorKind::AddrInUse => {
                     let hint = SocketAddr::new(addr.ip(), addr.port().wrapping_add(1).max(1));
-                    return Err(AgentError::PortInUse {
-                        addr,
-                        port: addr.port(),
-                        hint,
-                    });
+                    return Err(AgentError::PortInUse { addr, port: addr.port(), hint });
                 }
                 Err(e) if !config.control_explicit && addr.is_ipv6() => {
                     tracing::warn!("no IPv6 control channel: {e}");
@@ -245,10 +241,7 @@ impl Agent {
             trust_file: Mutex::new(()),
             events,
         };
-        Ok(Agent {
-            endpoints,
-            shared: Arc::new(shared),
-        })
+        Ok(Agent { endpoints, shared: Arc::new(shared) })
     }
 
     /// This agent's key ID.
@@ -315,23 +308,17 @@ async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming) {
 
 async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), SessionError> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let conn = timeout_at(deadline, incoming)
-        .await
-        .map_err(|_| SessionError::Timeout("the QUIC handshake"))??;
+    let conn = timeout_at(deadline, incoming).await.map_err(|_| SessionError::Timeout("the QUIC handshake"))??;
     let from = canonical(conn.remote_address());
     let peer_id = quic::remote_key_id(&conn)?;
     let binding = quic::binding(&conn, shared.identity.id, peer_id)?;
-    let (send, recv) = timeout_at(deadline, conn.accept_bi())
-        .await
-        .map_err(|_| SessionError::Timeout("authentication"))??;
+    let (send, recv) =
+        timeout_at(deadline, conn.accept_bi()).await.map_err(|_| SessionError::Timeout("authentication"))??;
     let mut ch = Channel::new(recv, send);
     let trusted = shared.is_trusted(&peer_id);
-    let auth = timeout_at(
-        deadline,
-        handshake::agent_handshake(&mut ch, &shared.codes, trusted, &binding, &mut OsRng),
-    )
-    .await
-    .map_err(|_| SessionError::Timeout("authentication"));
+    let auth = timeout_at(deadline, handshake::agent_handshake(&mut ch, &shared.codes, trusted, &binding, &mut OsRng))
+        .await
+        .map_err(|_| SessionError::Timeout("authentication"));
     let accepted = match auth {
         Ok(Ok(accepted)) => accepted,
         Ok(Err(e)) => {
@@ -347,17 +334,10 @@ async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), Sessi
     if accepted.method == AuthMethod::Paired {
         shared.trust(peer_id, &name, from);
     }
-    shared.emit(Event::PeerAuthenticated {
-        from,
-        name: name.clone(),
-        id: peer_id,
-        method: accepted.method,
-    });
+    shared.emit(Event::PeerAuthenticated { from, name: name.clone(), id: peer_id, method: accepted.method });
 
     let step = |what| move |_| SessionError::Timeout(what);
-    let hello = timeout(STEP_TIMEOUT, handshake::hello_as_agent(&mut ch, shared.hello()))
-        .await
-        .map_err(step("Hello"));
+    let hello = timeout(STEP_TIMEOUT, handshake::hello_as_agent(&mut ch, shared.hello())).await.map_err(step("Hello"));
     let hello = match hello {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
@@ -367,15 +347,8 @@ async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), Sessi
         Err(e) => return Err(e),
     };
     shared.emit(Event::PeerHello { from, hello });
-    let pings = timeout(STEP_TIMEOUT, handshake::answer_pings(&mut ch))
-        .await
-        .map_err(step("the ping exchange"))??;
-    shared.emit(Event::PeerFinished {
-        from,
-        name,
-        rtt: conn.rtt(),
-        pings,
-    });
+    let pings = timeout(STEP_TIMEOUT, handshake::answer_pings(&mut ch)).await.map_err(step("the ping exchange"))??;
+    shared.emit(Event::PeerFinished { from, name, rtt: conn.rtt(), pings });
     let _ = ch.shutdown().await;
     conn.close(close::DONE.into(), b"done");
     Ok(())
@@ -422,12 +395,7 @@ mod tests {
     use lanreach_proto::iface::InterfaceKind;
 
     fn iface(name: &str, ip: &str, kind: InterfaceKind) -> InterfaceAddress {
-        InterfaceAddress {
-            interface: name.into(),
-            ip: ip.parse().expect("ip"),
-            index: None,
-            kind,
-        }
+        InterfaceAddress { interface: name.into(), ip: ip.parse().expect("ip"), index: None, kind }
     }
 
     #[test]
@@ -442,10 +410,7 @@ mod tests {
         ];
         let v4: SocketAddr = "0.0.0.0:47800".parse().expect("addr");
         let v6: SocketAddr = "[::]:47800".parse().expect("addr");
-        let got: Vec<String> = reachable_addresses(&[v4, v6], &ifaces)
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
+        let got: Vec<String> = reachable_addresses(&[v4, v6], &ifaces).iter().map(|a| a.to_string()).collect();
         assert_eq!(got, ["198.51.100.7:47800", "203.0.113.9:47800", "[2001:db8::7]:47800"]);
         let specific: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
         assert_eq!(reachable_addresses(&[specific], &ifaces), vec![specific]);

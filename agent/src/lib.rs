@@ -35,10 +35,7 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LANREACH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs a checked configuration.
@@ -52,16 +49,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         cli::Command::RemovePeer(which) => {
             let mut peers = trust::TrustedPeers::load(&config.state_dir)?;
             let gone = peers.remove(which);
-            anyhow::ensure!(
-                !gone.is_empty(),
-                "no trusted peer matches {which:?}; see lanreach-agent peers"
-            );
+            anyhow::ensure!(!gone.is_empty(), "no trusted peer matches {which:?}; see lanreach-agent peers");
             peers.save(&config.state_dir)?;
             for p in gone {
-                println!(
-                    "Removed peer \"{}\" (ID {}); it must pair again with a code.",
-                    p.name, p.id
-                );
+                println!("Removed peer \"{}\" (ID {}); it must pair again with a code.", p.name, p.id);
             }
             Ok(())
         }
@@ -78,18 +69,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let bound = agent.local_addrs();
     let ifaces = interfaces::list().unwrap_or_default();
     let reachable = control::reachable_addresses(&bound, &ifaces);
-    let reachable = if reachable.is_empty() {
-        loopback_fallback(&bound)
-    } else {
-        reachable
-    };
-    render::status(&render::banner(
-        agent.name(),
-        agent.id(),
-        &bound,
-        &agent.code(),
-        &reachable,
-    ));
+    let reachable = if reachable.is_empty() { loopback_fallback(&bound) } else { reachable };
+    render::status(&render::banner(agent.name(), agent.id(), &bound, &agent.code(), &reachable));
     let printer = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             render::status(&render::event(&event, &reachable));

@@ -30,11 +30,8 @@ pub fn peer_commands(addrs: &[SocketAddr], code: &PairingCode) -> Vec<String> {
 /// The start-up banner.
 pub fn banner(name: &str, id: KeyId, bound: &[SocketAddr], code: &PairingCode, reachable: &[SocketAddr]) -> String {
     let bound: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
-    let mut out = format!(
-        "lanreach agent \"{}\" (ID {id})\ncontrol channel: UDP {}\n\n",
-        printable(name, 64),
-        bound.join(", ")
-    );
+    let mut out =
+        format!("lanreach agent \"{}\" (ID {id})\ncontrol channel: UDP {}\n\n", printable(name, 64), bound.join(", "));
     out.push_str(&code_block(code, reachable));
     out.push_str("Peers paired before connect without a code. Ctrl-C stops the agent.\n");
     out
@@ -71,11 +68,7 @@ fn hello_lines(hello: &Hello) -> String {
         printable(&hello.name, 64),
         printable(&hello.software, 64),
         printable(&hello.os, 96),
-        if addrs.is_empty() {
-            "none but loopback".to_owned()
-        } else {
-            addrs.join(", ")
-        }
+        if addrs.is_empty() { "none but loopback".to_owned() } else { addrs.join(", ") }
     )
 }
 
@@ -97,10 +90,7 @@ pub fn event(event: &Event, reachable: &[SocketAddr]) -> String {
         },
         Event::PeerHello { hello, .. } => hello_lines(hello),
         Event::PeerFinished { name, rtt, pings, .. } => {
-            format!(
-                "  round-trip time to \"{name}\": {} (QUIC, after {pings} pings); session done.\n",
-                duration(*rtt)
-            )
+            format!("  round-trip time to \"{name}\": {} (QUIC, after {pings} pings); session done.\n", duration(*rtt))
         }
         Event::PeerFailed { from, error, failures } => failure(*from, error, *failures),
         Event::TrustFileError(e) => format!("warning: trusted peers file: {e}\n"),
@@ -108,11 +98,8 @@ pub fn event(event: &Event, reachable: &[SocketAddr]) -> String {
 }
 
 fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
-    let attempts = if failures > 0 {
-        format!(" (failed attempt {failures} of {MAX_FAILED_ATTEMPTS})")
-    } else {
-        String::new()
-    };
+    let attempts =
+        if failures > 0 { format!(" (failed attempt {failures} of {MAX_FAILED_ATTEMPTS})") } else { String::new() };
     let what = match error {
         SessionError::Handshake(HandshakeError::WrongCode) => format!("pairing failed: wrong code{attempts}"),
         SessionError::Handshake(HandshakeError::CodeRetired) => "pairing failed: the peer used a retired code".into(),
@@ -153,15 +140,11 @@ mod tests {
     #[test]
     fn peer_commands_omit_the_default_port_and_bracket_ipv6() {
         let code: PairingCode = "7K3Q-M2XD".parse().expect("code");
-        let addrs: Vec<SocketAddr> = [
-            "198.51.100.7:47800",
-            "[2001:db8::7]:47800",
-            "198.51.100.7:5000",
-            "[2001:db8::7]:5000",
-        ]
-        .iter()
-        .map(|a| a.parse().expect("addr"))
-        .collect();
+        let addrs: Vec<SocketAddr> =
+            ["198.51.100.7:47800", "[2001:db8::7]:47800", "198.51.100.7:5000", "[2001:db8::7]:5000"]
+                .iter()
+                .map(|a| a.parse().expect("addr"))
+                .collect();
         assert_eq!(
             peer_commands(&addrs, &code),
             [

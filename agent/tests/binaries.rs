@@ -1,24 +1,16 @@
 //! Both binaries on loopback, as a user runs them: output, exit codes, a waiting agent.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The peer binary, built next to the agent's; built on demand when a partial test run
-/// did not build it.
-fn peer_bin() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_lanreach-agent")).with_file_name("lanreach-peer");
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "lanreach-peer", "--bin", "lanreach-peer"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building lanreach-peer failed");
-    }
-    path
-}
+use support::{free_udp_port, peer_bin};
 
 /// A running `lanreach-agent`, killed by PID on drop; its stderr lines arrive on a channel.
 struct AgentProcess {
@@ -47,11 +39,7 @@ impl AgentProcess {
                 }
             }
         });
-        AgentProcess {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
+        AgentProcess { child, lines, seen: Vec::new() }
     }
 
     /// Waits (10 s at most) for a stderr line containing `needle`.
@@ -66,10 +54,7 @@ impl AgentProcess {
                         return line;
                     }
                 }
-                Err(_) => panic!(
-                    "agent printed no line with {needle:?}; it printed:\n{}",
-                    self.seen.join("\n")
-                ),
+                Err(_) => panic!("agent printed no line with {needle:?}; it printed:\n{}", self.seen.join("\n")),
             }
         }
     }
@@ -86,21 +71,8 @@ impl Drop for AgentProcess {
     }
 }
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 fn peer(state: &Path, args: &[&str]) -> Output {
-    Command::new(peer_bin())
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .output()
-        .expect("run lanreach-peer")
+    Command::new(peer_bin()).args(args).arg("--state-dir").arg(state).output().expect("run lanreach-peer")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -109,22 +81,14 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn pair_on_loopback_then_wrong_code_leaves_the_agent_waiting() {
-    let (agent_state, peer_state, other_state) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
+    let (agent_state, peer_state, other_state) =
+        (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
     let port = free_udp_port();
     let control = format!("127.0.0.1:{port}");
-    let mut agent = AgentProcess::start(
-        agent_state.path(),
-        &["--control", &control, "--code", "7K3Q-M2XD", "--name", "box"],
-    );
+    let mut agent =
+        AgentProcess::start(agent_state.path(), &["--control", &control, "--code", "7K3Q-M2XD", "--name", "box"]);
     let command = agent.wait_line("lanreach-peer 127.0.0.1");
-    assert!(
-        command.contains(&format!("lanreach-peer {control} --code 7K3Q-M2XD")),
-        "{command}"
-    );
+    assert!(command.contains(&format!("lanreach-peer {control} --code 7K3Q-M2XD")), "{command}");
 
     let out = peer(peer_state.path(), &[&control, "--code", "7K3Q-M2XD", "--name", "phone"]);
     let stdout = text(&out.stdout);
@@ -135,10 +99,7 @@ fn pair_on_loopback_then_wrong_code_leaves_the_agent_waiting() {
     agent.wait_line("round-trip time to \"phone\"");
     agent.wait_line("New pairing code (the last code was used)");
 
-    let out = peer(
-        other_state.path(),
-        &[&control, "--code", "AAAA-AAAA", "--name", "guess"],
-    );
+    let out = peer(other_state.path(), &[&control, "--code", "AAAA-AAAA", "--name", "guess"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("the pairing code does not match"), "{stderr}");
@@ -165,10 +126,7 @@ fn second_agent_on_a_taken_port_exits_2() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("already in use") && stderr.contains("--control"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("already in use") && stderr.contains("--control"), "{stderr}");
 }
 
 #[test]
@@ -177,10 +135,7 @@ fn peers_lists_and_removes_trusted_peers() {
     let control = format!("127.0.0.1:{}", free_udp_port());
     let mut agent = AgentProcess::start(agent_state.path(), &["--control", &control, "--code", "7K3Q-M2XD"]);
     agent.wait_line("pairing code:");
-    let out = peer(
-        peer_state.path(),
-        &[&control, "--code", "7K3Q-M2XD", "--name", "tablet"],
-    );
+    let out = peer(peer_state.path(), &[&control, "--code", "7K3Q-M2XD", "--name", "tablet"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     agent.wait_line("Paired with peer");
 
@@ -203,9 +158,5 @@ fn peers_lists_and_removes_trusted_peers() {
     // The running agent no longer trusts it either.
     let out = peer(peer_state.path(), &[&control, "--name", "tablet"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("does not trust this device"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("does not trust this device"), "{}", text(&out.stderr));
 }

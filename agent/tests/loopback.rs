@@ -1,5 +1,7 @@
 //! The control channel over real QUIC on loopback, agent and peer in-process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -47,22 +49,14 @@ impl TestAgent {
         let task = tokio::spawn(agent.serve(async {
             let _ = stopped.await;
         }));
-        TestAgent {
-            addr,
-            events,
-            stop: Some(stop),
-            task,
-        }
+        TestAgent { addr, events, stop: Some(stop), task }
     }
 
     async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
-            .await
-            .expect("agent stops")
-            .expect("no panic");
+        tokio::time::timeout(Duration::from_secs(5), &mut self.task).await.expect("agent stops").expect("no panic");
     }
 
     /// Waits for the next event matching `pred`, skipping others.
@@ -97,10 +91,7 @@ struct Peer {
 
 impl Peer {
     fn new(name: &'static str) -> Peer {
-        Peer {
-            dir: tempfile::tempdir().expect("tempdir"),
-            name,
-        }
+        Peer { dir: tempfile::tempdir().expect("tempdir"), name }
     }
 
     async fn run(&self, agent: &TestAgent, code: Option<&str>) -> Result<connect::Outcome, PeerError> {
@@ -131,35 +122,18 @@ async fn pairing_succeeds_and_both_sides_learn_names_and_rtt() {
     assert_eq!(outcome.hello.name, "test-agent");
     assert!(outcome.rtt.median > Duration::ZERO && outcome.rtt.min <= outcome.rtt.median);
 
-    let event = agent
-        .wait_for("authenticated", |e| matches!(e, Event::PeerAuthenticated { .. }))
-        .await;
-    let Event::PeerAuthenticated { name, id, method, .. } = event else {
-        unreachable!()
-    };
-    assert_eq!(
-        (name.as_str(), id, method),
-        ("phone", outcome.our_id, AuthMethod::Paired)
-    );
+    let event = agent.wait_for("authenticated", |e| matches!(e, Event::PeerAuthenticated { .. })).await;
+    let Event::PeerAuthenticated { name, id, method, .. } = event else { unreachable!() };
+    assert_eq!((name.as_str(), id, method), ("phone", outcome.our_id, AuthMethod::Paired));
     let event = agent.wait_for("hello", |e| matches!(e, Event::PeerHello { .. })).await;
-    let Event::PeerHello { hello, .. } = event else {
-        unreachable!()
-    };
+    let Event::PeerHello { hello, .. } = event else { unreachable!() };
     assert!(hello.software.starts_with("lanreach-peer "));
-    let event = agent
-        .wait_for("finished", |e| matches!(e, Event::PeerFinished { .. }))
-        .await;
-    let Event::PeerFinished { pings, .. } = event else {
-        unreachable!()
-    };
+    let event = agent.wait_for("finished", |e| matches!(e, Event::PeerFinished { .. })).await;
+    let Event::PeerFinished { pings, .. } = event else { unreachable!() };
     assert_eq!(pings, connect::PINGS as u32);
     // The code was single-use.
-    let event = agent
-        .wait_for("code change", |e| matches!(e, Event::CodeChanged(_)))
-        .await;
-    let Event::CodeChanged(change) = event else {
-        unreachable!()
-    };
+    let event = agent.wait_for("code change", |e| matches!(e, Event::CodeChanged(_))).await;
+    let Event::CodeChanged(change) = event else { unreachable!() };
     assert_eq!(change.reason, RetireReason::Used);
     agent.stop().await;
 }
@@ -168,34 +142,14 @@ async fn pairing_succeeds_and_both_sides_learn_names_and_rtt() {
 async fn wrong_code_is_rejected_and_the_agent_keeps_serving() {
     let state = tempfile::tempdir().expect("tempdir");
     let mut agent = TestAgent::start(state.path(), 0);
-    let err = Peer::new("intruder")
-        .run(&agent, Some("AAAA-AAAA"))
-        .await
-        .expect_err("wrong code");
-    assert!(
-        matches!(
-            err,
-            PeerError::Handshake {
-                source: HandshakeError::WrongCode,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = Peer::new("intruder").run(&agent, Some("AAAA-AAAA")).await.expect_err("wrong code");
+    assert!(matches!(err, PeerError::Handshake { source: HandshakeError::WrongCode, .. }), "{err:?}");
     let event = agent.wait_for("failure", is_failure).await;
-    let Event::PeerFailed { error, failures, .. } = event else {
-        unreachable!()
-    };
-    assert!(
-        matches!(error, SessionError::Handshake(HandshakeError::WrongCode)),
-        "{error:?}"
-    );
+    let Event::PeerFailed { error, failures, .. } = event else { unreachable!() };
+    assert!(matches!(error, SessionError::Handshake(HandshakeError::WrongCode)), "{error:?}");
     assert_eq!(failures, 1);
     // Still serving, and the live code still works.
-    Peer::new("phone")
-        .run(&agent, Some(CODE))
-        .await
-        .expect("right code pairs after a wrong one");
+    Peer::new("phone").run(&agent, Some(CODE)).await.expect("right code pairs after a wrong one");
     agent.stop().await;
 }
 
@@ -204,44 +158,16 @@ async fn code_is_retired_after_three_failures() {
     let state = tempfile::tempdir().expect("tempdir");
     let mut agent = TestAgent::start(state.path(), 0);
     for _ in 0..3 {
-        let err = Peer::new("intruder")
-            .run(&agent, Some("AAAA-AAAA"))
-            .await
-            .expect_err("wrong code");
-        assert!(
-            matches!(
-                err,
-                PeerError::Handshake {
-                    source: HandshakeError::WrongCode,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        let err = Peer::new("intruder").run(&agent, Some("AAAA-AAAA")).await.expect_err("wrong code");
+        assert!(matches!(err, PeerError::Handshake { source: HandshakeError::WrongCode, .. }), "{err:?}");
     }
-    let event = agent
-        .wait_for("code change", |e| matches!(e, Event::CodeChanged(_)))
-        .await;
-    let Event::CodeChanged(change) = event else {
-        unreachable!()
-    };
+    let event = agent.wait_for("code change", |e| matches!(e, Event::CodeChanged(_))).await;
+    let Event::CodeChanged(change) = event else { unreachable!() };
     assert_eq!(change.reason, RetireReason::TooManyFailures);
     let err = Peer::new("phone").run(&agent, Some(CODE)).await.expect_err("retired");
-    assert!(
-        matches!(
-            err,
-            PeerError::Handshake {
-                source: HandshakeError::CodeRetired,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, PeerError::Handshake { source: HandshakeError::CodeRetired, .. }), "{err:?}");
     let fresh = change.new.to_string();
-    Peer::new("phone")
-        .run(&agent, Some(&fresh))
-        .await
-        .expect("the new code pairs");
+    Peer::new("phone").run(&agent, Some(&fresh)).await.expect("the new code pairs");
     agent.stop().await;
 }
 
@@ -257,10 +183,7 @@ async fn second_run_without_a_code_uses_the_pins() {
     // and the peer recognises the agent's key under a new address.
     agent.stop().await;
     let agent = TestAgent::start(state.path(), 0);
-    assert_eq!(
-        peer.run(&agent, None).await.expect("pinned after restart").method,
-        AuthMethod::Pinned
-    );
+    assert_eq!(peer.run(&agent, None).await.expect("pinned after restart").method, AuthMethod::Pinned);
     // A stranger without a code is told to pair.
     let err = Peer::new("stranger").run(&agent, None).await.expect_err("not paired");
     assert!(matches!(err, PeerError::NotPaired { .. }), "{err:?}");
@@ -279,25 +202,13 @@ async fn removed_peer_is_not_trusted_any_more() {
     trusted.save(state.path()).expect("save");
     let agent = TestAgent::start(state.path(), 0);
     let err = peer.run(&agent, None).await.expect_err("no longer trusted");
-    assert!(
-        matches!(
-            err,
-            PeerError::Handshake {
-                source: HandshakeError::NotTrusted,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, PeerError::Handshake { source: HandshakeError::NotTrusted, .. }), "{err:?}");
     agent.stop().await;
 }
 
 #[tokio::test]
 async fn changed_agent_key_is_refused_even_with_a_code() {
-    let (a, b) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
+    let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
     let agent = TestAgent::start(a.path(), 0);
     let port = agent.addr.port();
     let peer = Peer::new("phone");
@@ -325,11 +236,7 @@ async fn raw_connection(agent: &TestAgent) -> (quinn::Endpoint, quinn::Connectio
     let socket = quic::udp_socket("127.0.0.1:0".parse().expect("addr")).expect("socket");
     let endpoint = quic::endpoint(socket, None).expect("endpoint");
     let client = quic::client_config(&identity).expect("client config");
-    let conn = endpoint
-        .connect_with(client, agent.addr, quic::SERVER_NAME)
-        .expect("connect")
-        .await
-        .expect("QUIC up");
+    let conn = endpoint.connect_with(client, agent.addr, quic::SERVER_NAME).expect("connect").await.expect("QUIC up");
     (endpoint, conn)
 }
 
@@ -340,14 +247,9 @@ async fn send_raw(agent: &TestAgent, bytes: &[u8]) -> (Option<Message>, quinn::C
     let (mut send, recv) = conn.open_bi().await.expect("stream");
     send.write_all(bytes).await.expect("write");
     let mut ch = Channel::new(recv, send);
-    let reply = tokio::time::timeout(Duration::from_secs(5), ch.recv())
-        .await
-        .expect("agent answers")
-        .ok();
+    let reply = tokio::time::timeout(Duration::from_secs(5), ch.recv()).await.expect("agent answers").ok();
     // The agent closes the connection within its linger time.
-    let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed())
-        .await
-        .expect("agent closes");
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.expect("agent closes");
     (reply, closed)
 }
 
@@ -361,10 +263,7 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
     let mut agent = TestAgent::start(state.path(), 0);
     let (reply, closed) = send_raw(&agent, &[0, 0, 0, 3, 0xee, 0xee, 0xee]).await;
     assert!(rejected_as(&reply, RejectCode::Malformed), "{reply:?}");
-    assert!(
-        matches!(closed, quinn::ConnectionError::ApplicationClosed(_)),
-        "{closed:?}"
-    );
+    assert!(matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed:?}");
     agent.wait_for("failure", is_failure).await;
 
     let (reply, _) = send_raw(&agent, &[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).await;
@@ -372,21 +271,14 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
     agent.wait_for("failure", is_failure).await;
 
     // A valid Start followed by junk where the Hello should be.
-    let start = Message::Start(Start {
-        version: 1,
-        name: "x".into(),
-        auth: StartAuth::Pinned,
-    });
+    let start = Message::Start(Start { version: 1, name: "x".into(), auth: StartAuth::Pinned });
     let mut bytes = codec::encode(&start).expect("encode");
     bytes.extend_from_slice(&[0, 0, 0, 1, 0x99]);
     let (reply, _) = send_raw(&agent, &bytes).await;
     assert!(rejected_as(&reply, RejectCode::NotTrusted), "{reply:?}");
 
     // Everyone else is still served.
-    Peer::new("phone")
-        .run(&agent, Some(CODE))
-        .await
-        .expect("pairs after garbage");
+    Peer::new("phone").run(&agent, Some(CODE)).await.expect("pairs after garbage");
     agent.stop().await;
 }
 
@@ -404,13 +296,8 @@ async fn other_protocol_versions_are_told_so() {
         other => panic!("expected a version refusal, got {other:?}"),
     }
     let event = agent.wait_for("failure", is_failure).await;
-    let Event::PeerFailed { error, .. } = event else {
-        unreachable!()
-    };
-    assert!(matches!(
-        error,
-        SessionError::Handshake(HandshakeError::VersionMismatch { theirs: 9, .. })
-    ));
+    let Event::PeerFailed { error, .. } = event else { unreachable!() };
+    assert!(matches!(error, SessionError::Handshake(HandshakeError::VersionMismatch { theirs: 9, .. })));
     agent.stop().await;
 }
 
@@ -422,9 +309,7 @@ async fn silent_peer_is_dropped_at_the_handshake_deadline() {
     let (_endpoint, conn) = raw_connection(&agent).await;
     let started = std::time::Instant::now();
     let event = agent.wait_for("failure", is_failure).await;
-    let Event::PeerFailed { error, .. } = event else {
-        unreachable!()
-    };
+    let Event::PeerFailed { error, .. } = event else { unreachable!() };
     assert!(matches!(error, SessionError::Timeout(_)), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(12));
     drop(conn);

@@ -109,10 +109,7 @@ impl Cli {
         };
         let command = match (self.forget, self.target) {
             (Some(host), _) => Command::Forget(host.parse()?),
-            (None, Some(target)) => Command::Connect {
-                target: target.parse()?,
-                code,
-            },
+            (None, Some(target)) => Command::Connect { target: target.parse()?, code },
             (None, None) => return Err(UsageError::NoTarget),
         };
         let state_dir = match self.state_dir {
@@ -124,12 +121,7 @@ impl Cli {
             Some(n) => n,
             None => host_name(),
         };
-        Ok(Config {
-            command,
-            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
-            state_dir,
-            name,
-        })
+        Ok(Config { command, connect_timeout: Duration::from_secs_f64(self.connect_timeout), state_dir, name })
     }
 }
 
@@ -158,26 +150,10 @@ mod tests {
 
     #[test]
     fn mistakes_name_the_flag() {
-        assert!(
-            config(&["h", "--code", "xx"])
-                .expect_err("code")
-                .to_string()
-                .starts_with("--code")
-        );
-        assert!(
-            config(&["h", "--connect-timeout", "0"])
-                .expect_err("t")
-                .to_string()
-                .starts_with("--connect-timeout")
-        );
+        assert!(config(&["h", "--code", "xx"]).expect_err("code").to_string().starts_with("--code"));
+        assert!(config(&["h", "--connect-timeout", "0"]).expect_err("t").to_string().starts_with("--connect-timeout"));
         assert!(config(&["[::1"]).is_err());
-        assert!(
-            Cli::try_parse_from(["lanreach-peer", "--state-dir", "/x"]).is_err(),
-            "target required"
-        );
-        assert!(matches!(
-            config(&["--forget", "h"]).expect("forget").command,
-            Command::Forget(_)
-        ));
+        assert!(Cli::try_parse_from(["lanreach-peer", "--state-dir", "/x"]).is_err(), "target required");
+        assert!(matches!(config(&["--forget", "h"]).expect("forget").command, Command::Forget(_)));
     }
 }

@@ -156,10 +156,7 @@ pub struct Outcome {
 pub async fn resolve(target: &Target) -> Result<SocketAddr, PeerError> {
     let mut addrs = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
-        .map_err(|source| PeerError::Resolve {
-            target: target.clone(),
-            source,
-        })?;
+        .map_err(|source| PeerError::Resolve { target: target.clone(), source })?;
     addrs.next().ok_or_else(|| PeerError::Resolve {
         target: target.clone(),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
@@ -186,29 +183,19 @@ pub async fn run(s: &Session<'_>) -> Result<Outcome, PeerError> {
     let addr = resolve(s.target).await?;
     let (identity, _) = Identity::load_or_create(s.state_dir, s.name)?;
     let mut known = KnownAgents::load(s.state_dir)?;
-    let local: SocketAddr = if addr.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
+    let local: SocketAddr =
+        if addr.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
     let endpoint =
         quic::endpoint(quic::udp_socket(local)?, None).map_err(|source| QuicError::Socket { addr: local, source })?;
     let client = quic::client_config(&identity)?;
-    let connecting = endpoint
-        .connect_with(client, addr, quic::SERVER_NAME)
-        .map_err(|source| PeerError::Connect { addr, source })?;
+    let connecting =
+        endpoint.connect_with(client, addr, quic::SERVER_NAME).map_err(|source| PeerError::Connect { addr, source })?;
     let conn = match timeout(s.connect_timeout, connecting).await {
         Err(_) => {
-            return Err(PeerError::NoAnswer {
-                addr,
-                waited: s.connect_timeout,
-            });
+            return Err(PeerError::NoAnswer { addr, waited: s.connect_timeout });
         }
         Ok(Err(quinn::ConnectionError::TimedOut)) => {
-            return Err(PeerError::NoAnswer {
-                addr,
-                waited: s.connect_timeout,
-            });
+            return Err(PeerError::NoAnswer { addr, waited: s.connect_timeout });
         }
         Ok(Err(source)) => return Err(PeerError::Connection { addr, source }),
         Ok(Ok(conn)) => conn,
@@ -231,11 +218,7 @@ async fn authenticated_session(
     let target = s.target.clone();
     let presented = quic::remote_key_id(conn)?;
     if let Some(pin) = known.get(&target).filter(|pin| pin.id != presented) {
-        return Err(PeerError::KeyChanged {
-            target,
-            pinned: pin.id,
-            presented,
-        });
+        return Err(PeerError::KeyChanged { target, pinned: pin.id, presented });
     }
     if s.code.is_none() && known.get(&target).is_none() && known.knows(&presented).is_none() {
         return Err(PeerError::NotPaired { target, presented });
@@ -245,21 +228,13 @@ async fn authenticated_session(
     let conn_err = |source| PeerError::Connection { addr, source };
     let (send, recv) = tokio::time::timeout_at(deadline, conn.open_bi())
         .await
-        .map_err(|_| PeerError::Timeout {
-            addr,
-            step: "authentication",
-        })?
+        .map_err(|_| PeerError::Timeout { addr, step: "authentication" })?
         .map_err(conn_err)?;
     let mut ch = Channel::new(recv, send);
-    let auth = tokio::time::timeout_at(
-        deadline,
-        handshake::peer_handshake(&mut ch, s.name, s.code, &binding, &mut OsRng),
-    )
-    .await
-    .map_err(|_| PeerError::Timeout {
-        addr,
-        step: "authentication",
-    })?;
+    let auth =
+        tokio::time::timeout_at(deadline, handshake::peer_handshake(&mut ch, s.name, s.code, &binding, &mut OsRng))
+            .await
+            .map_err(|_| PeerError::Timeout { addr, step: "authentication" })?;
     let method = match auth {
         Ok(method) => method,
         Err(source) => {
@@ -296,24 +271,12 @@ async fn authenticated_session(
         samples.push(sent.elapsed());
     }
     samples.sort();
-    let rtt = Rtt {
-        median: samples[samples.len() / 2],
-        min: samples[0],
-        quic: conn.rtt(),
-    };
+    let rtt = Rtt { median: samples[samples.len() / 2], min: samples[0], quic: conn.rtt() };
     let _ = ch.shutdown().await;
     // The agent closes once it has seen our end of stream; do not wait long for it.
     let _ = timeout(Duration::from_secs(1), conn.closed()).await;
     conn.close(close::DONE.into(), b"done");
-    Ok(Outcome {
-        target,
-        addr,
-        agent_id: presented,
-        our_id: identity.id,
-        method,
-        hello,
-        rtt,
-    })
+    Ok(Outcome { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt })
 }
 
 fn handshake_error(target: Target, addr: SocketAddr, source: HandshakeError) -> PeerError {
@@ -321,14 +284,8 @@ fn handshake_error(target: Target, addr: SocketAddr, source: HandshakeError) -> 
     match source {
         HandshakeError::Channel(ChannelError::Io(e)) => match e.downcast::<quinn::ReadError>() {
             Ok(quinn::ReadError::ConnectionLost(source)) => PeerError::Connection { addr, source },
-            Ok(other) => PeerError::Handshake {
-                target,
-                source: ChannelError::Io(std::io::Error::other(other)).into(),
-            },
-            Err(e) => PeerError::Handshake {
-                target,
-                source: ChannelError::Io(e).into(),
-            },
+            Ok(other) => PeerError::Handshake { target, source: ChannelError::Io(std::io::Error::other(other)).into() },
+            Err(e) => PeerError::Handshake { target, source: ChannelError::Io(e).into() },
         },
         source => PeerError::Handshake { target, source },
     }

@@ -62,20 +62,13 @@ impl KnownAgents {
     pub fn pin(&mut self, target: &Target, id: KeyId, name: &str) {
         let address = target.to_string();
         self.agents.retain(|a| a.address != address);
-        self.agents.push(KnownAgent {
-            address,
-            id,
-            name: name.to_owned(),
-            paired_at: store::now_unix(),
-        });
+        self.agents.push(KnownAgent { address, id, name: name.to_owned(), paired_at: store::now_unix() });
     }
 
     /// Removes the pins that `target` names; returns them.
     pub fn forget(&mut self, target: &Target) -> Vec<KnownAgent> {
-        let (gone, kept) = self
-            .agents
-            .drain(..)
-            .partition(|a| a.address.parse::<Target>().map(|t| target.names(&t)).unwrap_or(false));
+        let (gone, kept) =
+            self.agents.drain(..).partition(|a| a.address.parse::<Target>().map(|t| target.names(&t)).unwrap_or(false));
         self.agents = kept;
         gone
     }

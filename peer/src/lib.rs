@@ -62,11 +62,7 @@ fn forget(config: &Config, target: &target::Target) -> ExitCode {
         return fail(&format!("lanreach-peer: {e}\n"));
     }
     print!("{}", render::forgotten(target, &gone));
-    if gone.is_empty() {
-        ExitCode::from(EXIT_ERROR)
-    } else {
-        ExitCode::SUCCESS
-    }
+    if gone.is_empty() { ExitCode::from(EXIT_ERROR) } else { ExitCode::SUCCESS }
 }
 
 fn fail(text: &str) -> ExitCode {
@@ -77,8 +73,5 @@ fn fail(text: &str) -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LANREACH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

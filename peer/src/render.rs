@@ -22,10 +22,9 @@ pub fn outcome(o: &Outcome) -> String {
             "Paired with agent \"{name}\" (ID {}) at {}.\nIts key is pinned: next time `lanreach-peer {}` needs no code.\n",
             o.agent_id, o.addr, o.target
         ),
-        AuthMethod::Pinned => format!(
-            "Connected to agent \"{name}\" (ID {}) at {} with pinned keys.\n",
-            o.agent_id, o.addr
-        ),
+        AuthMethod::Pinned => {
+            format!("Connected to agent \"{name}\" (ID {}) at {} with pinned keys.\n", o.agent_id, o.addr)
+        }
     };
     let addrs: Vec<String> = o
         .hello
@@ -38,11 +37,7 @@ pub fn outcome(o: &Outcome) -> String {
         "{how}Agent: {} on {}\n  addresses: {}\nThis peer: ID {}\nRound-trip time: {} (median of {} pings; fastest {}, QUIC estimate {})\n",
         printable(&o.hello.software, 64),
         printable(&o.hello.os, 96),
-        if addrs.is_empty() {
-            "none but loopback".to_owned()
-        } else {
-            addrs.join(", ")
-        },
+        if addrs.is_empty() { "none but loopback".to_owned() } else { addrs.join(", ") },
         o.our_id,
         ms(o.rtt.median),
         crate::connect::PINGS,
@@ -80,11 +75,7 @@ pub fn error(e: &PeerError) -> String {
         }
         _ => String::new(),
     };
-    if body.is_empty() {
-        format!("{head}\n")
-    } else {
-        format!("{head}\n{body}\n")
-    }
+    if body.is_empty() { format!("{head}\n") } else { format!("{head}\n{body}\n") }
 }
 
 fn handshake_advice(target: &Target, e: &HandshakeError) -> String {

@@ -31,10 +31,7 @@ impl FromStr for Target {
     type Err = BadTarget;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why| BadTarget {
-            given: s.to_owned(),
-            why,
-        };
+        let bad = |why| BadTarget { given: s.to_owned(), why };
         let s = s.trim();
         if s.is_empty() {
             return Err(bad("empty"));
@@ -44,10 +41,7 @@ impl FromStr for Target {
             let (host, after) = rest.split_once(']').ok_or_else(|| bad("unclosed ["))?;
             match after {
                 "" => (host, None),
-                _ => (
-                    host,
-                    Some(port_of(after.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?)?),
-                ),
+                _ => (host, Some(port_of(after.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?)?)),
             }
         } else if s.matches(':').count() > 1 {
             (s, None) // a bare IPv6 address

@@ -1,5 +1,7 @@
 //! The `lanreach-peer` binary as a user or a script meets it: messages and exit codes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -20,29 +22,17 @@ fn stderr(o: &Output) -> String {
 fn agent_not_answering_exits_2_within_the_deadline_and_names_causes() {
     let state = tempfile::tempdir().expect("tempdir");
     // A loopback UDP port where nothing listens.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let target = format!("127.0.0.1:{port}");
     let started = Instant::now();
-    let out = peer(
-        &[&target, "--code", "7K3Q-M2XD", "--connect-timeout", "1.5"],
-        state.path(),
-    );
+    let out = peer(&[&target, "--code", "7K3Q-M2XD", "--connect-timeout", "1.5"], state.path());
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(took < Duration::from_secs(5), "took {took:?}");
     let text = stderr(&out);
-    for needle in [
-        "no answer from a lanreach agent",
-        "not running",
-        "firewall",
-        "UDP port",
-        "isolation",
-        "different network",
-    ] {
+    for needle in
+        ["no answer from a lanreach agent", "not running", "firewall", "UDP port", "isolation", "different network"]
+    {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }

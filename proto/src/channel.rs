@@ -112,10 +112,7 @@ mod tests {
         let (br, bw) = tokio::io::split(b);
         let mut right = Channel::new(br, bw);
         a.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
-        assert!(matches!(
-            right.recv().await,
-            Err(ChannelError::Codec(CodecError::Oversized { .. }))
-        ));
+        assert!(matches!(right.recv().await, Err(ChannelError::Codec(CodecError::Oversized { .. }))));
 
         let (mut a, b) = tokio::io::duplex(1024);
         let (br, bw) = tokio::io::split(b);

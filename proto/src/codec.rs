@@ -116,10 +116,7 @@ pub fn decode(body: &[u8]) -> Result<Message, CodecError> {
 fn body_as<T: DeserializeOwned>(kind: MessageType, bytes: &[u8]) -> Result<T, CodecError> {
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(|source| CodecError::Malformed { kind, source })?;
     if !rest.is_empty() {
-        return Err(CodecError::Trailing {
-            kind,
-            extra: rest.len(),
-        });
+        return Err(CodecError::Trailing { kind, extra: rest.len() });
     }
     Ok(value)
 }
@@ -149,36 +146,20 @@ mod tests {
     fn samples() -> Vec<(Message, &'static str)> {
         vec![
             (
-                Message::Start(Start {
-                    version: 1,
-                    name: "pc".into(),
-                    auth: StartAuth::Pair { spake: vec![0x41, 7] },
-                }),
+                Message::Start(Start { version: 1, name: "pc".into(), auth: StartAuth::Pair { spake: vec![0x41, 7] } }),
                 "0000000901010270630002  4107",
             ),
             (
-                Message::Start(Start {
-                    version: 1,
-                    name: "pc".into(),
-                    auth: StartAuth::Pinned,
-                }),
+                Message::Start(Start { version: 1, name: "pc".into(), auth: StartAuth::Pinned }),
                 "00000006 01 01 02 7063 01",
             ),
             (
-                Message::Reject(Reject {
-                    version: 1,
-                    code: RejectCode::WrongCode,
-                    detail: "no".into(),
-                }),
+                Message::Reject(Reject { version: 1, code: RejectCode::WrongCode, detail: "no".into() }),
                 "000000060201 02 026e6f",
             ),
             (
                 Message::PairReply(PairReply {
-                    offers: vec![PairOffer {
-                        spake: vec![0x42],
-                        confirm: [0xaa; 32],
-                        retired: false,
-                    }],
+                    offers: vec![PairOffer { spake: vec![0x42], confirm: [0xaa; 32], retired: false }],
                 }),
                 "000000250301 0142 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 00",
             ),
@@ -193,14 +174,8 @@ mod tests {
                     os: "linux".into(),
                     software: "a".into(),
                     addresses: vec![
-                        HelloAddress {
-                            ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
-                            interface: "e".into(),
-                        },
-                        HelloAddress {
-                            ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
-                            interface: "lo".into(),
-                        },
+                        HelloAddress { ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), interface: "e".into() },
+                        HelloAddress { ip: IpAddr::V6(Ipv6Addr::LOCALHOST), interface: "lo".into() },
                     ],
                 }),
                 "0000002706 0168 056c696e7578 0161 02 00c6336401 0165 0100000000000000000000000000000001 026c6f",
@@ -241,10 +216,7 @@ mod tests {
     fn unknown_types_garbage_and_trailing_bytes_are_typed_errors() {
         assert!(matches!(decode(&[99]), Err(CodecError::UnknownType(99))));
         assert!(matches!(decode(&[]), Err(CodecError::Empty)));
-        assert!(matches!(
-            decode(&[1, 0xff, 0xff, 0xff, 0xff]),
-            Err(CodecError::Malformed { .. })
-        ));
+        assert!(matches!(decode(&[1, 0xff, 0xff, 0xff, 0xff]), Err(CodecError::Malformed { .. })));
         assert!(matches!(decode(&[5, 1, 0]), Err(CodecError::Trailing { extra: 1, .. })));
         // A bool that is neither 0 nor 1.
         assert!(matches!(decode(&[5, 7]), Err(CodecError::Malformed { .. })));

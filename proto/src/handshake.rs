@@ -70,10 +70,9 @@ impl HandshakeError {
     fn from_reject(r: Reject) -> Self {
         let detail = crate::msg::printable(&r.detail, 200);
         match r.code {
-            RejectCode::VersionMismatch => HandshakeError::VersionMismatch {
-                ours: PROTOCOL_VERSION,
-                theirs: r.version,
-            },
+            RejectCode::VersionMismatch => {
+                HandshakeError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: r.version }
+            }
             RejectCode::WrongCode => HandshakeError::WrongCode,
             RejectCode::CodeRetired => HandshakeError::CodeRetired,
             RejectCode::NotTrusted => HandshakeError::NotTrusted,
@@ -107,11 +106,7 @@ where
     W: AsyncWrite + Unpin,
 {
     if let Some(code) = err.reject_code() {
-        let reject = Reject {
-            version: PROTOCOL_VERSION,
-            code,
-            detail: err.to_string(),
-        };
+        let reject = Reject { version: PROTOCOL_VERSION, code, detail: err.to_string() };
         let _ = ch.send(&Message::Reject(reject)).await;
     }
     err
@@ -155,24 +150,14 @@ where
 {
     let name = name.to_owned();
     let Some(code) = code else {
-        ch.send(&Message::Start(Start {
-            version: PROTOCOL_VERSION,
-            name,
-            auth: StartAuth::Pinned,
-        }))
-        .await?;
+        ch.send(&Message::Start(Start { version: PROTOCOL_VERSION, name, auth: StartAuth::Pinned })).await?;
         return match recv(ch).await? {
             Message::Accepted(_) => Ok(AuthMethod::Pinned),
             m => Err(refuse(ch, unexpected(&m, "Accepted")).await),
         };
     };
     let (pairing, spake) = PeerPairing::start(code, rng);
-    ch.send(&Message::Start(Start {
-        version: PROTOCOL_VERSION,
-        name,
-        auth: StartAuth::Pair { spake },
-    }))
-    .await?;
+    ch.send(&Message::Start(Start { version: PROTOCOL_VERSION, name, auth: StartAuth::Pair { spake } })).await?;
     let offers = match recv(ch).await? {
         Message::PairReply(PairReply { offers }) => offers,
         m => return Err(refuse(ch, unexpected(&m, "PairReply")).await),
@@ -191,10 +176,7 @@ where
 }
 
 fn unexpected(m: &Message, expected: &'static str) -> HandshakeError {
-    HandshakeError::Unexpected {
-        got: m.message_type(),
-        expected,
-    }
+    HandshakeError::Unexpected { got: m.message_type(), expected }
 }
 
 /// What the agent learnt from a successful handshake.
@@ -245,14 +227,7 @@ where
         Err(e) => return Err(refuse(ch, e.into()).await),
     };
     if let Some(theirs) = codec::leading_version(&body).filter(|v| *v != PROTOCOL_VERSION) {
-        return Err(refuse(
-            ch,
-            HandshakeError::VersionMismatch {
-                ours: PROTOCOL_VERSION,
-                theirs,
-            },
-        )
-        .await);
+        return Err(refuse(ch, HandshakeError::VersionMismatch { ours: PROTOCOL_VERSION, theirs }).await);
     }
     let start = match codec::decode(&body) {
         Ok(Message::Start(start)) => start,
@@ -262,10 +237,7 @@ where
     let spake = match start.auth {
         StartAuth::Pinned if peer_trusted => {
             ch.send(&Message::Accepted(Accepted { paired: false })).await?;
-            return Ok(PeerAccepted {
-                name: start.name,
-                method: AuthMethod::Pinned,
-            });
+            return Ok(PeerAccepted { name: start.name, method: AuthMethod::Pinned });
         }
         StartAuth::Pinned => return Err(refuse(ch, HandshakeError::NotTrusted).await),
         StartAuth::Pair { spake } => spake,
@@ -273,11 +245,7 @@ where
     let Some(codes_now) = lock(codes).begin_attempt() else {
         return Err(refuse(ch, HandshakeError::Busy).await);
     };
-    let mut attempt = Attempt {
-        book: codes,
-        generation: codes_now.generation,
-        done: false,
-    };
+    let mut attempt = Attempt { book: codes, generation: codes_now.generation, done: false };
     let (live, first) = match AgentOffer::new(&codes_now.live, false, &spake, binding, rng) {
         Ok(offer) => offer,
         Err(e) => return Err(refuse(ch, e.into()).await),
@@ -302,10 +270,7 @@ where
         return Err(refuse(ch, HandshakeError::CodeRetired).await);
     }
     ch.send(&Message::Accepted(Accepted { paired: true })).await?;
-    Ok(PeerAccepted {
-        name: start.name,
-        method: AuthMethod::Paired,
-    })
+    Ok(PeerAccepted { name: start.name, method: AuthMethod::Paired })
 }
 
 /// Checks a received Hello against the protocol's limits.
@@ -399,11 +364,7 @@ mod tests {
     }
 
     fn binding(exporter: u8) -> Binding {
-        Binding {
-            agent: KeyId([1; 32]),
-            peer: KeyId([2; 32]),
-            exporter: [exporter; 32],
-        }
+        Binding { agent: KeyId([1; 32]), peer: KeyId([2; 32]), exporter: [exporter; 32] }
     }
 
     fn code(s: &str) -> PairingCode {
@@ -439,13 +400,7 @@ mod tests {
         let (p, a) = run(Some("7k3q m2xd"), &codes, false, binding(3), binding(3)).await;
         assert_eq!(p.expect("peer paired"), AuthMethod::Paired);
         let accepted = a.expect("agent paired");
-        assert_eq!(
-            accepted,
-            PeerAccepted {
-                name: "phone".into(),
-                method: AuthMethod::Paired
-            }
-        );
+        assert_eq!(accepted, PeerAccepted { name: "phone".into(), method: AuthMethod::Paired });
         let changes = lock(&codes).take_changes();
         assert_eq!(changes.len(), 1, "a used code is replaced");
 
@@ -493,11 +448,7 @@ mod tests {
         let codes = book("7K3Q-M2XD");
         let (mut p, mut a) = pipe();
         let (_, spake) = PeerPairing::start(&code("AAAA-AAAA"), &mut OsRng);
-        let start = Start {
-            version: PROTOCOL_VERSION,
-            name: "x".into(),
-            auth: StartAuth::Pair { spake },
-        };
+        let start = Start { version: PROTOCOL_VERSION, name: "x".into(), auth: StartAuth::Pair { spake } };
         p.send(&Message::Start(start)).await.expect("send");
         {
             // The agent answers, then waits for a confirmation that never comes: the
@@ -534,28 +485,16 @@ mod tests {
         let codes = book("7K3Q-M2XD");
         let (mut raw, mut a) = raw_pipe();
         // A version-2 Start whose body this version cannot parse.
-        raw.write_all(&[0, 0, 0, 4, MessageType::Start as u8, 2, 0xff, 0xff])
-            .await
-            .expect("write");
+        raw.write_all(&[0, 0, 0, 4, MessageType::Start as u8, 2, 0xff, 0xff]).await.expect("write");
         let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
-        assert!(
-            matches!(r, Err(HandshakeError::VersionMismatch { ours: 1, theirs: 2 })),
-            "{r:?}"
-        );
+        assert!(matches!(r, Err(HandshakeError::VersionMismatch { ours: 1, theirs: 2 })), "{r:?}");
         // The agent told the peer which version it speaks.
         let mut header = [0u8; 4];
         raw.read_exact(&mut header).await.expect("reply header");
         let mut body = vec![0u8; codec::check_length(header).expect("length")];
         raw.read_exact(&mut body).await.expect("reply body");
         let reply = codec::decode(&body).expect("reply decodes");
-        assert!(matches!(
-            reply,
-            Message::Reject(Reject {
-                code: RejectCode::VersionMismatch,
-                version: 1,
-                ..
-            })
-        ));
+        assert!(matches!(reply, Message::Reject(Reject { code: RejectCode::VersionMismatch, version: 1, .. })));
     }
 
     #[tokio::test]
@@ -565,23 +504,14 @@ mod tests {
         let (mut raw, mut a) = raw_pipe();
         raw.write_all(&[0, 0, 0, 2, 0xee, 0xee]).await.expect("write");
         let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
-        assert!(matches!(
-            r,
-            Err(HandshakeError::Channel(ChannelError::Codec(CodecError::UnknownType(
-                0xee
-            ))))
-        ));
+        assert!(matches!(r, Err(HandshakeError::Channel(ChannelError::Codec(CodecError::UnknownType(0xee))))));
     }
 
     #[tokio::test]
     async fn hello_and_pings_follow_authentication() {
         let (mut p, mut a) = pipe();
-        let hello = |name: &str| Hello {
-            name: name.into(),
-            os: "linux".into(),
-            software: "t".into(),
-            addresses: vec![],
-        };
+        let hello =
+            |name: &str| Hello { name: name.into(), os: "linux".into(), software: "t".into(), addresses: vec![] };
         let peer = async {
             let theirs = hello_as_peer(&mut p, hello("peer")).await.expect("hello");
             for n in 0..3 {

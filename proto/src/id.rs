@@ -32,10 +32,7 @@ pub(crate) fn crockford_value(c: char) -> Option<u8> {
         'I' | 'L' => '1',
         c => c,
     };
-    SYMBOLS
-        .iter()
-        .position(|&s| char::from(s) == c)
-        .and_then(|p| u8::try_from(p).ok())
+    SYMBOLS.iter().position(|&s| char::from(s) == c).and_then(|p| u8::try_from(p).ok())
 }
 
 /// The identity of an agent or a peer: SHA-256 of its certificate's SubjectPublicKeyInfo.
@@ -47,11 +44,7 @@ pub struct KeyId(pub [u8; 32]);
 
 impl Serialize for KeyId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(&self.hex())
-        } else {
-            self.0.serialize(s)
-        }
+        if s.is_human_readable() { s.serialize_str(&self.hex()) } else { self.0.serialize(s) }
     }
 }
 
@@ -91,10 +84,8 @@ impl KeyId {
             return true;
         }
         let short: String = self.short().chars().filter(|c| *c != '-').collect();
-        let normalised: Option<String> = wanted
-            .chars()
-            .map(|c| crockford_value(c).map(|v| char::from(SYMBOLS[usize::from(v)])))
-            .collect();
+        let normalised: Option<String> =
+            wanted.chars().map(|c| crockford_value(c).map(|v| char::from(SYMBOLS[usize::from(v)]))).collect();
         matches!(normalised, Some(n) if n.len() >= 4 && short.starts_with(&n))
     }
 }

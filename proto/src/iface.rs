@@ -23,18 +23,7 @@ pub enum InterfaceKind {
 const VIRTUAL_PREFIXES: &[&str] = &[
     "docker", "br-", "veth", "virbr", "cni", "flannel", "cali", "vmnet", "vboxnet", "podman", "lxcbr", "lxdbr", "kube",
 ];
-const VPN_PREFIXES: &[&str] = &[
-    "tun",
-    "tap",
-    "wg",
-    "tailscale",
-    "utun",
-    "zt",
-    "ppp",
-    "ipsec",
-    "nordlynx",
-    "proton",
-];
+const VPN_PREFIXES: &[&str] = &["tun", "tap", "wg", "tailscale", "utun", "zt", "ppp", "ipsec", "nordlynx", "proton"];
 
 /// Classifies an interface address. `point_to_point` is the interface's
 /// IFF_POINTOPOINT flag, which most tunnels set.

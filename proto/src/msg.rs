@@ -67,9 +67,7 @@ impl MessageType {
     /// The type with number `n`, if this version knows it.
     pub fn from_u8(n: u8) -> Option<Self> {
         use MessageType::*;
-        [Start, Reject, PairReply, PairConfirm, Accepted, Hello, Ping, Pong]
-            .into_iter()
-            .find(|t| *t as u8 == n)
+        [Start, Reject, PairReply, PairConfirm, Accepted, Hello, Ping, Pong].into_iter().find(|t| *t as u8 == n)
     }
 }
 
@@ -271,11 +269,7 @@ pub struct Ping {
 /// Names and details come from the other side; an escape sequence in them must not
 /// reach the user's terminal.
 pub fn printable(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect();
+    let mut out: String = text.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
     if text.chars().count() > max {
         out.push('…');
     }

@@ -114,14 +114,7 @@ impl PeerPairing {
         rng.fill_bytes(&mut seed);
         let password = Password::new(code.canonical().as_bytes());
         let (_, message) = Self::instance(&seed, &password);
-        (
-            PeerPairing {
-                seed,
-                password,
-                message: message.clone(),
-            },
-            message,
-        )
+        (PeerPairing { seed, password, message: message.clone() }, message)
     }
 
     fn instance(seed: &[u8; 32], password: &Password) -> (Spake2<Ed25519Group>, Vec<u8>) {
@@ -183,28 +176,15 @@ impl AgentOffer {
             &Identity::new(ID_AGENT),
             rng,
         );
-        let key = spake
-            .finish(peer_message)
-            .map_err(|e| PairingError::BadMessage(format!("{e:?}")))?;
+        let key = spake.finish(peer_message).map_err(|e| PairingError::BadMessage(format!("{e:?}")))?;
         let t = transcript(binding, peer_message, &message);
         let confirm = confirmation(&key, b"agent", &t);
-        Ok((
-            AgentOffer { key, transcript: t },
-            PairOffer {
-                spake: message,
-                confirm,
-                retired,
-            },
-        ))
+        Ok((AgentOffer { key, transcript: t }, PairOffer { spake: message, confirm, retired }))
     }
 
     /// Verifies the peer's confirmation.
     pub fn verify_peer(&self, confirm: &[u8; 32]) -> Result<(), PairingError> {
-        if verify(&self.key, b"peer", &self.transcript, confirm) {
-            Ok(())
-        } else {
-            Err(PairingError::BadConfirmation)
-        }
+        if verify(&self.key, b"peer", &self.transcript, confirm) { Ok(()) } else { Err(PairingError::BadConfirmation) }
     }
 }
 
@@ -214,11 +194,7 @@ mod tests {
     use rand::rngs::OsRng;
 
     fn binding(exporter: u8) -> Binding {
-        Binding {
-            agent: KeyId([1; 32]),
-            peer: KeyId([2; 32]),
-            exporter: [exporter; 32],
-        }
+        Binding { agent: KeyId([1; 32]), peer: KeyId([2; 32]), exporter: [exporter; 32] }
     }
 
     fn code(s: &str) -> PairingCode {
@@ -249,42 +225,24 @@ mod tests {
 
     #[test]
     fn wrong_code_fails() {
-        assert_eq!(
-            pair("7K3Q-M2XE", "7K3Q-M2XD", &[], &binding(9), &binding(9)),
-            Err(PairingError::WrongCode)
-        );
+        assert_eq!(pair("7K3Q-M2XE", "7K3Q-M2XD", &[], &binding(9), &binding(9)), Err(PairingError::WrongCode));
     }
 
     #[test]
     fn retired_code_is_named() {
-        let r = pair(
-            "AAAA-BBBB",
-            "7K3Q-M2XD",
-            &["CCCC-DDDD", "AAAA-BBBB"],
-            &binding(9),
-            &binding(9),
-        );
+        let r = pair("AAAA-BBBB", "7K3Q-M2XD", &["CCCC-DDDD", "AAAA-BBBB"], &binding(9), &binding(9));
         assert_eq!(r, Err(PairingError::CodeRetired));
     }
 
     #[test]
     fn relay_with_different_exporters_fails() {
-        assert_eq!(
-            pair("7K3Q-M2XD", "7K3Q-M2XD", &[], &binding(1), &binding(2)),
-            Err(PairingError::WrongCode)
-        );
+        assert_eq!(pair("7K3Q-M2XD", "7K3Q-M2XD", &[], &binding(1), &binding(2)), Err(PairingError::WrongCode));
     }
 
     #[test]
     fn relay_with_its_own_keys_fails() {
-        let relayed = Binding {
-            agent: KeyId([7; 32]),
-            ..binding(9)
-        };
-        assert_eq!(
-            pair("7K3Q-M2XD", "7K3Q-M2XD", &[], &binding(9), &relayed),
-            Err(PairingError::WrongCode)
-        );
+        let relayed = Binding { agent: KeyId([7; 32]), ..binding(9) };
+        assert_eq!(pair("7K3Q-M2XD", "7K3Q-M2XD", &[], &binding(9), &relayed), Err(PairingError::WrongCode));
     }
 
     #[test]
@@ -299,15 +257,8 @@ mod tests {
         let e = AgentOffer::new(&code("7K3Q-M2XD"), false, b"junk", &binding(9), &mut OsRng).err();
         assert!(matches!(e, Some(PairingError::BadMessage(_))));
         let (peer, _) = PeerPairing::start(&code("7K3Q-M2XD"), &mut OsRng);
-        let bad = PairOffer {
-            spake: vec![0x42; 3],
-            confirm: [0; 32],
-            retired: false,
-        };
-        assert!(matches!(
-            peer.finish(&[bad], &binding(9)),
-            Err(PairingError::BadMessage(_))
-        ));
+        let bad = PairOffer { spake: vec![0x42; 3], confirm: [0; 32], retired: false };
+        assert!(matches!(peer.finish(&[bad], &binding(9)), Err(PairingError::BadMessage(_))));
         let (peer, _) = PeerPairing::start(&code("7K3Q-M2XD"), &mut OsRng);
         assert_eq!(peer.finish(&[], &binding(9)), Err(PairingError::BadOfferCount(0)));
     }

@@ -88,14 +88,8 @@ impl Identity {
     }
 
     fn load(dir: &Path, key_path: &Path, cert_path: &Path) -> Result<Identity, IdentityError> {
-        let key_pem = fs::read(key_path).map_err(|source| IdentityError::Read {
-            path: key_path.into(),
-            source,
-        })?;
-        let cert_pem = fs::read(cert_path).map_err(|source| IdentityError::Read {
-            path: cert_path.into(),
-            source,
-        })?;
+        let key_pem = fs::read(key_path).map_err(|source| IdentityError::Read { path: key_path.into(), source })?;
+        let cert_pem = fs::read(cert_path).map_err(|source| IdentityError::Read { path: cert_path.into(), source })?;
         let key = PrivatePkcs8KeyDer::from_pem_slice(&key_pem).map_err(|e| corrupt(dir, format!("{KEY_FILE}: {e}")))?;
         let cert = CertificateDer::from_pem_slice(&cert_pem).map_err(|e| corrupt(dir, format!("{CERT_FILE}: {e}")))?;
         let id = key_id_of(&cert).map_err(|e| corrupt(dir, format!("{CERT_FILE}: {e}")))?;
@@ -118,19 +112,12 @@ impl Identity {
         write_file(cert_path, cert.pem().as_bytes(), 0o644)?;
         let id = KeyId::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&pair));
         let key = PrivatePkcs8KeyDer::from(pair.serialize_der());
-        Ok(Identity {
-            cert: cert.der().clone(),
-            key,
-            id,
-        })
+        Ok(Identity { cert: cert.der().clone(), key, id })
     }
 }
 
 fn corrupt(dir: &Path, detail: String) -> IdentityError {
-    IdentityError::Corrupt {
-        dir: dir.into(),
-        detail,
-    }
+    IdentityError::Corrupt { dir: dir.into(), detail }
 }
 
 /// The key ID of a DER certificate: SHA-256 of its SubjectPublicKeyInfo.
@@ -145,10 +132,7 @@ pub fn create_private_dir(dir: &Path) -> Result<(), IdentityError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|source| IdentityError::CreateDir {
-        path: dir.into(),
-        source,
-    })
+    builder.create(dir).map_err(|source| IdentityError::CreateDir { path: dir.into(), source })
 }
 
 /// Writes a secret file with mode 0600.
@@ -158,10 +142,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
 
 /// Writes `bytes` to `path` atomically (temporary file, then rename) with `mode`.
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IdentityError> {
-    let err = |source| IdentityError::Write {
-        path: path.into(),
-        source,
-    };
+    let err = |source| IdentityError::Write { path: path.into(), source };
     let tmp = path.with_extension("tmp");
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -183,11 +164,7 @@ fn warn_if_readable_by_others(path: &Path) {
         if let Ok(meta) = fs::metadata(path)
             && meta.permissions().mode() & 0o077 != 0
         {
-            tracing::warn!(
-                "{} is readable by other users; run: chmod 600 {}",
-                path.display(),
-                path.display()
-            );
+            tracing::warn!("{} is readable by other users; run: chmod 600 {}", path.display(), path.display());
         }
     }
 }
@@ -224,10 +201,7 @@ mod tests {
         let err = Identity::load_or_create(&a, "a").expect_err("mismatch");
         assert!(err.to_string().contains("does not belong"), "{err}");
         fs::write(b.join(KEY_FILE), "junk").expect("write");
-        assert!(matches!(
-            Identity::load_or_create(&b, "b"),
-            Err(IdentityError::Corrupt { .. })
-        ));
+        assert!(matches!(Identity::load_or_create(&b, "b"), Err(IdentityError::Corrupt { .. })));
         fs::remove_file(b.join(CERT_FILE)).expect("rm");
         fs::remove_file(b.join(KEY_FILE)).expect("rm");
         fs::write(b.join(KEY_FILE), "junk").expect("write");

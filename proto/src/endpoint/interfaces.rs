@@ -39,11 +39,5 @@ pub fn list() -> std::io::Result<Vec<InterfaceAddress>> {
 
 /// The addresses as a Hello lists them.
 pub fn hello_addresses(addrs: &[InterfaceAddress]) -> Vec<HelloAddress> {
-    addrs
-        .iter()
-        .map(|a| HelloAddress {
-            ip: a.ip,
-            interface: a.interface.clone(),
-        })
-        .collect()
+    addrs.iter().map(|a| HelloAddress { ip: a.ip, interface: a.interface.clone() }).collect()
 }

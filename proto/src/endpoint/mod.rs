@@ -17,10 +17,7 @@ pub fn default_state_dir(role: &str) -> Option<PathBuf> {
 
 /// This machine's host name, or `unknown` when it cannot be read.
 pub fn host_name() -> String {
-    hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".to_owned())
+    hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Operating system and architecture, with the kernel release where known

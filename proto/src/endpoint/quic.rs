@@ -62,9 +62,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn parseable(cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-    key_id_of(cert)
-        .map(|_| ())
-        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
+    key_id_of(cert).map(|_| ()).map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
 }
 
 fn tls12_refused() -> Result<HandshakeSignatureValid, rustls::Error> {
@@ -233,7 +231,6 @@ pub fn remote_key_id(conn: &quinn::Connection) -> Result<KeyId, QuicError> {
 /// What binds a pairing to this connection: both key IDs and the TLS exporter value.
 pub fn binding(conn: &quinn::Connection, agent: KeyId, peer: KeyId) -> Result<Binding, QuicError> {
     let mut exporter = [0u8; 32];
-    conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
-        .map_err(|_| QuicError::Exporter)?;
+    conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"").map_err(|_| QuicError::Exporter)?;
     Ok(Binding { agent, peer, exporter })
 }

@@ -35,15 +35,9 @@ pub enum StoreError {
 /// Reads `path`, or the default value when the file does not exist yet.
 pub fn load<T: DeserializeOwned + Default>(path: &Path) -> Result<T, StoreError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse {
-            path: path.into(),
-            source,
-        }),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse { path: path.into(), source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-        Err(source) => Err(StoreError::Read {
-            path: path.into(),
-            source,
-        }),
+        Err(source) => Err(StoreError::Read { path: path.into(), source }),
     }
 }
 
@@ -52,10 +46,8 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Parse {
-        path: path.into(),
-        source,
-    })?;
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|source| StoreError::Parse { path: path.into(), source })?;
     bytes.push(b'\n');
     write_private(path, &bytes)?;
     Ok(())
@@ -63,10 +55,7 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
 
 /// Seconds since the Unix epoch, for "paired at" stamps.
 pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]
