@@ -160,3 +160,26 @@ fn peers_lists_and_removes_trusted_peers() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("does not trust this device"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn sigterm_stops_the_agent_cleanly() {
+    let state = tempfile::tempdir().expect("dir");
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    let mut agent = AgentProcess::start(state.path(), &["--control", &control]);
+    agent.wait_line("pairing code:");
+    let pid = agent.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+    assert!(status.success());
+    agent.wait_line("Agent stopped.");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let code = loop {
+        if let Some(status) = agent.child.try_wait().expect("wait") {
+            break status.code();
+        }
+        assert!(std::time::Instant::now() < deadline, "agent still running 5 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    // The port is free again.
+    std::net::UdpSocket::bind(&control).expect("control port released");
+}
