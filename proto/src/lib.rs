@@ -9,11 +9,15 @@
 pub mod channel;
 pub mod code;
 pub mod codec;
+pub mod diagnose;
 pub mod handshake;
 pub mod id;
 pub mod iface;
+pub mod knock;
 pub mod msg;
 pub mod pairing;
+pub mod plan;
+pub mod report;
 
 #[cfg(feature = "endpoint")]
 pub mod endpoint;

@@ -15,7 +15,10 @@
 //!                                 ◀──    Accepted
 //! Hello                           ──▶
 //!                                 ◀──    Hello
-//! Ping / Pong …
+//!                                 ◀──    Plan
+//! Ping / Pong …                          (the peer measures the round trip)
+//! Results                         ──▶    (after probing the plan)
+//!                                 ◀──    Report
 //! ```
 //!
 //! Either side may send [`Reject`] instead of its next message and close. `Start` and
@@ -25,6 +28,9 @@
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::plan::ProbePlan;
+use crate::report::ProbeResult;
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -61,13 +67,21 @@ pub enum MessageType {
     Ping = 7,
     /// [`Ping`] echoed back
     Pong = 8,
+    /// [`ProbePlan`]
+    Plan = 9,
+    /// [`ProbeResults`]
+    Results = 10,
+    /// [`ReportJson`]
+    Report = 11,
 }
 
 impl MessageType {
     /// The type with number `n`, if this version knows it.
     pub fn from_u8(n: u8) -> Option<Self> {
         use MessageType::*;
-        [Start, Reject, PairReply, PairConfirm, Accepted, Hello, Ping, Pong].into_iter().find(|t| *t as u8 == n)
+        [Start, Reject, PairReply, PairConfirm, Accepted, Hello, Ping, Pong, Plan, Results, Report]
+            .into_iter()
+            .find(|t| *t as u8 == n)
     }
 }
 
@@ -90,6 +104,12 @@ pub enum Message {
     Ping(Ping),
     /// Answer to a [`Ping`], echoing its nonce.
     Pong(Ping),
+    /// Agent → peer: what to probe.
+    Plan(ProbePlan),
+    /// Peer → agent: what the probes found.
+    Results(ProbeResults),
+    /// Agent → peer: the finished report.
+    Report(ReportJson),
 }
 
 impl Message {
@@ -104,6 +124,9 @@ impl Message {
             Message::Hello(_) => MessageType::Hello,
             Message::Ping(_) => MessageType::Ping,
             Message::Pong(_) => MessageType::Pong,
+            Message::Plan(_) => MessageType::Plan,
+            Message::Results(_) => MessageType::Results,
+            Message::Report(_) => MessageType::Report,
         }
     }
 }
@@ -264,6 +287,21 @@ pub struct Ping {
     pub nonce: u64,
 }
 
+/// The peer's probe results, in plan order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResults {
+    /// One result per planned probe.
+    pub results: Vec<ProbeResult>,
+}
+
+/// The finished report as its JSON document (`lanreach.report/1`), so that the wire
+/// carries exactly what `--json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportJson {
+    /// The JSON text.
+    pub json: String,
+}
+
 /// `text` made safe to print: control characters replaced, at most `max` characters.
 ///
 /// Names and details come from the other side; an escape sequence in them must not
@@ -288,7 +326,7 @@ mod tests {
             }
         }
         assert_eq!(MessageType::from_u8(0), None);
-        assert_eq!(MessageType::from_u8(9), None);
+        assert_eq!(MessageType::from_u8(12), None);
     }
 
     #[test]

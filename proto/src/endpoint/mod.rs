@@ -2,6 +2,7 @@
 //! trust files and the host's interfaces. Behind the `endpoint` feature, so that the
 //! core itself stays free of IO.
 
+pub mod engine;
 pub mod identity;
 pub mod interfaces;
 pub mod quic;

@@ -1,0 +1,226 @@
+//! Diagnosis: pure rules from a report's facts (listeners, probe outcomes, addresses)
+//! to findings with causes and fixes.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::plan::Proto;
+use crate::report::{Finding, Mode, Outcome, ProbeReport, Report, Severity};
+
+/// errno of "No route to host" on Linux: ICMP admin-prohibited, or ARP failure.
+pub const EHOSTUNREACH: i32 = 113;
+
+fn finding(code: impl Into<String>, severity: Severity, message: String, fix: impl Into<String>) -> Finding {
+    Finding { code: code.into(), severity, message, fix: fix.into() }
+}
+
+fn list(ips: &[IpAddr]) -> String {
+    ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn firewall_fix(proto: Proto) -> String {
+    format!(
+        "allow the ports you need on this machine, e.g. `sudo nft add rule inet filter input {proto} dport 3000 accept`, \
+         `sudo ufw allow 3000/{proto}` or `sudo firewall-cmd --add-port=3000/{proto}`; if this machine's firewall is \
+         open, look at the path (router or Wi-Fi access point filters)"
+    )
+}
+
+/// Every finding for `r`, most severe first.
+pub fn diagnose(r: &Report) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for proto in [Proto::Tcp, Proto::Udp] {
+        wildcard_findings(r, proto, &mut out);
+    }
+    loopback_findings(r, &mut out);
+    specific_findings(r, &mut out);
+    family_findings(r, &mut out);
+    path_findings(r, &mut out);
+    if r.mode == Mode::Local {
+        out.push(finding(
+            "local_mode_limits",
+            Severity::Info,
+            "This is a single-machine self-check: connections to this machine's own addresses travel over the \
+             loopback interface, so firewall rules that match an interface (iifname \"eth0\", iifname != \"lo\") \
+             were not exercised, and nothing on the path (Wi-Fi client isolation, router filters, VPN routes) was \
+             tested."
+                .into(),
+            "run `lanreach-peer` on another device of the network for a real LAN test",
+        ));
+    }
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    out
+}
+
+fn is_wildcard(p: &ProbeReport) -> bool {
+    p.bind.ip().is_unspecified()
+}
+
+/// Wildcard listeners listen on every address, so their outcome at a target says what
+/// the path and the firewall do with traffic to that address.
+fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
+    let mut by_outcome: BTreeMap<&'static str, Vec<IpAddr>> = BTreeMap::new();
+    for p in r.probes.iter().filter(|p| p.proto == proto && is_wildcard(p)) {
+        let key = match (p.outcome, p.errno) {
+            (Outcome::Unreachable, Some(EHOSTUNREACH)) if p.rtt_ms.is_some_and(|ms| ms < 1000.0) => "prohibited",
+            (o, _) => o.as_str(),
+        };
+        let ips = by_outcome.entry(key).or_default();
+        if !ips.contains(&p.target.ip()) {
+            ips.push(p.target.ip());
+        }
+    }
+    let upper = proto.to_string().to_uppercase();
+    let from = if r.mode == Mode::Peer { "from the peer" } else { "from this machine" };
+    if let Some(ips) = by_outcome.get("open") {
+        out.push(finding(
+            format!("lan_reachable_{proto}"),
+            Severity::Info,
+            format!("{upper} servers bound to every address (0.0.0.0 or ::) are reachable {from} at {}.", list(ips)),
+            "",
+        ));
+    }
+    if let Some(ips) = by_outcome.get("timeout") {
+        out.push(finding(
+            format!("firewall_drops_{proto}"),
+            Severity::Error,
+            format!(
+                "{upper} to {} timed out {from}, although the test listeners there accept connections on every \
+                 address: a firewall on this machine (or a filter on the path) silently drops incoming {upper}.",
+                list(ips)
+            ),
+            firewall_fix(proto),
+        ));
+    }
+    if let Some(ips) = by_outcome.get("refused") {
+        out.push(finding(
+            format!("firewall_rejects_{proto}"),
+            Severity::Error,
+            format!(
+                "{upper} to {} was refused {from}, although a test listener listens on every address there: a \
+                 firewall REJECT rule answers in its place.",
+                list(ips)
+            ),
+            firewall_fix(proto),
+        ));
+    }
+    if let Some(ips) = by_outcome.get("prohibited") {
+        out.push(finding(
+            format!("firewall_prohibits_{proto}"),
+            Severity::Error,
+            format!(
+                "{upper} to {} failed at once with \"no route to host\" although the address answers other traffic: \
+                 a firewall rejects it with ICMP admin-prohibited (firewalld's default).",
+                list(ips)
+            ),
+            firewall_fix(proto),
+        ));
+    }
+    if let Some(ips) = by_outcome.get("unreachable") {
+        out.push(finding(
+            "address_unreachable",
+            Severity::Error,
+            format!("{upper} to {} failed with \"no route\" or \"host unreachable\" {from}.", list(ips)),
+            "check that both devices are on the same network and that no VPN captures the route",
+        ));
+    }
+    for odd in ["foreign", "empty_reply", "reset"] {
+        if let Some(ips) = by_outcome.get(odd) {
+            out.push(finding(
+                format!("interception_{proto}"),
+                Severity::Warning,
+                format!(
+                    "{upper} to {} reached something other than lanreach's listener ({}): a proxy, port forward or \
+                     another program answers in between.",
+                    list(ips),
+                    odd.replace('_', " ")
+                ),
+                "look for port forwards (Docker, VPN clients, iptables DNAT) on this machine or the path",
+            ));
+        }
+    }
+}
+
+fn loopback_findings(r: &Report, out: &mut Vec<Finding>) {
+    if r.mode != Mode::Peer {
+        return;
+    }
+    let refused = r.probes.iter().any(|p| p.bind.ip().is_loopback() && p.outcome == Outcome::Refused);
+    if refused {
+        out.push(finding(
+            "loopback_only",
+            Severity::Info,
+            "Listeners bound to 127.0.0.1 and ::1 were refused from the peer, as expected: a server bound to a \
+             loopback address (or \"localhost\") is reachable from this machine only."
+                .into(),
+            "bind your server to 0.0.0.0 (every IPv4 address) or :: instead of 127.0.0.1/localhost",
+        ));
+    }
+}
+
+/// A listener bound to one address is reachable at that address and refused elsewhere.
+fn specific_findings(r: &Report, out: &mut Vec<Finding>) {
+    let specific = |p: &&ProbeReport| !p.bind.ip().is_unspecified() && !p.bind.ip().is_loopback();
+    let own_open = r.probes.iter().filter(specific).any(|p| p.target.ip() == p.bind.ip() && p.outcome == Outcome::Open);
+    let elsewhere_refused =
+        r.probes.iter().filter(specific).any(|p| p.target.ip() != p.bind.ip() && p.outcome == Outcome::Refused);
+    if own_open && elsewhere_refused {
+        out.push(finding(
+            "address_specific_bind",
+            Severity::Info,
+            "A server bound to one address of this machine is reachable at that address only; dialled at the \
+             machine's other addresses it is refused."
+                .into(),
+            "bind to 0.0.0.0 or :: to be reachable at every address",
+        ));
+    }
+}
+
+fn family_findings(r: &Report, out: &mut Vec<Finding>) {
+    let open =
+        |v4: bool| r.probes.iter().any(|p| is_wildcard(p) && p.target.is_ipv4() == v4 && p.outcome == Outcome::Open);
+    let tried_v6 = r.probes.iter().any(|p| p.target.is_ipv6());
+    if !tried_v6 {
+        out.push(finding(
+            "ipv4_only_tested",
+            Severity::Info,
+            "The agent has no IPv6 address the peer could use, so only IPv4 was tested.".into(),
+            "",
+        ));
+    } else if open(true) && !open(false) {
+        out.push(finding(
+            "ipv6_unreachable",
+            Severity::Warning,
+            "IPv4 works but no IPv6 test listener was reachable: an IPv6 firewall, or IPv6 not routed between the \
+             devices. Clients that prefer IPv6 (names resolving to AAAA records) may fail or be slow."
+                .into(),
+            "open the same ports in the IPv6 firewall (ip6 or inet family in nftables), or connect by IPv4 address",
+        ));
+    }
+}
+
+fn path_findings(r: &Report, out: &mut Vec<Finding>) {
+    if r.mode != Mode::Peer || r.peer.addresses.is_empty() {
+        return;
+    }
+    let own = |ip: &IpAddr| r.peer.addresses.iter().any(|a| a.to_canonical() == ip.to_canonical());
+    let mut foreign: Vec<IpAddr> = r.peer.probe_sources.iter().copied().filter(|ip| !own(ip)).collect();
+    if let Some(seen) = r.peer.seen_from
+        && !own(&seen.ip())
+        && !foreign.contains(&seen.ip())
+    {
+        foreign.insert(0, seen.ip());
+    }
+    if !foreign.is_empty() {
+        out.push(finding(
+            "nat_between",
+            Severity::Warning,
+            format!(
+                "The agent saw the peer's traffic come from {}, which is not one of the peer's own addresses: NAT or \
+                 a proxy sits between the devices (a router between subnets, a VPN, a container network).",
+                list(&foreign)
+            ),
+            "servers that filter by client address see the translated address, not the device's",
+        ));
+    }
+}

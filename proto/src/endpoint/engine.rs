@@ -1,0 +1,280 @@
+//! The probe engine, one implementation for the peer and for the agent's single-machine
+//! mode: every probe of a plan, concurrently (bounded), each attempt with its own
+//! deadline and one retry on silence. A failed probe is a result, never an abort.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout};
+
+use crate::knock::{KNOCK_LEN, Knock};
+use crate::plan::{PlannedProbe, ProbePlan, Proto};
+use crate::report::{Outcome, ProbeResult};
+
+/// Shortest per-attempt deadline, whatever the measured round trip.
+pub const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_millis(250);
+/// Longest per-attempt deadline.
+pub const PROBE_TIMEOUT_CEILING: Duration = Duration::from_secs(3);
+/// The per-attempt deadline is this many control-channel round trips (plus the floor).
+pub const RTT_FACTOR: u32 = 4;
+/// Probes in flight at once.
+pub const CONCURRENCY: usize = 64;
+/// Gap between UDP probes to the same host, so that the host's ICMP rate limit
+/// (a burst of about 6, then 1/s) turns fewer refusals into silence.
+pub const UDP_SPACING: Duration = Duration::from_millis(5);
+/// Attempts per probe: the first, and one retry after silence.
+pub const ATTEMPTS: u8 = 2;
+
+/// The per-attempt deadline for a control channel with round trip `rtt`.
+pub fn probe_timeout(rtt: Duration) -> Duration {
+    (rtt * RTT_FACTOR + PROBE_TIMEOUT_FLOOR).min(PROBE_TIMEOUT_CEILING)
+}
+
+/// How to run a plan.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Deadline of one attempt.
+    pub attempt_timeout: Duration,
+    /// Probes in flight at once.
+    pub concurrency: usize,
+}
+
+impl EngineConfig {
+    /// Defaults for a control channel with round trip `rtt`.
+    pub fn for_rtt(rtt: Duration) -> Self {
+        EngineConfig { attempt_timeout: probe_timeout(rtt), concurrency: CONCURRENCY }
+    }
+}
+
+/// One attempt's verdict; `None` outcome means silence (retry).
+struct Attempt {
+    outcome: Option<Outcome>,
+    rtt: Option<Duration>,
+    errno: Option<i32>,
+}
+
+/// Runs every probe of `plan` and returns one result per probe, in plan order.
+pub async fn run(plan: &ProbePlan, config: EngineConfig) -> Vec<ProbeResult> {
+    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut udp_index = 0u32;
+    for probe in plan.probes.iter().copied() {
+        // UDP probes start spaced out; TCP probes start at once.
+        let delay = match probe.proto {
+            Proto::Udp => {
+                udp_index += 1;
+                UDP_SPACING * udp_index
+            }
+            Proto::Tcp => Duration::ZERO,
+        };
+        let permits = permits.clone();
+        let session = plan.session;
+        let key = plan.key;
+        tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _permit = permits.acquire_owned().await;
+            probe_one(probe, session, key, config.attempt_timeout).await
+        });
+    }
+    let mut results: Vec<ProbeResult> = Vec::with_capacity(plan.probes.len());
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(result) = joined {
+            results.push(result);
+        }
+    }
+    // A panicked task would leave a gap: report it as a timeout rather than lose it.
+    for p in &plan.probes {
+        if !results.iter().any(|r| r.id == p.id) {
+            results.push(ProbeResult { id: p.id, outcome: Outcome::Timeout, rtt_us: None, errno: None, attempts: 0 });
+        }
+    }
+    results.sort_by_key(|r| r.id);
+    results
+}
+
+async fn probe_one(probe: PlannedProbe, session: [u8; 16], key: [u8; 32], deadline: Duration) -> ProbeResult {
+    let mut attempts = 0;
+    let mut last = Attempt { outcome: None, rtt: None, errno: None };
+    while attempts < ATTEMPTS {
+        attempts += 1;
+        let mut nonce = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let knock = Knock { session, nonce };
+        last = match probe.proto {
+            Proto::Tcp => tcp_attempt(probe.target, &knock, &key, deadline).await,
+            Proto::Udp => udp_attempt(probe.target, &knock, &key, deadline).await,
+        };
+        if last.outcome.is_some() {
+            break;
+        }
+    }
+    ProbeResult {
+        id: probe.id,
+        outcome: last.outcome.unwrap_or(Outcome::Timeout),
+        rtt_us: last.rtt.map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX)),
+        errno: last.errno,
+        attempts,
+    }
+}
+
+fn silence() -> Attempt {
+    Attempt { outcome: None, rtt: None, errno: None }
+}
+
+/// Maps a socket error to an outcome; `None` for errors that mean silence.
+fn classify(e: &std::io::Error, rtt: Duration) -> Attempt {
+    use std::io::ErrorKind::*;
+    let errno = e.raw_os_error();
+    let outcome = match e.kind() {
+        ConnectionRefused => Some(Outcome::Refused),
+        ConnectionReset | ConnectionAborted | BrokenPipe => Some(Outcome::Reset),
+        TimedOut => None,
+        HostUnreachable | NetworkUnreachable | AddrNotAvailable => Some(Outcome::Unreachable),
+        _ => Some(Outcome::Unreachable),
+    };
+    Attempt { rtt: outcome.map(|_| rtt), outcome, errno }
+}
+
+async fn tcp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline: Duration) -> Attempt {
+    let started = Instant::now();
+    let mut stream = match timeout(deadline, TcpStream::connect(target)).await {
+        Err(_) => return silence(),
+        Ok(Err(e)) => return classify(&e, started.elapsed()),
+        Ok(Ok(s)) => s,
+    };
+    let connected = started.elapsed();
+    let _ = stream.set_nodelay(true);
+    if let Err(e) = stream.write_all(&knock.encode()).await {
+        return classify(&e, connected);
+    }
+    let mut reply = [0u8; KNOCK_LEN];
+    let mut got = 0;
+    let read = timeout(deadline, async {
+        while got < KNOCK_LEN {
+            match stream.read(&mut reply[got..]).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => got += n,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
+    .await;
+    let done = |outcome| Attempt { outcome: Some(outcome), rtt: Some(connected), errno: None };
+    match read {
+        // Accepted, but nothing answered in time: another program that waits for a
+        // request of its own.
+        Err(_) => done(Outcome::Foreign),
+        Ok(Err(e)) if got == 0 => match classify(&e, connected) {
+            Attempt { outcome: Some(Outcome::Reset), errno, .. } => {
+                Attempt { outcome: Some(Outcome::Reset), rtt: Some(connected), errno }
+            }
+            _ => done(Outcome::Foreign),
+        },
+        Ok(Err(_)) => done(Outcome::Foreign),
+        Ok(Ok(())) if got == 0 => done(Outcome::EmptyReply),
+        Ok(Ok(())) if knock.verify_reply(key, Proto::Tcp, &reply[..got]) => done(Outcome::Open),
+        Ok(Ok(())) => done(Outcome::Foreign),
+    }
+}
+
+async fn udp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline: Duration) -> Attempt {
+    let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let started = Instant::now();
+    let socket = match UdpSocket::bind(local).await {
+        Ok(s) => s,
+        Err(e) => return classify(&e, started.elapsed()),
+    };
+    // A connected socket sees ICMP port-unreachable as ECONNREFUSED.
+    if let Err(e) = socket.connect(target).await {
+        return classify(&e, started.elapsed());
+    }
+    if let Err(e) = socket.send(&knock.encode()).await {
+        return classify(&e, started.elapsed());
+    }
+    let mut buf = [0u8; 512];
+    match timeout(deadline, socket.recv(&mut buf)).await {
+        Err(_) => silence(),
+        Ok(Err(e)) => classify(&e, started.elapsed()),
+        Ok(Ok(n)) => {
+            let outcome = if knock.verify_reply(key, Proto::Udp, &buf[..n]) { Outcome::Open } else { Outcome::Foreign };
+            Attempt { outcome: Some(outcome), rtt: Some(started.elapsed()), errno: None }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_follows_rtt_within_floor_and_ceiling() {
+        assert_eq!(probe_timeout(Duration::ZERO), PROBE_TIMEOUT_FLOOR);
+        assert_eq!(probe_timeout(Duration::from_millis(10)), Duration::from_millis(290));
+        assert_eq!(probe_timeout(Duration::from_secs(5)), PROBE_TIMEOUT_CEILING);
+    }
+
+    /// Real sockets on loopback: a closed TCP port is refused, a silent TCP server is
+    /// foreign, a server that closes at once is an empty reply, a closed UDP port is
+    /// refused, and a UDP socket that never answers times out after the retry.
+    #[tokio::test]
+    async fn outcomes_on_loopback() {
+        let closed_tcp = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let silent_addr = silent.local_addr().expect("addr");
+        let closer = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closer_addr = closer.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                tokio::select! {
+                    Ok((s, _)) = silent.accept() => held.push(s),
+                    Ok((s, _)) = closer.accept() => drop(s),
+                }
+            }
+        });
+        let closed_udp = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.local_addr().expect("addr")
+        };
+        let deaf = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let deaf_addr = deaf.local_addr().expect("addr");
+
+        let probes = [
+            (Proto::Tcp, closed_tcp),
+            (Proto::Tcp, silent_addr),
+            (Proto::Tcp, closer_addr),
+            (Proto::Udp, closed_udp),
+            (Proto::Udp, deaf_addr),
+        ];
+        let plan = ProbePlan {
+            session: [1; 16],
+            key: [2; 32],
+            probes: probes
+                .iter()
+                .enumerate()
+                .map(|(i, (proto, addr))| PlannedProbe { id: i as u32, proto: *proto, bind: *addr, target: *addr })
+                .collect(),
+        };
+        let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
+        let results = run(&plan, config).await;
+        let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [Outcome::Refused, Outcome::Foreign, Outcome::EmptyReply, Outcome::Refused, Outcome::Timeout]
+        );
+        assert_eq!(results[4].attempts, 2, "silence is retried once");
+        assert_eq!(results[0].attempts, 1);
+        assert_eq!(results[0].errno, Some(111));
+        drop(deaf);
+    }
+}

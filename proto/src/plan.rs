@@ -1,0 +1,250 @@
+//! Probe plans: which (listener, agent address) pairs to probe, built by the agent and
+//! checked by the peer.
+//!
+//! A plan is data from the other side. The peer accepts only targets that are agent
+//! addresses declared in the agent's Hello, never multicast, broadcast or unspecified
+//! addresses, loopback only when the agent itself was reached over loopback, and no
+//! more than [`MAX_PROBES`] probes: a malicious agent cannot turn a peer into a
+//! scanner of other hosts.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// Most probes a plan may hold.
+pub const MAX_PROBES: usize = 2048;
+
+/// Most distinct target addresses a plan may name.
+pub const MAX_TARGET_ADDRESSES: usize = 64;
+
+/// Transport protocol of a listener or probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+/// One of the agent's test listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ListenerSpec {
+    /// Protocol.
+    pub proto: Proto,
+    /// The socket address it is bound to, e.g. `0.0.0.0:40001`.
+    pub bind: SocketAddr,
+}
+
+/// One probe: dial `target` with `proto`, expecting the listener bound to `bind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedProbe {
+    /// Index in the plan, echoed in the result.
+    pub id: u32,
+    /// Protocol.
+    pub proto: Proto,
+    /// The listener's bound address (a row of the matrix).
+    pub bind: SocketAddr,
+    /// The address to dial (a column of the matrix).
+    pub target: SocketAddr,
+}
+
+/// The plan the agent sends after the Hello exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbePlan {
+    /// Identifies this session to the test listeners.
+    pub session: [u8; 16],
+    /// Key of the MACs the listeners answer with (sent over the authenticated channel).
+    pub key: [u8; 32],
+    /// The probes.
+    pub probes: Vec<PlannedProbe>,
+}
+
+/// Whether an address may ever be a probe target, and why not.
+pub fn forbidden(ip: IpAddr, allow_loopback: bool) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        return Some("an unspecified address");
+    }
+    if ip.is_multicast() {
+        return Some("a multicast address");
+    }
+    if let IpAddr::V4(v4) = ip
+        && (v4.is_broadcast() || v4.octets()[3] == 255 || v4.octets()[3] == 0)
+    {
+        return Some("a broadcast or network address");
+    }
+    if ip.to_canonical().is_loopback() && !allow_loopback {
+        return Some("a loopback address (it would probe this device itself)");
+    }
+    if let IpAddr::V6(v6) = ip
+        && v6.is_unicast_link_local()
+    {
+        return Some("an IPv6 link-local address (its scope differs between devices)");
+    }
+    None
+}
+
+/// Every listener × every target address of the same family, in a stable order.
+/// Targets that are [`forbidden`] are left out.
+pub fn build(listeners: &[ListenerSpec], targets: &[IpAddr], allow_loopback: bool) -> Vec<PlannedProbe> {
+    let mut probes = Vec::new();
+    for l in listeners {
+        for &ip in targets {
+            if ip.is_ipv4() != l.bind.is_ipv4() || forbidden(ip, allow_loopback).is_some() {
+                continue;
+            }
+            let id = u32::try_from(probes.len()).unwrap_or(u32::MAX);
+            probes.push(PlannedProbe { id, proto: l.proto, bind: l.bind, target: SocketAddr::new(ip, l.bind.port()) });
+        }
+    }
+    probes
+}
+
+/// Why the peer refuses a plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// Too many probes.
+    #[error("the plan has {0} probes; at most {MAX_PROBES} are accepted")]
+    TooManyProbes(usize),
+    /// Too many target addresses.
+    #[error("the plan names {0} addresses; at most {MAX_TARGET_ADDRESSES} are accepted")]
+    TooManyTargets(usize),
+    /// A target the peer never probes.
+    #[error("the plan asks to probe {target}, {why}")]
+    Forbidden {
+        /// The target.
+        target: SocketAddr,
+        /// Why not.
+        why: &'static str,
+    },
+    /// A target that is not one of the agent's addresses.
+    #[error("the plan asks to probe {0}, which is not one of the agent's addresses")]
+    NotAgentAddress(SocketAddr),
+    /// Port 0.
+    #[error("the plan asks to probe port 0 at {0}")]
+    PortZero(SocketAddr),
+    /// Probe IDs out of order.
+    #[error("probe IDs must count up from 0")]
+    BadIds,
+}
+
+/// Checks a plan received from an agent whose Hello listed `agent_addresses`.
+/// `allow_loopback` is true only when the agent was reached over loopback.
+pub fn validate(plan: &ProbePlan, agent_addresses: &[IpAddr], allow_loopback: bool) -> Result<(), PlanError> {
+    if plan.probes.len() > MAX_PROBES {
+        return Err(PlanError::TooManyProbes(plan.probes.len()));
+    }
+    let mut targets = HashSet::new();
+    for (i, p) in plan.probes.iter().enumerate() {
+        if p.id as usize != i {
+            return Err(PlanError::BadIds);
+        }
+        let ip = p.target.ip();
+        if let Some(why) = forbidden(ip, allow_loopback) {
+            return Err(PlanError::Forbidden { target: p.target, why });
+        }
+        if p.target.port() == 0 {
+            return Err(PlanError::PortZero(p.target));
+        }
+        let loopback_ok = allow_loopback && ip.to_canonical().is_loopback();
+        if !loopback_ok && !agent_addresses.iter().any(|a| a.to_canonical() == ip.to_canonical()) {
+            return Err(PlanError::NotAgentAddress(p.target));
+        }
+        targets.insert(ip);
+    }
+    if targets.len() > MAX_TARGET_ADDRESSES {
+        return Err(PlanError::TooManyTargets(targets.len()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn listener(proto: Proto, s: &str) -> ListenerSpec {
+        ListenerSpec { proto, bind: s.parse().expect("addr") }
+    }
+
+    fn plan_of(targets: &[&str]) -> ProbePlan {
+        let probes = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| PlannedProbe {
+                id: i as u32,
+                proto: Proto::Tcp,
+                bind: "0.0.0.0:4000".parse().expect("addr"),
+                target: t.parse().expect("addr"),
+            })
+            .collect();
+        ProbePlan { session: [0; 16], key: [0; 32], probes }
+    }
+
+    #[test]
+    fn build_pairs_listeners_with_targets_of_their_family() {
+        let listeners = [
+            listener(Proto::Tcp, "127.0.0.1:4000"),
+            listener(Proto::Tcp, "0.0.0.0:4001"),
+            listener(Proto::Udp, "[::]:4002"),
+        ];
+        let targets = [ip("198.51.100.1"), ip("203.0.113.1"), ip("2001:db8::1"), ip("fe80::1"), ip("127.0.0.1")];
+        let plan = build(&listeners, &targets, false);
+        let got: Vec<String> = plan.iter().map(|p| format!("{} {}->{}", p.proto, p.bind, p.target)).collect();
+        assert_eq!(
+            got,
+            [
+                "tcp 127.0.0.1:4000->198.51.100.1:4000",
+                "tcp 127.0.0.1:4000->203.0.113.1:4000",
+                "tcp 0.0.0.0:4001->198.51.100.1:4001",
+                "tcp 0.0.0.0:4001->203.0.113.1:4001",
+                "udp [::]:4002->[2001:db8::1]:4002",
+            ]
+        );
+        assert!(plan.iter().enumerate().all(|(i, p)| p.id as usize == i));
+    }
+
+    #[test]
+    fn peer_accepts_only_agent_addresses() {
+        let agent = [ip("198.51.100.1"), ip("2001:db8::1")];
+        assert_eq!(validate(&plan_of(&["198.51.100.1:80", "[2001:db8::1]:80"]), &agent, false), Ok(()));
+        assert!(matches!(validate(&plan_of(&["198.51.100.9:80"]), &agent, false), Err(PlanError::NotAgentAddress(_))));
+    }
+
+    #[test]
+    fn peer_never_scans_special_addresses() {
+        let agent = [ip("198.51.100.1"), ip("198.51.100.255"), ip("224.0.0.1"), ip("0.0.0.0"), ip("127.0.0.1")];
+        for bad in
+            ["198.51.100.255:80", "224.0.0.1:80", "0.0.0.0:80", "255.255.255.255:80", "127.0.0.1:80", "[fe80::1]:80"]
+        {
+            let r = validate(&plan_of(&[bad]), &agent, false);
+            assert!(matches!(r, Err(PlanError::Forbidden { .. })), "{bad}: {r:?}");
+        }
+        assert!(matches!(validate(&plan_of(&["198.51.100.1:0"]), &agent, false), Err(PlanError::PortZero(_))));
+        // Loopback only when the agent was reached over loopback.
+        assert_eq!(validate(&plan_of(&["127.0.0.1:80"]), &agent, true), Ok(()));
+    }
+
+    #[test]
+    fn oversized_plans_are_refused() {
+        let agent = [ip("198.51.100.1")];
+        let big = plan_of(&vec!["198.51.100.1:80"; MAX_PROBES + 1]);
+        assert_eq!(validate(&big, &agent, false), Err(PlanError::TooManyProbes(MAX_PROBES + 1)));
+        let mut bad_ids = plan_of(&["198.51.100.1:80"]);
+        bad_ids.probes[0].id = 7;
+        assert_eq!(validate(&bad_ids, &agent, false), Err(PlanError::BadIds));
+    }
+}

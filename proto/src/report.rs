@@ -1,0 +1,291 @@
+//! Probe outcomes and the report: the JSON document `lanreach.report/1` and its
+//! terminal rendering. The whole schema is documented in `docs/report-schema.md`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::iface::InterfaceKind;
+use crate::plan::Proto;
+
+/// Schema name of the JSON report.
+pub const SCHEMA: &str = "lanreach.report/1";
+
+/// What one probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Our listener answered the handshake.
+    Open,
+    /// Connection refused (RST or ICMP port unreachable): nothing listens there, or a
+    /// REJECT rule.
+    Refused,
+    /// No answer before the deadline, after one retry: a DROP rule or a filter on the path.
+    Timeout,
+    /// EHOSTUNREACH / ENETUNREACH (ICMP admin-prohibited, no route, failed ARP).
+    Unreachable,
+    /// Connection reset after it was accepted.
+    Reset,
+    /// Accepted, then closed without any data.
+    EmptyReply,
+    /// Something other than our listener answered.
+    Foreign,
+}
+
+impl Outcome {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Open => "open",
+            Outcome::Refused => "refused",
+            Outcome::Timeout => "timeout",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Reset => "reset",
+            Outcome::EmptyReply => "empty_reply",
+            Outcome::Foreign => "foreign",
+        }
+    }
+}
+
+/// A probe's result as the peer reports it to the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// The planned probe's ID.
+    pub id: u32,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Round trip of the decisive attempt, microseconds (none for timeouts).
+    pub rtt_us: Option<u32>,
+    /// The OS error number behind `refused`/`unreachable`, when there was one.
+    pub errno: Option<i32>,
+    /// Attempts made (1, or 2 after a silent first try).
+    pub attempts: u8,
+}
+
+/// How the report was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A peer on another device probed the agent.
+    Peer,
+    /// `lanreach-agent --local`: the agent probed its own addresses.
+    Local,
+}
+
+/// One agent address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressInfo {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its interface.
+    pub interface: String,
+    /// What kind of network it is on.
+    pub kind: InterfaceKind,
+}
+
+/// The agent side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// Its name.
+    pub name: String,
+    /// Its key ID (short form).
+    pub id: String,
+    /// Its interface addresses.
+    pub addresses: Vec<AddressInfo>,
+}
+
+/// The peer side, as the agent saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// Its name.
+    pub name: String,
+    /// Its key ID (short form).
+    pub id: String,
+    /// Source address of its control connection as the agent saw it (none in local mode).
+    pub seen_from: Option<SocketAddr>,
+    /// The agent interface the control connection arrived on, when known.
+    pub arrival_interface: Option<String>,
+    /// The addresses the peer declared in its Hello.
+    pub addresses: Vec<IpAddr>,
+    /// Source addresses the test listeners saw from this peer's probes.
+    pub probe_sources: Vec<IpAddr>,
+}
+
+/// One test listener (a row of the matrix).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerInfo {
+    /// Protocol.
+    pub proto: Proto,
+    /// Bound socket address.
+    pub bind: SocketAddr,
+    /// What binding there means, in words.
+    pub meaning: String,
+}
+
+/// One probe in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// Protocol.
+    pub proto: Proto,
+    /// The listener's bound socket address (the row).
+    pub bind: SocketAddr,
+    /// The dialled socket address (the column).
+    pub target: SocketAddr,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Round trip in milliseconds; null for timeouts.
+    pub rtt_ms: Option<f64>,
+    /// OS error number behind the outcome, when there was one.
+    pub errno: Option<i32>,
+    /// Attempts made.
+    pub attempts: u8,
+    /// Whether the agent's listener recorded this probe arriving.
+    pub seen_by_listener: bool,
+}
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Explains something that works as designed.
+    Info,
+    /// Something that may surprise.
+    Warning,
+    /// Something blocks reachability.
+    Error,
+}
+
+/// A conclusion with its cause and fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable code, e.g. `firewall_drops_tcp`.
+    pub code: String,
+    /// How bad.
+    pub severity: Severity,
+    /// What was found, in words.
+    pub message: String,
+    /// What to do (may be empty for information).
+    pub fix: String,
+}
+
+/// The report, `lanreach.report/1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Peer or local.
+    pub mode: Mode,
+    /// The agent.
+    pub agent: AgentInfo,
+    /// The peer.
+    pub peer: PeerInfo,
+    /// The test listeners.
+    pub listeners: Vec<ListenerInfo>,
+    /// Every probe.
+    pub probes: Vec<ProbeReport>,
+    /// Conclusions.
+    pub findings: Vec<Finding>,
+}
+
+/// What binding to `bind` means, in words.
+pub fn bind_meaning(bind: IpAddr, addresses: &[AddressInfo]) -> String {
+    match bind {
+        IpAddr::V4(v4) if v4.is_loopback() => "this machine only (IPv4 loopback)".into(),
+        IpAddr::V6(v6) if v6.is_loopback() => "this machine only (IPv6 loopback)".into(),
+        IpAddr::V4(v4) if v4.is_unspecified() => "every IPv4 address of this machine".into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => "every IPv6 address of this machine (IPv6 only)".into(),
+        ip => match addresses.iter().find(|a| a.ip == ip) {
+            Some(a) => format!("only this address ({} on {})", kind_words(a.kind), a.interface),
+            None => "only this address".into(),
+        },
+    }
+}
+
+fn kind_words(kind: InterfaceKind) -> &'static str {
+    match kind {
+        InterfaceKind::Loopback => "loopback",
+        InterfaceKind::Lan => "LAN",
+        InterfaceKind::LinkLocal => "link-local",
+        InterfaceKind::Virtual => "container/VM bridge",
+        InterfaceKind::Vpn => "VPN",
+    }
+}
+
+impl Report {
+    /// The report as one JSON document.
+    pub fn to_json(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+/// Terminal rendering: header, one matrix per protocol, the peer as seen, findings.
+pub fn render_text(r: &Report) -> String {
+    use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+    let clean = |s: &str| crate::msg::printable(s, 64);
+    let mut out = match r.mode {
+        Mode::Peer => format!(
+            "lanreach report: agent \"{}\" ({}) probed from peer \"{}\" ({})\n",
+            clean(&r.agent.name),
+            r.agent.id,
+            clean(&r.peer.name),
+            r.peer.id
+        ),
+        Mode::Local => format!("lanreach report: agent \"{}\" ({}) probing itself\n", clean(&r.agent.name), r.agent.id),
+    };
+    if let Some(seen) = r.peer.seen_from {
+        let on = r.peer.arrival_interface.as_deref().map(|i| format!(" on {}", clean(i))).unwrap_or_default();
+        out.push_str(&format!("The agent saw the peer come from {seen}{on}.\n"));
+    }
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let probes: Vec<&ProbeReport> = r.probes.iter().filter(|p| p.proto == proto).collect();
+        if probes.is_empty() {
+            continue;
+        }
+        let mut columns: Vec<IpAddr> = Vec::new();
+        for p in &probes {
+            if !columns.contains(&p.target.ip()) {
+                columns.push(p.target.ip());
+            }
+        }
+        let mut table = Table::new();
+        table.load_preset(UTF8_BORDERS_ONLY);
+        let mut header = vec![format!("{} listener", proto.to_string().to_uppercase()), "meaning".to_owned()];
+        header.extend(columns.iter().map(|c| format!("→ {c}")));
+        table.set_header(header);
+        for l in r.listeners.iter().filter(|l| l.proto == proto) {
+            let mut row = vec![l.bind.to_string(), l.meaning.clone()];
+            for c in &columns {
+                let cell = probes.iter().find(|p| p.bind == l.bind && p.target.ip() == *c).map(|p| cell(p));
+                row.push(cell.unwrap_or_else(|| "·".into()));
+            }
+            table.add_row(row);
+        }
+        out.push('\n');
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
+    out.push_str("\nFindings:\n");
+    if r.findings.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for f in &r.findings {
+        let mark = match f.severity {
+            Severity::Info => "info",
+            Severity::Warning => "WARNING",
+            Severity::Error => "PROBLEM",
+        };
+        out.push_str(&format!("  [{mark}] {}\n", f.message));
+        if !f.fix.is_empty() {
+            out.push_str(&format!("      fix: {}\n", f.fix));
+        }
+    }
+    out
+}
+
+fn cell(p: &ProbeReport) -> String {
+    match (p.outcome, p.rtt_ms) {
+        (Outcome::Open, Some(ms)) => format!("open {ms:.1} ms"),
+        (outcome, _) => outcome.as_str().replace('_', " "),
+    }
+}
