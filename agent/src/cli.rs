@@ -2,11 +2,14 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use lanreach_proto::PairingCode;
 use lanreach_proto::endpoint::{default_state_dir, host_name};
 use lanreach_proto::msg::DEFAULT_CONTROL_PORT;
+
+use crate::listeners::PortRange;
 
 /// lanreach agent: run it on the machine whose services should be reachable, then run
 /// `lanreach-peer` on another device of the same network.
@@ -29,6 +32,26 @@ pub struct Cli {
     /// Name shown to peers [default: the host name]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Single-machine self-check: probe this machine's own addresses and print the report
+    #[arg(long, conflicts_with_all = ["once", "code", "control"])]
+    pub local: bool,
+
+    /// Exit after the first peer's report
+    #[arg(long)]
+    pub once: bool,
+
+    /// Print each report as one JSON document (lanreach.report/1) on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// Port range for the test listeners, e.g. 40000-40100 [default: ports the OS picks]
+    #[arg(long, value_name = "A-B")]
+    pub ports: Option<String>,
+
+    /// Per-attempt probe deadline in --local mode, milliseconds [default: 250]
+    #[arg(long, value_name = "MS")]
+    pub timeout: Option<u64>,
 
     /// What to do instead of serving peers.
     #[command(subcommand)]
@@ -63,6 +86,8 @@ pub enum PeersAction {
 pub enum Command {
     /// Serve peers.
     Serve,
+    /// Probe this machine's own addresses.
+    Local,
     /// List trusted peers.
     ListPeers,
     /// Remove trusted peers matching this text.
@@ -84,6 +109,14 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Name shown to peers.
     pub name: String,
+    /// Exit after the first report.
+    pub once: bool,
+    /// Reports as JSON on stdout.
+    pub json: bool,
+    /// Where test-listener ports come from.
+    pub ports: PortRange,
+    /// Per-attempt probe deadline override.
+    pub timeout: Option<Duration>,
 }
 
 /// A flag that cannot be used as given.
@@ -103,6 +136,23 @@ pub enum UsageError {
     /// An empty `--name`.
     #[error("--name must not be empty")]
     EmptyName,
+    /// A malformed `--ports`.
+    #[error("--ports {0:?}: give a range like 40000-40100 (at least 16 ports, none below 1024)")]
+    Ports(String),
+    /// `--timeout` out of range.
+    #[error("--timeout {0}: give milliseconds between 10 and 60000")]
+    Timeout(u64),
+}
+
+/// Parses `A-B`.
+fn port_range(text: &str) -> Result<PortRange, UsageError> {
+    let bad = || UsageError::Ports(text.to_owned());
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    if a < 1024 || b < a || b - a < 15 {
+        return Err(bad());
+    }
+    Ok(PortRange::Range(a, b))
 }
 
 impl Cli {
@@ -131,12 +181,32 @@ impl Cli {
                 false,
             ),
         };
+        let ports = match &self.ports {
+            Some(text) => port_range(text)?,
+            None => PortRange::Ephemeral,
+        };
+        let timeout = match self.timeout {
+            Some(ms) if !(10..=60_000).contains(&ms) => return Err(UsageError::Timeout(ms)),
+            ms => ms.map(Duration::from_millis),
+        };
         let command = match self.command {
+            None if self.local => Command::Local,
             None => Command::Serve,
             Some(CliCommand::Peers { action: None | Some(PeersAction::List) }) => Command::ListPeers,
             Some(CliCommand::Peers { action: Some(PeersAction::Remove { peer }) }) => Command::RemovePeer(peer),
         };
-        Ok(Config { command, control, control_explicit, code, state_dir, name })
+        Ok(Config {
+            command,
+            control,
+            control_explicit,
+            code,
+            state_dir,
+            name,
+            once: self.once,
+            json: self.json,
+            ports,
+            timeout,
+        })
     }
 }
 
@@ -163,6 +233,19 @@ mod tests {
     fn bad_code_names_the_flag() {
         let err = config(&["--code", "12"]).expect_err("bad code");
         assert!(err.to_string().starts_with("--code \"12\""), "{err}");
+    }
+
+    #[test]
+    fn local_json_ports_and_timeout() {
+        let c = config(&["--local", "--json", "--ports", "40000-40100", "--timeout", "500"]).expect("config");
+        assert!(matches!(c.command, Command::Local) && c.json);
+        assert_eq!(c.ports, PortRange::Range(40000, 40100));
+        assert_eq!(c.timeout, Some(Duration::from_millis(500)));
+        for bad in ["40000", "40100-40000", "80-200", "40000-40003", "a-b"] {
+            let err = config(&["--ports", bad]).expect_err(bad);
+            assert!(err.to_string().starts_with("--ports"), "{err}");
+        }
+        assert!(config(&["--timeout", "1"]).is_err());
     }
 
     #[test]

@@ -16,7 +16,8 @@ use lanreach_proto::endpoint::quic::{self, QuicError};
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{host_name, os_description};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
-use lanreach_proto::msg::{Hello, printable};
+use lanreach_proto::msg::{Hello, Message, RejectCode, ReportJson, printable};
+use lanreach_proto::report::Report;
 use rand::SeedableRng;
 use rand::rngs::{OsRng, StdRng};
 use tokio::sync::mpsc::UnboundedSender;
@@ -24,6 +25,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::cli::Config;
+use crate::listeners::{ListenError, Listeners};
+use crate::session::{self, PeerFacts};
 use crate::trust::TrustedPeers;
 
 /// From the first QUIC packet to an authenticated peer.
@@ -31,6 +34,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Each later step of a session (Hello, the ping exchange).
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// From sending the plan to receiving the results: the peer's probe run, which its own
+/// per-probe deadlines bound far below this.
+pub const RESULTS_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// After a refusal, how long to wait for the peer to read it and close.
 pub const REJECT_LINGER: Duration = Duration::from_secs(2);
@@ -70,6 +77,9 @@ pub enum AgentError {
         /// A suggested `--control` value.
         hint: SocketAddr,
     },
+    /// The test listeners could not be opened.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     /// The OS random number generator failed.
     #[error("the system random number generator failed: {0}")]
     Entropy(String),
@@ -100,6 +110,13 @@ pub enum Event {
         from: SocketAddr,
         /// What it said.
         hello: Hello,
+    },
+    /// A peer's report is ready.
+    PeerReport {
+        /// Its address as seen here.
+        from: SocketAddr,
+        /// The report.
+        report: Box<Report>,
     },
     /// The session ended normally.
     PeerFinished {
@@ -147,6 +164,7 @@ struct Shared {
     name: String,
     state_dir: PathBuf,
     codes: Mutex<CodeBook>,
+    listeners: Listeners,
     /// Serialises read-modify-write of the trust file. The file is read on every
     /// connection, so `lanreach-agent peers remove` takes effect on a running agent.
     trust_file: Mutex<()>,
@@ -233,11 +251,13 @@ impl Agent {
         }
         let mut rng = StdRng::from_rng(OsRng).map_err(|e| AgentError::Entropy(e.to_string()))?;
         let first = config.code.clone().unwrap_or_else(|| PairingCode::random(&mut rng));
+        let listeners = Listeners::open(&interfaces::list().unwrap_or_default(), config.ports)?;
         let shared = Shared {
             identity,
             name: config.name.clone(),
             state_dir: config.state_dir.clone(),
             codes: Mutex::new(CodeBook::new(first, rng)),
+            listeners,
             trust_file: Mutex::new(()),
             events,
         };
@@ -257,6 +277,11 @@ impl Agent {
     /// The bound control addresses.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.endpoints.iter().filter_map(|e| e.local_addr().ok()).collect()
+    }
+
+    /// The test listeners.
+    pub fn listeners(&self) -> &[lanreach_proto::plan::ListenerSpec] {
+        self.shared.listeners.specs()
     }
 
     /// The live pairing code.
@@ -336,21 +361,69 @@ async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), Sessi
     }
     shared.emit(Event::PeerAuthenticated { from, name: name.clone(), id: peer_id, method: accepted.method });
 
-    let step = |what| move |_| SessionError::Timeout(what);
-    let hello = timeout(STEP_TIMEOUT, handshake::hello_as_agent(&mut ch, shared.hello())).await.map_err(step("Hello"));
-    let hello = match hello {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => {
-            abort(&conn, &mut ch).await;
-            return Err(e.into());
+    let result = probe_session(shared, &conn, &mut ch, from, peer_id, name).await;
+    match result {
+        Ok(()) => {
+            // The peer closes once it has the report; give it a moment, then close.
+            let _ = ch.shutdown().await;
+            let _ = timeout(REJECT_LINGER, conn.closed()).await;
+            conn.close(close::DONE.into(), b"done");
+            Ok(())
         }
-        Err(e) => return Err(e),
-    };
+        Err(e) => {
+            if !matches!(e, SessionError::Timeout(_)) {
+                abort(&conn, &mut ch).await;
+            }
+            conn.close(close::REFUSED.into(), b"failed");
+            Err(e)
+        }
+    }
+}
+
+/// After authentication: Hello, plan, pings, results, report.
+async fn probe_session<R, W>(
+    shared: &Shared,
+    conn: &quinn::Connection,
+    ch: &mut Channel<R, W>,
+    from: SocketAddr,
+    peer_id: KeyId,
+    name: String,
+) -> Result<(), SessionError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let step = |what| move |_| SessionError::Timeout(what);
+    let interfaces = interfaces::list().unwrap_or_default();
+    let hello = timeout(STEP_TIMEOUT, handshake::hello_as_agent(ch, shared.hello())).await.map_err(step("Hello"))??;
+    let addresses: Vec<std::net::IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
     shared.emit(Event::PeerHello { from, hello });
-    let pings = timeout(STEP_TIMEOUT, handshake::answer_pings(&mut ch)).await.map_err(step("the ping exchange"))??;
+
+    let arrived_at = conn.local_ip().map(|ip| ip.to_canonical());
+    let targets = session::plan_targets(&interfaces, arrived_at);
+    let plan = session::new_plan(shared.listeners.specs(), &targets, from.ip().is_loopback());
+    if !shared.listeners.register(plan.session, plan.key) {
+        handshake::reject(ch, RejectCode::Busy, "too many peers are probing at once; try again shortly").await;
+        return Err(HandshakeError::Busy.into());
+    }
+    let outcome = async {
+        ch.send(&Message::Plan(plan.clone())).await.map_err(HandshakeError::from)?;
+        // Probing takes a while; the whole run is bounded by the plan's own deadlines.
+        let (results, pings) =
+            timeout(RESULTS_TIMEOUT, handshake::await_results(ch)).await.map_err(step("probing"))??;
+        Ok::<_, SessionError>((results, pings))
+    }
+    .await;
+    let hits = shared.listeners.finish(&plan.session);
+    let (results, pings) = outcome?;
+
+    let peer = PeerFacts { name: name.clone(), id: peer_id, from, arrived_at, addresses };
+    let agent = session::agent_info(&shared.name, shared.identity.id, &interfaces);
+    let report =
+        session::peer_report(agent, &peer, &interfaces, shared.listeners.specs(), &plan, &results.results, &hits);
+    ch.send(&Message::Report(ReportJson { json: report.to_json() })).await.map_err(HandshakeError::from)?;
+    shared.emit(Event::PeerReport { from, report: Box::new(report) });
     shared.emit(Event::PeerFinished { from, name, rtt: conn.rtt(), pings });
-    let _ = ch.shutdown().await;
-    conn.close(close::DONE.into(), b"done");
     Ok(())
 }
 

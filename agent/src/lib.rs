@@ -3,7 +3,10 @@
 
 pub mod cli;
 pub mod control;
+pub mod listeners;
+pub mod local;
 pub mod render;
+pub mod session;
 pub mod trust;
 
 use std::process::ExitCode;
@@ -56,11 +59,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        cli::Command::Serve => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(serve(config))
+        cli::Command::Serve => runtime()?.block_on(serve(config)),
+        cli::Command::Local => {
+            let report = runtime()?.block_on(local::run(&config))?;
+            print!("{}", render::report(&report, config.json));
+            Ok(())
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -71,12 +80,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let reachable = control::reachable_addresses(&bound, &ifaces);
     let reachable = if reachable.is_empty() { loopback_fallback(&bound) } else { reachable };
     render::status(&render::banner(agent.name(), agent.id(), &bound, &agent.code(), &reachable));
+    let (once, json) = (config.once, config.json);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let printer = tokio::spawn(async move {
+        let mut done = Some(done_tx);
         while let Some(event) = rx.recv().await {
+            if let Event::PeerReport { report, .. } = &event {
+                print!("{}", render::report(report, json));
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            }
             render::status(&render::event(&event, &reachable));
+            if once && matches!(event, Event::PeerFinished { .. }) {
+                if let Some(tx) = done.take() {
+                    let _ = tx.send(());
+                }
+            }
         }
     });
-    agent.serve(shutdown_signal()).await;
+    agent
+        .serve(async {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = done_rx => {}
+            }
+        })
+        .await;
     printer.abort();
     render::status("Agent stopped.\n");
     Ok(())

@@ -8,6 +8,7 @@ use lanreach_proto::KeyId;
 use lanreach_proto::code::{CodeChange, MAX_FAILED_ATTEMPTS, PairingCode, RetireReason};
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
 use lanreach_proto::msg::{DEFAULT_CONTROL_PORT, Hello, printable};
+use lanreach_proto::report::Report;
 
 use crate::control::{Event, SessionError};
 use crate::trust::TrustedPeer;
@@ -89,6 +90,7 @@ pub fn event(event: &Event, reachable: &[SocketAddr]) -> String {
             AuthMethod::Pinned => format!("Peer \"{name}\" (ID {id}) connected from {from} (paired before).\n"),
         },
         Event::PeerHello { hello, .. } => hello_lines(hello),
+        Event::PeerReport { from, .. } => format!("  report for the peer at {from} printed on stdout.\n"),
         Event::PeerFinished { name, rtt, pings, .. } => {
             format!("  round-trip time to \"{name}\": {} (QUIC, after {pings} pings); session done.\n", duration(*rtt))
         }
@@ -114,6 +116,11 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
         other => format!("connection closed: {other}{attempts}"),
     };
     format!("Peer at {from}: {what}.\n")
+}
+
+/// A report for stdout: the terminal rendering, or one JSON document.
+pub fn report(report: &Report, json: bool) -> String {
+    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::report::render_text(report) }
 }
 
 /// The `peers` list.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use lanreach_agent::cli::{Command, Config};
 use lanreach_agent::control::{Agent, Event, SessionError};
+use lanreach_agent::listeners::PortRange;
 use lanreach_peer::connect::{self, PeerError, Session};
 use lanreach_peer::target::Target;
 use lanreach_proto::PairingCode;
@@ -41,6 +42,10 @@ impl TestAgent {
             code: Some(CODE.parse().expect("code")),
             state_dir: state_dir.to_owned(),
             name: "test-agent".into(),
+            once: false,
+            json: false,
+            ports: PortRange::Ephemeral,
+            timeout: None,
         };
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let agent = Agent::bind(&config, tx).expect("agent binds");
@@ -103,6 +108,7 @@ impl Peer {
             name: self.name,
             state_dir: self.dir.path(),
             connect_timeout: Duration::from_secs(5),
+            probe_timeout: None,
         };
         connect::run(&session).await
     }
@@ -327,6 +333,10 @@ async fn port_already_in_use_is_a_clear_error() {
         code: None,
         state_dir: state.path().to_owned(),
         name: "second".into(),
+        once: false,
+        json: false,
+        ports: PortRange::Ephemeral,
+        timeout: None,
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let err = Agent::bind(&config, tx).err().expect("port is taken");

@@ -37,6 +37,15 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// Print the report as one JSON document (lanreach.report/1) on stdout; other
+    /// messages go to stderr
+    #[arg(long)]
+    pub json: bool,
+
+    /// Per-attempt probe deadline in milliseconds [default: 4 round trips + 250, at most 3000]
+    #[arg(long, value_name = "MS")]
+    pub timeout: Option<u64>,
+
     /// Forget the pinned key of the agent at HOST (to pair again after it changed)
     #[arg(long, value_name = "HOST[:PORT]", conflicts_with_all = ["target", "code"])]
     pub forget: Option<String>,
@@ -67,6 +76,10 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Name shown to the agent.
     pub name: String,
+    /// Report as JSON on stdout.
+    pub json: bool,
+    /// Per-attempt probe deadline override.
+    pub probe_timeout: Option<Duration>,
 }
 
 /// A flag that cannot be used as given.
@@ -92,6 +105,9 @@ pub enum UsageError {
     /// An empty `--name`.
     #[error("--name must not be empty")]
     EmptyName,
+    /// `--timeout` out of range.
+    #[error("--timeout {0}: give milliseconds between 10 and 60000")]
+    ProbeTimeout(u64),
     /// Neither a target nor `--forget`.
     #[error("name the agent: lanreach-peer HOST[:PORT] --code CODE")]
     NoTarget,
@@ -121,7 +137,18 @@ impl Cli {
             Some(n) => n,
             None => host_name(),
         };
-        Ok(Config { command, connect_timeout: Duration::from_secs_f64(self.connect_timeout), state_dir, name })
+        let probe_timeout = match self.timeout {
+            Some(ms) if !(10..=60_000).contains(&ms) => return Err(UsageError::ProbeTimeout(ms)),
+            ms => ms.map(Duration::from_millis),
+        };
+        Ok(Config {
+            command,
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
+            state_dir,
+            name,
+            json: self.json,
+            probe_timeout,
+        })
     }
 }
 

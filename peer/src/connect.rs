@@ -1,18 +1,21 @@
 //! Reaching the agent: QUIC connection under a deadline, key pins, the handshake,
-//! Hello and the round-trip measurement.
+//! Hello, the round-trip measurement, the probe run and the report.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use lanreach_proto::KeyId;
 use lanreach_proto::PairingCode;
 use lanreach_proto::channel::Channel;
+use lanreach_proto::endpoint::engine::{self, EngineConfig};
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::quic::{self, QuicError};
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{interfaces, os_description};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
-use lanreach_proto::msg::{Hello, printable};
+use lanreach_proto::msg::{Hello, Message, ProbeResults, RejectCode, printable};
+use lanreach_proto::plan;
+use lanreach_proto::report::Report;
 use rand::rngs::OsRng;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout};
@@ -108,6 +111,22 @@ pub enum PeerError {
         /// What failed.
         source: HandshakeError,
     },
+    /// The agent's plan asks for probes this peer refuses to send.
+    #[error("refusing the agent's probe plan: {source}")]
+    PlanRefused {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// What is wrong with it.
+        source: plan::PlanError,
+    },
+    /// The agent's report does not parse.
+    #[error("the agent at {addr} sent a report this version cannot read: {detail}")]
+    BadReport {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// What the parser said.
+        detail: String,
+    },
     /// A step after connecting did not finish in time.
     #[error("the agent at {addr} stopped answering during {step}")]
     Timeout {
@@ -150,6 +169,8 @@ pub struct Outcome {
     pub hello: Hello,
     /// Round-trip measurements.
     pub rtt: Rtt,
+    /// The agent's report.
+    pub report: Report,
 }
 
 /// Resolves `target` to one socket address.
@@ -176,6 +197,8 @@ pub struct Session<'a> {
     pub state_dir: &'a std::path::Path,
     /// How long to wait for the agent's first answer.
     pub connect_timeout: Duration,
+    /// Per-attempt probe deadline; derived from the round trip when `None`.
+    pub probe_timeout: Option<Duration>,
 }
 
 /// Connects, authenticates (pairing or pins), exchanges Hellos and measures the RTT.
@@ -261,6 +284,17 @@ async fn authenticated_session(
     known.pin(&target, presented, &printable(&hello.name, 64));
     known.save(s.state_dir)?;
 
+    let plan = timeout(STEP_TIMEOUT, handshake::recv_plan(&mut ch))
+        .await
+        .map_err(step("waiting for the probe plan"))?
+        .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
+    let declared: Vec<IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
+    if let Err(e) = plan::validate(&plan, &declared, addr.ip().to_canonical().is_loopback()) {
+        handshake::reject(&mut ch, RejectCode::PlanRefused, &e.to_string()).await;
+        abort(&mut ch).await;
+        return Err(PeerError::PlanRefused { addr, source: e });
+    }
+
     let mut samples = Vec::new();
     for nonce in 0..PINGS {
         let sent = Instant::now();
@@ -272,11 +306,26 @@ async fn authenticated_session(
     }
     samples.sort();
     let rtt = Rtt { median: samples[samples.len() / 2], min: samples[0], quic: conn.rtt() };
+
+    let config = match s.probe_timeout {
+        Some(t) => EngineConfig { attempt_timeout: t, concurrency: engine::CONCURRENCY },
+        None => EngineConfig::for_rtt(rtt.median),
+    };
+    let results = engine::run(&plan, config).await;
+    ch.send(&Message::Results(ProbeResults { results }))
+        .await
+        .map_err(|e| handshake_error(s.target.clone(), addr, e.into()))?;
+    let json = timeout(STEP_TIMEOUT, handshake::recv_report(&mut ch))
+        .await
+        .map_err(step("waiting for the report"))?
+        .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
+    let report: Report =
+        serde_json::from_str(&json).map_err(|e| PeerError::BadReport { addr, detail: e.to_string() })?;
     let _ = ch.shutdown().await;
     // The agent closes once it has seen our end of stream; do not wait long for it.
     let _ = timeout(Duration::from_secs(1), conn.closed()).await;
     conn.close(close::DONE.into(), b"done");
-    Ok(Outcome { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt })
+    Ok(Outcome { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report })
 }
 
 fn handshake_error(target: Target, addr: SocketAddr, source: HandshakeError) -> PeerError {

@@ -39,10 +39,20 @@ pub fn main() -> ExitCode {
                 name: &config.name,
                 state_dir: &config.state_dir,
                 connect_timeout: config.connect_timeout,
+                probe_timeout: config.probe_timeout,
             };
             match runtime.block_on(connect::run(&session)) {
                 Ok(outcome) => {
-                    print!("{}", render::outcome(&outcome));
+                    if config.json {
+                        let _ = std::io::stderr().write_all(render::outcome(&outcome).as_bytes());
+                        println!("{}", outcome.report.to_json());
+                    } else {
+                        print!(
+                            "{}\n{}",
+                            render::outcome(&outcome),
+                            lanreach_proto::report::render_text(&outcome.report)
+                        );
+                    }
                     let _ = std::io::stdout().flush();
                     ExitCode::SUCCESS
                 }

@@ -36,6 +36,16 @@ pub fn diagnose(r: &Report) -> Vec<Finding> {
     specific_findings(r, &mut out);
     family_findings(r, &mut out);
     path_findings(r, &mut out);
+    if r.probes.is_empty() {
+        out.push(finding(
+            "no_lan_address",
+            Severity::Warning,
+            "This machine has no address another device could dial (only loopback): it is not connected to a \
+             network, so nothing outside it can reach its services."
+                .into(),
+            "connect it to the network (Wi-Fi or Ethernet) and run the check again",
+        ));
+    }
     if r.mode == Mode::Local {
         out.push(finding(
             "local_mode_limits",

@@ -1,5 +1,6 @@
 //! The start of every conversation: version check, authentication (pairing with a code
-//! or pinned keys), Hello exchange and round-trip pings, for both roles.
+//! or pinned keys), then the session: Hello exchange, probe plan, round-trip pings,
+//! results and report, for both roles.
 //!
 //! These functions drive a [`Channel`]; they hold no clock and no sockets. The agent's
 //! attempt bookkeeping is cancellation-safe: an attempt counts as failed until it
@@ -14,8 +15,8 @@ use crate::channel::{Channel, ChannelError};
 use crate::code::{CodeBook, PairingCode};
 use crate::codec::{self, CodecError};
 use crate::msg::{
-    Accepted, Hello, MAX_HELLO_ADDRESSES, Message, MessageType, PROTOCOL_VERSION, PairConfirm, PairReply, Ping, Reject,
-    RejectCode, Start, StartAuth,
+    Accepted, Hello, MAX_HELLO_ADDRESSES, Message, MessageType, PROTOCOL_VERSION, PairConfirm, PairReply, Ping,
+    ProbePlan, ProbeResults, Reject, RejectCode, Start, StartAuth,
 };
 use crate::pairing::{AgentOffer, Binding, PairingError, PeerPairing};
 
@@ -325,25 +326,58 @@ where
     }
 }
 
-/// Answers Pings until the other side closes the stream; returns how many it answered.
-pub async fn answer_pings<R, W>(ch: &mut Channel<R, W>) -> Result<u32, HandshakeError>
+/// The agent answers Pings until the peer's Results arrive; returns them and how
+/// many Pings it answered.
+pub async fn await_results<R, W>(ch: &mut Channel<R, W>) -> Result<(ProbeResults, u32), HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut answered = 0;
     loop {
-        match ch.recv().await {
-            Ok(Message::Ping(p)) => {
+        match recv(ch).await? {
+            Message::Ping(p) => {
                 ch.send(&Message::Pong(p)).await?;
                 answered += 1;
             }
-            Ok(Message::Reject(r)) => return Err(HandshakeError::from_reject(r)),
-            Ok(m) => return Err(refuse(ch, unexpected(&m, "Ping")).await),
-            Err(ChannelError::Closed) => return Ok(answered),
-            Err(e) => return Err(refuse(ch, e.into()).await),
+            Message::Results(r) => return Ok((r, answered)),
+            m => return Err(refuse(ch, unexpected(&m, "Ping or Results")).await),
         }
     }
+}
+
+/// Receives the agent's probe plan.
+pub async fn recv_plan<R, W>(ch: &mut Channel<R, W>) -> Result<ProbePlan, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match recv(ch).await? {
+        Message::Plan(p) => Ok(p),
+        m => Err(refuse(ch, unexpected(&m, "Plan")).await),
+    }
+}
+
+/// Receives the agent's report (its JSON text).
+pub async fn recv_report<R, W>(ch: &mut Channel<R, W>) -> Result<String, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match recv(ch).await? {
+        Message::Report(r) => Ok(r.json),
+        m => Err(refuse(ch, unexpected(&m, "Report")).await),
+    }
+}
+
+/// Sends a typed refusal, ignoring send failures (the connection is being abandoned).
+pub async fn reject<R, W>(ch: &mut Channel<R, W>, code: RejectCode, detail: &str)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let reject = Reject { version: PROTOCOL_VERSION, code, detail: detail.to_owned() };
+    let _ = ch.send(&Message::Reject(reject)).await;
 }
 
 #[cfg(test)]
@@ -508,23 +542,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn hello_and_pings_follow_authentication() {
+    async fn hello_plan_pings_results_and_report_follow_authentication() {
+        use crate::msg::ReportJson;
         let (mut p, mut a) = pipe();
         let hello =
             |name: &str| Hello { name: name.into(), os: "linux".into(), software: "t".into(), addresses: vec![] };
+        let plan = ProbePlan { session: [1; 16], key: [2; 32], probes: vec![] };
         let peer = async {
             let theirs = hello_as_peer(&mut p, hello("peer")).await.expect("hello");
+            let plan = recv_plan(&mut p).await.expect("plan");
             for n in 0..3 {
                 ping(&mut p, n).await.expect("pong");
             }
-            p.shutdown().await.expect("close");
-            theirs.name
+            p.send(&Message::Results(ProbeResults { results: vec![] })).await.expect("results");
+            let report = recv_report(&mut p).await.expect("report");
+            (theirs.name, plan.session, report)
         };
         let agent = async {
             let theirs = hello_as_agent(&mut a, hello("agent")).await.expect("hello");
-            (theirs.name, answer_pings(&mut a).await.expect("pings"))
+            a.send(&Message::Plan(plan.clone())).await.expect("plan");
+            let (results, pings) = await_results(&mut a).await.expect("results");
+            a.send(&Message::Report(ReportJson { json: "{}".into() })).await.expect("report");
+            (theirs.name, results.results.len(), pings)
         };
-        let (peer_saw, (agent_saw, pings)) = tokio::join!(peer, agent);
-        assert_eq!((peer_saw.as_str(), agent_saw.as_str(), pings), ("agent", "peer", 3));
+        let ((peer_saw, session, report), (agent_saw, n, pings)) = tokio::join!(peer, agent);
+        assert_eq!((peer_saw.as_str(), agent_saw.as_str(), pings, n), ("agent", "peer", 3, 0));
+        assert_eq!((session, report.as_str()), ([1; 16], "{}"));
     }
 }

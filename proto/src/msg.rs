@@ -187,6 +187,8 @@ pub enum RejectCode {
     Internal,
     /// Too many pairing attempts on the live code are under way.
     Busy,
+    /// The peer refuses the probe plan (targets it may not probe, too many probes).
+    PlanRefused,
     /// A code this build does not know.
     Other(u16),
 }
@@ -203,6 +205,7 @@ impl From<u16> for RejectCode {
             7 => RejectCode::Timeout,
             8 => RejectCode::Internal,
             9 => RejectCode::Busy,
+            10 => RejectCode::PlanRefused,
             n => RejectCode::Other(n),
         }
     }
@@ -220,6 +223,7 @@ impl From<RejectCode> for u16 {
             RejectCode::Timeout => 7,
             RejectCode::Internal => 8,
             RejectCode::Busy => 9,
+            RejectCode::PlanRefused => 10,
             RejectCode::Other(n) => n,
         }
     }

@@ -289,3 +289,70 @@ fn cell(p: &ProbeReport) -> String {
         (outcome, _) => outcome.as_str().replace('_', " "),
     }
 }
+
+/// A probe that reached one of the agent's test listeners, as the listener saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerHit {
+    /// Protocol.
+    pub proto: Proto,
+    /// The listener's bound address.
+    pub bind: SocketAddr,
+    /// The address the probe arrived at.
+    pub local: SocketAddr,
+    /// The probe's source address as seen by the agent.
+    pub source: SocketAddr,
+}
+
+/// Everything a report is made from.
+#[derive(Debug, Clone)]
+pub struct ReportParts<'a> {
+    /// Peer or local.
+    pub mode: Mode,
+    /// The agent.
+    pub agent: AgentInfo,
+    /// The peer (`probe_sources` is filled in from `hits`).
+    pub peer: PeerInfo,
+    /// The test listeners.
+    pub listeners: &'a [crate::plan::ListenerSpec],
+    /// The plan that was probed.
+    pub plan: &'a [crate::plan::PlannedProbe],
+    /// The peer's results, one per planned probe.
+    pub results: &'a [ProbeResult],
+    /// What the listeners saw.
+    pub hits: &'a [ListenerHit],
+}
+
+/// Joins the plan, the outside results and the inside facts into a report, diagnosed.
+pub fn assemble(parts: ReportParts<'_>) -> Report {
+    let ReportParts { mode, agent, mut peer, listeners, plan, results, hits } = parts;
+    let listeners: Vec<ListenerInfo> = listeners
+        .iter()
+        .map(|l| ListenerInfo { proto: l.proto, bind: l.bind, meaning: bind_meaning(l.bind.ip(), &agent.addresses) })
+        .collect();
+    let probes: Vec<ProbeReport> = plan
+        .iter()
+        .map(|p| {
+            let result = results.iter().find(|r| r.id == p.id);
+            let seen = hits.iter().any(|h| h.proto == p.proto && h.bind == p.bind && h.local.ip() == p.target.ip());
+            ProbeReport {
+                proto: p.proto,
+                bind: p.bind,
+                target: p.target,
+                // A probe the peer did not report on counts as silence.
+                outcome: result.map_or(Outcome::Timeout, |r| r.outcome),
+                rtt_ms: result.and_then(|r| r.rtt_us).map(|us| f64::from(us) / 1000.0),
+                errno: result.and_then(|r| r.errno),
+                attempts: result.map_or(0, |r| r.attempts),
+                seen_by_listener: seen,
+            }
+        })
+        .collect();
+    for h in hits {
+        if !peer.probe_sources.contains(&h.source.ip()) {
+            peer.probe_sources.push(h.source.ip());
+        }
+    }
+    let mut report = Report { schema: SCHEMA.to_owned(), mode, agent, peer, listeners, probes, findings: Vec::new() };
+    report.findings = crate::diagnose::diagnose(&report);
+    report
+}

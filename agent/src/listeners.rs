@@ -1,0 +1,380 @@
+//! The agent's test listeners: TCP and UDP on 127.0.0.1, ::1, 0.0.0.0, :: and each
+//! interface address, answering only the probe knock of a registered session and
+//! recording which probe reached which listener from where.
+//!
+//! Every listener gets its own port (one number for TCP and UDP): wildcard and specific
+//! binds cannot share a TCP port without SO_REUSEPORT, and distinct ports make each
+//! matrix cell mean exactly one listener. IPv6 sockets set IPV6_V6ONLY, so `[::]`
+//! does not swallow IPv4. UDP answers leave from the address the probe was sent to
+//! (IP_PKTINFO via quinn-udp), so a peer's connected socket accepts them.
+
+use std::collections::HashMap;
+use std::io::IoSliceMut;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use lanreach_proto::endpoint::interfaces::InterfaceAddress;
+use lanreach_proto::iface::InterfaceKind;
+use lanreach_proto::knock::{KNOCK_LEN, Knock};
+use lanreach_proto::plan::{ListenerSpec, Proto};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// How long a TCP probe may take to send its knock.
+pub const KNOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// TCP connections handled at once per agent; more wait for a slot.
+pub const MAX_TCP_HANDLERS: usize = 256;
+
+/// Most sessions registered at once (one per connected peer).
+pub const MAX_SESSIONS: usize = 64;
+
+/// Tries to find one free port for TCP and UDP on an address in the ephemeral range.
+const EPHEMERAL_TRIES: usize = 32;
+
+/// Where listener ports come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRange {
+    /// Ports the OS picks.
+    Ephemeral,
+    /// Ports from this inclusive range (`--ports A-B`).
+    Range(u16, u16),
+}
+
+/// Why the listeners could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// A wildcard listener could not be bound.
+    #[error("cannot open a test listener on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// `--ports` has too few free ports.
+    #[error("--ports {0}-{1} has too few free ports for every test listener (TCP and UDP on each address)")]
+    RangeExhausted(u16, u16),
+}
+
+/// A probe that reached a listener.
+pub use lanreach_proto::report::ListenerHit as Hit;
+
+#[derive(Default)]
+struct Registry {
+    sessions: HashMap<[u8; 16], SessionState>,
+}
+
+struct SessionState {
+    key: [u8; 32],
+    hits: Vec<Hit>,
+}
+
+/// Most hits remembered per session (a plan has at most 2048 probes, two attempts each).
+const MAX_HITS: usize = 8192;
+
+impl Registry {
+    /// Records a knock for a live session and returns its key.
+    fn knock(&mut self, knock: &Knock, hit: Hit) -> Option<[u8; 32]> {
+        let state = self.sessions.get_mut(&knock.session)?;
+        if state.hits.len() < MAX_HITS {
+            state.hits.push(hit);
+        }
+        Some(state.key)
+    }
+}
+
+fn lock(r: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+    r.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The open listeners; dropping this closes them all.
+pub struct Listeners {
+    specs: Vec<ListenerSpec>,
+    registry: Arc<Mutex<Registry>>,
+    _tasks: JoinSet<()>,
+}
+
+/// The addresses to listen on: loopback, wildcards, then each interface address.
+pub fn bind_addresses(interfaces: &[InterfaceAddress]) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = vec![
+        (Ipv4Addr::LOCALHOST, 0).into(),
+        (Ipv6Addr::LOCALHOST, 0).into(),
+        (Ipv4Addr::UNSPECIFIED, 0).into(),
+        (Ipv6Addr::UNSPECIFIED, 0).into(),
+    ];
+    for i in interfaces.iter().filter(|i| i.kind != InterfaceKind::Loopback) {
+        let addr = match i.ip {
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+                SocketAddr::V6(SocketAddrV6::new(v6, 0, 0, i.index.unwrap_or(0)))
+            }
+            ip => SocketAddr::new(ip, 0),
+        };
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
+}
+
+fn tcp_socket(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+fn with_port(addr: SocketAddr, port: u16) -> SocketAddr {
+    let mut a = addr;
+    a.set_port(port);
+    a
+}
+
+/// Binds TCP and UDP on one port of `addr`.
+fn bind_pair(
+    addr: SocketAddr,
+    next: &mut impl Iterator<Item = u16>,
+    range: PortRange,
+) -> Result<(std::net::TcpListener, std::net::UdpSocket), ListenError> {
+    let in_use = |e: &std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
+    let tries = match range {
+        PortRange::Ephemeral => EPHEMERAL_TRIES,
+        PortRange::Range(a, b) => usize::from(b - a) + 1,
+    };
+    for _ in 0..tries {
+        let port = match range {
+            PortRange::Ephemeral => 0,
+            PortRange::Range(a, b) => next.next().ok_or(ListenError::RangeExhausted(a, b))?,
+        };
+        let tcp = match tcp_socket(with_port(addr, port)) {
+            Ok(t) => t,
+            Err(e) if in_use(&e) => continue,
+            Err(source) => return Err(ListenError::Bind { addr: with_port(addr, port), source }),
+        };
+        let port = tcp.local_addr().map(|a| a.port()).map_err(|source| ListenError::Bind { addr, source })?;
+        match udp_socket(with_port(addr, port)) {
+            Ok(udp) => return Ok((tcp, udp)),
+            Err(e) if in_use(&e) => continue,
+            Err(source) => return Err(ListenError::Bind { addr: with_port(addr, port), source }),
+        }
+    }
+    match range {
+        PortRange::Range(a, b) => Err(ListenError::RangeExhausted(a, b)),
+        PortRange::Ephemeral => Err(ListenError::Bind {
+            addr,
+            source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "no port free for both TCP and UDP"),
+        }),
+    }
+}
+
+impl Listeners {
+    /// Opens TCP and UDP listeners on every address of [`bind_addresses`]. The IPv4
+    /// wildcard must succeed; other addresses that cannot be bound (no IPv6, an
+    /// address still being configured) are skipped with a warning.
+    pub fn open(interfaces: &[InterfaceAddress], ports: PortRange) -> Result<Listeners, ListenError> {
+        let registry = Arc::new(Mutex::new(Registry::default()));
+        let handlers = Arc::new(Semaphore::new(MAX_TCP_HANDLERS));
+        let mut tasks = JoinSet::new();
+        let mut specs = Vec::new();
+        let mut next = match ports {
+            PortRange::Ephemeral => 0..=0,
+            PortRange::Range(a, b) => a..=b,
+        };
+        for addr in bind_addresses(interfaces) {
+            let (tcp, udp) = match bind_pair(addr, &mut next, ports) {
+                Ok(pair) => pair,
+                Err(e @ ListenError::RangeExhausted(..)) => return Err(e),
+                Err(e) if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("skipping test listener: {e}");
+                    continue;
+                }
+            };
+            let bound = tcp.local_addr().map_err(|source| ListenError::Bind { addr, source })?;
+            let tcp = TcpListener::from_std(tcp).map_err(|source| ListenError::Bind { addr, source })?;
+            let udp = UdpSocket::from_std(udp).map_err(|source| ListenError::Bind { addr, source })?;
+            let state = quinn_udp::UdpSocketState::new((&udp).into())
+                .map_err(|source| ListenError::Bind { addr: bound, source })?;
+            specs.push(ListenerSpec { proto: Proto::Tcp, bind: bound });
+            specs.push(ListenerSpec { proto: Proto::Udp, bind: bound });
+            tasks.spawn(serve_tcp(tcp, bound, registry.clone(), handlers.clone()));
+            tasks.spawn(serve_udp(udp, state, bound, registry.clone()));
+        }
+        specs.sort_by_key(|s| s.proto);
+        Ok(Listeners { specs, registry, _tasks: tasks })
+    }
+
+    /// Every listener, TCP first.
+    pub fn specs(&self) -> &[ListenerSpec] {
+        &self.specs
+    }
+
+    /// Starts answering knocks of `session`, with MACs under `key`. Returns false when
+    /// too many sessions are live.
+    pub fn register(&self, session: [u8; 16], key: [u8; 32]) -> bool {
+        let mut r = lock(&self.registry);
+        if r.sessions.len() >= MAX_SESSIONS {
+            return false;
+        }
+        r.sessions.insert(session, SessionState { key, hits: Vec::new() });
+        true
+    }
+
+    /// Stops answering `session` and returns what its probes did.
+    pub fn finish(&self, session: &[u8; 16]) -> Vec<Hit> {
+        lock(&self.registry).sessions.remove(session).map(|s| s.hits).unwrap_or_default()
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, bind: SocketAddr, registry: Arc<Mutex<Registry>>, slots: Arc<Semaphore>) {
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let (stream, source) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("test listener {bind}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            answer_tcp(stream, bind, source, &registry).await;
+        });
+    }
+}
+
+async fn answer_tcp(mut stream: TcpStream, bind: SocketAddr, source: SocketAddr, registry: &Mutex<Registry>) {
+    let mut buf = [0u8; KNOCK_LEN];
+    let Ok(Ok(_)) = tokio::time::timeout(KNOCK_TIMEOUT, stream.read_exact(&mut buf)).await else { return };
+    let Some(knock) = Knock::parse(&buf) else { return };
+    let Ok(local) = stream.local_addr() else { return };
+    let hit = Hit { proto: Proto::Tcp, bind, local: canonical(local), source: canonical(source) };
+    let Some(key) = lock(registry).knock(&knock, hit) else { return };
+    let _ = stream.write_all(&knock.reply(&key, Proto::Tcp)).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn serve_udp(
+    socket: UdpSocket,
+    state: quinn_udp::UdpSocketState,
+    bind: SocketAddr,
+    registry: Arc<Mutex<Registry>>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if socket.readable().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let mut meta = [quinn_udp::RecvMeta::default()];
+        let received = socket
+            .try_io(Interest::READABLE, || state.recv((&socket).into(), &mut [IoSliceMut::new(&mut buf)], &mut meta));
+        let Ok(n) = received else { continue };
+        for m in &meta[..n] {
+            let stride = if m.stride == 0 { m.len } else { m.stride };
+            for datagram in buf[..m.len].chunks(stride) {
+                let Some(knock) = Knock::parse(datagram) else { continue };
+                let local = SocketAddr::new(m.dst_ip.unwrap_or(bind.ip()), bind.port());
+                let hit = Hit { proto: Proto::Udp, bind, local: canonical(local), source: canonical(m.addr) };
+                let Some(key) = lock(&registry).knock(&knock, hit) else { continue };
+                let reply = knock.reply(&key, Proto::Udp);
+                let transmit = quinn_udp::Transmit {
+                    destination: m.addr,
+                    ecn: None,
+                    contents: &reply,
+                    segment_size: None,
+                    src_ip: m.dst_ip,
+                };
+                // A lost answer looks like silence to the peer, which retries.
+                let _ = socket.try_io(Interest::WRITABLE, || state.try_send((&socket).into(), &transmit));
+            }
+        }
+    }
+}
+
+fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lanreach_proto::endpoint::engine::{self, EngineConfig};
+    use lanreach_proto::plan::{self, ProbePlan};
+    use lanreach_proto::report::Outcome;
+
+    #[tokio::test]
+    async fn loopback_listeners_answer_their_session_only() {
+        let listeners = Listeners::open(&[], PortRange::Ephemeral).expect("listeners open");
+        let binds: Vec<String> = listeners.specs().iter().map(|s| s.bind.ip().to_string()).collect();
+        assert!(binds.contains(&"0.0.0.0".to_owned()) && binds.contains(&"127.0.0.1".to_owned()), "{binds:?}");
+        let ports: std::collections::HashSet<u16> =
+            listeners.specs().iter().filter(|s| s.proto == Proto::Tcp).map(|s| s.bind.port()).collect();
+        assert_eq!(ports.len(), listeners.specs().len() / 2, "every listener has its own port");
+
+        let session = [7u8; 16];
+        let key = [9u8; 32];
+        assert!(listeners.register(session, key));
+        let targets = ["127.0.0.1".parse().expect("ip")];
+        let probes = plan::build(listeners.specs(), &targets, true);
+        let config = EngineConfig { attempt_timeout: Duration::from_millis(300), concurrency: 8 };
+        let results = engine::run(&ProbePlan { session, key, probes: probes.clone() }, config).await;
+        for (p, r) in probes.iter().zip(&results) {
+            // 127.0.0.1 and 0.0.0.0 listeners answer at 127.0.0.1; nothing else listens
+            // on their ports there.
+            let expect = if p.bind.ip().is_loopback() || p.bind.ip().is_unspecified() {
+                Outcome::Open
+            } else {
+                Outcome::Refused
+            };
+            assert_eq!(r.outcome, expect, "{p:?}");
+        }
+        let hits = listeners.finish(&session);
+        assert_eq!(hits.len(), results.iter().filter(|r| r.outcome == Outcome::Open).count());
+        assert!(hits.iter().all(|h| h.source.ip().is_loopback() && h.local.ip().is_loopback()));
+
+        // An unregistered session gets no answer: the probe sees "foreign" (TCP, closed
+        // without a reply is an empty reply) or silence (UDP).
+        let results = engine::run(&ProbePlan { session, key, probes: probes.clone() }, config).await;
+        for (p, r) in probes.iter().zip(&results) {
+            if p.bind.ip().is_loopback() && p.bind.is_ipv4() {
+                let expect = if p.proto == Proto::Tcp { Outcome::EmptyReply } else { Outcome::Timeout };
+                assert_eq!(r.outcome, expect, "{p:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_port_range_too_small_is_an_error() {
+        let err = Listeners::open(&[], PortRange::Range(40000, 40001)).err().expect("too small");
+        assert!(matches!(err, ListenError::RangeExhausted(40000, 40001)), "{err}");
+    }
+}

@@ -1,0 +1,52 @@
+//! `lanreach-agent --local`: the single-machine self-check. The same listeners, plan,
+//! probe engine and report as with a peer, with this machine dialling its own
+//! non-loopback addresses.
+
+use std::time::Duration;
+
+use lanreach_proto::endpoint::engine::{self, CONCURRENCY, EngineConfig, PROBE_TIMEOUT_FLOOR};
+use lanreach_proto::endpoint::host_name;
+use lanreach_proto::endpoint::identity::Identity;
+use lanreach_proto::endpoint::interfaces;
+use lanreach_proto::iface::InterfaceKind;
+use lanreach_proto::report::{Mode, PeerInfo, Report, ReportParts};
+
+use crate::cli::Config;
+use crate::control::AgentError;
+use crate::listeners::Listeners;
+use crate::session;
+
+/// Runs the self-check and returns its report.
+pub async fn run(config: &Config) -> Result<Report, AgentError> {
+    let (identity, _) = Identity::load_or_create(&config.state_dir, &host_name())?;
+    let interfaces = interfaces::list().unwrap_or_default();
+    let listeners = Listeners::open(&interfaces, config.ports)?;
+    let targets: Vec<_> = interfaces
+        .iter()
+        .filter(|i| !matches!(i.kind, InterfaceKind::Loopback | InterfaceKind::LinkLocal))
+        .map(|i| i.ip)
+        .collect();
+    let plan = session::new_plan(listeners.specs(), &targets, false);
+    listeners.register(plan.session, plan.key);
+    let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);
+    let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }).await;
+    let hits = listeners.finish(&plan.session);
+    let agent = session::agent_info(&config.name, identity.id, &interfaces);
+    let peer = PeerInfo {
+        name: config.name.clone(),
+        id: identity.id.short(),
+        seen_from: None,
+        arrival_interface: None,
+        addresses: targets,
+        probe_sources: Vec::new(),
+    };
+    Ok(lanreach_proto::report::assemble(ReportParts {
+        mode: Mode::Local,
+        agent,
+        peer,
+        listeners: listeners.specs(),
+        plan: &plan.probes,
+        results: &results,
+        hits: &hits,
+    }))
+}
