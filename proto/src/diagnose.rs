@@ -62,8 +62,15 @@ pub fn diagnose(r: &Report) -> Vec<Finding> {
     out
 }
 
+/// A wildcard listener dialled at an address of its own family: what the path and the
+/// firewall do with traffic to that address.
 fn is_wildcard(p: &ProbeReport) -> bool {
-    p.bind.ip().is_unspecified()
+    p.bind.ip().is_unspecified() && p.bind.is_ipv4() == p.target.is_ipv4()
+}
+
+/// A wildcard listener dialled at an address of the other family.
+fn is_cross_family(p: &ProbeReport) -> bool {
+    p.bind.ip().is_unspecified() && p.bind.is_ipv4() != p.target.is_ipv4()
 }
 
 /// Wildcard listeners listen on every address, so their outcome at a target says what
@@ -189,6 +196,19 @@ fn specific_findings(r: &Report, out: &mut Vec<Finding>) {
 fn family_findings(r: &Report, out: &mut Vec<Finding>) {
     let open =
         |v4: bool| r.probes.iter().any(|p| is_wildcard(p) && p.target.is_ipv4() == v4 && p.outcome == Outcome::Open);
+    let separate = r.probes.iter().any(|p| is_cross_family(p) && p.outcome == Outcome::Refused)
+        && r.probes.iter().any(|p| is_wildcard(p) && p.outcome == Outcome::Open);
+    if separate {
+        out.push(finding(
+            "ipv4_ipv6_separate",
+            Severity::Info,
+            "A server bound to 0.0.0.0 answers IPv4 only, and one bound to :: with IPV6_V6ONLY answers IPv6 only: \
+             dialled over the other family they were refused. Names that resolve to both families make clients \
+             try one and maybe not the other."
+                .into(),
+            "listen on both 0.0.0.0 and :: (or on a dual-stack :: socket) to serve IPv4 and IPv6 clients",
+        ));
+    }
     let tried_v6 = r.probes.iter().any(|p| p.target.is_ipv6());
     if !tried_v6 {
         out.push(finding(
@@ -232,5 +252,137 @@ fn path_findings(r: &Report, out: &mut Vec<Finding>) {
             ),
             "servers that filter by client address see the translated address, not the device's",
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{AgentInfo, PeerInfo};
+
+    fn report(mode: Mode, probes: &[(Proto, &str, &str, Outcome)]) -> Report {
+        Report {
+            schema: crate::report::SCHEMA.into(),
+            mode,
+            agent: AgentInfo { name: "a".into(), id: "X".into(), addresses: vec![] },
+            peer: PeerInfo {
+                name: "p".into(),
+                id: "Y".into(),
+                seen_from: Some("198.51.100.2:5000".parse().expect("addr")),
+                arrival_interface: None,
+                addresses: vec!["198.51.100.2".parse().expect("ip")],
+                probe_sources: vec![],
+            },
+            listeners: vec![],
+            probes: probes
+                .iter()
+                .map(|(proto, bind, target, outcome)| ProbeReport {
+                    proto: *proto,
+                    bind: bind.parse().expect("bind"),
+                    target: target.parse().expect("target"),
+                    outcome: *outcome,
+                    rtt_ms: (*outcome != Outcome::Timeout).then_some(0.3),
+                    errno: None,
+                    attempts: 1,
+                    seen_by_listener: *outcome == Outcome::Open,
+                })
+                .collect(),
+            findings: vec![],
+        }
+    }
+
+    fn codes(r: &Report) -> Vec<String> {
+        diagnose(r).into_iter().map(|f| f.code).collect()
+    }
+
+    use Outcome::*;
+    use Proto::*;
+
+    #[test]
+    fn wildcard_timeouts_are_a_firewall_drop() {
+        let r = report(
+            Mode::Peer,
+            &[
+                (Tcp, "0.0.0.0:4000", "198.51.100.1:4000", Timeout),
+                (Udp, "0.0.0.0:4000", "198.51.100.1:4000", Open),
+                (Tcp, "127.0.0.1:4001", "198.51.100.1:4001", Timeout),
+            ],
+        );
+        let c = codes(&r);
+        assert_eq!(c[0], "firewall_drops_tcp", "errors first: {c:?}");
+        assert!(c.contains(&"lan_reachable_udp".to_owned()));
+        let f = diagnose(&r).remove(0);
+        assert!(f.fix.contains("nft") && f.fix.contains("ufw") && f.fix.contains("firewall-cmd"), "{}", f.fix);
+    }
+
+    #[test]
+    fn refusals_and_admin_prohibited_where_a_wildcard_listens() {
+        let mut r = report(
+            Mode::Peer,
+            &[
+                (Tcp, "0.0.0.0:4000", "198.51.100.1:4000", Refused),
+                (Udp, "0.0.0.0:4000", "198.51.100.1:4000", Unreachable),
+            ],
+        );
+        r.probes[1].errno = Some(EHOSTUNREACH);
+        let c = codes(&r);
+        assert!(
+            c.contains(&"firewall_rejects_tcp".to_owned()) && c.contains(&"firewall_prohibits_udp".to_owned()),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn loopback_rows_refused_from_the_peer_explain_bind_addresses() {
+        let r = report(
+            Mode::Peer,
+            &[(Tcp, "127.0.0.1:4000", "198.51.100.1:4000", Refused), (Tcp, "0.0.0.0:4001", "198.51.100.1:4001", Open)],
+        );
+        let c = codes(&r);
+        assert!(c.contains(&"loopback_only".to_owned()) && c.contains(&"lan_reachable_tcp".to_owned()), "{c:?}");
+        assert!(!c.iter().any(|c| c.contains("firewall")), "{c:?}");
+    }
+
+    #[test]
+    fn cross_family_refusals_are_not_a_firewall() {
+        let r = report(
+            Mode::Peer,
+            &[
+                (Tcp, "0.0.0.0:4000", "198.51.100.1:4000", Open),
+                (Tcp, "0.0.0.0:4000", "[2001:db8::1]:4000", Refused),
+                (Tcp, "[::]:4001", "[2001:db8::1]:4001", Open),
+                (Tcp, "[::]:4001", "198.51.100.1:4001", Refused),
+            ],
+        );
+        let c = codes(&r);
+        assert!(c.contains(&"ipv4_ipv6_separate".to_owned()), "{c:?}");
+        assert!(!c.iter().any(|c| c.contains("firewall")), "{c:?}");
+    }
+
+    #[test]
+    fn ipv6_blocked_while_ipv4_works() {
+        let r = report(
+            Mode::Peer,
+            &[(Tcp, "0.0.0.0:4000", "198.51.100.1:4000", Open), (Tcp, "[::]:4001", "[2001:db8::1]:4001", Timeout)],
+        );
+        let c = codes(&r);
+        assert!(c.contains(&"ipv6_unreachable".to_owned()) && c.contains(&"firewall_drops_tcp".to_owned()), "{c:?}");
+    }
+
+    #[test]
+    fn a_foreign_source_address_means_nat() {
+        let mut r = report(Mode::Peer, &[(Tcp, "0.0.0.0:4000", "198.51.100.1:4000", Open)]);
+        r.peer.seen_from = Some("203.0.113.7:6000".parse().expect("addr"));
+        let f = diagnose(&r).into_iter().find(|f| f.code == "nat_between").expect("nat finding");
+        assert!(f.message.contains("203.0.113.7"));
+    }
+
+    #[test]
+    fn local_mode_says_what_it_cannot_see() {
+        let r = report(Mode::Local, &[(Tcp, "0.0.0.0:4000", "198.51.100.1:4000", Open)]);
+        let f = diagnose(&r).into_iter().find(|f| f.code == "local_mode_limits").expect("limits");
+        assert!(f.message.contains("iifname") && f.message.contains("isolation"));
+        let empty = report(Mode::Local, &[]);
+        assert!(codes(&empty).contains(&"no_lan_address".to_owned()));
     }
 }

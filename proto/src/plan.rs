@@ -94,13 +94,38 @@ pub fn forbidden(ip: IpAddr, allow_loopback: bool) -> Option<&'static str> {
     None
 }
 
-/// Every listener × every target address of the same family, in a stable order.
-/// Targets that are [`forbidden`] are left out.
+/// The probes for `listeners` × `targets`, in a stable order. Targets that are
+/// [`forbidden`] are left out.
+///
+/// TCP: every listener × every target of its family, and the wildcard listeners
+/// (0.0.0.0, ::) also × the other family, which shows that an IPv4 wildcard does not
+/// answer IPv6 and vice versa.
+///
+/// UDP carries the same bind-address lessons, but a closed UDP port answers with ICMP,
+/// which hosts rate-limit (a burst of about 6, then 1/s): so UDP probes only the cells
+/// that tell something TCP does not — wildcards × targets of their family (does the
+/// path pass UDP?), each specific listener at its own address, and each loopback
+/// listener at one target of its family.
 pub fn build(listeners: &[ListenerSpec], targets: &[IpAddr], allow_loopback: bool) -> Vec<PlannedProbe> {
     let mut probes = Vec::new();
     for l in listeners {
+        let bind = l.bind.ip();
+        let mut first_of_family = true;
         for &ip in targets {
-            if ip.is_ipv4() != l.bind.is_ipv4() || forbidden(ip, allow_loopback).is_some() {
+            if forbidden(ip, allow_loopback).is_some() {
+                continue;
+            }
+            let same_family = ip.is_ipv4() == l.bind.is_ipv4();
+            let wanted = match l.proto {
+                Proto::Tcp => same_family || bind.is_unspecified(),
+                Proto::Udp if bind.is_unspecified() => same_family,
+                Proto::Udp if bind.is_loopback() => same_family && first_of_family,
+                Proto::Udp => ip == bind,
+            };
+            if same_family {
+                first_of_family = false;
+            }
+            if !wanted {
                 continue;
             }
             let id = u32::try_from(probes.len()).unwrap_or(u32::MAX);
@@ -195,11 +220,14 @@ mod tests {
     }
 
     #[test]
-    fn build_pairs_listeners_with_targets_of_their_family() {
+    fn tcp_probes_every_cell_udp_only_the_informative_ones() {
         let listeners = [
             listener(Proto::Tcp, "127.0.0.1:4000"),
-            listener(Proto::Tcp, "0.0.0.0:4001"),
-            listener(Proto::Udp, "[::]:4002"),
+            listener(Proto::Tcp, "[::]:4001"),
+            listener(Proto::Tcp, "198.51.100.1:4002"),
+            listener(Proto::Udp, "127.0.0.1:4000"),
+            listener(Proto::Udp, "[::]:4001"),
+            listener(Proto::Udp, "198.51.100.1:4002"),
         ];
         let targets = [ip("198.51.100.1"), ip("203.0.113.1"), ip("2001:db8::1"), ip("fe80::1"), ip("127.0.0.1")];
         let plan = build(&listeners, &targets, false);
@@ -209,9 +237,14 @@ mod tests {
             [
                 "tcp 127.0.0.1:4000->198.51.100.1:4000",
                 "tcp 127.0.0.1:4000->203.0.113.1:4000",
-                "tcp 0.0.0.0:4001->198.51.100.1:4001",
-                "tcp 0.0.0.0:4001->203.0.113.1:4001",
-                "udp [::]:4002->[2001:db8::1]:4002",
+                "tcp [::]:4001->198.51.100.1:4001",
+                "tcp [::]:4001->203.0.113.1:4001",
+                "tcp [::]:4001->[2001:db8::1]:4001",
+                "tcp 198.51.100.1:4002->198.51.100.1:4002",
+                "tcp 198.51.100.1:4002->203.0.113.1:4002",
+                "udp 127.0.0.1:4000->198.51.100.1:4000",
+                "udp [::]:4001->[2001:db8::1]:4001",
+                "udp 198.51.100.1:4002->198.51.100.1:4002",
             ]
         );
         assert!(plan.iter().enumerate().all(|(i, p)| p.id as usize == i));
