@@ -361,13 +361,17 @@ async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), Sessi
     }
     shared.emit(Event::PeerAuthenticated { from, name: name.clone(), id: peer_id, method: accepted.method });
 
-    let result = probe_session(shared, &conn, &mut ch, from, peer_id, name).await;
+    let result = probe_session(shared, &conn, &mut ch, from, peer_id, &name).await;
     match result {
-        Ok(()) => {
-            // The peer closes once it has the report; give it a moment, then close.
+        Ok((report, pings)) => {
+            // The peer closes once it has the report; wait for that (briefly) so that
+            // `--once` cannot end the agent while the report is still in flight.
             let _ = ch.shutdown().await;
             let _ = timeout(REJECT_LINGER, conn.closed()).await;
+            let rtt = conn.rtt();
             conn.close(close::DONE.into(), b"done");
+            shared.emit(Event::PeerReport { from, report: Box::new(report) });
+            shared.emit(Event::PeerFinished { from, name, rtt, pings });
             Ok(())
         }
         Err(e) => {
@@ -387,8 +391,8 @@ async fn probe_session<R, W>(
     ch: &mut Channel<R, W>,
     from: SocketAddr,
     peer_id: KeyId,
-    name: String,
-) -> Result<(), SessionError>
+    name: &str,
+) -> Result<(Report, u32), SessionError>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
@@ -417,14 +421,12 @@ where
     let hits = shared.listeners.finish(&plan.session);
     let (results, pings) = outcome?;
 
-    let peer = PeerFacts { name: name.clone(), id: peer_id, from, arrived_at, addresses };
+    let peer = PeerFacts { name: name.to_owned(), id: peer_id, from, arrived_at, addresses };
     let agent = session::agent_info(&shared.name, shared.identity.id, &interfaces);
     let report =
         session::peer_report(agent, &peer, &interfaces, shared.listeners.specs(), &plan, &results.results, &hits);
     ch.send(&Message::Report(ReportJson { json: report.to_json() })).await.map_err(HandshakeError::from)?;
-    shared.emit(Event::PeerReport { from, report: Box::new(report) });
-    shared.emit(Event::PeerFinished { from, name, rtt: conn.rtt(), pings });
-    Ok(())
+    Ok((report, pings))
 }
 
 /// Normalises an IPv4-mapped address to plain IPv4.

@@ -242,12 +242,9 @@ pub fn render_text(r: &Report) -> String {
         if probes.is_empty() {
             continue;
         }
-        let mut columns: Vec<IpAddr> = Vec::new();
-        for p in &probes {
-            if !columns.contains(&p.target.ip()) {
-                columns.push(p.target.ip());
-            }
-        }
+        let mut columns: Vec<IpAddr> = probes.iter().map(|p| p.target.ip()).collect();
+        columns.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+        columns.dedup();
         let mut table = Table::new();
         table.load_preset(UTF8_BORDERS_ONLY);
         let mut header = vec![format!("{} listener", proto.to_string().to_uppercase()), "meaning".to_owned()];

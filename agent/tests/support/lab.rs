@@ -5,27 +5,45 @@
 //! Needs root and iproute2. Without them a test skips with a loud message, unless
 //! `LANREACH_REQUIRE_NETNS=1` (set by CI), where it fails instead.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// Whether this machine can run lab tests; prints why not.
-pub fn available(test: &str) -> bool {
+/// Whether this machine can run lab tests that use `tools` besides `ip`; prints why not.
+pub fn available_with(test: &str, tools: &[&str]) -> bool {
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
-    let ip = Command::new("ip").arg("-V").output().map(|o| o.status.success()).unwrap_or(false);
-    if root && ip {
+    let missing: Vec<&str> = std::iter::once("ip")
+        .chain(tools.iter().copied())
+        .filter(|t| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        })
+        .collect();
+    if root && missing.is_empty() {
         return true;
     }
-    let why = if root { "iproute2 (`ip`) is not installed" } else { "it needs root for network namespaces" };
+    let why = if root {
+        format!("{} not installed (scripts/install-test-deps.sh installs them)", missing.join(", "))
+    } else {
+        "it needs root for network namespaces".to_owned()
+    };
     if std::env::var("LANREACH_REQUIRE_NETNS").as_deref() == Ok("1") {
         panic!("{test}: LAN-in-a-box test cannot run: {why}");
     }
-    eprintln!("\n*** SKIPPED {test}: {why} (run the tests as root to include it) ***\n");
+    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
     false
+}
+
+/// Whether this machine can run lab tests; prints why not.
+pub fn available(test: &str) -> bool {
+    available_with(test, &[])
 }
 
 /// Runs a command, panicking with its output when it fails.
@@ -107,34 +125,84 @@ impl Lab {
         node
     }
 
+    /// Adds a second interface `name` to `node` with `v4/24` and `v6/64`: one end of a
+    /// veth pair whose other end (`NAMEp`) stays in the node, so the link has carrier
+    /// (dummy links need a kernel module that may be missing).
+    pub fn second_interface(&self, node: &Node, name: &str, v4: &str, v6: &str) {
+        let other = format!("{name}p");
+        sh(&["ip", "-n", &node.ns, "link", "add", name, "type", "veth", "peer", "name", &other]);
+        sh(&["ip", "-n", &node.ns, "link", "set", &other, "up"]);
+        sh(&["ip", "-n", &node.ns, "addr", "add", &format!("{v4}/24"), "dev", name]);
+        sh(&["ip", "-n", &node.ns, "addr", "add", &format!("{v6}/64"), "dev", name, "nodad"]);
+        sh(&["ip", "-n", &node.ns, "link", "set", name, "up"]);
+    }
+
+    /// Routes `prefix` from `node` via `gateway`.
+    pub fn route(&self, node: &Node, prefix: &str, gateway: &str) {
+        sh(&["ip", "-n", &node.ns, "route", "add", prefix, "via", gateway]);
+    }
+
+    /// Loads an nftables ruleset into `node`'s namespace.
+    pub fn nft(&self, node: &Node, ruleset: &str) {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &node.ns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nft");
+        child.stdin.take().expect("stdin").write_all(ruleset.as_bytes()).expect("write ruleset");
+        let out = child.wait_with_output().expect("nft");
+        assert!(out.status.success(), "nft failed: {}\n{ruleset}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Wi-Fi client isolation: bridge ports that are isolated cannot talk to each other.
     pub fn isolate(&self, node: &Node) {
         sh(&["ip", "-n", &self.bridge_ns, "link", "set", &node.bridge_port, "type", "bridge_slave", "isolated", "on"]);
     }
 
     /// Starts `program args` inside `node`'s namespace; it is killed by PID on drop.
-    /// Returns its index for [`Lab::wait_line`].
     pub fn spawn(&mut self, node: &Node, program: &str, args: &[&str]) -> Spawned {
         let mut child = start_in(node, program, args);
         let (tx, lines) = mpsc::channel();
-        for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let streams: [(Option<Box<dyn Read + Send>>, bool); 2] = [
+            (child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), true),
+            (child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), false),
+        ];
+        for (stream, is_stdout) in streams {
+            let Some(stream) = stream else { continue };
+            let (tx, stdout) = (tx.clone(), stdout.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if is_stdout {
+                        let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
+                        out.push_str(&line);
+                        out.push('\n');
+                    }
                     if tx.send(line).is_err() {
                         break;
                     }
                 }
             });
         }
+        let index = self.processes.len();
         self.processes.push(child);
-        Spawned { lines, seen: Vec::new() }
+        Spawned { index, lines, seen: Vec::new(), stdout }
+    }
+
+    /// Waits (`deadline` at most) for a spawned process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, spawned: &Spawned, deadline: Duration) -> Option<i32> {
+        let child = &mut self.processes[spawned.index];
+        let started = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.code(),
+                Ok(None) if started.elapsed() > deadline => panic!("process still running after {deadline:?}"),
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("wait: {e}"),
+            }
+        }
     }
 
     /// Runs `program args` inside `node`'s namespace to completion (60 s at most).
@@ -171,13 +239,20 @@ fn wait_with_deadline(mut child: Child, deadline: Duration) -> Output {
     }
 }
 
-/// Output lines of a spawned process.
+/// Output of a spawned process: all lines in order, and stdout alone.
 pub struct Spawned {
+    index: usize,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    stdout: Arc<Mutex<String>>,
 }
 
 impl Spawned {
+    /// Everything it wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Waits (15 s at most) for a line containing `needle`.
     pub fn wait_line(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
