@@ -49,7 +49,7 @@ pub struct Cli {
     #[arg(long, value_name = "A-B")]
     pub ports: Option<String>,
 
-    /// Per-attempt probe deadline in --local mode, milliseconds [default: 250]
+    /// Per-attempt probe deadline in --local mode, milliseconds [default: 150]
     #[arg(long, value_name = "MS")]
     pub timeout: Option<u64>,
 

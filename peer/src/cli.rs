@@ -42,7 +42,7 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
-    /// Per-attempt probe deadline in milliseconds [default: 4 round trips + 250, at most 3000]
+    /// Per-attempt probe deadline in milliseconds [default: 4 round trips + 150, at most 3000]
     #[arg(long, value_name = "MS")]
     pub timeout: Option<u64>,
 

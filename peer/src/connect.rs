@@ -32,6 +32,9 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a refusal, how long to let the agent finish its side.
 pub const REJECT_LINGER: Duration = Duration::from_secs(2);
 
+/// After closing, how long the endpoint may take to deliver the close.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 /// Pings in the round-trip measurement.
 pub const PINGS: u64 = 5;
 
@@ -227,7 +230,8 @@ pub async fn run(s: &Session<'_>) -> Result<Outcome, PeerError> {
     if result.is_err() {
         conn.close(close::REFUSED.into(), b"failed");
     }
-    let _ = timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    // Lets the CONNECTION_CLOSE reach the agent (the draining period is a few RTTs).
+    let _ = timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
     result
 }
 
@@ -321,9 +325,8 @@ async fn authenticated_session(
         .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
     let report: Report =
         serde_json::from_str(&json).map_err(|e| PeerError::BadReport { addr, detail: e.to_string() })?;
+    // We have everything: finish our stream and close; `run` lets the close go out.
     let _ = ch.shutdown().await;
-    // The agent closes once it has seen our end of stream; do not wait long for it.
-    let _ = timeout(Duration::from_secs(1), conn.closed()).await;
     conn.close(close::DONE.into(), b"done");
     Ok(Outcome { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report })
 }

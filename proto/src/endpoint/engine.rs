@@ -18,7 +18,9 @@ use crate::plan::{PlannedProbe, ProbePlan, Proto};
 use crate::report::{Outcome, ProbeResult};
 
 /// Shortest per-attempt deadline, whatever the measured round trip.
-pub const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_millis(250);
+/// A lost SYN or datagram costs one attempt: the retry covers it, so the floor can sit
+/// far below the OS's 1 s SYN retransmission.
+pub const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_millis(150);
 /// Longest per-attempt deadline.
 pub const PROBE_TIMEOUT_CEILING: Duration = Duration::from_secs(3);
 /// The per-attempt deadline is this many control-channel round trips (plus the floor).
@@ -216,7 +218,7 @@ mod tests {
     #[test]
     fn deadline_follows_rtt_within_floor_and_ceiling() {
         assert_eq!(probe_timeout(Duration::ZERO), PROBE_TIMEOUT_FLOOR);
-        assert_eq!(probe_timeout(Duration::from_millis(10)), Duration::from_millis(290));
+        assert_eq!(probe_timeout(Duration::from_millis(10)), Duration::from_millis(190));
         assert_eq!(probe_timeout(Duration::from_secs(5)), PROBE_TIMEOUT_CEILING);
     }
 

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Benchmark lanreach on a LAN in a box and print the figures.
+
+1. Wall time of a full peer run (connect, pair with a fresh identity, probe, report)
+   against `nmap -sT -Pn` over the same TCP ports from the same namespace, with one
+   listener port dropped by an nftables rule on the agent. Also compares the
+   open/closed/filtered picture of both.
+2. The agent's peak RSS (VmHWM) while 4 peers run at once.
+
+Runs as root; uses network namespaces with documentation addresses only
+(198.51.100.0/24) and removes them on every exit path. Figures, not assertions:
+the targets (our run <= 0.5x nmap's time, agent RSS <= 16 MB) are printed beside them.
+"""
+
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release")
+AGENT = os.path.join(BIN, "lanreach-agent")
+PEER = os.path.join(BIN, "lanreach-peer")
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+PREFIX = f"lrb{os.getpid()}"
+HOST_IP = "198.51.100.1"
+
+namespaces = []
+processes = []
+
+
+def sh(*args, stdin=None, check=True):
+    out = subprocess.run(args, input=stdin, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"{args}: {out.stderr.strip()}")
+    return out
+
+
+def in_ns(ns, *args):
+    return ["ip", "netns", "exec", ns, *args]
+
+
+def cleanup():
+    for p in processes:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    for ns in reversed(namespaces):
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    namespaces.clear()
+
+
+def add_ns(name):
+    ns = f"{PREFIX}-{name}"
+    sh("ip", "netns", "add", ns)
+    namespaces.append(ns)
+    return ns
+
+
+def build_lab(n_peers):
+    bridge = add_ns("br")
+    sh("ip", "-n", bridge, "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", bridge, "link", "set", "br0", "up")
+    nodes = {}
+    for i, role in enumerate(["host"] + [f"peer{k}" for k in range(1, n_peers + 1)], start=1):
+        ns = add_ns(role)
+        sh("ip", "-n", bridge, "link", "add", f"p{i}", "type", "veth", "peer", "name", "eth0", "netns", ns)
+        sh("ip", "-n", bridge, "link", "set", f"p{i}", "master", "br0", "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "addr", "add", f"198.51.100.{i}/24", "dev", "eth0")
+        sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        nodes[role] = ns
+    return nodes
+
+
+class Agent:
+    """A running agent whose stderr is collected for its pairing codes."""
+
+    def __init__(self, ns, state):
+        self.proc = subprocess.Popen(
+            in_ns(ns, AGENT, "--state-dir", state, "--name", "bench-host"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        processes.append(self.proc)
+        self.lines = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_for("pairing code:")
+
+    def _read(self):
+        for line in self.proc.stderr:
+            with self.lock:
+                self.lines.append(line)
+
+    def wait_for(self, needle, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if any(needle in l for l in self.lines):
+                    return
+            time.sleep(0.02)
+        raise RuntimeError(f"agent never printed {needle!r}")
+
+    def code(self):
+        with self.lock:
+            codes = [m.group(1) for l in self.lines if (m := re.search(r"pairing code: (\S+)", l))]
+        return codes[-1]
+
+    def peak_rss_kb(self):
+        # ip netns exec execs the agent: the PID is the agent's.
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return -1
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+def peer_run(ns, agent, state, pair=True):
+    args = [PEER, HOST_IP, "--json", "--state-dir", state, "--name", os.path.basename(state)]
+    if pair:
+        args += ["--code", agent.code()]
+    started = time.monotonic()
+    out = sh(*in_ns(ns, *args))
+    elapsed = time.monotonic() - started
+    # The agent prints the next code after each pairing; wait for it before the next run.
+    time.sleep(0.05)
+    return elapsed, json.loads(out.stdout)
+
+
+def our_picture(report):
+    picture = {}
+    for p in report["probes"]:
+        if p["proto"] == "tcp" and p["target"].startswith(HOST_IP + ":"):
+            port = int(p["target"].rsplit(":", 1)[1])
+            picture[port] = {"open": "open", "refused": "closed", "timeout": "filtered"}.get(p["outcome"], p["outcome"])
+    return picture
+
+
+def nmap_run(ns, ports):
+    started = time.monotonic()
+    out = sh(*in_ns(ns, "nmap", "-sT", "-Pn", "-n", "-oG", "-", "-p", ",".join(map(str, sorted(ports))), HOST_IP))
+    elapsed = time.monotonic() - started
+    picture = {}
+    for m in re.finditer(r"(\d+)/(open|closed|filtered)/tcp", out.stdout):
+        picture[int(m.group(1))] = m.group(2)
+    return elapsed, picture
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("bench: needs root (network namespaces)")
+    for tool in (AGENT, PEER):
+        if not os.path.exists(tool):
+            sys.exit(f"bench: {tool} missing; run scripts/bench.sh (it builds the release binaries)")
+    work = tempfile.mkdtemp(prefix="lanreach-bench-")
+    try:
+        nodes = build_lab(4)
+        agent = Agent(nodes["host"], os.path.join(work, "agent"))
+
+        # A first run learns the listener ports; then drop one of them.
+        _, report = peer_run(nodes["peer1"], agent, os.path.join(work, "warmup"))
+        wildcard = next(l["bind"] for l in report["listeners"] if l["proto"] == "tcp" and l["bind"].startswith("0.0.0.0:"))
+        dropped = int(wildcard.rsplit(":", 1)[1])
+        ruleset = ("table inet bench {\n chain input {\n  type filter hook input priority 0\n"
+                   f"  tcp dport {dropped} drop\n }}\n}}\n")
+        sh(*in_ns(nodes["host"], "nft", "-f", "-"), stdin=ruleset)
+
+        ours, theirs = [], []
+        for i in range(RUNS):
+            t, report = peer_run(nodes["peer1"], agent, os.path.join(work, f"run{i}"))
+            ours.append(t)
+        picture = our_picture(report)
+        for _ in range(RUNS):
+            t, nmap_picture = nmap_run(nodes["peer1"], picture.keys())
+            theirs.append(t)
+
+        # 4 peers at once, paired beforehand (codes are single-use).
+        states = []
+        for k in range(1, 5):
+            state = os.path.join(work, f"concurrent{k}")
+            peer_run(nodes[f"peer{k}"], agent, state)
+            states.append((nodes[f"peer{k}"], state))
+        threads = [threading.Thread(target=peer_run, args=(ns, agent, st, False)) for ns, st in states]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        concurrent = time.monotonic() - started
+        rss_kb = agent.peak_rss_kb()
+        agent.stop()
+
+        med_ours, med_theirs = statistics.median(ours), statistics.median(theirs)
+        agree = picture == nmap_picture
+        print(f"lanreach benchmark ({RUNS} runs each, LAN in a box, 1 of {len(picture)} TCP ports dropped)")
+        print(f"  full peer run (connect, pair, probe {len(report['probes'])} probes, report): "
+              f"median {med_ours:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours)})")
+        print(f"  nmap -sT -Pn over the same {len(picture)} TCP ports: "
+              f"median {med_theirs:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in theirs)})")
+        print(f"  ratio ours/nmap: {med_ours / med_theirs:.2f}  (target <= 0.50)")
+        print(f"  same open/closed/filtered picture as nmap: {'yes' if agree else 'NO'}")
+        counts = {s: list(picture.values()).count(s) for s in ("open", "closed", "filtered")}
+        print(f"    ours: {counts}; nmap: "
+              f"{ {s: list(nmap_picture.values()).count(s) for s in ('open', 'closed', 'filtered')} }")
+        if not agree:
+            for port in sorted(set(picture) | set(nmap_picture)):
+                if picture.get(port) != nmap_picture.get(port):
+                    print(f"    port {port}: ours {picture.get(port)}, nmap {nmap_picture.get(port)}")
+        print(f"  4 peers at once: {concurrent:.3f} s; agent peak RSS (VmHWM) {rss_kb / 1024:.1f} MB  (target <= 16 MB)")
+    finally:
+        cleanup()
+        subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: (cleanup(), sys.exit(130)))
+    main()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the release binaries, installs nmap if needed (root, Debian), and runs the
+# LAN-in-a-box benchmark. Prints figures; see scripts/bench.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v nmap >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nmap >/dev/null
+    else
+        echo "bench: nmap is needed (apt-get install nmap)" >&2
+        exit 2
+    fi
+fi
+cargo build --quiet --release -p lanreach-agent -p lanreach-peer
+exec python3 scripts/bench.py "$@"
