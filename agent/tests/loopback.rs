@@ -344,3 +344,92 @@ async fn port_already_in_use_is_a_clear_error() {
     assert!(text.contains("already in use") && text.contains("--control"), "{text}");
     agent.stop().await;
 }
+
+/// A hostile agent: pairs properly, then sends a plan with more probes than a peer
+/// accepts (all on loopback, so nothing could leave this machine even if the peer
+/// obeyed). The peer must refuse it without probing and tell the agent why.
+#[tokio::test]
+async fn peer_refuses_a_plan_over_its_caps() {
+    use lanreach_proto::code::CodeBook;
+    use lanreach_proto::handshake;
+    use lanreach_proto::msg::{Hello, HelloAddress};
+    use lanreach_proto::plan::{MAX_PROBES, PlannedProbe, ProbePlan, Proto};
+    use rand::SeedableRng;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (identity, _) = Identity::load_or_create(dir.path(), "rogue").expect("identity");
+    let socket = quic::udp_socket("127.0.0.1:0".parse().expect("addr")).expect("socket");
+    let endpoint = quic::endpoint(socket, Some(quic::server_config(&identity).expect("server"))).expect("endpoint");
+    let addr = endpoint.local_addr().expect("addr");
+    let rogue_id = identity.id;
+    let rogue = tokio::spawn(async move {
+        let conn = endpoint.accept().await.expect("incoming").await.expect("connection");
+        let peer_id = quic::remote_key_id(&conn).expect("peer id");
+        let binding = quic::binding(&conn, rogue_id, peer_id).expect("binding");
+        let (send, recv) = conn.accept_bi().await.expect("stream");
+        let mut ch = Channel::new(recv, send);
+        let codes =
+            std::sync::Mutex::new(CodeBook::new(CODE.parse().expect("code"), rand::rngs::StdRng::seed_from_u64(1)));
+        handshake::agent_handshake(&mut ch, &codes, false, &binding, &mut rand::rngs::OsRng).await.expect("pairs");
+        let hello = Hello {
+            name: "rogue".into(),
+            os: "x".into(),
+            software: "x".into(),
+            addresses: vec![HelloAddress { ip: "127.0.0.1".parse().expect("ip"), interface: "lo".into() }],
+        };
+        handshake::hello_as_agent(&mut ch, hello).await.expect("hello");
+        let probes = (0..=MAX_PROBES as u32)
+            .map(|id| PlannedProbe {
+                id,
+                proto: Proto::Tcp,
+                bind: "127.0.0.1:9".parse().expect("addr"),
+                target: "127.0.0.1:9".parse().expect("addr"),
+            })
+            .collect();
+        ch.send(&Message::Plan(ProbePlan { session: [0; 16], key: [0; 32], probes })).await.expect("plan");
+        // The peer answers with a refusal instead of pings.
+        ch.recv().await
+    });
+    let target: Target = addr.to_string().parse().expect("target");
+    let code: PairingCode = CODE.parse().expect("code");
+    let peer_dir = tempfile::tempdir().expect("tempdir");
+    let session = Session {
+        target: &target,
+        code: Some(&code),
+        name: "victim",
+        state_dir: peer_dir.path(),
+        connect_timeout: Duration::from_secs(5),
+        probe_timeout: None,
+    };
+    let err = connect::run(&session).await.expect_err("plan refused");
+    assert!(matches!(err, PeerError::PlanRefused { .. }), "{err:?}");
+    assert!(err.to_string().contains("at most 2048"), "{err}");
+    let told = tokio::time::timeout(Duration::from_secs(5), rogue).await.expect("rogue ends").expect("no panic");
+    assert!(matches!(&told, Ok(Message::Reject(r)) if r.code == RejectCode::PlanRefused), "{told:?}");
+}
+
+#[tokio::test]
+async fn several_peers_at_once_each_get_their_own_report() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut agent = TestAgent::start(state.path(), 0);
+    let peers = [Peer::new("one"), Peer::new("two"), Peer::new("three")];
+    // Pair one by one (codes are single-use), then run all at once with pinned keys.
+    let mut code = CODE.to_owned();
+    for p in &peers {
+        p.run(&agent, Some(&code)).await.expect("pairs");
+        let event = agent.wait_for("code change", |e| matches!(e, Event::CodeChanged(_))).await;
+        let Event::CodeChanged(change) = event else { unreachable!() };
+        code = change.new.to_string();
+    }
+    let (a, b, c) = tokio::join!(peers[0].run(&agent, None), peers[1].run(&agent, None), peers[2].run(&agent, None));
+    let mut ids = std::collections::HashSet::new();
+    for (p, o) in peers.iter().zip([a, b, c]) {
+        let o = o.expect("report");
+        assert_eq!(o.method, AuthMethod::Pinned);
+        assert_eq!(o.report.peer.name, p.name);
+        assert!(o.report.probes.iter().any(|r| r.outcome == lanreach_proto::report::Outcome::Open));
+        ids.insert(o.report.peer.id.clone());
+    }
+    assert_eq!(ids.len(), 3, "each report is its own peer's");
+    agent.stop().await;
+}

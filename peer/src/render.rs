@@ -70,6 +70,12 @@ pub fn error(e: &PeerError) -> String {
             format!("Pair first with the code the agent prints:\n  lanreach-peer {target} --code CODE")
         }
         PeerError::Handshake { target, source } => handshake_advice(target, source),
+        PeerError::PlanRefused { .. } => {
+            "This peer only probes the agent's own addresses, never multicast, broadcast or \
+             unspecified ones, and at most 2048 probes per run. An agent that asks for more is misbehaving or not \
+             lanreach; nothing was probed."
+                .into()
+        }
         PeerError::Connection { .. } => {
             "The agent closed the connection or became unreachable; check that it is still running.".into()
         }
