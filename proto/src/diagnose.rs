@@ -162,7 +162,10 @@ fn loopback_findings(r: &Report, out: &mut Vec<Finding>) {
     if r.mode != Mode::Peer {
         return;
     }
-    let refused = r.probes.iter().any(|p| p.bind.ip().is_loopback() && p.outcome == Outcome::Refused);
+    // Judged on TCP, which probes every loopback cell; UDP refusals alone would also
+    // show up while a firewall drops TCP.
+    let refused =
+        r.probes.iter().any(|p| p.proto == Proto::Tcp && p.bind.ip().is_loopback() && p.outcome == Outcome::Refused);
     if refused {
         out.push(finding(
             "loopback_only",

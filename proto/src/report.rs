@@ -190,12 +190,12 @@ pub struct Report {
 /// What binding to `bind` means, in words.
 pub fn bind_meaning(bind: IpAddr, addresses: &[AddressInfo]) -> String {
     match bind {
-        IpAddr::V4(v4) if v4.is_loopback() => "this machine only (IPv4 loopback)".into(),
-        IpAddr::V6(v6) if v6.is_loopback() => "this machine only (IPv6 loopback)".into(),
-        IpAddr::V4(v4) if v4.is_unspecified() => "every IPv4 address of this machine".into(),
-        IpAddr::V6(v6) if v6.is_unspecified() => "every IPv6 address of this machine (IPv6 only)".into(),
+        IpAddr::V4(v4) if v4.is_loopback() => "this machine only".into(),
+        IpAddr::V6(v6) if v6.is_loopback() => "this machine only".into(),
+        IpAddr::V4(v4) if v4.is_unspecified() => "every IPv4 address".into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => "every IPv6 address (v6 only)".into(),
         ip => match addresses.iter().find(|a| a.ip == ip) {
-            Some(a) => format!("only this address ({} on {})", kind_words(a.kind), a.interface),
+            Some(a) => format!("only this address ({}, {})", a.interface, kind_words(a.kind)),
             None => "only this address".into(),
         },
     }
