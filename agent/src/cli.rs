@@ -9,6 +9,8 @@ use lanreach_proto::PairingCode;
 use lanreach_proto::endpoint::{default_state_dir, host_name};
 use lanreach_proto::msg::DEFAULT_CONTROL_PORT;
 
+use lanreach_proto::service::CheckedPort;
+
 use crate::listeners::PortRange;
 
 /// lanreach agent: run it on the machine whose services should be reachable, then run
@@ -32,6 +34,14 @@ pub struct Cli {
     /// Name shown to peers [default: the host name]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Your own ports to diagnose, e.g. 3000 or 3000,8080 or 53/udp
+    #[arg(long, value_name = "PORTS")]
+    pub check: Option<String>,
+
+    /// Also audit every listening TCP port of this machine: which can the LAN reach?
+    #[arg(long)]
+    pub exposed: bool,
 
     /// Single-machine self-check: probe this machine's own addresses and print the report
     #[arg(long, conflicts_with_all = ["once", "code", "control"])]
@@ -117,6 +127,10 @@ pub struct Config {
     pub ports: PortRange,
     /// Per-attempt probe deadline override.
     pub timeout: Option<Duration>,
+    /// Ports to diagnose.
+    pub check: Vec<CheckedPort>,
+    /// Audit every listening TCP port.
+    pub exposed: bool,
 }
 
 /// A flag that cannot be used as given.
@@ -136,6 +150,9 @@ pub enum UsageError {
     /// An empty `--name`.
     #[error("--name must not be empty")]
     EmptyName,
+    /// A malformed `--check`.
+    #[error(transparent)]
+    Check(#[from] lanreach_proto::service::BadPorts),
     /// A malformed `--ports`.
     #[error("--ports {0:?}: give a range like 40000-40100 (at least 16 ports, none below 1024)")]
     Ports(String),
@@ -181,6 +198,10 @@ impl Cli {
                 false,
             ),
         };
+        let check = match &self.check {
+            Some(text) => lanreach_proto::service::parse_ports(text)?,
+            None => Vec::new(),
+        };
         let ports = match &self.ports {
             Some(text) => port_range(text)?,
             None => PortRange::Ephemeral,
@@ -206,6 +227,8 @@ impl Cli {
             json: self.json,
             ports,
             timeout,
+            check,
+            exposed: self.exposed,
         })
     }
 }

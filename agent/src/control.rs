@@ -165,6 +165,8 @@ struct Shared {
     state_dir: PathBuf,
     codes: Mutex<CodeBook>,
     listeners: Listeners,
+    checks: session::Checks,
+    control_ports: Vec<u16>,
     /// Serialises read-modify-write of the trust file. The file is read on every
     /// connection, so `lanreach-agent peers remove` takes effect on a running agent.
     trust_file: Mutex<()>,
@@ -201,6 +203,14 @@ impl Shared {
         if let Err(e) = result {
             self.emit(Event::TrustFileError(e));
         }
+    }
+
+    /// lanreach's own ports (test listeners and the control channel), left out of
+    /// `--exposed`.
+    fn own_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.listeners.specs().iter().map(|s| s.bind.port()).collect();
+        ports.extend(self.control_ports.iter().copied());
+        ports
     }
 
     fn hello(&self) -> Hello {
@@ -258,6 +268,8 @@ impl Agent {
             state_dir: config.state_dir.clone(),
             codes: Mutex::new(CodeBook::new(first, rng)),
             listeners,
+            checks: session::Checks { ports: config.check.clone(), exposed: config.exposed },
+            control_ports: endpoints.iter().filter_map(|e| e.local_addr().ok()).map(|a| a.port()).collect(),
             trust_file: Mutex::new(()),
             events,
         };
@@ -405,7 +417,8 @@ where
 
     let arrived_at = conn.local_ip().map(|ip| ip.to_canonical());
     let targets = session::plan_targets(&interfaces, arrived_at);
-    let plan = session::new_plan(shared.listeners.specs(), &targets, from.ip().is_loopback());
+    let ports = shared.checks.ports_to_probe(&crate::sockets::listening(), &shared.own_ports());
+    let plan = session::new_plan(shared.listeners.specs(), &targets, from.ip().is_loopback(), &ports);
     if !shared.listeners.register(plan.session, plan.key) {
         handshake::reject(ch, RejectCode::Busy, "too many peers are probing at once; try again shortly").await;
         return Err(HandshakeError::Busy.into());
@@ -423,8 +436,15 @@ where
 
     let peer = PeerFacts { name: name.to_owned(), id: peer_id, from, arrived_at, addresses };
     let agent = session::agent_info(&shared.name, shared.identity.id, &interfaces);
-    let report =
-        session::peer_report(agent, &peer, &interfaces, shared.listeners.specs(), &plan, &results.results, &hits);
+    let services = session::service_inputs(&ports).await;
+    let measured = session::Measured {
+        listeners: shared.listeners.specs(),
+        plan: &plan,
+        results: &results,
+        hits: &hits,
+        services: &services,
+    };
+    let report = session::peer_report(agent, &peer, &interfaces, measured);
     ch.send(&Message::Report(ReportJson { json: report.to_json() })).await.map_err(HandshakeError::from)?;
     Ok((report, pings))
 }

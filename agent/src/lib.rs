@@ -3,10 +3,12 @@
 
 pub mod cli;
 pub mod control;
+pub mod docker;
 pub mod listeners;
 pub mod local;
 pub mod render;
 pub mod session;
+pub mod sockets;
 pub mod trust;
 
 use std::process::ExitCode;
@@ -18,6 +20,9 @@ use lanreach_proto::endpoint::interfaces;
 pub use cli::{Cli, Config};
 pub use control::{Agent, AgentError, Event};
 
+/// Exit code when a port named with `--check` is not reachable.
+pub const EXIT_UNREACHABLE: u8 = 1;
+
 /// Exit code for usage, start-up and connection errors.
 pub const EXIT_ERROR: u8 = 2;
 
@@ -27,7 +32,8 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = cli.into_config().map_err(anyhow::Error::from).and_then(run);
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_UNREACHABLE),
         Err(e) => {
             render::status(&format!("lanreach-agent: {e:#}\n"));
             ExitCode::from(EXIT_ERROR)
@@ -41,13 +47,14 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// Runs a checked configuration.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Runs a checked configuration. `Ok(false)`: a port named with `--check` is not
+/// reachable (exit code 1).
+pub fn run(config: Config) -> anyhow::Result<bool> {
     match &config.command {
         cli::Command::ListPeers => {
             let peers = trust::TrustedPeers::load(&config.state_dir)?;
             print!("{}", render::peers(&peers.peers));
-            Ok(())
+            Ok(true)
         }
         cli::Command::RemovePeer(which) => {
             let mut peers = trust::TrustedPeers::load(&config.state_dir)?;
@@ -57,13 +64,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             for p in gone {
                 println!("Removed peer \"{}\" (ID {}); it must pair again with a code.", p.name, p.id);
             }
-            Ok(())
+            Ok(true)
         }
         cli::Command::Serve => runtime()?.block_on(serve(config)),
         cli::Command::Local => {
             let report = runtime()?.block_on(local::run(&config))?;
             print!("{}", render::report(&report, config.json));
-            Ok(())
+            Ok(report.checked_ports_reachable())
         }
     }
 }
@@ -72,7 +79,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("cannot start the async runtime")
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config) -> anyhow::Result<bool> {
     let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let agent = Agent::bind(&config, events)?;
     let bound = agent.local_addrs();
@@ -82,10 +89,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     render::status(&render::banner(agent.name(), agent.id(), &bound, &agent.code(), &reachable));
     let (once, json) = (config.once, config.json);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let all_reachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let verdicts = all_reachable.clone();
     let printer = tokio::spawn(async move {
         let mut done = Some(done_tx);
         while let Some(event) = rx.recv().await {
             if let Event::PeerReport { report, .. } = &event {
+                if !report.checked_ports_reachable() {
+                    verdicts.store(false, std::sync::atomic::Ordering::SeqCst);
+                }
                 print!("{}", render::report(report, json));
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             }
@@ -107,7 +119,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await;
     printer.abort();
     render::status("Agent stopped.\n");
-    Ok(())
+    // With --once the exit code answers for that report; a long-running agent ends on
+    // Ctrl-C and exits 0.
+    Ok(!config.once || all_reachable.load(std::sync::atomic::Ordering::SeqCst))
 }
 
 /// With no LAN address, the loopback address is the only one a local peer can use.

@@ -9,12 +9,12 @@ use lanreach_proto::endpoint::host_name;
 use lanreach_proto::endpoint::identity::Identity;
 use lanreach_proto::endpoint::interfaces;
 use lanreach_proto::iface::InterfaceKind;
-use lanreach_proto::report::{Mode, PeerInfo, Report, ReportParts};
+use lanreach_proto::report::{Mode, PeerInfo, Report};
 
 use crate::cli::Config;
 use crate::control::AgentError;
 use crate::listeners::Listeners;
-use crate::session;
+use crate::session::{self, Checks, Measured};
 
 /// Runs the self-check and returns its report.
 pub async fn run(config: &Config) -> Result<Report, AgentError> {
@@ -26,11 +26,15 @@ pub async fn run(config: &Config) -> Result<Report, AgentError> {
         .filter(|i| !matches!(i.kind, InterfaceKind::Loopback | InterfaceKind::LinkLocal))
         .map(|i| i.ip)
         .collect();
-    let plan = session::new_plan(listeners.specs(), &targets, false);
+    let checks = Checks { ports: config.check.clone(), exposed: config.exposed };
+    let own: Vec<u16> = listeners.specs().iter().map(|s| s.bind.port()).collect();
+    let ports = checks.ports_to_probe(&crate::sockets::listening(), &own);
+    let plan = session::new_plan(listeners.specs(), &targets, false, &ports);
     listeners.register(plan.session, plan.key);
     let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);
     let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }).await;
     let hits = listeners.finish(&plan.session);
+    let services = session::service_inputs(&ports).await;
     let agent = session::agent_info(&config.name, identity.id, &interfaces);
     let peer = PeerInfo {
         name: config.name.clone(),
@@ -40,13 +44,7 @@ pub async fn run(config: &Config) -> Result<Report, AgentError> {
         addresses: targets,
         probe_sources: Vec::new(),
     };
-    Ok(lanreach_proto::report::assemble(ReportParts {
-        mode: Mode::Local,
-        agent,
-        peer,
-        listeners: listeners.specs(),
-        plan: &plan.probes,
-        results: &results,
-        hits: &hits,
-    }))
+    let measured =
+        Measured { listeners: listeners.specs(), plan: &plan, results: &results, hits: &hits, services: &services };
+    Ok(session::report(Mode::Local, agent, peer, measured))
 }

@@ -6,8 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 use lanreach_proto::KeyId;
 use lanreach_proto::endpoint::interfaces::InterfaceAddress;
 use lanreach_proto::iface::InterfaceKind;
+use lanreach_proto::msg::ProbeResults;
 use lanreach_proto::plan::{self, ListenerSpec, ProbePlan};
-use lanreach_proto::report::{AddressInfo, AgentInfo, ListenerHit, Mode, PeerInfo, ProbeResult, Report, ReportParts};
+use lanreach_proto::report::{AddressInfo, AgentInfo, ListenerHit, Mode, PeerInfo, Report, ReportParts};
+use lanreach_proto::service::{CheckedPort, PortSource, ServiceInput, ServiceProbe, is_wsl2};
+
+use crate::sockets::Inventory;
 use rand::RngCore;
 use rand::rngs::OsRng;
 
@@ -39,13 +43,74 @@ pub fn plan_targets(interfaces: &[InterfaceAddress], dialled: Option<IpAddr>) ->
     targets
 }
 
-/// A fresh plan over `listeners` with a random session and key.
-pub fn new_plan(listeners: &[ListenerSpec], targets: &[IpAddr], allow_loopback: bool) -> ProbePlan {
+/// Most ports `--exposed` adds to a plan.
+pub const MAX_EXPOSED_PORTS: usize = 128;
+
+/// What the user asked to diagnose besides the matrix.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    /// `--check` ports.
+    pub ports: Vec<CheckedPort>,
+    /// `--exposed`.
+    pub exposed: bool,
+}
+
+impl Checks {
+    /// The ports to probe: the checked ones, then (with `--exposed`) every listening
+    /// TCP port but lanreach's own (`skip`).
+    pub fn ports_to_probe(&self, inventory: &Inventory, skip: &[u16]) -> Vec<(CheckedPort, PortSource)> {
+        let mut out: Vec<(CheckedPort, PortSource)> = self.ports.iter().map(|p| (*p, PortSource::Check)).collect();
+        if self.exposed {
+            let extra = inventory.tcp_ports(skip).into_iter().filter(|p| !self.ports.contains(p));
+            out.extend(extra.take(MAX_EXPOSED_PORTS).map(|p| (p, PortSource::Exposed)));
+        }
+        out
+    }
+}
+
+/// A fresh plan over `listeners` and `ports` with a random session and key.
+pub fn new_plan(
+    listeners: &[ListenerSpec],
+    targets: &[IpAddr],
+    allow_loopback: bool,
+    ports: &[(CheckedPort, PortSource)],
+) -> ProbePlan {
     let mut session = [0u8; 16];
     let mut key = [0u8; 32];
     OsRng.fill_bytes(&mut session);
     OsRng.fill_bytes(&mut key);
-    ProbePlan { session, key, probes: plan::build(listeners, targets, allow_loopback) }
+    let mut services = Vec::new();
+    for (port, _) in ports {
+        for &ip in targets.iter().filter(|ip| plan::forbidden(**ip, allow_loopback).is_none()) {
+            let id = u32::try_from(services.len()).unwrap_or(u32::MAX);
+            services.push(ServiceProbe { id, proto: port.proto, target: SocketAddr::new(ip, port.port) });
+        }
+    }
+    services.truncate(plan::MAX_SERVICE_PROBES);
+    ProbePlan { session, key, probes: plan::build(listeners, targets, allow_loopback), services }
+}
+
+/// The inside facts about `ports`, read now: sockets, owners, Docker.
+pub async fn service_inputs(ports: &[(CheckedPort, PortSource)]) -> Vec<ServiceInput> {
+    if ports.is_empty() {
+        return Vec::new();
+    }
+    let inventory = crate::sockets::listening();
+    let docker = crate::docker::inspect(&inventory).await;
+    ports
+        .iter()
+        .map(|(port, source)| ServiceInput {
+            port: *port,
+            source: *source,
+            listeners: inventory.for_port(*port),
+            docker: docker.for_port(*port),
+        })
+        .collect()
+}
+
+/// Whether this kernel is WSL2's.
+pub fn wsl2() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|r| is_wsl2(&r)).unwrap_or(false)
 }
 
 /// The interface an address belongs to.
@@ -71,16 +136,40 @@ pub struct PeerFacts {
     pub addresses: Vec<IpAddr>,
 }
 
+/// Everything measured in one session.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured<'a> {
+    /// The test listeners.
+    pub listeners: &'a [ListenerSpec],
+    /// The plan.
+    pub plan: &'a ProbePlan,
+    /// The outside results.
+    pub results: &'a ProbeResults,
+    /// What the listeners saw.
+    pub hits: &'a [ListenerHit],
+    /// Inside facts about the user's ports.
+    pub services: &'a [ServiceInput],
+}
+
+/// Assembles a report from what was measured.
+pub fn report(mode: Mode, agent: AgentInfo, peer: PeerInfo, m: Measured<'_>) -> Report {
+    lanreach_proto::report::assemble(ReportParts {
+        mode,
+        agent,
+        peer,
+        listeners: m.listeners,
+        plan: &m.plan.probes,
+        results: &m.results.results,
+        hits: m.hits,
+        services: m.services,
+        service_plan: &m.plan.services,
+        service_results: &m.results.services,
+        wsl2: wsl2(),
+    })
+}
+
 /// The report for one peer session.
-pub fn peer_report(
-    agent: AgentInfo,
-    peer: &PeerFacts,
-    interfaces: &[InterfaceAddress],
-    listeners: &[ListenerSpec],
-    plan: &ProbePlan,
-    results: &[ProbeResult],
-    hits: &[ListenerHit],
-) -> Report {
+pub fn peer_report(agent: AgentInfo, peer: &PeerFacts, interfaces: &[InterfaceAddress], m: Measured<'_>) -> Report {
     let info = PeerInfo {
         name: peer.name.clone(),
         id: peer.id.short(),
@@ -89,15 +178,7 @@ pub fn peer_report(
         addresses: peer.addresses.clone(),
         probe_sources: Vec::new(),
     };
-    lanreach_proto::report::assemble(ReportParts {
-        mode: Mode::Peer,
-        agent,
-        peer: info,
-        listeners,
-        plan: &plan.probes,
-        results,
-        hits,
-    })
+    report(Mode::Peer, agent, info, m)
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ impl TestAgent {
             json: false,
             ports: PortRange::Ephemeral,
             timeout: None,
+            check: vec![],
+            exposed: false,
         };
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let agent = Agent::bind(&config, tx).expect("agent binds");
@@ -337,6 +339,8 @@ async fn port_already_in_use_is_a_clear_error() {
         json: false,
         ports: PortRange::Ephemeral,
         timeout: None,
+        check: vec![],
+        exposed: false,
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let err = Agent::bind(&config, tx).err().expect("port is taken");
@@ -386,7 +390,9 @@ async fn peer_refuses_a_plan_over_its_caps() {
                 target: "127.0.0.1:9".parse().expect("addr"),
             })
             .collect();
-        ch.send(&Message::Plan(ProbePlan { session: [0; 16], key: [0; 32], probes })).await.expect("plan");
+        ch.send(&Message::Plan(ProbePlan { session: [0; 16], key: [0; 32], probes, services: vec![] }))
+            .await
+            .expect("plan");
         // The peer answers with a refusal instead of pings.
         ch.recv().await
     });

@@ -13,7 +13,7 @@ use lanreach_proto::endpoint::quic::{self, QuicError};
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{interfaces, os_description};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
-use lanreach_proto::msg::{Hello, Message, ProbeResults, RejectCode, printable};
+use lanreach_proto::msg::{Hello, Message, RejectCode, printable};
 use lanreach_proto::plan;
 use lanreach_proto::report::Report;
 use rand::rngs::OsRng;
@@ -316,9 +316,7 @@ async fn authenticated_session(
         None => EngineConfig::for_rtt(rtt.median),
     };
     let results = engine::run(&plan, config).await;
-    ch.send(&Message::Results(ProbeResults { results }))
-        .await
-        .map_err(|e| handshake_error(s.target.clone(), addr, e.into()))?;
+    ch.send(&Message::Results(results)).await.map_err(|e| handshake_error(s.target.clone(), addr, e.into()))?;
     let json = timeout(STEP_TIMEOUT, handshake::recv_report(&mut ch))
         .await
         .map_err(step("waiting for the report"))?

@@ -15,6 +15,9 @@ use clap::Parser;
 pub use cli::{Cli, Config};
 pub use connect::{Outcome, PeerError};
 
+/// Exit code when a port the agent checks is not reachable from here.
+pub const EXIT_UNREACHABLE: u8 = 1;
+
 /// Exit code for usage, connection and authentication errors.
 pub const EXIT_ERROR: u8 = 2;
 
@@ -54,7 +57,11 @@ pub fn main() -> ExitCode {
                         );
                     }
                     let _ = std::io::stdout().flush();
-                    ExitCode::SUCCESS
+                    if outcome.report.checked_ports_reachable() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(EXIT_UNREACHABLE)
+                    }
                 }
                 Err(e) => fail(&render::error(&e)),
             }

@@ -198,10 +198,16 @@ mod tests {
                         bind: "0.0.0.0:258".parse().expect("addr"),
                         target: "198.51.100.1:258".parse().expect("addr"),
                     }],
+                    services: vec![crate::service::ServiceProbe {
+                        id: 0,
+                        proto: crate::plan::Proto::Tcp,
+                        target: "198.51.100.1:3000".parse().expect("addr"),
+                    }],
                 }),
-                "0000004209 11111111111111111111111111111111 \
+                "0000004c09 11111111111111111111111111111111 \
                  2222222222222222222222222222222222222222222222222222222222222222 \
-                 01 00 01 00 00000000 8202 00 c6336401 8202",
+                 01 00 01 00 00000000 8202 00 c6336401 8202 \\
+                 01 00 00 00 c6336401 b817",
             ),
             (
                 Message::Results(ProbeResults {
@@ -212,8 +218,16 @@ mod tests {
                         errno: Some(113),
                         attempts: 1,
                     }],
+                    services: vec![crate::service::ServiceResult {
+                        id: 0,
+                        outcome: crate::report::Outcome::Open,
+                        rtt_us: None,
+                        errno: None,
+                        http_status: Some(421),
+                    }],
                 }),
-                "0000000b0a 01 03 03 01dc0b 01e201 01",
+                "000000130a 01 03 03 01dc0b 01e201 01 \\
+                 01 00 00 00 00 01a503",
             ),
             (Message::Report(ReportJson { json: "{}".into() }), "000000040b027b7d"),
         ]

@@ -277,6 +277,7 @@ mod tests {
                 probe_sources: vec![],
             },
             listeners: vec![],
+            services: vec![],
             probes: probes
                 .iter()
                 .map(|(proto, bind, target, outcome)| ProbeReport {

@@ -547,14 +547,14 @@ mod tests {
         let (mut p, mut a) = pipe();
         let hello =
             |name: &str| Hello { name: name.into(), os: "linux".into(), software: "t".into(), addresses: vec![] };
-        let plan = ProbePlan { session: [1; 16], key: [2; 32], probes: vec![] };
+        let plan = ProbePlan { session: [1; 16], key: [2; 32], probes: vec![], services: vec![] };
         let peer = async {
             let theirs = hello_as_peer(&mut p, hello("peer")).await.expect("hello");
             let plan = recv_plan(&mut p).await.expect("plan");
             for n in 0..3 {
                 ping(&mut p, n).await.expect("pong");
             }
-            p.send(&Message::Results(ProbeResults { results: vec![] })).await.expect("results");
+            p.send(&Message::Results(ProbeResults { results: vec![], services: vec![] })).await.expect("results");
             let report = recv_report(&mut p).await.expect("report");
             (theirs.name, plan.session, report)
         };

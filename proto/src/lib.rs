@@ -18,6 +18,7 @@ pub mod msg;
 pub mod pairing;
 pub mod plan;
 pub mod report;
+pub mod service;
 
 #[cfg(feature = "endpoint")]
 pub mod endpoint;

@@ -294,8 +294,10 @@ pub struct Ping {
 /// The peer's probe results, in plan order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeResults {
-    /// One result per planned probe.
+    /// One result per planned test-listener probe.
     pub results: Vec<ProbeResult>,
+    /// One result per planned service probe.
+    pub services: Vec<crate::service::ServiceResult>,
 }
 
 /// The finished report as its JSON document (`lanreach.report/1`), so that the wire

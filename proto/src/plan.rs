@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 /// Most probes a plan may hold.
 pub const MAX_PROBES: usize = 2048;
 
+/// Most probes of the user's own ports a plan may hold.
+pub const MAX_SERVICE_PROBES: usize = 1024;
+
 /// Most distinct target addresses a plan may name.
 pub const MAX_TARGET_ADDRESSES: usize = 64;
 
@@ -66,8 +69,10 @@ pub struct ProbePlan {
     pub session: [u8; 16],
     /// Key of the MACs the listeners answer with (sent over the authenticated channel).
     pub key: [u8; 32],
-    /// The probes.
+    /// The probes of the test listeners.
     pub probes: Vec<PlannedProbe>,
+    /// The probes of the user's own ports (`--check`, `--exposed`).
+    pub services: Vec<crate::service::ServiceProbe>,
 }
 
 /// Whether an address may ever be a probe target, and why not.
@@ -158,6 +163,9 @@ pub enum PlanError {
     /// Port 0.
     #[error("the plan asks to probe port 0 at {0}")]
     PortZero(SocketAddr),
+    /// Too many service probes.
+    #[error("the plan has {0} service probes; at most {MAX_SERVICE_PROBES} are accepted")]
+    TooManyServiceProbes(usize),
     /// Probe IDs out of order.
     #[error("probe IDs must count up from 0")]
     BadIds,
@@ -169,21 +177,31 @@ pub fn validate(plan: &ProbePlan, agent_addresses: &[IpAddr], allow_loopback: bo
     if plan.probes.len() > MAX_PROBES {
         return Err(PlanError::TooManyProbes(plan.probes.len()));
     }
-    let mut targets = HashSet::new();
-    for (i, p) in plan.probes.iter().enumerate() {
-        if p.id as usize != i {
+    if plan.services.len() > MAX_SERVICE_PROBES {
+        return Err(PlanError::TooManyServiceProbes(plan.services.len()));
+    }
+    let listener_probes = plan.probes.iter().map(|p| (p.id, p.target));
+    let service_probes = plan.services.iter().map(|p| (p.id, p.target));
+    for ids in [
+        listener_probes.clone().map(|(id, _)| id).collect::<Vec<_>>(),
+        service_probes.clone().map(|(id, _)| id).collect(),
+    ] {
+        if ids.iter().enumerate().any(|(i, id)| *id as usize != i) {
             return Err(PlanError::BadIds);
         }
-        let ip = p.target.ip();
+    }
+    let mut targets = HashSet::new();
+    for (_, target) in listener_probes.chain(service_probes) {
+        let ip = target.ip();
         if let Some(why) = forbidden(ip, allow_loopback) {
-            return Err(PlanError::Forbidden { target: p.target, why });
+            return Err(PlanError::Forbidden { target, why });
         }
-        if p.target.port() == 0 {
-            return Err(PlanError::PortZero(p.target));
+        if target.port() == 0 {
+            return Err(PlanError::PortZero(target));
         }
         let loopback_ok = allow_loopback && ip.to_canonical().is_loopback();
         if !loopback_ok && !agent_addresses.iter().any(|a| a.to_canonical() == ip.to_canonical()) {
-            return Err(PlanError::NotAgentAddress(p.target));
+            return Err(PlanError::NotAgentAddress(target));
         }
         targets.insert(ip);
     }
@@ -216,7 +234,7 @@ mod tests {
                 target: t.parse().expect("addr"),
             })
             .collect();
-        ProbePlan { session: [0; 16], key: [0; 32], probes }
+        ProbePlan { session: [0; 16], key: [0; 32], probes, services: vec![] }
     }
 
     #[test]
@@ -279,5 +297,13 @@ mod tests {
         let mut bad_ids = plan_of(&["198.51.100.1:80"]);
         bad_ids.probes[0].id = 7;
         assert_eq!(validate(&bad_ids, &agent, false), Err(PlanError::BadIds));
+        // Service probes obey the same target rules.
+        let mut services = plan_of(&[]);
+        services.services.push(crate::service::ServiceProbe {
+            id: 0,
+            proto: Proto::Tcp,
+            target: "198.51.100.9:3000".parse().expect("addr"),
+        });
+        assert!(matches!(validate(&services, &agent, false), Err(PlanError::NotAgentAddress(_))));
     }
 }

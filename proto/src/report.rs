@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::iface::InterfaceKind;
 use crate::plan::Proto;
+use crate::service::{PortSource, ServiceInput, ServiceProbe, ServiceReport, ServiceResult, Verdict};
 
 /// Schema name of the JSON report.
 pub const SCHEMA: &str = "lanreach.report/1";
@@ -181,8 +182,10 @@ pub struct Report {
     pub peer: PeerInfo,
     /// The test listeners.
     pub listeners: Vec<ListenerInfo>,
-    /// Every probe.
+    /// Every probe of the test listeners.
     pub probes: Vec<ProbeReport>,
+    /// The user's own ports (`--check`, `--exposed`).
+    pub services: Vec<ServiceReport>,
     /// Conclusions.
     pub findings: Vec<Finding>,
 }
@@ -262,6 +265,47 @@ pub fn render_text(r: &Report) -> String {
         out.push_str(&table.to_string());
         out.push('\n');
     }
+    for source in [PortSource::Check, PortSource::Exposed] {
+        let rows: Vec<&ServiceReport> = r.services.iter().filter(|s| s.source == source).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut table = Table::new();
+        table.load_preset(UTF8_BORDERS_ONLY);
+        let title = if source == PortSource::Check { "your port" } else { "listening port" };
+        table.set_header(vec![title, "verdict", "listening here", "from outside"]);
+        for s in rows {
+            let listeners: Vec<String> = s
+                .listeners
+                .iter()
+                .map(|l| match (&l.program, l.pid) {
+                    (Some(p), Some(pid)) => format!("{} {}[{pid}]", l.bind, clean(p)),
+                    (Some(p), None) => format!("{} {}", l.bind, clean(p)),
+                    _ => format!("{} (owner not visible)", l.bind),
+                })
+                .chain(
+                    s.docker.iter().map(|d| format!("docker {} → {}:{}", clean(&d.container), d.host_ip, d.host_port)),
+                )
+                .collect();
+            let probes: Vec<String> = s
+                .probes
+                .iter()
+                .map(|p| {
+                    let status = p.http_status.map(|c| format!(" HTTP {c}")).unwrap_or_default();
+                    format!("{} {}{status}", p.target.ip(), p.outcome.as_str().replace('_', " "))
+                })
+                .collect();
+            let port = match s.proto {
+                Proto::Tcp => s.port.to_string(),
+                Proto::Udp => format!("{}/udp", s.port),
+            };
+            let listening = if listeners.is_empty() { "nothing".to_owned() } else { listeners.join("\n") };
+            table.add_row(vec![port, s.verdict.as_str().to_owned(), listening, probes.join("\n")]);
+        }
+        out.push('\n');
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
     out.push_str("\nFindings:\n");
     if r.findings.is_empty() {
         out.push_str("  (none)\n");
@@ -317,11 +361,31 @@ pub struct ReportParts<'a> {
     pub results: &'a [ProbeResult],
     /// What the listeners saw.
     pub hits: &'a [ListenerHit],
+    /// The inside facts about the user's ports.
+    pub services: &'a [ServiceInput],
+    /// The probes of the user's ports.
+    pub service_plan: &'a [ServiceProbe],
+    /// Their results.
+    pub service_results: &'a [ServiceResult],
+    /// Whether the agent runs inside WSL2.
+    pub wsl2: bool,
 }
 
 /// Joins the plan, the outside results and the inside facts into a report, diagnosed.
 pub fn assemble(parts: ReportParts<'_>) -> Report {
-    let ReportParts { mode, agent, mut peer, listeners, plan, results, hits } = parts;
+    let ReportParts {
+        mode,
+        agent,
+        mut peer,
+        listeners,
+        plan,
+        results,
+        hits,
+        services,
+        service_plan,
+        service_results,
+        wsl2,
+    } = parts;
     let listeners: Vec<ListenerInfo> = listeners
         .iter()
         .map(|l| ListenerInfo { proto: l.proto, bind: l.bind, meaning: bind_meaning(l.bind.ip(), &agent.addresses) })
@@ -349,7 +413,33 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
             peer.probe_sources.push(h.source.ip());
         }
     }
-    let mut report = Report { schema: SCHEMA.to_owned(), mode, agent, peer, listeners, probes, findings: Vec::new() };
-    report.findings = crate::diagnose::diagnose(&report);
+    let mut service_reports = Vec::new();
+    let mut service_findings = Vec::new();
+    for input in services {
+        let (r, f) = crate::service::judge(input, service_plan, service_results, &probes, wsl2);
+        service_reports.push(r);
+        service_findings.extend(f);
+    }
+    let mut report = Report {
+        schema: SCHEMA.to_owned(),
+        mode,
+        agent,
+        peer,
+        listeners,
+        probes,
+        services: service_reports,
+        findings: Vec::new(),
+    };
+    let mut findings = service_findings;
+    findings.extend(crate::diagnose::diagnose(&report));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    report.findings = findings;
     report
+}
+
+impl Report {
+    /// Whether every port named with `--check` is reachable (the exit code's question).
+    pub fn checked_ports_reachable(&self) -> bool {
+        self.services.iter().filter(|s| s.source == PortSource::Check).all(|s| s.verdict == Verdict::Reachable)
+    }
 }

@@ -137,6 +137,38 @@ impl Lab {
         sh(&["ip", "-n", &node.ns, "link", "set", name, "up"]);
     }
 
+    /// Removes `node`'s IPv6 address on the bridge: it then reaches others over IPv4 only.
+    pub fn drop_ipv6(&self, node: &Node) {
+        sh(&["ip", "-n", &node.ns, "addr", "del", &format!("{}/64", node.v6), "dev", "eth0"]);
+    }
+
+    /// Waits (5 s at most) until something listens on TCP `port` in `node`.
+    pub fn wait_tcp_listen(&self, node: &Node, port: u16) {
+        let script = format!(
+            "for i in $(seq 100); do ss -Hltn \"sport = :{port}\" | grep -q . && exit 0; sleep 0.05; done; exit 1"
+        );
+        let out = self.run(node, "sh", &["-c", &script]);
+        assert!(out.status.success(), "nothing listens on TCP {port} in {} after 5 s", node.ns);
+    }
+
+    /// Adds a namespace `role` joined to `node` by a point-to-point veth: `node` gets
+    /// `203.0.113.1/24` on `ctr0`, the new one `203.0.113.2/24` on `eth0` (a
+    /// container-like network behind the host).
+    pub fn container_behind(&mut self, node: &Node, role: &str) -> Node {
+        let ns = format!("{}-{role}", self.prefix);
+        sh(&["ip", "netns", "add", &ns]);
+        let inner =
+            Node { ns: ns.clone(), v4: "203.0.113.2".into(), v6: "2001:db8:3::2".into(), bridge_port: String::new() };
+        self.nodes.push(inner.clone());
+        sh(&["ip", "-n", &node.ns, "link", "add", "ctr0", "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        sh(&["ip", "-n", &node.ns, "addr", "add", "203.0.113.1/24", "dev", "ctr0"]);
+        sh(&["ip", "-n", &node.ns, "link", "set", "ctr0", "up"]);
+        sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &ns, "addr", "add", "203.0.113.2/24", "dev", "eth0"]);
+        sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        inner
+    }
+
     /// Routes `prefix` from `node` via `gateway`.
     pub fn route(&self, node: &Node, prefix: &str, gateway: &str) {
         sh(&["ip", "-n", &node.ns, "route", "add", prefix, "via", gateway]);

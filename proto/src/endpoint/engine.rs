@@ -14,8 +14,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
 use crate::knock::{KNOCK_LEN, Knock};
+use crate::msg::ProbeResults;
 use crate::plan::{PlannedProbe, ProbePlan, Proto};
 use crate::report::{Outcome, ProbeResult};
+use crate::service::{ServiceProbe, ServiceResult};
 
 /// Shortest per-attempt deadline, whatever the measured round trip.
 /// A lost SYN or datagram costs one attempt: the retry covers it, so the floor can sit
@@ -61,9 +63,18 @@ struct Attempt {
     errno: Option<i32>,
 }
 
-/// Runs every probe of `plan` and returns one result per probe, in plan order.
-pub async fn run(plan: &ProbePlan, config: EngineConfig) -> Vec<ProbeResult> {
+/// Runs every probe of `plan`, the test-listener probes and the service probes at the
+/// same time, and returns one result per probe, in plan order.
+pub async fn run(plan: &ProbePlan, config: EngineConfig) -> ProbeResults {
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let (results, services) = tokio::join!(
+        run_listener_probes(plan, config, permits.clone()),
+        run_service_probes(&plan.services, config, permits)
+    );
+    ProbeResults { results, services }
+}
+
+async fn run_listener_probes(plan: &ProbePlan, config: EngineConfig, permits: Arc<Semaphore>) -> Vec<ProbeResult> {
     let mut tasks = JoinSet::new();
     let mut udp_index = 0u32;
     for probe in plan.probes.iter().copied() {
@@ -98,6 +109,161 @@ pub async fn run(plan: &ProbePlan, config: EngineConfig) -> Vec<ProbeResult> {
     }
     results.sort_by_key(|r| r.id);
     results
+}
+
+async fn run_service_probes(
+    probes: &[ServiceProbe],
+    config: EngineConfig,
+    permits: Arc<Semaphore>,
+) -> Vec<ServiceResult> {
+    let mut tasks = JoinSet::new();
+    for (i, probe) in probes.iter().copied().enumerate() {
+        let permits = permits.clone();
+        let delay =
+            if probe.proto == Proto::Udp { UDP_SPACING * u32::try_from(i).unwrap_or(u32::MAX) } else { Duration::ZERO };
+        tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _permit = permits.acquire_owned().await;
+            service_one(probe, config.attempt_timeout).await
+        });
+    }
+    let mut results = Vec::with_capacity(probes.len());
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(r) = joined {
+            results.push(r);
+        }
+    }
+    for p in probes {
+        if !results.iter().any(|r: &ServiceResult| r.id == p.id) {
+            results.push(ServiceResult {
+                id: p.id,
+                outcome: Outcome::Timeout,
+                rtt_us: None,
+                errno: None,
+                http_status: None,
+            });
+        }
+    }
+    results.sort_by_key(|r| r.id);
+    results
+}
+
+/// A minimal HTTP request: enough for any HTTP server to answer with a status line.
+fn http_request(target: SocketAddr) -> String {
+    format!("GET / HTTP/1.1\r\nHost: {target}\r\nUser-Agent: lanreach\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+}
+
+/// The status of an HTTP response's first bytes.
+fn http_status(bytes: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(bytes.get(..bytes.len().min(64))?).ok()?;
+    let rest = text.strip_prefix("HTTP/1.")?;
+    rest.get(2..5)?.parse().ok()
+}
+
+async fn service_one(probe: ServiceProbe, deadline: Duration) -> ServiceResult {
+    let mut last = (None, None, None, None);
+    for _ in 0..ATTEMPTS {
+        last = match probe.proto {
+            Proto::Tcp => service_tcp(probe.target, deadline).await,
+            Proto::Udp => service_udp(probe.target, deadline).await,
+        };
+        if last.0.is_some() {
+            break;
+        }
+    }
+    let (outcome, rtt, errno, http_status) = last;
+    ServiceResult {
+        id: probe.id,
+        outcome: outcome.unwrap_or(Outcome::Timeout),
+        rtt_us: rtt.map(|d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX)),
+        errno,
+        http_status,
+    }
+}
+
+type ServiceAttempt = (Option<Outcome>, Option<Duration>, Option<i32>, Option<u16>);
+
+/// Connect; then a banner the server sends first, or the answer to a minimal HTTP
+/// request, tells `open` (with its HTTP status) from `empty_reply` and `reset`.
+async fn service_tcp(target: SocketAddr, deadline: Duration) -> ServiceAttempt {
+    let started = Instant::now();
+    let mut stream = match timeout(deadline, TcpStream::connect(target)).await {
+        Err(_) => return (None, None, None, None),
+        Ok(Err(e)) => {
+            let a = classify(&e, started.elapsed());
+            return (a.outcome, a.rtt, a.errno, None);
+        }
+        Ok(Ok(s)) => s,
+    };
+    let rtt = Some(started.elapsed());
+    let mut buf = [0u8; 256];
+    // A banner (SSH, SMTP…) comes by itself; an empty reply closes at once.
+    let wait = deadline.max(Duration::from_millis(300));
+    let first = match timeout(wait, stream.read(&mut buf)).await {
+        Ok(Ok(0)) => return (Some(Outcome::EmptyReply), rtt, None, None),
+        Ok(Ok(n)) => Some(n),
+        Ok(Err(e)) => return (Some(reset_or_foreign(&e)), rtt, e.raw_os_error(), None),
+        Err(_) => None,
+    };
+    if let Some(n) = first {
+        return (Some(Outcome::Open), rtt, None, http_status(&buf[..n]));
+    }
+    if let Err(e) = stream.write_all(http_request(target).as_bytes()).await {
+        return (Some(reset_or_foreign(&e)), rtt, e.raw_os_error(), None);
+    }
+    let mut got = 0;
+    let answer = timeout(deadline * 4, async {
+        while got < 16 {
+            match stream.read(&mut buf[got..]).await {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
+    .await;
+    match answer {
+        Ok(Err(e)) if got == 0 => (Some(reset_or_foreign(&e)), rtt, e.raw_os_error(), None),
+        Ok(_) if got == 0 => (Some(Outcome::EmptyReply), rtt, None, None),
+        // Accepted and kept open without answering: a server of another protocol.
+        Err(_) if got == 0 => (Some(Outcome::Open), rtt, None, None),
+        _ => (Some(Outcome::Open), rtt, None, http_status(&buf[..got])),
+    }
+}
+
+fn reset_or_foreign(e: &std::io::Error) -> Outcome {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => Outcome::Reset,
+        _ => Outcome::Foreign,
+    }
+}
+
+/// UDP: an empty datagram through a connected socket; ICMP port-unreachable reads as
+/// refused, an answer as open, silence stays ambiguous (timeout).
+async fn service_udp(target: SocketAddr, deadline: Duration) -> ServiceAttempt {
+    let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let started = Instant::now();
+    let fail = |e: std::io::Error| {
+        let a = classify(&e, started.elapsed());
+        (a.outcome, a.rtt, a.errno, None)
+    };
+    let socket = match UdpSocket::bind(local).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = socket.connect(target).await {
+        return fail(e);
+    }
+    if let Err(e) = socket.send(&[]).await {
+        return fail(e);
+    }
+    let mut buf = [0u8; 512];
+    match timeout(deadline, socket.recv(&mut buf)).await {
+        Err(_) => (None, None, None, None),
+        Ok(Err(e)) => fail(e),
+        Ok(Ok(_)) => (Some(Outcome::Open), Some(started.elapsed()), None, None),
+    }
 }
 
 async fn probe_one(probe: PlannedProbe, session: [u8; 16], key: [u8; 32], deadline: Duration) -> ProbeResult {
@@ -216,6 +382,64 @@ mod tests {
     use super::*;
 
     #[test]
+    fn http_status_lines() {
+        assert_eq!(http_status(b"HTTP/1.1 403 Forbidden\r\n"), Some(403));
+        assert_eq!(http_status(b"HTTP/1.0 200 OK"), Some(200));
+        assert_eq!(http_status(b"SSH-2.0-OpenSSH_9.2"), None);
+    }
+
+    /// Real servers on loopback: an HTTP server that rejects the Host, a banner server,
+    /// a server that closes at once, one that resets, and a closed port.
+    #[tokio::test]
+    async fn service_outcomes_on_loopback() {
+        async fn serve(behaviour: &'static str) -> SocketAddr {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = l.local_addr().expect("addr");
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = l.accept().await {
+                    match behaviour {
+                        "http403" => {
+                            let mut buf = [0u8; 512];
+                            let _ = s.read(&mut buf).await;
+                            let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n").await;
+                        }
+                        "banner" => {
+                            let _ = s.write_all(b"SSH-2.0-test\r\n").await;
+                        }
+                        "reset" => {
+                            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                        }
+                        _ => {}
+                    }
+                }
+            });
+            addr
+        }
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        let targets =
+            [serve("http403").await, serve("banner").await, serve("close").await, serve("reset").await, closed];
+        let services = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ServiceProbe { id: i as u32, proto: Proto::Tcp, target: *t })
+            .collect();
+        let plan = ProbePlan { session: [0; 16], key: [0; 32], probes: vec![], services };
+        let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
+        let results = run(&plan, config).await.services;
+        let got: Vec<(Outcome, Option<u16>)> = results.iter().map(|r| (r.outcome, r.http_status)).collect();
+        assert_eq!(
+            got,
+            [
+                (Outcome::Open, Some(403)),
+                (Outcome::Open, None),
+                (Outcome::EmptyReply, None),
+                (Outcome::Reset, None),
+                (Outcome::Refused, None)
+            ]
+        );
+    }
+
+    #[test]
     fn deadline_follows_rtt_within_floor_and_ceiling() {
         assert_eq!(probe_timeout(Duration::ZERO), PROBE_TIMEOUT_FLOOR);
         assert_eq!(probe_timeout(Duration::from_millis(10)), Duration::from_millis(190));
@@ -266,9 +490,10 @@ mod tests {
                 .enumerate()
                 .map(|(i, (proto, addr))| PlannedProbe { id: i as u32, proto: *proto, bind: *addr, target: *addr })
                 .collect(),
+            services: vec![],
         };
         let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
-        let results = run(&plan, config).await;
+        let results = run(&plan, config).await.results;
         let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
         assert_eq!(
             outcomes,

@@ -1,0 +1,321 @@
+//! Docker's view of published ports: the Engine API on its unix socket when it answers
+//! (containers, their port bindings, and the sockets listening inside each container's
+//! network namespace), otherwise the docker-proxy processes' command lines.
+//!
+//! The API call is one HTTP/1.0 GET over the unix socket, written here: the whole
+//! exchange is a request line and a JSON body, which does not justify a client crate
+//! with its own HTTP stack (bollard pulls in hyper, tower and ~80 crates).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lanreach_proto::plan::Proto;
+use lanreach_proto::service::{CheckedPort, DockerPublish};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::sockets::Inventory;
+
+/// Deadline of one API call.
+pub const API_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Largest API response read.
+const MAX_RESPONSE: usize = 8 * 1024 * 1024;
+
+/// Where the Docker facts came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The Engine API answered.
+    Api,
+    /// No API access; docker-proxy command lines were read instead.
+    ProxyProcesses(String),
+    /// Neither: no Docker here, or nothing visible.
+    None(String),
+}
+
+/// Published ports on this host.
+#[derive(Debug, Clone)]
+pub struct DockerView {
+    /// Every publication.
+    pub publishes: Vec<DockerPublish>,
+    /// Where they came from.
+    pub source: Source,
+}
+
+impl DockerView {
+    /// The publications of `port`.
+    pub fn for_port(&self, port: CheckedPort) -> Vec<DockerPublish> {
+        self.publishes.iter().filter(|d| d.host_port == port.port && d.proto == port.proto).cloned().collect()
+    }
+}
+
+/// The Engine API socket: `DOCKER_HOST=unix://…` or the default path.
+pub fn socket_path() -> PathBuf {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
+        _ => PathBuf::from("/var/run/docker.sock"),
+    }
+}
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Connecting, writing or reading failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// No answer in time.
+    #[error("no answer within {API_TIMEOUT:?}")]
+    Timeout,
+    /// Not an HTTP answer we understand.
+    #[error("unexpected answer: {0}")]
+    Http(String),
+    /// The body is not the JSON expected.
+    #[error("unexpected JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// `GET path` on the Engine API; returns the body of a 200 answer.
+pub async fn get(socket: &std::path::Path, path: &str) -> Result<Vec<u8>, ApiError> {
+    tokio::time::timeout(API_TIMEOUT, async {
+        let mut stream = tokio::net::UnixStream::connect(socket).await?;
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").as_bytes()).await?;
+        let mut response = Vec::new();
+        (&mut stream).take(MAX_RESPONSE as u64).read_to_end(&mut response).await?;
+        parse_response(&response)
+    })
+    .await
+    .map_err(|_| ApiError::Timeout)?
+}
+
+/// Splits an HTTP/1.x response into status and body, undoing chunked encoding.
+fn parse_response(response: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let split =
+        response.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| ApiError::Http("no header end".into()))?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    let body = &response[split + 4..];
+    let status = head.lines().next().unwrap_or_default();
+    if !status.starts_with("HTTP/1.") || status.get(9..12) != Some("200") {
+        return Err(ApiError::Http(status.to_owned()));
+    }
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if !chunked {
+        return Ok(body.to_vec());
+    }
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(|| ApiError::Http("bad chunk".into()))?;
+        let size_text = String::from_utf8_lossy(&rest[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| ApiError::Http("bad chunk size".into()))?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = rest.get(..size).ok_or_else(|| ApiError::Http("short chunk".into()))?;
+        out.extend_from_slice(chunk);
+        rest = rest.get(size + 2..).ok_or_else(|| ApiError::Http("short chunk".into()))?;
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Container {
+    id: String,
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default)]
+    image: String,
+    #[serde(default)]
+    ports: Vec<Port>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Port {
+    #[serde(rename = "IP")]
+    ip: Option<String>,
+    private_port: u16,
+    public_port: Option<u16>,
+    #[serde(rename = "Type")]
+    kind: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Inspect {
+    state: State,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct State {
+    pid: u32,
+}
+
+/// Listening sockets inside the network namespace of process `pid`.
+fn inner_listeners(pid: u32, proto: Proto) -> Option<Vec<SocketAddr>> {
+    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    let mut out = Vec::new();
+    match proto {
+        Proto::Tcp => {
+            for table in [process.tcp(), process.tcp6()] {
+                for e in table.ok()? {
+                    if e.state == procfs::net::TcpState::Listen {
+                        out.push(SocketAddr::new(e.local_address.ip().to_canonical(), e.local_address.port()));
+                    }
+                }
+            }
+        }
+        Proto::Udp => {
+            for table in [process.udp(), process.udp6()] {
+                for e in table.ok()? {
+                    out.push(SocketAddr::new(e.local_address.ip().to_canonical(), e.local_address.port()));
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+async fn from_api(socket: &std::path::Path) -> Result<Vec<DockerPublish>, ApiError> {
+    let containers: Vec<Container> = serde_json::from_slice(&get(socket, "/containers/json").await?)?;
+    let mut out = Vec::new();
+    for c in containers {
+        let pid = match get(socket, &format!("/containers/{}/json", c.id)).await {
+            Ok(body) => serde_json::from_slice::<Inspect>(&body).ok().map(|i| i.state.pid),
+            Err(_) => None,
+        };
+        let name = c
+            .names
+            .first()
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_else(|| c.id.chars().take(12).collect());
+        for p in &c.ports {
+            let Some(host_port) = p.public_port else { continue };
+            let proto = if p.kind == "udp" { Proto::Udp } else { Proto::Tcp };
+            let host_ip: IpAddr = p.ip.as_deref().and_then(|ip| ip.parse().ok()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            let publish = DockerPublish {
+                container: name.clone(),
+                image: c.image.clone(),
+                host_ip,
+                host_port,
+                container_port: p.private_port,
+                proto,
+                inner_listeners: pid.filter(|p| *p != 0).and_then(|pid| inner_listeners(pid, proto)),
+            };
+            // Docker lists 0.0.0.0 and :: bindings of one port separately.
+            if !out.iter().any(|d: &DockerPublish| {
+                d.container == publish.container
+                    && d.host_port == host_port
+                    && d.proto == proto
+                    && d.host_ip.is_unspecified()
+                    && host_ip.is_unspecified()
+            }) {
+                out.push(publish);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads docker-proxy command lines (`-host-ip X -host-port N -container-ip Y
+/// -container-port M -proto tcp`).
+fn from_proxies(inventory: &Inventory) -> Vec<DockerPublish> {
+    let mut out = Vec::new();
+    for s in &inventory.sockets {
+        let Some(cmd) = s.cmdline.as_deref().filter(|c| c.contains("docker-proxy")) else { continue };
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let arg = |name: &str| words.iter().position(|w| *w == name).and_then(|i| words.get(i + 1)).copied();
+        let (Some(host_port), Some(container_port)) =
+            (arg("-host-port").and_then(|p| p.parse().ok()), arg("-container-port").and_then(|p| p.parse().ok()))
+        else {
+            continue;
+        };
+        let proto = if arg("-proto") == Some("udp") { Proto::Udp } else { Proto::Tcp };
+        let host_ip = arg("-host-ip").and_then(|ip| ip.parse().ok()).unwrap_or(s.bind.ip());
+        let target = arg("-container-ip").unwrap_or("?");
+        let publish = DockerPublish {
+            container: format!("unknown (docker-proxy to {target}:{container_port})"),
+            image: String::new(),
+            host_ip,
+            host_port,
+            container_port,
+            proto,
+            inner_listeners: None,
+        };
+        if !out.contains(&publish) {
+            out.push(publish);
+        }
+    }
+    out
+}
+
+/// What Docker publishes on this host, from the best source available.
+pub async fn inspect(inventory: &Inventory) -> DockerView {
+    let socket = socket_path();
+    if socket.exists() {
+        match from_api(&socket).await {
+            Ok(publishes) => return DockerView { publishes, source: Source::Api },
+            Err(e) => {
+                let publishes = from_proxies(inventory);
+                let why = format!("the Docker API at {} did not answer ({e})", socket.display());
+                return DockerView { publishes, source: Source::ProxyProcesses(why) };
+            }
+        }
+    }
+    let publishes = from_proxies(inventory);
+    if publishes.is_empty() {
+        DockerView { publishes, source: Source::None(format!("no Docker API at {}", socket.display())) }
+    } else {
+        DockerView { publishes, source: Source::ProxyProcesses(format!("no Docker API at {}", socket.display())) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lanreach_proto::service::SocketFact;
+
+    #[test]
+    fn responses_plain_and_chunked() {
+        assert_eq!(parse_response(b"HTTP/1.0 200 OK\r\nContent-Type: x\r\n\r\n[1]").expect("ok"), b"[1]");
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked).expect("ok"), b"[1,2]");
+        assert!(parse_response(b"HTTP/1.0 404 Not Found\r\n\r\n").is_err());
+        assert!(parse_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn container_json_parses() {
+        let json = br#"[{"Id":"abc","Names":["/web"],"Image":"app:1","Ports":[
+            {"IP":"127.0.0.1","PrivatePort":3000,"PublicPort":3000,"Type":"tcp"},
+            {"PrivatePort":9000,"Type":"tcp"}]}]"#;
+        let c: Vec<Container> = serde_json::from_slice(json).expect("parses");
+        assert_eq!(c[0].ports.len(), 2);
+        assert_eq!(c[0].ports[0].ip.as_deref(), Some("127.0.0.1"));
+    }
+
+    #[test]
+    fn docker_proxy_command_lines() {
+        let inv = Inventory {
+            sockets: vec![SocketFact {
+                proto: Proto::Tcp,
+                bind: "0.0.0.0:3000".parse().expect("addr"),
+                v6only: None,
+                pid: Some(9),
+                program: Some("docker-proxy".into()),
+                cmdline: Some("/usr/bin/docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port 3000 -container-ip 172.17.0.2 -container-port 8080".into()),
+            }],
+            owners_hidden: false,
+        };
+        let p = from_proxies(&inv);
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].host_port, p[0].container_port), (3000, 8080));
+        assert!(p[0].container.contains("172.17.0.2:8080"));
+    }
+}

@@ -1,0 +1,157 @@
+//! Socket inventory: every listening TCP socket and unconnected UDP socket of this
+//! machine (procfs), with its owner when visible. Owners of other users' sockets need
+//! root; they are reported as not visible, never guessed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use lanreach_proto::plan::Proto;
+use lanreach_proto::service::{CheckedPort, SocketFact};
+
+/// Longest command line kept (framework recognition needs only the start).
+const CMDLINE_MAX: usize = 512;
+
+/// The listening sockets of this machine.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Every listening socket.
+    pub sockets: Vec<SocketFact>,
+    /// Whether some sockets' owners could not be seen (not root).
+    pub owners_hidden: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Owner {
+    pid: u32,
+    program: String,
+    cmdline: String,
+}
+
+/// Maps socket inodes to the processes holding them, as far as this user can see.
+fn owners() -> (HashMap<u64, Owner>, bool) {
+    let mut map = HashMap::new();
+    let mut hidden = false;
+    let Ok(processes) = procfs::process::all_processes() else { return (map, true) };
+    for process in processes.flatten() {
+        let Ok(fds) = process.fd() else {
+            hidden = true;
+            continue;
+        };
+        let mut owner: Option<Owner> = None;
+        for fd in fds.flatten() {
+            if let procfs::process::FDTarget::Socket(inode) = fd.target {
+                let o = owner.get_or_insert_with(|| {
+                    let program = process.stat().map(|s| s.comm).unwrap_or_default();
+                    let mut cmdline = process.cmdline().map(|c| c.join(" ")).unwrap_or_default();
+                    cmdline.truncate(CMDLINE_MAX);
+                    Owner { pid: u32::try_from(process.pid).unwrap_or(0), program, cmdline }
+                });
+                map.entry(inode).or_insert_with(|| o.clone());
+            }
+        }
+    }
+    (map, hidden)
+}
+
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+/// Every listening socket of this machine's network namespace.
+pub fn listening() -> Inventory {
+    let mut found: Vec<(Proto, SocketAddr, u64)> = Vec::new();
+    for table in [procfs::net::tcp(), procfs::net::tcp6()] {
+        for e in table.into_iter().flatten() {
+            if e.state == procfs::net::TcpState::Listen {
+                found.push((Proto::Tcp, canonical(e.local_address), e.inode));
+            }
+        }
+    }
+    for table in [procfs::net::udp(), procfs::net::udp6()] {
+        for e in table.into_iter().flatten() {
+            if e.remote_address.port() == 0 {
+                found.push((Proto::Udp, canonical(e.local_address), e.inode));
+            }
+        }
+    }
+    let (owners, mut hidden) = owners();
+    let mut sockets = Vec::new();
+    for &(proto, bind, inode) in &found {
+        let owner = owners.get(&inode);
+        hidden |= owner.is_none();
+        // A [::] socket beside a 0.0.0.0 socket on the same port must be IPv6-only;
+        // otherwise the kernel does not say (without sock_diag), so it stays unknown.
+        let v6only = (bind.is_ipv6() && bind.ip().is_unspecified())
+            .then(|| found.iter().any(|(p, b, _)| *p == proto && b.is_ipv4() && b.port() == bind.port()))
+            .and_then(|beside_v4| beside_v4.then_some(true));
+        sockets.push(SocketFact {
+            proto,
+            bind,
+            v6only,
+            pid: owner.map(|o| o.pid),
+            program: owner.map(|o| o.program.clone()),
+            cmdline: owner.map(|o| o.cmdline.clone()),
+        });
+    }
+    sockets.sort_by_key(|s| (s.proto, s.bind.port(), s.bind.is_ipv6(), s.bind.ip()));
+    sockets.dedup_by(|a, b| a.proto == b.proto && a.bind == b.bind);
+    Inventory { sockets, owners_hidden: hidden }
+}
+
+impl Inventory {
+    /// The sockets on `port`.
+    pub fn for_port(&self, port: CheckedPort) -> Vec<SocketFact> {
+        self.sockets.iter().filter(|s| s.proto == port.proto && s.bind.port() == port.port).cloned().collect()
+    }
+
+    /// Every listening TCP port except `skip` (lanreach's own), for `--exposed`.
+    pub fn tcp_ports(&self, skip: &[u16]) -> Vec<CheckedPort> {
+        let mut ports: Vec<u16> = self
+            .sockets
+            .iter()
+            .filter(|s| s.proto == Proto::Tcp && !skip.contains(&s.bind.port()))
+            .map(|s| s.bind.port())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports.into_iter().map(|port| CheckedPort { port, proto: Proto::Tcp }).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_our_own_listeners_with_their_owner() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("addr").port();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let uport = udp.local_addr().expect("addr").port();
+        let inv = listening();
+        let t = inv.for_port(CheckedPort { port, proto: Proto::Tcp });
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert_eq!(t[0].bind, tcp.local_addr().expect("addr"));
+        assert_eq!(t[0].pid, Some(std::process::id()), "we can always see our own sockets");
+        let u = inv.for_port(CheckedPort { port: uport, proto: Proto::Udp });
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert!(inv.tcp_ports(&[]).contains(&CheckedPort { port, proto: Proto::Tcp }));
+        assert!(!inv.tcp_ports(&[port]).contains(&CheckedPort { port, proto: Proto::Tcp }));
+    }
+
+    #[test]
+    fn a_wildcard_pair_marks_the_ipv6_socket_v6only() {
+        let v4 = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+        let port = v4.local_addr().expect("addr").port();
+        let s = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None).expect("socket");
+        s.set_only_v6(true).expect("v6only");
+        let addr: SocketAddr = format!("[::]:{port}").parse().expect("addr");
+        if s.bind(&addr.into()).is_err() {
+            return; // no IPv6 here
+        }
+        s.listen(1).expect("listen");
+        let inv = listening();
+        let six = inv.for_port(CheckedPort { port, proto: Proto::Tcp }).into_iter().find(|f| f.bind.is_ipv6());
+        assert_eq!(six.expect("the :: socket").v6only, Some(true));
+    }
+}

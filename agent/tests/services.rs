@@ -1,0 +1,281 @@
+//! `--check PORT` on a LAN in a box: real servers (python, socat) bound in every way
+//! people bind them, real firewalls, and the verdict, message and fix for each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use serde_json::Value;
+use support::lab::{self, Lab, Node};
+use support::{arg, peer_bin};
+use tempfile::TempDir;
+
+const CODE: &str = "7K3Q-M2XD";
+const PORT: u16 = 3000;
+
+fn server_py() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/server.py")
+}
+
+/// A host and a phone, an agent on the host checking `extra` ports, and a way to run
+/// the peer.
+struct Scene {
+    lab: Lab,
+    host: Node,
+    phone: Node,
+    agent_state: TempDir,
+    peer_state: TempDir,
+    www: TempDir,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        let mut lab = Lab::new();
+        let host = lab.node("host", 1);
+        let phone = lab.node("phone", 2);
+        let dir = || tempfile::tempdir().expect("dir");
+        Scene { lab, host, phone, agent_state: dir(), peer_state: dir(), www: dir() }
+    }
+
+    /// `python3 -m http.server PORT --bind addr` on the host.
+    fn http_server(&mut self, bind: &str) {
+        let www = arg(self.www.path()).to_owned();
+        let port = PORT.to_string();
+        let host = self.host.clone();
+        self.lab.spawn(&host, "python3", &["-m", "http.server", &port, "--bind", bind, "--directory", &www]);
+        self.lab.wait_tcp_listen(&host, PORT);
+    }
+
+    /// One of `tests/support/server.py`'s servers on `node`.
+    fn stand_in(&mut self, node: &Node, mode: &str) {
+        let script = server_py();
+        let mut s = self.lab.spawn(node, "python3", &[arg(&script), mode, &PORT.to_string()]);
+        s.wait_line("ready");
+    }
+
+    fn agent(&mut self, check: &str, extra: &[&str]) {
+        let state = arg(self.agent_state.path()).to_owned();
+        let mut args = vec!["--state-dir", &state, "--code", CODE, "--once", "--check", check, "--name", "box"];
+        args.extend_from_slice(extra);
+        let host = self.host.clone();
+        let mut agent = self.lab.spawn(&host, env!("CARGO_BIN_EXE_lanreach-agent"), &args);
+        agent.wait_line("pairing code:");
+    }
+
+    /// Runs the peer twice over: `--json` for the report, and the exit code.
+    fn peer(&self) -> (Option<i32>, Value) {
+        let state = arg(self.peer_state.path()).to_owned();
+        let out: Output = self.lab.run(
+            &self.phone,
+            arg(&peer_bin()),
+            &[&self.host.v4, "--code", CODE, "--json", "--state-dir", &state, "--name", "phone"],
+        );
+        let report = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), report)
+    }
+}
+
+fn service(report: &Value, port: u16) -> &Value {
+    report["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["port"] == port)
+        .unwrap_or_else(|| panic!("no service {port} in {report}"))
+}
+
+fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == code)
+        .unwrap_or_else(|| panic!("no finding {code} in {}", report["findings"]))
+}
+
+/// Runs a scenario: `setup` prepares the host, then agent and peer run, and the verdict
+/// for port 3000 must be `verdict`, with a finding whose fix mentions `fix_hint`.
+fn scenario(name: &str, setup: impl FnOnce(&mut Scene), verdict: &str, fix_hint: &str) -> Value {
+    let mut scene = Scene::new();
+    setup(&mut scene);
+    scene.agent(&PORT.to_string(), &[]);
+    let (code, report) = scene.peer();
+    let s = service(&report, PORT);
+    assert_eq!(s["verdict"], verdict, "{name}: {s}");
+    if verdict == "reachable" {
+        assert_eq!(code, Some(0), "{name}: exit code");
+    } else {
+        assert_eq!(code, Some(1), "{name}: exit code");
+        let f = finding(&report, verdict);
+        let fix = f["fix"].as_str().expect("fix");
+        assert!(fix.contains(fix_hint), "{name}: fix {fix:?} lacks {fix_hint:?}");
+        assert!(f["message"].as_str().expect("message").contains("3000"), "{name}: {f}");
+    }
+    report
+}
+
+macro_rules! lab_test {
+    ($name:ident, [$($tool:expr),*], $body:expr) => {
+        #[test]
+        fn $name() {
+            if !lab::available_with(stringify!($name), &["python3" $(, $tool)*]) {
+                return;
+            }
+            $body
+        }
+    };
+}
+
+lab_test!(bound_to_loopback_is_loopback_only, [], {
+    let report = scenario("127.0.0.1", |s| s.http_server("127.0.0.1"), "loopback_only", "--bind 0.0.0.0");
+    let l = &service(&report, PORT)["listeners"][0];
+    assert_eq!(l["bind"], "127.0.0.1:3000");
+    assert_eq!(l["program"], "python3", "the agent names the program");
+    assert!(l["pid"].as_u64().is_some());
+});
+
+lab_test!(bound_to_ipv6_loopback_is_loopback_only, [], {
+    scenario("[::1]", |s| s.http_server("::1"), "loopback_only", "0.0.0.0");
+});
+
+lab_test!(bound_to_every_address_is_reachable, [], {
+    let report = scenario("0.0.0.0", |s| s.http_server("0.0.0.0"), "reachable", "");
+    let probes = service(&report, PORT)["probes"].as_array().expect("probes").clone();
+    let lan = probes.iter().find(|p| p["target"] == "198.51.100.1:3000").expect("probe at the LAN address");
+    assert_eq!((lan["outcome"].as_str(), lan["http_status"].as_u64()), (Some("open"), Some(200)));
+});
+
+lab_test!(bound_to_the_lan_address_is_reachable, [], {
+    scenario("LAN address", |s| s.http_server("198.51.100.1"), "reachable", "");
+});
+
+lab_test!(bound_to_another_interface_is_interface_only, [], {
+    scenario(
+        "second interface",
+        |s| {
+            // A second network the phone has no route to (another NIC, a VPN).
+            s.lab.second_interface(&s.host, "eth1", "203.0.113.1", "2001:db8:2::1");
+            s.http_server("203.0.113.1");
+        },
+        "interface_only",
+        "0.0.0.0:3000",
+    );
+});
+
+lab_test!(ipv6_only_server_reached_over_ipv4_is_ipv6_only, [], {
+    scenario(
+        "[::] v6only",
+        |s| {
+            s.lab.drop_ipv6(&s.phone);
+            let host = s.host.clone();
+            s.stand_in(&host, "v6only");
+        },
+        "ipv6_only",
+        "0.0.0.0",
+    );
+});
+
+lab_test!(dropped_port_is_firewall_drop, ["nft"], {
+    scenario(
+        "nft drop",
+        |s| {
+            s.http_server("0.0.0.0");
+            s.lab.nft(
+                &s.host,
+                "table inet t {\n chain input {\n  type filter hook input priority 0\n  tcp dport 3000 drop\n }\n}\n",
+            );
+        },
+        "firewall_drop",
+        "ufw allow 3000/tcp",
+    );
+});
+
+lab_test!(rejected_with_reset_is_firewall_reject, ["nft"], {
+    scenario(
+        "nft reject tcp reset",
+        |s| {
+            s.http_server("0.0.0.0");
+            s.lab.nft(&s.host, "table inet t {\n chain input {\n  type filter hook input priority 0\n  iifname \"eth0\" tcp dport 3000 reject with tcp reset\n }\n}\n");
+        },
+        "firewall_reject",
+        "dport 3000",
+    );
+});
+
+lab_test!(rejected_admin_prohibited_is_firewall_reject, ["nft"], {
+    let report = scenario(
+        "nft reject admin-prohibited",
+        |s| {
+            s.http_server("0.0.0.0");
+            s.lab.nft(&s.host, "table inet t {\n chain input {\n  type filter hook input priority 0\n  iifname \"eth0\" tcp dport 3000 reject with icmpx type admin-prohibited\n }\n}\n");
+        },
+        "firewall_reject",
+        "firewall-cmd --add-port=3000/tcp",
+    );
+    let probes = service(&report, PORT)["probes"].as_array().expect("probes").clone();
+    let lan = probes.iter().find(|p| p["target"] == "198.51.100.1:3000").expect("probe");
+    assert_eq!((lan["outcome"].as_str(), lan["errno"].as_i64()), (Some("unreachable"), Some(113)), "EHOSTUNREACH");
+});
+
+lab_test!(nothing_listening_is_not_listening, [], {
+    scenario("nothing", |_| {}, "not_listening", "start the server");
+});
+
+lab_test!(userland_proxy_without_backend_is_proxy_no_backend, ["socat"], {
+    scenario(
+        "socat proxy to a container-like namespace whose app binds 127.0.0.1",
+        |s| {
+            let host = s.host.clone();
+            let container = s.lab.container_behind(&host, "ctr");
+            let www = arg(s.www.path()).to_owned();
+            s.lab.spawn(
+                &container,
+                "python3",
+                &["-m", "http.server", "3000", "--bind", "127.0.0.1", "--directory", &www],
+            );
+            s.lab.wait_tcp_listen(&container, PORT);
+            s.lab.spawn(&host, "socat", &["TCP-LISTEN:3000,fork,reuseaddr", "TCP:203.0.113.2:3000"]);
+            s.lab.wait_tcp_listen(&host, PORT);
+        },
+        "proxy_no_backend",
+        "backend",
+    );
+});
+
+lab_test!(host_header_check_is_http_host_check, [], {
+    let report = scenario(
+        "403 for unknown Host",
+        |s| {
+            let host = s.host.clone();
+            s.stand_in(&host, "hostcheck");
+        },
+        "http_host_check",
+        "allowed hosts",
+    );
+    let probes = service(&report, PORT)["probes"].as_array().expect("probes").clone();
+    assert!(probes.iter().any(|p| p["http_status"] == 403), "{probes:?}");
+});
+
+lab_test!(exposed_lists_every_listening_port_with_its_program, [], {
+    let mut scene = Scene::new();
+    scene.http_server("0.0.0.0");
+    // A second server the user did not ask about, on loopback.
+    let host = scene.host.clone();
+    let www = arg(scene.www.path()).to_owned();
+    scene.lab.spawn(&host, "python3", &["-m", "http.server", "5432", "--bind", "127.0.0.1", "--directory", &www]);
+    scene.lab.wait_tcp_listen(&host, 5432);
+    scene.agent("3000", &["--exposed"]);
+    let (code, report) = scene.peer();
+    assert_eq!(code, Some(0), "only --check ports count for the exit code");
+    let audited = service(&report, 5432);
+    assert_eq!(audited["source"], "exposed");
+    assert_eq!(audited["verdict"], "loopback_only");
+    assert_eq!(audited["listeners"][0]["program"], "python3");
+    assert_eq!(service(&report, PORT)["source"], "check");
+    // lanreach's own control port is not audited.
+    assert!(!report["services"].as_array().expect("services").iter().any(|s| s["port"] == 47800));
+});

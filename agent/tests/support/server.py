@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Stand-in servers for the LAN-in-a-box service tests.
+
+    server.py v6only PORT      HTTP on [::]:PORT with IPV6_V6ONLY set
+    server.py hostcheck PORT   HTTP on 0.0.0.0:PORT answering 403 unless Host is localhost
+
+Each prints "ready" once it listens and serves until killed.
+"""
+
+import http.server
+import socket
+import sys
+
+
+class Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+class HostCheck(Ok):
+    def do_GET(self):
+        host = (self.headers.get("Host") or "").split(":")[0]
+        if host not in ("localhost", "127.0.0.1"):
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+
+class V6OnlyServer(http.server.HTTPServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
+def main():
+    mode, port = sys.argv[1], int(sys.argv[2])
+    if mode == "v6only":
+        server = V6OnlyServer(("::", port), Ok)
+    elif mode == "hostcheck":
+        server = http.server.HTTPServer(("0.0.0.0", port), HostCheck)
+    else:
+        sys.exit(f"unknown mode {mode}")
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
