@@ -10,6 +10,11 @@ if [ "$(id -u)" = 0 ]; then
 else
     echo "test.sh: NOT root: LAN-in-a-box (network namespace) tests will be SKIPPED"
 fi
+if docker info >/dev/null 2>&1; then
+    echo "test.sh: a Docker engine answers: Docker tests included"
+else
+    echo "test.sh: no Docker engine: Docker tests will be SKIPPED"
+fi
 if cargo nextest --version >/dev/null 2>&1; then
     exec cargo nextest run --workspace --no-fail-fast "$@"
 else

@@ -240,31 +240,6 @@ pub fn render_text(r: &Report) -> String {
         let on = r.peer.arrival_interface.as_deref().map(|i| format!(" on {}", clean(i))).unwrap_or_default();
         out.push_str(&format!("The agent saw the peer come from {seen}{on}.\n"));
     }
-    for proto in [Proto::Tcp, Proto::Udp] {
-        let probes: Vec<&ProbeReport> = r.probes.iter().filter(|p| p.proto == proto).collect();
-        if probes.is_empty() {
-            continue;
-        }
-        let mut columns: Vec<IpAddr> = probes.iter().map(|p| p.target.ip()).collect();
-        columns.sort_by_key(|ip| (ip.is_ipv6(), *ip));
-        columns.dedup();
-        let mut table = Table::new();
-        table.load_preset(UTF8_BORDERS_ONLY);
-        let mut header = vec![format!("{} listener", proto.to_string().to_uppercase()), "meaning".to_owned()];
-        header.extend(columns.iter().map(|c| format!("→ {c}")));
-        table.set_header(header);
-        for l in r.listeners.iter().filter(|l| l.proto == proto) {
-            let mut row = vec![l.bind.to_string(), l.meaning.clone()];
-            for c in &columns {
-                let cell = probes.iter().find(|p| p.bind == l.bind && p.target.ip() == *c).map(|p| cell(p));
-                row.push(cell.unwrap_or_else(|| "·".into()));
-            }
-            table.add_row(row);
-        }
-        out.push('\n');
-        out.push_str(&table.to_string());
-        out.push('\n');
-    }
     for source in [PortSource::Check, PortSource::Exposed] {
         let rows: Vec<&ServiceReport> = r.services.iter().filter(|s| s.source == source).collect();
         if rows.is_empty() {
@@ -301,6 +276,31 @@ pub fn render_text(r: &Report) -> String {
             };
             let listening = if listeners.is_empty() { "nothing".to_owned() } else { listeners.join("\n") };
             table.add_row(vec![port, s.verdict.as_str().to_owned(), listening, probes.join("\n")]);
+        }
+        out.push('\n');
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let probes: Vec<&ProbeReport> = r.probes.iter().filter(|p| p.proto == proto).collect();
+        if probes.is_empty() {
+            continue;
+        }
+        let mut columns: Vec<IpAddr> = probes.iter().map(|p| p.target.ip()).collect();
+        columns.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+        columns.dedup();
+        let mut table = Table::new();
+        table.load_preset(UTF8_BORDERS_ONLY);
+        let mut header = vec![format!("{} listener", proto.to_string().to_uppercase()), "meaning".to_owned()];
+        header.extend(columns.iter().map(|c| format!("→ {c}")));
+        table.set_header(header);
+        for l in r.listeners.iter().filter(|l| l.proto == proto) {
+            let mut row = vec![l.bind.to_string(), l.meaning.clone()];
+            for c in &columns {
+                let cell = probes.iter().find(|p| p.bind == l.bind && p.target.ip() == *c).map(|p| cell(p));
+                row.push(cell.unwrap_or_else(|| "·".into()));
+            }
+            table.add_row(row);
         }
         out.push('\n');
         out.push_str(&table.to_string());

@@ -348,15 +348,23 @@ fn path_open(path: &[ProbeReport], proto: Proto, ip: IpAddr) -> bool {
 }
 
 /// The verdict for one port.
+///
+/// Outside evidence from the LAN wins (an answer at a non-loopback address is reachable
+/// whatever the inside facts say: something may forward the port unseen). Without it,
+/// inside facts about bind scope decide, since a peer on this machine (loopback) or the
+/// `--local` self-check cannot show what the LAN sees. Then the path picture of the
+/// test listeners tells the network and the firewall apart.
 pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
     let proto = f.port.proto;
-    let open: Vec<&ServiceProbeReport> = f.probes.iter().filter(|p| p.outcome == Outcome::Open).collect();
-    if !open.is_empty() {
-        return if open.iter().all(|p| http_rejects(p.http_status)) {
-            Verdict::HttpHostCheck
-        } else {
-            Verdict::Reachable
-        };
+    let open_at = |lan: bool| -> Vec<&ServiceProbeReport> {
+        f.probes.iter().filter(|p| p.outcome == Outcome::Open && p.target.ip().is_loopback() != lan).collect()
+    };
+    let answer = |open: &[&ServiceProbeReport]| {
+        if open.iter().all(|p| http_rejects(p.http_status)) { Verdict::HttpHostCheck } else { Verdict::Reachable }
+    };
+    let open_lan = open_at(true);
+    if !open_lan.is_empty() {
+        return answer(&open_lan);
     }
     if f.probes.iter().any(|p| matches!(p.outcome, Outcome::EmptyReply | Outcome::Reset)) {
         let inner_loopback = f.docker.iter().any(|d| {
@@ -376,6 +384,10 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
     }
     if !f.listeners.is_empty() && f.listeners.iter().all(|l| l.bind.ip().is_loopback()) && published.is_empty() {
         return Verdict::LoopbackOnly;
+    }
+    let open_local = open_at(false);
+    if !open_local.is_empty() {
+        return answer(&open_local);
     }
     let dialled: Vec<IpAddr> = f.probes.iter().map(|p| p.target.ip()).collect();
     let reachable: Vec<IpAddr> = dialled.iter().copied().filter(|ip| path_open(f.path, proto, *ip)).collect();
@@ -722,7 +734,11 @@ mod tests {
         assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, Unreachable, None)], &p), Verdict::FirewallReject);
         assert_eq!(v(&[], &[], &[probe(LAN, Refused, None)], &p), Verdict::NotListening);
         let lo = sock("127.0.0.1:3000", "node", "node node_modules/.bin/vite");
-        assert_eq!(v(&[lo], &[], &[probe(LAN, Refused, None)], &p), Verdict::LoopbackOnly);
+        assert_eq!(v(std::slice::from_ref(&lo), &[], &[probe(LAN, Refused, None)], &p), Verdict::LoopbackOnly);
+        assert_eq!(v(&[lo], &[], &[probe("127.0.0.1:3000", Open, None)], &p), Verdict::LoopbackOnly);
+        // Outside evidence from the LAN wins over inside facts.
+        let hidden = sock("127.0.0.1:3000", "sshd", "sshd: forwarding");
+        assert_eq!(v(&[hidden], &[], &[probe(LAN, Open, None)], &p), Verdict::Reachable);
         let other_nic = sock("203.0.113.1:3000", "python3", "python3 -m http.server");
         assert_eq!(v(&[other_nic], &[], &[probe(LAN, Refused, None)], &p), Verdict::InterfaceOnly);
         let blocked = path(&[("198.51.100.1:40000", Timeout)]);
@@ -755,10 +771,15 @@ mod tests {
         };
         let proxy = sock("0.0.0.0:3000", "docker-proxy", "/usr/bin/docker-proxy -proto tcp");
         let inside_lo = [publish("0.0.0.0", Some("127.0.0.1:3000"))];
-        assert_eq!(v(std::slice::from_ref(&proxy), &inside_lo, &[probe(LAN, EmptyReply, None)], &p), Verdict::ContainerLoopback);
+        assert_eq!(
+            v(std::slice::from_ref(&proxy), &inside_lo, &[probe(LAN, EmptyReply, None)], &p),
+            Verdict::ContainerLoopback
+        );
         // DNAT path (no userland proxy): refused, but the inside facts know better.
         let local = [publish("127.0.0.1", Some("0.0.0.0:3000"))];
         assert_eq!(v(&[], &local, &[probe(LAN, Refused, None)], &p), Verdict::PublishedLoopback);
+        // A peer on this machine reaches it over loopback; the LAN still cannot.
+        assert_eq!(v(&[], &local, &[probe("127.0.0.1:3000", Open, Some(200))], &p), Verdict::PublishedLoopback);
         let ok = [publish("0.0.0.0", Some("0.0.0.0:3000"))];
         assert_eq!(v(&[proxy], &ok, &[probe(LAN, Open, Some(200))], &p), Verdict::Reachable);
         assert_eq!(v(&[], &ok, &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);

@@ -1,0 +1,220 @@
+//! Docker features against the real Docker engine, with an image built here (no
+//! registry is reachable): `docker import` of a root filesystem holding the statically
+//! linked busybox from Debian's busybox-static. The peer runs on this machine over
+//! loopback, so no traffic leaves it; the verdicts come from Docker's facts joined
+//! with what the probes saw.
+//!
+//! Skips loudly where no engine answers, unless `LANREACH_REQUIRE_DOCKER=1` (set by
+//! CI when `docker info` works), where it fails instead.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{arg, free_udp_port, peer_bin};
+
+const IMAGE: &str = "lanreach-test-busybox:1";
+const CODE: &str = "7K3Q-M2XD";
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker").args(args).output().expect("run docker")
+}
+
+/// Whether the engine answers; prints why not.
+fn engine(test: &str) -> bool {
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("LANREACH_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("{test}: the Docker engine does not answer");
+        }
+        eprintln!("\n*** SKIPPED {test}: no Docker engine answers (docker info failed) ***\n");
+    }
+    ok
+}
+
+/// Builds the test image once: /bin/busybox (static) and an empty /www.
+fn image() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        if docker(&["image", "inspect", IMAGE]).status.success() {
+            return;
+        }
+        let busybox = std::path::Path::new("/bin/busybox");
+        let ldd = Command::new("ldd").arg(busybox).output().expect("ldd");
+        assert!(
+            busybox.exists() && !ldd.status.success(),
+            "a static /bin/busybox is needed (apt-get install busybox-static)"
+        );
+        let root = tempfile::tempdir().expect("dir");
+        std::fs::create_dir_all(root.path().join("bin")).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("www")).expect("mkdir");
+        std::fs::copy(busybox, root.path().join("bin/busybox")).expect("copy busybox");
+        let tar = Command::new("tar").args(["-C", arg(root.path()), "-c", "."]).output().expect("tar");
+        assert!(tar.status.success());
+        let mut import = Command::new("docker")
+            .args(["import", "-", IMAGE])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("docker import");
+        std::io::Write::write_all(&mut import.stdin.take().expect("stdin"), &tar.stdout).expect("write");
+        assert!(import.wait().expect("wait").success(), "docker import failed");
+    });
+}
+
+/// A running container, removed on drop.
+struct Container(String);
+
+impl Container {
+    fn run(publish: &str, app_bind: &str) -> Container {
+        let name = format!("lanreach-test-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let out = docker(&[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            &name,
+            "-p",
+            publish,
+            IMAGE,
+            "/bin/busybox",
+            "httpd",
+            "-f",
+            "-p",
+            app_bind,
+            "-h",
+            "/www",
+        ]);
+        assert!(out.status.success(), "docker run: {}", String::from_utf8_lossy(&out.stderr));
+        let c = Container(name);
+        // Wait until the app inside listens.
+        for _ in 0..100 {
+            let out = docker(&["exec", &c.0, "/bin/busybox", "netstat", "-ltn"]);
+            if String::from_utf8_lossy(&out.stdout).contains(app_bind) {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the app in {} never listened on {app_bind}", c.0);
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+/// An agent on 127.0.0.1 checking `port`, stopped by PID on drop.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs an agent (`--check port --once`) and a peer over loopback; returns the peer's
+/// exit code and report.
+fn check(port: u16) -> (Option<i32>, Value) {
+    let (agent_state, peer_state) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_lanreach-agent"))
+        .args(["--state-dir", arg(agent_state.path()), "--control", &control, "--code", CODE, "--once"])
+        .args(["--check", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start agent");
+    let _agent = Agent(child);
+    // The peer's connect deadline covers the agent's start-up.
+    let out = Command::new(peer_bin())
+        .args([&control, "--code", CODE, "--json", "--state-dir", arg(peer_state.path()), "--connect-timeout", "10"])
+        .output()
+        .expect("run peer");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+fn service(report: &Value, port: u16) -> Value {
+    report["services"].as_array().expect("services").iter().find(|s| s["port"] == port).cloned().expect("service")
+}
+
+fn host_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+#[test]
+fn app_bound_to_loopback_inside_the_container_is_container_loopback() {
+    if !engine("app_bound_to_loopback_inside_the_container_is_container_loopback") {
+        return;
+    }
+    image();
+    let port = host_port();
+    let _c = Container::run(&format!("{port}:3000"), "127.0.0.1:3000");
+    let (code, report) = check(port);
+    let s = service(&report, port);
+    assert_eq!(s["verdict"], "container_loopback", "{s}");
+    assert_eq!(code, Some(1));
+    assert_eq!(s["docker"][0]["container_port"], 3000);
+    assert_eq!(s["docker"][0]["image"], IMAGE);
+    let inner =
+        s["docker"][0]["inner_listeners"].as_array().expect("inner listeners read from the container's namespace");
+    assert!(inner.iter().any(|a| a == "127.0.0.1:3000"), "{inner:?}");
+    let f = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "container_loopback")
+        .cloned()
+        .expect("finding");
+    assert!(f["fix"].as_str().expect("fix").contains("0.0.0.0:3000"), "{f}");
+}
+
+#[test]
+fn published_on_loopback_is_published_loopback() {
+    if !engine("published_on_loopback_is_published_loopback") {
+        return;
+    }
+    image();
+    let port = host_port();
+    let _c = Container::run(&format!("127.0.0.1:{port}:3000"), "0.0.0.0:3000");
+    let (code, report) = check(port);
+    let s = service(&report, port);
+    assert_eq!(s["verdict"], "published_loopback", "{s}");
+    assert_eq!(code, Some(1));
+    let f = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "published_loopback")
+        .cloned()
+        .expect("finding");
+    assert!(f["fix"].as_str().expect("fix").contains(&format!("docker run -p {port}:3000")), "{f}");
+}
+
+#[test]
+fn published_on_every_address_with_the_app_on_every_address_is_reachable() {
+    if !engine("published_on_every_address_with_the_app_on_every_address_is_reachable") {
+        return;
+    }
+    image();
+    let port = host_port();
+    let _c = Container::run(&format!("{port}:3000"), "0.0.0.0:3000");
+    let (code, report) = check(port);
+    let s = service(&report, port);
+    assert_eq!(s["verdict"], "reachable", "{s}");
+    assert_eq!(code, Some(0));
+}
