@@ -56,13 +56,14 @@ impl Scene {
         s.wait_line("ready");
     }
 
-    fn agent(&mut self, check: &str, extra: &[&str]) {
+    fn agent(&mut self, check: &str, extra: &[&str]) -> support::lab::Spawned {
         let state = arg(self.agent_state.path()).to_owned();
         let mut args = vec!["--state-dir", &state, "--code", CODE, "--once", "--check", check, "--name", "box"];
         args.extend_from_slice(extra);
         let host = self.host.clone();
         let mut agent = self.lab.spawn(&host, env!("CARGO_BIN_EXE_lanreach-agent"), &args);
         agent.wait_line("pairing code:");
+        agent
     }
 
     /// Runs the peer twice over: `--json` for the report, and the exit code.
@@ -102,8 +103,11 @@ fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
 fn scenario(name: &str, setup: impl FnOnce(&mut Scene), verdict: &str, fix_hint: &str) -> Value {
     let mut scene = Scene::new();
     setup(&mut scene);
-    scene.agent(&PORT.to_string(), &[]);
+    let agent = scene.agent(&PORT.to_string(), &[]);
     let (code, report) = scene.peer();
+    // With --once the agent's exit code answers for the same report.
+    let agent_code = scene.lab.wait_exit(&agent, std::time::Duration::from_secs(10));
+    assert_eq!(agent_code, code, "{name}: agent and peer exit codes agree");
     let s = service(&report, PORT);
     assert_eq!(s["verdict"], verdict, "{name}: {s}");
     if verdict == "reachable" {
