@@ -59,6 +59,18 @@ pub struct Cli {
     #[arg(long, value_name = "A-B")]
     pub ports: Option<String>,
 
+    /// Do not advertise this agent on the LAN over mDNS
+    #[arg(long)]
+    pub no_mdns: bool,
+
+    /// Print only the pairing code, reports and errors
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More log output on stderr (-v: info, -vv: debug)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     /// Per-attempt probe deadline in --local mode, milliseconds [default: 150]
     #[arg(long, value_name = "MS")]
     pub timeout: Option<u64>,
@@ -77,6 +89,13 @@ pub enum CliCommand {
         #[command(subcommand)]
         action: Option<PeersAction>,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; view it with `man -l -`)
+    Man,
 }
 
 /// `peers` actions.
@@ -102,6 +121,10 @@ pub enum Command {
     ListPeers,
     /// Remove trusted peers matching this text.
     RemovePeer(String),
+    /// Print shell completions.
+    Completions(clap_complete::Shell),
+    /// Print the man page.
+    Man,
 }
 
 /// The checked configuration.
@@ -131,6 +154,10 @@ pub struct Config {
     pub check: Vec<CheckedPort>,
     /// Audit every listening TCP port.
     pub exposed: bool,
+    /// Do not advertise over mDNS.
+    pub no_mdns: bool,
+    /// Only the essentials on stderr.
+    pub quiet: bool,
 }
 
 /// A flag that cannot be used as given.
@@ -215,6 +242,8 @@ impl Cli {
             None => Command::Serve,
             Some(CliCommand::Peers { action: None | Some(PeersAction::List) }) => Command::ListPeers,
             Some(CliCommand::Peers { action: Some(PeersAction::Remove { peer }) }) => Command::RemovePeer(peer),
+            Some(CliCommand::Completions { shell }) => Command::Completions(shell),
+            Some(CliCommand::Man) => Command::Man,
         };
         Ok(Config {
             command,
@@ -229,6 +258,8 @@ impl Cli {
             timeout,
             check,
             exposed: self.exposed,
+            no_mdns: self.no_mdns,
+            quiet: self.quiet,
         })
     }
 }

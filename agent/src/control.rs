@@ -103,6 +103,8 @@ pub enum Event {
         id: KeyId,
         /// Paired now or pinned before.
         method: AuthMethod,
+        /// Six digits both sides show, derived from this connection.
+        verification: String,
     },
     /// The peer's Hello arrived.
     PeerHello {
@@ -371,7 +373,14 @@ async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), Sessi
     if accepted.method == AuthMethod::Paired {
         shared.trust(peer_id, &name, from);
     }
-    shared.emit(Event::PeerAuthenticated { from, name: name.clone(), id: peer_id, method: accepted.method });
+    let verification = lanreach_proto::pairing::verification(&binding);
+    shared.emit(Event::PeerAuthenticated {
+        from,
+        name: name.clone(),
+        id: peer_id,
+        method: accepted.method,
+        verification,
+    });
 
     let result = probe_session(shared, &conn, &mut ch, from, peer_id, &name).await;
     match result {

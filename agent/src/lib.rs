@@ -15,7 +15,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use lanreach_proto::endpoint::interfaces;
+use lanreach_proto::endpoint::{discovery, interfaces};
+use lanreach_proto::report::Paint;
 
 pub use cli::{Cli, Config};
 pub use control::{Agent, AgentError, Event};
@@ -29,7 +30,7 @@ pub const EXIT_ERROR: u8 = 2;
 /// Parses the command line, runs, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    lanreach_proto::endpoint::term::init_logging(cli.verbose, cli.quiet);
     let result = cli.into_config().map_err(anyhow::Error::from).and_then(run);
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -39,12 +40,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LANREACH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs a checked configuration. `Ok(false)`: a port named with `--check` is not
@@ -66,10 +61,22 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
+        cli::Command::Completions(shell) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "lanreach-agent", &mut std::io::stdout());
+            Ok(true)
+        }
+        cli::Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")?;
+            Ok(true)
+        }
         cli::Command::Serve => runtime()?.block_on(serve(config)),
         cli::Command::Local => {
             let report = runtime()?.block_on(local::run(&config))?;
-            print!("{}", render::report(&report, config.json));
+            let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
+            print!("{}", render::report(&report, config.json, paint));
             Ok(report.checked_ports_reachable())
         }
     }
@@ -86,27 +93,67 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
     let ifaces = interfaces::list().unwrap_or_default();
     let reachable = control::reachable_addresses(&bound, &ifaces);
     let reachable = if reachable.is_empty() { loopback_fallback(&bound) } else { reachable };
-    render::status(&render::banner(agent.name(), agent.id(), &bound, &agent.code(), &reachable));
-    let (once, json) = (config.once, config.json);
+    let fancy = lanreach_proto::endpoint::term::stderr_fancy() && !config.quiet;
+    // Advertise only a control channel other devices can reach.
+    let _advertisement = match bound.iter().find(|a| !a.ip().is_loopback()) {
+        Some(addr) if !config.no_mdns => match discovery::advertise(agent.name(), &agent.id(), addr.port()) {
+            Ok(ad) => Some(ad),
+            Err(e) => {
+                tracing::warn!("not advertised on the LAN: {e}");
+                None
+            }
+        },
+        _ => None,
+    };
+    render::status(&render::banner(&render::Banner {
+        name: agent.name(),
+        id: agent.id(),
+        bound: &bound,
+        code: &agent.code(),
+        reachable: &reachable,
+        quiet: config.quiet,
+        qr: fancy,
+        advertised: _advertisement.is_some(),
+    }));
+    let (once, json, quiet) = (config.once, config.json, config.quiet);
+    let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let all_reachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let verdicts = all_reachable.clone();
+    let id = agent.id();
     let printer = tokio::spawn(async move {
+        let spinner = fancy.then(|| render::spinner("waiting for a peer…"));
         let mut done = Some(done_tx);
         while let Some(event) = rx.recv().await {
+            let show = |text: &str| match &spinner {
+                Some(bar) => bar.suspend(|| render::status(text)),
+                None => render::status(text),
+            };
             if let Event::PeerReport { report, .. } = &event {
                 if !report.checked_ports_reachable() {
                     verdicts.store(false, std::sync::atomic::Ordering::SeqCst);
                 }
-                print!("{}", render::report(report, json));
-                let _ = std::io::Write::flush(&mut std::io::stdout());
+                let text = render::report(report, json, paint);
+                let print = || {
+                    print!("{text}");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                };
+                match &spinner {
+                    Some(bar) => bar.suspend(print),
+                    None => print(),
+                }
             }
-            render::status(&render::event(&event, &reachable));
+            if let Some(text) = render::event(&event, &reachable, id, quiet) {
+                show(&text);
+            }
             if once && matches!(event, Event::PeerFinished { .. }) {
                 if let Some(tx) = done.take() {
                     let _ = tx.send(());
                 }
             }
+        }
+        if let Some(bar) = spinner {
+            bar.finish_and_clear();
         }
     });
     agent
@@ -118,7 +165,9 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
         })
         .await;
     printer.abort();
-    render::status("Agent stopped.\n");
+    if !config.quiet {
+        render::status("Agent stopped.\n");
+    }
     // With --once the exit code answers for that report; a long-running agent ends on
     // Ctrl-C and exits 0.
     Ok(!config.once || all_reachable.load(std::sync::atomic::Ordering::SeqCst))

@@ -7,8 +7,9 @@ use std::time::Duration;
 use lanreach_proto::KeyId;
 use lanreach_proto::code::{CodeChange, MAX_FAILED_ATTEMPTS, PairingCode, RetireReason};
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
+use lanreach_proto::link::PairingLink;
 use lanreach_proto::msg::{DEFAULT_CONTROL_PORT, Hello, printable};
-use lanreach_proto::report::Report;
+use lanreach_proto::report::{Paint, Report};
 
 use crate::control::{Event, SessionError};
 use crate::trust::TrustedPeer;
@@ -28,17 +29,58 @@ pub fn peer_commands(addrs: &[SocketAddr], code: &PairingCode) -> Vec<String> {
         .collect()
 }
 
+/// What the start-up banner shows.
+#[derive(Debug, Clone, Copy)]
+pub struct Banner<'a> {
+    /// The agent's name.
+    pub name: &'a str,
+    /// Its key ID.
+    pub id: KeyId,
+    /// Bound control addresses.
+    pub bound: &'a [SocketAddr],
+    /// The live code.
+    pub code: &'a PairingCode,
+    /// Addresses peers can dial.
+    pub reachable: &'a [SocketAddr],
+    /// Only the essentials.
+    pub quiet: bool,
+    /// Draw the QR code (a terminal is watching).
+    pub qr: bool,
+    /// Advertised over mDNS.
+    pub advertised: bool,
+}
+
 /// The start-up banner.
-pub fn banner(name: &str, id: KeyId, bound: &[SocketAddr], code: &PairingCode, reachable: &[SocketAddr]) -> String {
-    let bound: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
-    let mut out =
-        format!("lanreach agent \"{}\" (ID {id})\ncontrol channel: UDP {}\n\n", printable(name, 64), bound.join(", "));
-    out.push_str(&code_block(code, reachable));
+pub fn banner(b: &Banner<'_>) -> String {
+    if b.quiet {
+        return code_block(b.code, b.reachable, b.id, false);
+    }
+    let bound: Vec<String> = b.bound.iter().map(|a| a.to_string()).collect();
+    let mut out = format!(
+        "lanreach agent \"{}\" (ID {})\ncontrol channel: UDP {}{}\n\n",
+        printable(b.name, 64),
+        b.id,
+        bound.join(", "),
+        if b.advertised { ", advertised on the LAN (mDNS _lanreach._udp)" } else { "" }
+    );
+    out.push_str(&code_block(b.code, b.reachable, b.id, b.qr));
     out.push_str("Peers paired before connect without a code. Ctrl-C stops the agent.\n");
     out
 }
 
-fn code_block(code: &PairingCode, reachable: &[SocketAddr]) -> String {
+/// The pairing link for the first address peers can dial.
+pub fn link(reachable: &[SocketAddr], code: &PairingCode, id: KeyId) -> Option<PairingLink> {
+    reachable.first().map(|a| PairingLink::new(&a.ip().to_string(), a.port(), code, &id))
+}
+
+/// A QR code of `text` for a terminal, two rows per line.
+pub fn qr(text: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build())
+}
+
+fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, with_qr: bool) -> String {
     let mut out =
         format!("pairing code: {code}   (single use; replaced after {MAX_FAILED_ATTEMPTS} failed attempts)\n");
     if reachable.is_empty() {
@@ -48,9 +90,24 @@ fn code_block(code: &PairingCode, reachable: &[SocketAddr]) -> String {
         for cmd in peer_commands(reachable, code) {
             out.push_str(&format!("  {cmd}\n"));
         }
+        if let Some(link) = link(reachable, code, id) {
+            out.push_str(&format!("or pair from this link (scan it, paste it after lanreach-peer):\n  {link}\n"));
+            if let Some(qr) = with_qr.then(|| qr(&link.to_string())).flatten() {
+                out.push_str(&qr);
+                out.push('\n');
+            }
+        }
     }
     out.push('\n');
     out
+}
+
+/// A spinner on stderr (only used on a terminal).
+pub fn spinner(message: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
 }
 
 fn duration(d: Duration) -> String {
@@ -73,20 +130,24 @@ fn hello_lines(hello: &Hello) -> String {
     )
 }
 
-/// One event as the user reads it.
-pub fn event(event: &Event, reachable: &[SocketAddr]) -> String {
-    match event {
+/// One event as the user reads it; `None` when `quiet` leaves it out.
+pub fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: bool) -> Option<String> {
+    if quiet && !matches!(event, Event::CodeChanged(_) | Event::PeerFailed { .. } | Event::TrustFileError(_)) {
+        return None;
+    }
+    Some(match event {
         Event::CodeChanged(CodeChange { reason, new }) => {
             let why = match reason {
                 RetireReason::Used => "the last code was used",
                 RetireReason::TooManyFailures => "the last code had too many failed attempts and is retired",
             };
-            format!("New pairing code ({why}):\n{}", code_block(new, reachable))
+            format!("New pairing code ({why}):\n{}", code_block(new, reachable, id, false))
         }
-        Event::PeerAuthenticated { from, name, id, method } => match method {
-            AuthMethod::Paired => {
-                format!("Paired with peer \"{name}\" (ID {id}) from {from}; it is trusted from now on.\n")
-            }
+        Event::PeerAuthenticated { from, name, id, method, verification } => match method {
+            AuthMethod::Paired => format!(
+                "Paired with peer \"{name}\" (ID {id}) from {from}; it is trusted from now on.\n  \
+                 verification: {verification} (the peer shows the same)\n"
+            ),
             AuthMethod::Pinned => format!("Peer \"{name}\" (ID {id}) connected from {from} (paired before).\n"),
         },
         Event::PeerHello { hello, .. } => hello_lines(hello),
@@ -96,7 +157,7 @@ pub fn event(event: &Event, reachable: &[SocketAddr]) -> String {
         }
         Event::PeerFailed { from, error, failures } => failure(*from, error, *failures),
         Event::TrustFileError(e) => format!("warning: trusted peers file: {e}\n"),
-    }
+    })
 }
 
 fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
@@ -119,8 +180,8 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
 }
 
 /// A report for stdout: the terminal rendering, or one JSON document.
-pub fn report(report: &Report, json: bool) -> String {
-    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::report::render_text(report) }
+pub fn report(report: &Report, json: bool, paint: Paint) -> String {
+    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::report::render_text(report, paint) }
 }
 
 /// The `peers` list.

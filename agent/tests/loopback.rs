@@ -48,6 +48,8 @@ impl TestAgent {
             timeout: None,
             check: vec![],
             exposed: false,
+            no_mdns: true,
+            quiet: false,
         };
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let agent = Agent::bind(&config, tx).expect("agent binds");
@@ -111,6 +113,8 @@ impl Peer {
             state_dir: self.dir.path(),
             connect_timeout: Duration::from_secs(5),
             probe_timeout: None,
+            expect_id: None,
+            progress: None,
         };
         connect::run(&session).await
     }
@@ -341,6 +345,8 @@ async fn port_already_in_use_is_a_clear_error() {
         timeout: None,
         check: vec![],
         exposed: false,
+        no_mdns: true,
+        quiet: false,
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let err = Agent::bind(&config, tx).err().expect("port is taken");
@@ -406,6 +412,8 @@ async fn peer_refuses_a_plan_over_its_caps() {
         state_dir: peer_dir.path(),
         connect_timeout: Duration::from_secs(5),
         probe_timeout: None,
+        expect_id: None,
+        progress: None,
     };
     let err = connect::run(&session).await.expect_err("plan refused");
     assert!(matches!(err, PeerError::PlanRefused { .. }), "{err:?}");

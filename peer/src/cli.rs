@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use lanreach_proto::PairingCode;
 use lanreach_proto::endpoint::{default_state_dir, host_name};
+use lanreach_proto::link::{BadLink, PairingLink};
 
 use crate::target::{BadTarget, Target};
 
@@ -15,10 +16,11 @@ pub const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 10.0;
 /// lanreach peer: run it on another device of the network to test whether the agent's
 /// machine is reachable from there.
 #[derive(Debug, Parser)]
-#[command(name = "lanreach-peer", version, about, long_about = None)]
+#[command(name = "lanreach-peer", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
-    /// The agent's address, as the agent prints it: HOST or HOST:PORT
-    #[arg(value_name = "HOST[:PORT]", required_unless_present = "forget")]
+    /// The agent: HOST, HOST:PORT or a lanreach:// link as the agent prints it; leave it
+    /// out (with --code) to find the agent on the LAN
+    #[arg(value_name = "HOST[:PORT]|LINK")]
     pub target: Option<String>,
 
     /// The pairing code the agent shows (first connection only)
@@ -47,22 +49,67 @@ pub struct Cli {
     pub timeout: Option<u64>,
 
     /// Forget the pinned key of the agent at HOST (to pair again after it changed)
-    #[arg(long, value_name = "HOST[:PORT]", conflicts_with_all = ["target", "code"])]
+    #[arg(long, value_name = "HOST[:PORT]", conflicts_with_all = ["target", "code", "list"])]
     pub forget: Option<String>,
+
+    /// List the agents that announce themselves on this network (mDNS) and exit
+    #[arg(long, conflicts_with_all = ["target", "code"])]
+    pub list: bool,
+
+    /// Print only the report and errors
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More log output on stderr (-v: info, -vv: debug)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Other things to do.
+    #[command(subcommand)]
+    pub command: Option<PeerCommand>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; view it with `man -l -`)
+    Man,
+}
+
+/// How to find the agent.
+#[derive(Debug, Clone)]
+pub enum Find {
+    /// At this address.
+    At(Target),
+    /// At the address of a pairing link, which must present this key ID.
+    Link(Target, Option<String>),
+    /// Browse the LAN over mDNS.
+    Discover,
 }
 
 /// What to do, checked.
 #[derive(Debug, Clone)]
 pub enum Command {
-    /// Connect, authenticate, exchange Hellos and measure the round trip.
+    /// Connect, authenticate, probe and report.
     Connect {
-        /// The agent.
-        target: Target,
+        /// Where the agent is.
+        find: Find,
         /// Pairing code, for a first connection.
         code: Option<PairingCode>,
     },
     /// Remove pins.
     Forget(Target),
+    /// List agents found over mDNS.
+    List,
+    /// Print shell completions.
+    Completions(clap_complete::Shell),
+    /// Print the man page.
+    Man,
 }
 
 /// The checked configuration.
@@ -80,6 +127,8 @@ pub struct Config {
     pub json: bool,
     /// Per-attempt probe deadline override.
     pub probe_timeout: Option<Duration>,
+    /// Only the report and errors.
+    pub quiet: bool,
 }
 
 /// A flag that cannot be used as given.
@@ -88,6 +137,9 @@ pub enum UsageError {
     /// The address is malformed.
     #[error(transparent)]
     Target(#[from] BadTarget),
+    /// The link is malformed.
+    #[error(transparent)]
+    Link(#[from] BadLink),
     /// `--code` is not a valid code.
     #[error("--code {given:?}: {source}")]
     Code {
@@ -96,20 +148,26 @@ pub enum UsageError {
         /// Why it is not a code.
         source: lanreach_proto::code::BadCode,
     },
+    /// `--code` disagrees with the link's code.
+    #[error("--code differs from the code in the link; give one of them")]
+    TwoCodes,
     /// `--connect-timeout` out of range.
     #[error("--connect-timeout {0}: give a number of seconds between 0.1 and 600")]
     Timeout(f64),
+    /// `--timeout` out of range.
+    #[error("--timeout {0}: give milliseconds between 10 and 60000")]
+    ProbeTimeout(u64),
     /// No config directory and no `--state-dir`.
     #[error("cannot find a configuration directory for the peer's identity; pass --state-dir DIR")]
     NoStateDir,
     /// An empty `--name`.
     #[error("--name must not be empty")]
     EmptyName,
-    /// `--timeout` out of range.
-    #[error("--timeout {0}: give milliseconds between 10 and 60000")]
-    ProbeTimeout(u64),
-    /// Neither a target nor `--forget`.
-    #[error("name the agent: lanreach-peer HOST[:PORT] --code CODE")]
+    /// Neither a target, nor a code to discover with, nor `--forget`/`--list`.
+    #[error(
+        "name the agent (lanreach-peer HOST[:PORT] --code CODE, or the lanreach:// link it prints), or give --code \
+         CODE alone to find it on this network"
+    )]
     NoTarget,
 }
 
@@ -119,14 +177,26 @@ impl Cli {
         if !(0.1..=600.0).contains(&self.connect_timeout) {
             return Err(UsageError::Timeout(self.connect_timeout));
         }
-        let code = match self.code {
+        let code: Option<PairingCode> = match self.code {
             Some(given) => Some(given.parse().map_err(|source| UsageError::Code { given, source })?),
             None => None,
         };
-        let command = match (self.forget, self.target) {
-            (Some(host), _) => Command::Forget(host.parse()?),
-            (None, Some(target)) => Command::Connect { target: target.parse()?, code },
-            (None, None) => return Err(UsageError::NoTarget),
+        let command = match (self.command, self.forget, self.list, self.target) {
+            (Some(PeerCommand::Completions { shell }), ..) => Command::Completions(shell),
+            (Some(PeerCommand::Man), ..) => Command::Man,
+            (None, Some(host), ..) => Command::Forget(host.parse()?),
+            (None, None, true, _) => Command::List,
+            (None, None, false, Some(text)) if text.to_ascii_lowercase().starts_with(lanreach_proto::link::SCHEME) => {
+                let link: PairingLink = text.parse()?;
+                if code.as_ref().is_some_and(|c| *c != link.code) {
+                    return Err(UsageError::TwoCodes);
+                }
+                let target = Target { host: link.host.clone(), port: link.port, port_given: true };
+                Command::Connect { find: Find::Link(target, link.id.clone()), code: Some(link.code) }
+            }
+            (None, None, false, Some(text)) => Command::Connect { find: Find::At(text.parse()?), code },
+            (None, None, false, None) if code.is_some() => Command::Connect { find: Find::Discover, code },
+            (None, None, false, None) => return Err(UsageError::NoTarget),
         };
         let state_dir = match self.state_dir {
             Some(dir) => dir,
@@ -148,6 +218,7 @@ impl Cli {
             name,
             json: self.json,
             probe_timeout,
+            quiet: self.quiet,
         })
     }
 }
@@ -167,7 +238,7 @@ mod tests {
         let c = config(&["198.51.100.7", "--code", "7k3q-m2xd"]).expect("config");
         assert_eq!(c.connect_timeout, Duration::from_secs(10));
         match c.command {
-            Command::Connect { target, code } => {
+            Command::Connect { find: Find::At(target), code } => {
                 assert_eq!(target.to_string(), "198.51.100.7:47800");
                 assert_eq!(code.map(|c| c.to_string()).as_deref(), Some("7K3Q-M2XD"));
             }
@@ -176,11 +247,39 @@ mod tests {
     }
 
     #[test]
+    fn links_carry_address_code_and_id() {
+        let c = config(&["lanreach://198.51.100.7:47801?code=7K3Q-M2XD&id=ABCD"]).expect("config");
+        match c.command {
+            Command::Connect { find: Find::Link(target, id), code } => {
+                assert_eq!(target.to_string(), "198.51.100.7:47801");
+                assert_eq!(id.as_deref(), Some("ABCD"));
+                assert_eq!(code.map(|c| c.to_string()).as_deref(), Some("7K3Q-M2XD"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            config(&["lanreach://198.51.100.7?code=7K3Q-M2XD", "--code", "AAAA-AAAA"]),
+            Err(UsageError::TwoCodes)
+        ));
+    }
+
+    #[test]
+    fn a_code_alone_discovers() {
+        assert!(matches!(
+            config(&["--code", "7K3Q-M2XD"]).expect("ok").command,
+            Command::Connect { find: Find::Discover, .. }
+        ));
+        assert!(matches!(config(&[]), Err(UsageError::NoTarget)));
+        assert!(matches!(config(&["--list"]).expect("ok").command, Command::List));
+    }
+
+    #[test]
     fn mistakes_name_the_flag() {
         assert!(config(&["h", "--code", "xx"]).expect_err("code").to_string().starts_with("--code"));
         assert!(config(&["h", "--connect-timeout", "0"]).expect_err("t").to_string().starts_with("--connect-timeout"));
         assert!(config(&["[::1"]).is_err());
-        assert!(Cli::try_parse_from(["lanreach-peer", "--state-dir", "/x"]).is_err(), "target required");
         assert!(matches!(config(&["--forget", "h"]).expect("forget").command, Command::Forget(_)));
+        let cli = Cli::try_parse_from(["lanreach-peer", "completions", "bash"]).expect("parses");
+        assert!(matches!(cli.command, Some(PeerCommand::Completions { .. })));
     }
 }

@@ -2,6 +2,8 @@
 //! Hello, the round-trip measurement, the probe run and the report.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lanreach_proto::KeyId;
@@ -98,6 +100,16 @@ pub enum PeerError {
         /// The key it presented.
         presented: KeyId,
     },
+    /// The agent is not the one the pairing link names.
+    #[error("the agent at {target} is not the one in the link (the link names {expected}, the agent is {presented})")]
+    WrongAgent {
+        /// The agent's address.
+        target: Target,
+        /// The ID in the link.
+        expected: String,
+        /// The key it presented.
+        presented: KeyId,
+    },
     /// No pin and no code.
     #[error("not paired with the agent at {target} yet")]
     NotPaired {
@@ -174,6 +186,8 @@ pub struct Outcome {
     pub rtt: Rtt,
     /// The agent's report.
     pub report: Report,
+    /// Six digits both sides show, derived from this connection.
+    pub verification: String,
 }
 
 /// Resolves `target` to one socket address.
@@ -202,6 +216,19 @@ pub struct Session<'a> {
     pub connect_timeout: Duration,
     /// Per-attempt probe deadline; derived from the round trip when `None`.
     pub probe_timeout: Option<Duration>,
+    /// The short key ID (no dashes) the agent must present, from a pairing link.
+    pub expect_id: Option<&'a str>,
+    /// Where to count probes, for a progress display.
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// Probe progress, shared with whoever displays it.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Probes in the plan (0 until the plan arrives).
+    pub total: AtomicUsize,
+    /// Probes finished.
+    pub done: Arc<AtomicUsize>,
 }
 
 /// Connects, authenticates (pairing or pins), exchanges Hellos and measures the RTT.
@@ -244,6 +271,9 @@ async fn authenticated_session(
 ) -> Result<Outcome, PeerError> {
     let target = s.target.clone();
     let presented = quic::remote_key_id(conn)?;
+    if let Some(expected) = s.expect_id.filter(|want| presented.short().replace('-', "") != *want) {
+        return Err(PeerError::WrongAgent { target, expected: expected.to_owned(), presented });
+    }
     if let Some(pin) = known.get(&target).filter(|pin| pin.id != presented) {
         return Err(PeerError::KeyChanged { target, pinned: pin.id, presented });
     }
@@ -315,7 +345,14 @@ async fn authenticated_session(
         Some(t) => EngineConfig { attempt_timeout: t, concurrency: engine::CONCURRENCY },
         None => EngineConfig::for_rtt(rtt.median),
     };
-    let results = engine::run(&plan, config).await;
+    let done = match &s.progress {
+        Some(p) => {
+            p.total.store(plan.probes.len() + plan.services.len(), Ordering::Relaxed);
+            p.done.clone()
+        }
+        None => Arc::new(AtomicUsize::new(0)),
+    };
+    let results = engine::run_with_progress(&plan, config, done).await;
     ch.send(&Message::Results(results)).await.map_err(|e| handshake_error(s.target.clone(), addr, e.into()))?;
     let json = timeout(STEP_TIMEOUT, handshake::recv_report(&mut ch))
         .await
@@ -326,7 +363,8 @@ async fn authenticated_session(
     // We have everything: finish our stream and close; `run` lets the close go out.
     let _ = ch.shutdown().await;
     conn.close(close::DONE.into(), b"done");
-    Ok(Outcome { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report })
+    let verification = lanreach_proto::pairing::verification(&binding);
+    Ok(Outcome { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report, verification })
 }
 
 fn handshake_error(target: Target, addr: SocketAddr, source: HandshakeError) -> PeerError {

@@ -1,5 +1,6 @@
-//! lanreach-peer: the outside view. It pairs with an agent over the authenticated QUIC
-//! control channel and (in later versions) probes the agent's machine from this device.
+//! lanreach-peer: the outside view. It finds and pairs with an agent over the
+//! authenticated QUIC control channel, probes the agent's machine from this device, and
+//! prints the agent's report.
 
 pub mod cli;
 pub mod connect;
@@ -9,8 +10,13 @@ pub mod target;
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use lanreach_proto::endpoint::{discovery, term};
+use lanreach_proto::handshake::HandshakeError;
+use lanreach_proto::report::Paint;
 
 pub use cli::{Cli, Config};
 pub use connect::{Outcome, PeerError};
@@ -24,49 +30,139 @@ pub const EXIT_ERROR: u8 = 2;
 /// Parses the command line, runs, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    term::init_logging(cli.verbose, cli.quiet);
     let config = match cli.into_config() {
         Ok(c) => c,
         Err(e) => return fail(&format!("lanreach-peer: {e}\n")),
     };
     match &config.command {
+        cli::Command::Completions(shell) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "lanreach-peer", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        cli::Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("lanreach-peer: cannot write the man page: {e}\n")),
+        },
         cli::Command::Forget(target) => forget(&config, target),
-        cli::Command::Connect { target, code } => {
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => return fail(&format!("lanreach-peer: cannot start the async runtime: {e}\n")),
+        cli::Command::List => with_runtime(|rt| rt.block_on(list(&config))),
+        cli::Command::Connect { find, code } => with_runtime(|rt| rt.block_on(connect(&config, find, code.as_ref()))),
+    }
+}
+
+fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => f(&rt),
+        Err(e) => fail(&format!("lanreach-peer: cannot start the async runtime: {e}\n")),
+    }
+}
+
+fn status(config: &Config, text: &str) {
+    if !config.quiet {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+}
+
+async fn list(config: &Config) -> ExitCode {
+    status(config, "Looking for lanreach agents on this network (mDNS)…\n");
+    match discovery::browse(discovery::BROWSE_TIMEOUT).await {
+        Ok(found) if found.is_empty() => fail(&render::nothing_found()),
+        Ok(found) => {
+            print!("{}", render::found(&found));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("lanreach-peer: {e}\n{}", render::nothing_found())),
+    }
+}
+
+/// Finds the agent (address, link or mDNS), runs the session and prints the report.
+async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto::PairingCode>) -> ExitCode {
+    let candidates: Vec<(target::Target, Option<String>)> = match find {
+        cli::Find::At(t) => vec![(t.clone(), None)],
+        cli::Find::Link(t, id) => vec![(t.clone(), id.clone())],
+        cli::Find::Discover => {
+            status(config, "No address given: looking for lanreach agents on this network (mDNS)…\n");
+            let found = match discovery::browse(discovery::BROWSE_TIMEOUT).await {
+                Ok(found) => found,
+                Err(e) => return fail(&format!("lanreach-peer: {e}\n{}", render::nothing_found())),
             };
-            let session = connect::Session {
-                target,
-                code: code.as_ref(),
-                name: &config.name,
-                state_dir: &config.state_dir,
-                connect_timeout: config.connect_timeout,
-                probe_timeout: config.probe_timeout,
-            };
-            match runtime.block_on(connect::run(&session)) {
-                Ok(outcome) => {
-                    if config.json {
-                        let _ = std::io::stderr().write_all(render::outcome(&outcome).as_bytes());
-                        println!("{}", outcome.report.to_json());
-                    } else {
-                        print!(
-                            "{}\n{}",
-                            render::outcome(&outcome),
-                            lanreach_proto::report::render_text(&outcome.report)
-                        );
-                    }
-                    let _ = std::io::stdout().flush();
-                    if outcome.report.checked_ports_reachable() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(EXIT_UNREACHABLE)
-                    }
-                }
-                Err(e) => fail(&render::error(&e)),
+            if found.is_empty() {
+                return fail(&render::nothing_found());
             }
+            found
+                .iter()
+                .flat_map(|f| {
+                    let id = f.id.replace('-', "");
+                    f.addresses.iter().filter(|ip| !ip.is_loopback()).map(move |ip| {
+                        (target::Target { host: ip.to_string(), port: f.port, port_given: true }, Some(id.clone()))
+                    })
+                })
+                .collect()
+        }
+    };
+    let mut last = None;
+    for (target, expect_id) in &candidates {
+        if candidates.len() > 1 {
+            status(config, &format!("Trying the agent at {target}…\n"));
+        }
+        match session(config, target, code, expect_id.as_deref()).await {
+            Ok(outcome) => return print_outcome(config, &outcome),
+            // With several candidates, keep the one where pairing succeeds.
+            Err(e @ PeerError::Handshake { source: HandshakeError::WrongCode, .. })
+            | Err(e @ PeerError::NoAnswer { .. })
+            | Err(e @ PeerError::WrongAgent { .. })
+                if candidates.len() > 1 =>
+            {
+                last = Some(e);
+            }
+            Err(e) => return fail(&render::error(&e)),
         }
     }
+    match last {
+        Some(e) => fail(&render::error(&e)),
+        None => fail(&render::nothing_found()),
+    }
+}
+
+async fn session(
+    config: &Config,
+    target: &target::Target,
+    code: Option<&lanreach_proto::PairingCode>,
+    expect_id: Option<&str>,
+) -> Result<Outcome, PeerError> {
+    let progress = Arc::new(connect::Progress::default());
+    let bar = (term::stderr_fancy() && !config.quiet).then(|| render::progress_bar(progress.clone()));
+    let session = connect::Session {
+        target,
+        code,
+        name: &config.name,
+        state_dir: &config.state_dir,
+        connect_timeout: config.connect_timeout,
+        probe_timeout: config.probe_timeout,
+        expect_id,
+        progress: Some(progress.clone()),
+    };
+    let result = connect::run(&session).await;
+    if let Some((bar, ticker)) = bar {
+        ticker.abort();
+        bar.finish_and_clear();
+    }
+    result
+}
+
+fn print_outcome(config: &Config, outcome: &Outcome) -> ExitCode {
+    if config.json {
+        status(config, &render::outcome(outcome));
+        println!("{}", outcome.report.to_json());
+    } else {
+        let paint = Paint::new(term::stdout_colour());
+        if !config.quiet {
+            println!("{}", render::outcome(outcome));
+        }
+        print!("{}", lanreach_proto::report::render_text(&outcome.report, paint));
+    }
+    let _ = std::io::stdout().flush();
+    if outcome.report.checked_ports_reachable() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) }
 }
 
 fn forget(config: &Config, target: &target::Target) -> ExitCode {
@@ -87,8 +183,5 @@ fn fail(text: &str) -> ExitCode {
     ExitCode::from(EXIT_ERROR)
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LANREACH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
+/// How often the progress bar reads the probe counter.
+pub const PROGRESS_TICK: Duration = Duration::from_millis(100);

@@ -6,7 +6,12 @@ use lanreach_proto::code::MAX_FAILED_ATTEMPTS;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
 use lanreach_proto::msg::printable;
 
-use crate::connect::{Outcome, PeerError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use lanreach_proto::endpoint::discovery::Found;
+
+use crate::connect::{Outcome, PeerError, Progress};
 use crate::known::KnownAgent;
 use crate::target::Target;
 
@@ -19,8 +24,9 @@ pub fn outcome(o: &Outcome) -> String {
     let name = printable(&o.hello.name, 64);
     let how = match o.method {
         AuthMethod::Paired => format!(
-            "Paired with agent \"{name}\" (ID {}) at {}.\nIts key is pinned: next time `lanreach-peer {}` needs no code.\n",
-            o.agent_id, o.addr, o.target
+            "Paired with agent \"{name}\" (ID {}) at {}.\nverification: {} (the agent shows the same)\n\
+             Its key is pinned: next time `lanreach-peer {}` needs no code.\n",
+            o.agent_id, o.addr, o.verification, o.target
         ),
         AuthMethod::Pinned => {
             format!("Connected to agent \"{name}\" (ID {}) at {} with pinned keys.\n", o.agent_id, o.addr)
@@ -70,6 +76,9 @@ pub fn error(e: &PeerError) -> String {
             format!("Pair first with the code the agent prints:\n  lanreach-peer {target} --code CODE")
         }
         PeerError::Handshake { target, source } => handshake_advice(target, source),
+        PeerError::WrongAgent { .. } => "Another program or machine answers at that address. Check that the link \
+             is the one the agent prints now, and that both devices are on the same network."
+            .into(),
         PeerError::PlanRefused { .. } => {
             "This peer only probes the agent's own addresses, never multicast, broadcast or \
              unspecified ones, and at most 2048 probes per run. An agent that asks for more is misbehaving or not \
@@ -104,6 +113,49 @@ fn handshake_advice(target: &Target, e: &HandshakeError) -> String {
         HandshakeError::VersionMismatch { .. } => "Install the same lanreach version on both devices.".into(),
         _ => String::new(),
     }
+}
+
+/// A progress bar on stderr fed from `progress`, and the task that feeds it.
+pub fn progress_bar(progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message("connecting to the agent…");
+    bar.enable_steady_tick(crate::PROGRESS_TICK);
+    let feed = bar.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            let total = progress.total.load(Ordering::Relaxed);
+            if total > 0 {
+                let done = progress.done.load(Ordering::Relaxed);
+                feed.set_message(format!("probing the agent: {done}/{total}"));
+            }
+            tokio::time::sleep(crate::PROGRESS_TICK).await;
+        }
+    });
+    (bar, ticker)
+}
+
+/// The agents `--list` found.
+pub fn found(agents: &[Found]) -> String {
+    let mut out = String::new();
+    for a in agents {
+        let addrs: Vec<String> = a.addresses.iter().map(|ip| ip.to_string()).collect();
+        out.push_str(&format!(
+            "{}  ID {}  {}  port {}\n",
+            printable(&a.name, 48),
+            printable(&a.id, 24),
+            addrs.join(", "),
+            a.port
+        ));
+    }
+    out
+}
+
+/// Discovery found nothing: say so, and give the manual path.
+pub fn nothing_found() -> String {
+    "lanreach-peer: no lanreach agent answered over mDNS on this network.\n\
+     Multicast is blocked on many Wi-Fi networks and not available in Termux; type the address the agent prints \
+     instead:\n  lanreach-peer HOST --code CODE\n"
+        .to_owned()
 }
 
 /// What `--forget` did.

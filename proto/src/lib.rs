@@ -14,6 +14,7 @@ pub mod handshake;
 pub mod id;
 pub mod iface;
 pub mod knock;
+pub mod link;
 pub mod msg;
 pub mod pairing;
 pub mod plan;

@@ -188,6 +188,20 @@ impl AgentOffer {
     }
 }
 
+/// A six-digit string both sides derive from this connection's binding, for users who
+/// want to compare screens: equal on both sides of a direct connection, different
+/// through a relay.
+pub fn verification(binding: &Binding) -> String {
+    let mut h = Sha256::new();
+    h.update(b"lanreach verification");
+    h.update(binding.agent.0);
+    h.update(binding.peer.0);
+    h.update(binding.exporter);
+    let digest = h.finalize();
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
+    format!("{:03} {:03}", n / 1000, n % 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +230,14 @@ mod tests {
         }
         let confirm = peer.finish(&offers, peer_b)?;
         live_offer.verify_peer(&confirm)
+    }
+
+    #[test]
+    fn verification_strings_match_on_one_connection_only() {
+        let v = verification(&binding(9));
+        assert_eq!(v.len(), 7);
+        assert_eq!(v, verification(&binding(9)));
+        assert_ne!(v, verification(&binding(8)));
     }
 
     #[test]

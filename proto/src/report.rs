@@ -222,19 +222,70 @@ impl Report {
     }
 }
 
-/// Terminal rendering: header, one matrix per protocol, the peer as seen, findings.
-pub fn render_text(r: &Report) -> String {
+/// Colours for terminal output; [`Paint::plain`] adds none. Tables stay uncoloured so
+/// that their columns line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    /// Colour when `on`.
+    pub fn new(on: bool) -> Self {
+        Paint { on }
+    }
+
+    /// No colour.
+    pub fn plain() -> Self {
+        Paint { on: false }
+    }
+
+    fn apply(self, style: anstyle::Style, text: &str) -> String {
+        if self.on { format!("{style}{text}{style:#}") } else { text.to_owned() }
+    }
+
+    /// A problem.
+    pub fn bad(self, text: &str) -> String {
+        self.apply(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Red.into())).bold(), text)
+    }
+
+    /// A warning.
+    pub fn warn(self, text: &str) -> String {
+        self.apply(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Yellow.into())).bold(), text)
+    }
+
+    /// Something that works.
+    pub fn good(self, text: &str) -> String {
+        self.apply(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into())).bold(), text)
+    }
+
+    /// Emphasis.
+    pub fn bold(self, text: &str) -> String {
+        self.apply(anstyle::Style::new().bold(), text)
+    }
+}
+
+/// Terminal rendering: header, the user's ports, one matrix per protocol, findings.
+pub fn render_text(r: &Report, paint: Paint) -> String {
     use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
     let clean = |s: &str| crate::msg::printable(s, 64);
     let mut out = match r.mode {
         Mode::Peer => format!(
-            "lanreach report: agent \"{}\" ({}) probed from peer \"{}\" ({})\n",
+            "{}: agent \"{}\" ({}) probed from peer \"{}\" ({})\n",
+            paint.bold("lanreach report"),
             clean(&r.agent.name),
             r.agent.id,
             clean(&r.peer.name),
             r.peer.id
         ),
-        Mode::Local => format!("lanreach report: agent \"{}\" ({}) probing itself\n", clean(&r.agent.name), r.agent.id),
+        Mode::Local => {
+            format!(
+                "{}: agent \"{}\" ({}) probing itself\n",
+                paint.bold("lanreach report"),
+                clean(&r.agent.name),
+                r.agent.id
+            )
+        }
     };
     if let Some(seen) = r.peer.seen_from {
         let on = r.peer.arrival_interface.as_deref().map(|i| format!(" on {}", clean(i))).unwrap_or_default();
@@ -306,15 +357,15 @@ pub fn render_text(r: &Report) -> String {
         out.push_str(&table.to_string());
         out.push('\n');
     }
-    out.push_str("\nFindings:\n");
+    out.push_str(&format!("\n{}\n", paint.bold("Findings:")));
     if r.findings.is_empty() {
         out.push_str("  (none)\n");
     }
     for f in &r.findings {
         let mark = match f.severity {
-            Severity::Info => "info",
-            Severity::Warning => "WARNING",
-            Severity::Error => "PROBLEM",
+            Severity::Info => "info".to_owned(),
+            Severity::Warning => paint.warn("WARNING"),
+            Severity::Error => paint.bad("PROBLEM"),
         };
         out.push_str(&format!("  [{mark}] {}\n", f.message));
         if !f.fix.is_empty() {

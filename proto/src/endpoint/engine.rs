@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rand::RngCore;
@@ -66,15 +67,25 @@ struct Attempt {
 /// Runs every probe of `plan`, the test-listener probes and the service probes at the
 /// same time, and returns one result per probe, in plan order.
 pub async fn run(plan: &ProbePlan, config: EngineConfig) -> ProbeResults {
+    run_with_progress(plan, config, Arc::new(AtomicUsize::new(0))).await
+}
+
+/// [`run`], counting finished probes in `done` (for a progress display).
+pub async fn run_with_progress(plan: &ProbePlan, config: EngineConfig, done: Arc<AtomicUsize>) -> ProbeResults {
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let (results, services) = tokio::join!(
-        run_listener_probes(plan, config, permits.clone()),
-        run_service_probes(&plan.services, config, permits)
+        run_listener_probes(plan, config, permits.clone(), done.clone()),
+        run_service_probes(&plan.services, config, permits, done)
     );
     ProbeResults { results, services }
 }
 
-async fn run_listener_probes(plan: &ProbePlan, config: EngineConfig, permits: Arc<Semaphore>) -> Vec<ProbeResult> {
+async fn run_listener_probes(
+    plan: &ProbePlan,
+    config: EngineConfig,
+    permits: Arc<Semaphore>,
+    done: Arc<AtomicUsize>,
+) -> Vec<ProbeResult> {
     let mut tasks = JoinSet::new();
     let mut udp_index = 0u32;
     for probe in plan.probes.iter().copied() {
@@ -89,10 +100,13 @@ async fn run_listener_probes(plan: &ProbePlan, config: EngineConfig, permits: Ar
         let permits = permits.clone();
         let session = plan.session;
         let key = plan.key;
+        let done = done.clone();
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
             let _permit = permits.acquire_owned().await;
-            probe_one(probe, session, key, config.attempt_timeout).await
+            let result = probe_one(probe, session, key, config.attempt_timeout).await;
+            done.fetch_add(1, Ordering::Relaxed);
+            result
         });
     }
     let mut results: Vec<ProbeResult> = Vec::with_capacity(plan.probes.len());
@@ -115,16 +129,20 @@ async fn run_service_probes(
     probes: &[ServiceProbe],
     config: EngineConfig,
     permits: Arc<Semaphore>,
+    done: Arc<AtomicUsize>,
 ) -> Vec<ServiceResult> {
     let mut tasks = JoinSet::new();
     for (i, probe) in probes.iter().copied().enumerate() {
         let permits = permits.clone();
+        let done = done.clone();
         let delay =
             if probe.proto == Proto::Udp { UDP_SPACING * u32::try_from(i).unwrap_or(u32::MAX) } else { Duration::ZERO };
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
             let _permit = permits.acquire_owned().await;
-            service_one(probe, config.attempt_timeout).await
+            let result = service_one(probe, config.attempt_timeout).await;
+            done.fetch_add(1, Ordering::Relaxed);
+            result
         });
     }
     let mut results = Vec::with_capacity(probes.len());

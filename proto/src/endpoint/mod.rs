@@ -2,11 +2,13 @@
 //! trust files and the host's interfaces. Behind the `endpoint` feature, so that the
 //! core itself stays free of IO.
 
+pub mod discovery;
 pub mod engine;
 pub mod identity;
 pub mod interfaces;
 pub mod quic;
 pub mod store;
+pub mod term;
 
 use std::path::PathBuf;
 
