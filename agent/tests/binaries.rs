@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -182,4 +182,107 @@ fn sigterm_stops_the_agent_cleanly() {
     assert_eq!(code, Some(0));
     // The port is free again.
     std::net::UdpSocket::bind(&control).expect("control port released");
+}
+
+#[test]
+fn the_printed_link_pairs_and_a_link_to_another_agent_is_refused() {
+    let (agent_state, peer_state) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    let mut agent = AgentProcess::start(agent_state.path(), &["--control", &control, "--code", "7K3Q-M2XD"]);
+    let line = agent.wait_line("lanreach://");
+    let link = line.trim().to_owned();
+    assert!(link.starts_with(&format!("lanreach://{control}?code=7K3Q-M2XD&id=")), "{link}");
+
+    // The same link with another agent's ID: refused before pairing.
+    let id_start = link.find("&id=").expect("id") + 4;
+    let forged = format!("{}ZZZZZZZZZZZZZZZZ", &link[..id_start]);
+    let out = peer(peer_state.path(), &[&forged]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not the one in the link"), "{}", text(&out.stderr));
+
+    let out = peer(peer_state.path(), &[&link, "--name", "phone"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Paired with agent") && stdout.contains("verification: "), "{stdout}");
+    // Both sides show the same verification string.
+    let shown = stdout.lines().find_map(|l| l.strip_prefix("verification: ")).expect("verification line");
+    let digits = &shown[..7];
+    let agent_line = agent.wait_line("verification: ");
+    assert!(agent_line.contains(digits), "agent shows {agent_line:?}, peer {digits:?}");
+}
+
+/// Runs `command` under a pseudo-terminal (util-linux `script`), returning what the
+/// terminal showed.
+fn on_a_terminal(command: &str, no_color: bool) -> String {
+    let mut c = Command::new("script");
+    c.args(["-q", "-e", "-c", command, "/dev/null"]).env_remove("NO_COLOR");
+    if no_color {
+        c.env("NO_COLOR", "1");
+    }
+    text(&c.output().expect("run script").stdout)
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("\n*** SKIPPED colour test: `script` (util-linux) is not installed ***\n");
+        return;
+    }
+    let (agent_state, peer_state) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    let mut agent = AgentProcess::start(agent_state.path(), &["--control", &control, "--code", "7K3Q-M2XD"]);
+    agent.wait_line("pairing code:");
+    // Piped: no escape codes anywhere.
+    let out = peer(peer_state.path(), &[&control, "--code", "7K3Q-M2XD"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b), "escape codes in piped output");
+    assert!(agent.seen.iter().all(|l| !l.contains('\u{1b}')), "escape codes in the agent's piped stderr");
+
+    let state = peer_state.path().to_str().expect("utf-8");
+    let run = format!("{} {control} --state-dir {state}", peer_bin().display());
+    assert!(on_a_terminal(&run, false).contains('\u{1b}'), "a terminal gets colour");
+    assert!(!on_a_terminal(&run, true).contains('\u{1b}'), "NO_COLOR turns it off");
+}
+
+#[test]
+fn completions_and_man_pages_generate() {
+    for (bin, name) in
+        [(PathBuf::from(env!("CARGO_BIN_EXE_lanreach-agent")), "lanreach-agent"), (peer_bin(), "lanreach-peer")]
+    {
+        for shell in ["bash", "zsh", "fish"] {
+            let out = Command::new(&bin).args(["completions", shell]).output().expect("run");
+            assert_eq!(out.status.code(), Some(0), "{name} completions {shell}");
+            assert!(text(&out.stdout).contains(name), "{name} {shell}");
+        }
+        let out = Command::new(&bin).arg("man").output().expect("run");
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out.stdout).starts_with(".ie") || text(&out.stdout).contains(".TH"), "{name} man");
+    }
+}
+
+/// `--help` must match the snapshot in tests/snapshots; `UPDATE_SNAPSHOTS=1` rewrites it.
+fn help_snapshot(bin: &Path, file: &str) {
+    let out = Command::new(bin)
+        .arg("--help")
+        .env("NO_COLOR", "1")
+        .env_remove("LANREACH_AGENT_STATE_DIR")
+        .env_remove("LANREACH_PEER_STATE_DIR")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(file);
+    if std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, &help).expect("write snapshot");
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_SNAPSHOTS=1 creates it)", path.display()));
+    assert_eq!(help, want, "--help changed; review it and rerun with UPDATE_SNAPSHOTS=1");
+}
+
+#[test]
+fn help_texts_match_their_snapshots() {
+    help_snapshot(Path::new(env!("CARGO_BIN_EXE_lanreach-agent")), "lanreach-agent.help");
+    help_snapshot(&peer_bin(), "lanreach-peer.help");
 }

@@ -76,3 +76,44 @@ fn isolated_devices_fail_within_the_deadline_naming_isolation() {
     assert!(took < Duration::from_secs(8), "gave up after {took:?}");
     assert!(stderr.contains("isolation") && stderr.contains("firewall"), "{stderr}");
 }
+
+#[test]
+fn discovery_finds_and_pairs_without_an_address() {
+    if !lab::available("discovery_finds_and_pairs_without_an_address") {
+        return;
+    }
+    let (mut lab, host, phone, agent_state, peer_state) = host_and_phone();
+    let mut agent = lab.spawn(
+        &host,
+        env!("CARGO_BIN_EXE_lanreach-agent"),
+        &["--state-dir", arg(agent_state.path()), "--code", "7K3Q-M2XD", "--name", "box"],
+    );
+    agent.wait_line("advertised on the LAN");
+    let peer = arg(&peer_bin()).to_owned();
+    let out = lab.run(&phone, &peer, &["--list", "--state-dir", arg(peer_state.path())]);
+    let listed = stdout_of_success(&out);
+    assert!(listed.contains("box") && listed.contains("198.51.100.1") && listed.contains("port 47800"), "{listed}");
+
+    let out =
+        lab.run(&phone, &peer, &["--code", "7K3Q-M2XD", "--state-dir", arg(peer_state.path()), "--name", "phone"]);
+    let stdout = stdout_of_success(&out);
+    assert!(stdout.contains("Paired with agent \"box\""), "{stdout}");
+    agent.wait_line("Paired with peer \"phone\"");
+}
+
+#[test]
+fn discovery_that_finds_nothing_says_so_and_gives_the_manual_command() {
+    if !lab::available("discovery_that_finds_nothing_says_so_and_gives_the_manual_command") {
+        return;
+    }
+    let (lab, _host, phone, _agent_state, peer_state) = host_and_phone();
+    let started = Instant::now();
+    let out = lab.run(&phone, arg(&peer_bin()), &["--code", "7K3Q-M2XD", "--state-dir", arg(peer_state.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(8));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no lanreach agent answered") && stderr.contains("lanreach-peer HOST --code CODE"),
+        "{stderr}"
+    );
+}
