@@ -426,7 +426,7 @@ where
 
     let arrived_at = conn.local_ip().map(|ip| ip.to_canonical());
     let targets = session::plan_targets(&interfaces, arrived_at);
-    let ports = shared.checks.ports_to_probe(&crate::sockets::listening(), &shared.own_ports());
+    let ports = shared.checks.ports_to_probe(&shared.own_ports()).await;
     let plan = session::new_plan(shared.listeners.specs(), &targets, from.ip().is_loopback(), &ports);
     if !shared.listeners.register(plan.session, plan.key) {
         handshake::reject(ch, RejectCode::Busy, "too many peers are probing at once; try again shortly").await;

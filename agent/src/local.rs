@@ -28,7 +28,7 @@ pub async fn run(config: &Config) -> Result<Report, AgentError> {
         .collect();
     let checks = Checks { ports: config.check.clone(), exposed: config.exposed };
     let own: Vec<u16> = listeners.specs().iter().map(|s| s.bind.port()).collect();
-    let ports = checks.ports_to_probe(&crate::sockets::listening(), &own);
+    let ports = checks.ports_to_probe(&own).await;
     let plan = session::new_plan(listeners.specs(), &targets, false, &ports);
     listeners.register(plan.session, plan.key);
     let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);

@@ -57,15 +57,21 @@ pub struct Checks {
 
 impl Checks {
     /// The ports to probe: the checked ones, then (with `--exposed`) every listening
-    /// TCP port but lanreach's own (`skip`).
-    pub fn ports_to_probe(&self, inventory: &Inventory, skip: &[u16]) -> Vec<(CheckedPort, PortSource)> {
+    /// TCP port but lanreach's own (`skip`). Scans the socket tables only for `--exposed`.
+    pub async fn ports_to_probe(&self, skip: &[u16]) -> Vec<(CheckedPort, PortSource)> {
         let mut out: Vec<(CheckedPort, PortSource)> = self.ports.iter().map(|p| (*p, PortSource::Check)).collect();
         if self.exposed {
+            let inventory = inventory().await;
             let extra = inventory.tcp_ports(skip).into_iter().filter(|p| !self.ports.contains(p));
             out.extend(extra.take(MAX_EXPOSED_PORTS).map(|p| (p, PortSource::Exposed)));
         }
         out
     }
+}
+
+/// The socket inventory, read on a blocking thread (it walks every process's fds).
+pub async fn inventory() -> Inventory {
+    tokio::task::spawn_blocking(crate::sockets::listening).await.unwrap_or_default()
 }
 
 /// A fresh plan over `listeners` and `ports` with a random session and key.
@@ -95,7 +101,7 @@ pub async fn service_inputs(ports: &[(CheckedPort, PortSource)]) -> Vec<ServiceI
     if ports.is_empty() {
         return Vec::new();
     }
-    let inventory = crate::sockets::listening();
+    let inventory = inventory().await;
     let docker = crate::docker::inspect(&inventory).await;
     ports
         .iter()
