@@ -347,7 +347,9 @@ mod tests {
         let probes = plan::build(listeners.specs(), &targets, true);
         let config = EngineConfig { attempt_timeout: Duration::from_millis(300), concurrency: 8 };
         let results =
-            engine::run(&ProbePlan { session, key, probes: probes.clone(), services: vec![] }, config).await.results;
+            engine::run(&ProbePlan { session, key, probes: probes.clone(), services: vec![] }, config, &targets)
+                .await
+                .results;
         for (p, r) in probes.iter().zip(&results) {
             // 127.0.0.1 and 0.0.0.0 listeners answer at 127.0.0.1; nothing else listens
             // on the other listeners' ports there ([::] has IPV6_V6ONLY).
@@ -362,7 +364,9 @@ mod tests {
         // An unregistered session gets no answer: the probe sees "foreign" (TCP, closed
         // without a reply is an empty reply) or silence (UDP).
         let results =
-            engine::run(&ProbePlan { session, key, probes: probes.clone(), services: vec![] }, config).await.results;
+            engine::run(&ProbePlan { session, key, probes: probes.clone(), services: vec![] }, config, &targets)
+                .await
+                .results;
         for (p, r) in probes.iter().zip(&results) {
             if p.bind.ip().is_loopback() && p.bind.is_ipv4() {
                 let expect = if p.proto == Proto::Tcp { Outcome::EmptyReply } else { Outcome::Timeout };

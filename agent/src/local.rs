@@ -32,7 +32,7 @@ pub async fn run(config: &Config) -> Result<Report, AgentError> {
     let plan = session::new_plan(listeners.specs(), &targets, false, &ports);
     listeners.register(plan.session, plan.key);
     let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);
-    let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }).await;
+    let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }, &targets).await;
     let hits = listeners.finish(&plan.session);
     let services = session::service_inputs(&ports).await;
     let agent = session::agent_info(&config.name, identity.id, &interfaces);

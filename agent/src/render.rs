@@ -198,7 +198,7 @@ pub fn peers(list: &[TrustedPeer]) -> String {
 
 /// Writes status text to stderr, ignoring a closed stderr.
 pub fn status(text: &str) {
-    let _ = std::io::stderr().write_all(text.as_bytes());
+    let _ = std::io::stderr().write_all(lanreach_proto::msg::terminal_safe(text).as_bytes());
 }
 
 #[cfg(test)]

@@ -352,7 +352,7 @@ async fn authenticated_session(
         }
         None => Arc::new(AtomicUsize::new(0)),
     };
-    let results = engine::run_with_progress(&plan, config, done).await;
+    let results = engine::run_with_progress(&plan, config, done, &[addr.ip()]).await;
     ch.send(&Message::Results(results)).await.map_err(|e| handshake_error(s.target.clone(), addr, e.into()))?;
     let json = timeout(STEP_TIMEOUT, handshake::recv_report(&mut ch))
         .await

@@ -59,7 +59,7 @@ fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCod
 
 fn status(config: &Config, text: &str) {
     if !config.quiet {
-        let _ = std::io::stderr().write_all(text.as_bytes());
+        let _ = std::io::stderr().write_all(lanreach_proto::msg::terminal_safe(text).as_bytes());
     }
 }
 
@@ -179,7 +179,7 @@ fn forget(config: &Config, target: &target::Target) -> ExitCode {
 }
 
 fn fail(text: &str) -> ExitCode {
-    let _ = std::io::stderr().write_all(text.as_bytes());
+    let _ = std::io::stderr().write_all(lanreach_proto::msg::terminal_safe(text).as_bytes());
     ExitCode::from(EXIT_ERROR)
 }
 

@@ -20,6 +20,9 @@ use crate::msg::{
 };
 use crate::pairing::{AgentOffer, Binding, PairingError, PeerPairing};
 
+/// Length of a SPAKE2 (Ed25519) message: a side byte and a 32-byte point.
+const SPAKE2_MESSAGE_LEN: usize = 33;
+
 /// Why a handshake failed. The same type serves both roles.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
@@ -243,6 +246,11 @@ where
         StartAuth::Pinned => return Err(refuse(ch, HandshakeError::NotTrusted).await),
         StartAuth::Pair { spake } => spake,
     };
+    // A message that is not a SPAKE2 point of the right shape is refused before it can
+    // spend one of the code's attempts.
+    if spake.len() != SPAKE2_MESSAGE_LEN || spake.first() != Some(&b'A') {
+        return Err(refuse(ch, PairingError::BadMessage(format!("{} bytes", spake.len())).into()).await);
+    }
     let Some(codes_now) = lock(codes).begin_attempt() else {
         return Err(refuse(ch, HandshakeError::Busy).await);
     };
@@ -493,6 +501,19 @@ mod tests {
             assert!(r.is_err(), "agent should still be waiting");
         }
         assert_eq!(lock(&codes).failures(), 1);
+    }
+
+    #[tokio::test]
+    async fn malformed_spake_messages_do_not_spend_attempts() {
+        let codes = book("7K3Q-M2XD");
+        for junk in [vec![0x41; 5], vec![0x42; 33]] {
+            let (mut p, mut a) = pipe();
+            let start = Start { version: PROTOCOL_VERSION, name: "x".into(), auth: StartAuth::Pair { spake: junk } };
+            p.send(&Message::Start(start)).await.expect("send");
+            let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
+            assert!(matches!(r, Err(HandshakeError::Pairing(PairingError::BadMessage(_)))), "{r:?}");
+        }
+        assert_eq!(lock(&codes).failures(), 0);
     }
 
     #[tokio::test]

@@ -320,9 +320,21 @@ pub fn printable(text: &str, max: usize) -> String {
     out
 }
 
+/// Status text for a terminal: every control character but newline replaced. Error
+/// texts can carry bytes from the network (a QUIC close reason, a peer's name); none of
+/// them may move the cursor, clear the screen or fake a line.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() && c != '\n' { '\u{fffd}' } else { c }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_safe_keeps_lines_and_drops_escapes() {
+        assert_eq!(terminal_safe("a\nb\x1b[2J\rc"), "a\nb\u{fffd}[2J\u{fffd}c");
+    }
 
     #[test]
     fn type_numbers_round_trip() {

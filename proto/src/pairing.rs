@@ -59,8 +59,8 @@ pub enum PairingError {
     /// A SPAKE2 message of the wrong size or an invalid point.
     #[error("malformed SPAKE2 message: {0}")]
     BadMessage(String),
-    /// An empty offer list, or more than [`MAX_OFFERS`].
-    #[error("pairing reply with {0} offers (expected 1 to {MAX_OFFERS})")]
+    /// An empty offer list, more than [`MAX_OFFERS`], or not exactly one live offer first.
+    #[error("malformed pairing reply with {0} offers (expected one live offer, then up to 3 retired ones)")]
     BadOfferCount(usize),
 }
 
@@ -129,7 +129,10 @@ impl PeerPairing {
     /// Checks the agent's offers. On a match with the live code, returns the peer's
     /// confirmation to send in `PairConfirm`.
     pub fn finish(self, offers: &[PairOffer], binding: &Binding) -> Result<[u8; 32], PairingError> {
-        if offers.is_empty() || offers.len() > MAX_OFFERS {
+        // Exactly one live offer, first: an impostor agent must not get several guesses
+        // at the code from one attempt by offering several "live" codes.
+        let shape_ok = offers.first().is_some_and(|o| !o.retired) && offers.iter().skip(1).all(|o| o.retired);
+        if offers.is_empty() || offers.len() > MAX_OFFERS || !shape_ok {
             return Err(PairingError::BadOfferCount(offers.len()));
         }
         let mut malformed = None;
@@ -283,5 +286,17 @@ mod tests {
         assert!(matches!(peer.finish(&[bad], &binding(9)), Err(PairingError::BadMessage(_))));
         let (peer, _) = PeerPairing::start(&code("7K3Q-M2XD"), &mut OsRng);
         assert_eq!(peer.finish(&[], &binding(9)), Err(PairingError::BadOfferCount(0)));
+    }
+
+    #[test]
+    fn an_impostor_gets_one_guess_per_attempt() {
+        // Several "live" offers with different guessed codes: refused outright, even when
+        // one of the guesses is right.
+        let (peer, x) = PeerPairing::start(&code("7K3Q-M2XD"), &mut OsRng);
+        let guesses = ["AAAA-AAAA", "7K3Q-M2XD"]
+            .iter()
+            .map(|g| AgentOffer::new(&code(g), false, &x, &binding(9), &mut OsRng).expect("offer").1)
+            .collect::<Vec<_>>();
+        assert_eq!(peer.finish(&guesses, &binding(9)), Err(PairingError::BadOfferCount(2)));
     }
 }

@@ -77,6 +77,8 @@ pub struct ProbePlan {
 
 /// Whether an address may ever be a probe target, and why not.
 pub fn forbidden(ip: IpAddr, allow_loopback: bool) -> Option<&'static str> {
+    // ::ffff:224.0.0.251 is 224.0.0.251: judge the address a socket will really dial.
+    let ip = ip.to_canonical();
     if ip.is_unspecified() {
         return Some("an unspecified address");
     }
@@ -88,13 +90,15 @@ pub fn forbidden(ip: IpAddr, allow_loopback: bool) -> Option<&'static str> {
     {
         return Some("a broadcast or network address");
     }
-    if ip.to_canonical().is_loopback() && !allow_loopback {
+    if ip.is_loopback() && !allow_loopback {
         return Some("a loopback address (it would probe this device itself)");
     }
-    if let IpAddr::V6(v6) = ip
-        && v6.is_unicast_link_local()
-    {
-        return Some("an IPv6 link-local address (its scope differs between devices)");
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    if link_local {
+        return Some("a link-local address (it names a different host on each link)");
     }
     None
 }
@@ -278,9 +282,16 @@ mod tests {
     #[test]
     fn peer_never_scans_special_addresses() {
         let agent = [ip("198.51.100.1"), ip("198.51.100.255"), ip("224.0.0.1"), ip("0.0.0.0"), ip("127.0.0.1")];
-        for bad in
-            ["198.51.100.255:80", "224.0.0.1:80", "0.0.0.0:80", "255.255.255.255:80", "127.0.0.1:80", "[fe80::1]:80"]
-        {
+        for bad in [
+            "198.51.100.255:80",
+            "224.0.0.1:80",
+            "0.0.0.0:80",
+            "255.255.255.255:80",
+            "127.0.0.1:80",
+            "[fe80::1]:80",
+            "169.254.1.1:80",
+            "[::ffff:224.0.0.251]:5353",
+        ] {
             let r = validate(&plan_of(&[bad]), &agent, false);
             assert!(matches!(r, Err(PlanError::Forbidden { .. })), "{bad}: {r:?}");
         }

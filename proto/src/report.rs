@@ -31,6 +31,8 @@ pub enum Outcome {
     EmptyReply,
     /// Something other than our listener answered.
     Foreign,
+    /// Not probed: no lanreach listener proved the address to be the agent's.
+    NotProbed,
 }
 
 impl Outcome {
@@ -44,6 +46,7 @@ impl Outcome {
             Outcome::Reset => "reset",
             Outcome::EmptyReply => "empty_reply",
             Outcome::Foreign => "foreign",
+            Outcome::NotProbed => "not_probed",
         }
     }
 }
@@ -268,22 +271,24 @@ impl Paint {
 /// Terminal rendering: header, the user's ports, one matrix per protocol, findings.
 pub fn render_text(r: &Report, paint: Paint) -> String {
     use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+    // Every string in a report came over the network: none may reach the terminal raw.
     let clean = |s: &str| crate::msg::printable(s, 64);
+    let long = |s: &str| crate::msg::printable(s, 2000);
     let mut out = match r.mode {
         Mode::Peer => format!(
             "{}: agent \"{}\" ({}) probed from peer \"{}\" ({})\n",
             paint.bold("lanreach report"),
             clean(&r.agent.name),
-            r.agent.id,
+            clean(&r.agent.id),
             clean(&r.peer.name),
-            r.peer.id
+            clean(&r.peer.id)
         ),
         Mode::Local => {
             format!(
                 "{}: agent \"{}\" ({}) probing itself\n",
                 paint.bold("lanreach report"),
                 clean(&r.agent.name),
-                r.agent.id
+                clean(&r.agent.id)
             )
         }
     };
@@ -346,7 +351,7 @@ pub fn render_text(r: &Report, paint: Paint) -> String {
         header.extend(columns.iter().map(|c| format!("→ {c}")));
         table.set_header(header);
         for l in r.listeners.iter().filter(|l| l.proto == proto) {
-            let mut row = vec![l.bind.to_string(), l.meaning.clone()];
+            let mut row = vec![l.bind.to_string(), clean(&l.meaning)];
             for c in &columns {
                 let cell = probes.iter().find(|p| p.bind == l.bind && p.target.ip() == *c).map(|p| cell(p));
                 row.push(cell.unwrap_or_else(|| "·".into()));
@@ -367,9 +372,9 @@ pub fn render_text(r: &Report, paint: Paint) -> String {
             Severity::Warning => paint.warn("WARNING"),
             Severity::Error => paint.bad("PROBLEM"),
         };
-        out.push_str(&format!("  [{mark}] {}\n", f.message));
+        out.push_str(&format!("  [{mark}] {}\n", long(&f.message)));
         if !f.fix.is_empty() {
-            out.push_str(&format!("      fix: {}\n", f.fix));
+            out.push_str(&format!("      fix: {}\n", long(&f.fix)));
         }
     }
     out

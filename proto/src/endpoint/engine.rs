@@ -2,7 +2,7 @@
 //! mode: every probe of a plan, concurrently (bounded), each attempt with its own
 //! deadline and one retry on silence. A failed probe is a result, never an abort.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -64,31 +64,110 @@ struct Attempt {
     errno: Option<i32>,
 }
 
-/// Runs every probe of `plan`, the test-listener probes and the service probes at the
-/// same time, and returns one result per probe, in plan order.
-pub async fn run(plan: &ProbePlan, config: EngineConfig) -> ProbeResults {
-    run_with_progress(plan, config, Arc::new(AtomicUsize::new(0))).await
+/// The whole probe run ends by then, whatever the per-attempt deadlines: the agent
+/// waits 120 s for results.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
+
+/// Runs every probe of `plan`. See [`run_with_progress`].
+pub async fn run(plan: &ProbePlan, config: EngineConfig, trusted: &[IpAddr]) -> ProbeResults {
+    run_with_progress(plan, config, Arc::new(AtomicUsize::new(0)), trusted).await
 }
 
-/// [`run`], counting finished probes in `done` (for a progress display).
-pub async fn run_with_progress(plan: &ProbePlan, config: EngineConfig, done: Arc<AtomicUsize>) -> ProbeResults {
-    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-    let (results, services) = tokio::join!(
-        run_listener_probes(plan, config, permits.clone(), done.clone()),
-        run_service_probes(&plan.services, config, permits, done)
-    );
-    ProbeResults { results, services }
-}
-
-async fn run_listener_probes(
+/// Runs every probe of `plan` and returns one result per probe, in plan order; counts
+/// finished probes in `done` (for a progress display).
+///
+/// Only addresses that prove to be the agent's are probed in full: `trusted` ones (the
+/// address the control channel reached) and those where one of the plan's wildcard
+/// test listeners answers the knock with this session's MAC, which only the agent can
+/// compute. Probes at other addresses are reported as `not_probed`: an agent cannot use
+/// a peer to scan hosts it does not run on.
+pub async fn run_with_progress(
     plan: &ProbePlan,
     config: EngineConfig,
+    done: Arc<AtomicUsize>,
+    trusted: &[IpAddr],
+) -> ProbeResults {
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|t| t.to_canonical() == ip.to_canonical());
+    // Phase 1: the knock at each address not yet known to be the agent's.
+    let knocks: Vec<PlannedProbe> = plan
+        .probes
+        .iter()
+        .copied()
+        .filter(|p| {
+            !is_trusted(p.target.ip()) && p.bind.ip().is_unspecified() && p.bind.is_ipv4() == p.target.is_ipv4()
+        })
+        .collect();
+    let ctx = Ctx { session: plan.session, key: plan.key, config, deadline, permits, done };
+    let mut results = run_listener_probes(&knocks, &ctx).await;
+    let verified = |ip: IpAddr| {
+        is_trusted(ip)
+            || results
+                .iter()
+                .any(|r| r.outcome == Outcome::Open && knocks.iter().any(|k| k.id == r.id && k.target.ip() == ip))
+    };
+    // Phase 2: everything else at verified addresses.
+    let rest: Vec<PlannedProbe> = plan
+        .probes
+        .iter()
+        .copied()
+        .filter(|p| verified(p.target.ip()) && !knocks.iter().any(|k| k.id == p.id))
+        .collect();
+    let services: Vec<ServiceProbe> = plan.services.iter().copied().filter(|p| verified(p.target.ip())).collect();
+    let (more, mut service_results) =
+        tokio::join!(run_listener_probes(&rest, &ctx), run_service_probes(&services, &ctx));
+    results.extend(more);
+    for p in &plan.probes {
+        if !results.iter().any(|r| r.id == p.id) {
+            results.push(ProbeResult { id: p.id, outcome: Outcome::NotProbed, rtt_us: None, errno: None, attempts: 0 });
+        }
+    }
+    for p in &plan.services {
+        if !service_results.iter().any(|r| r.id == p.id) {
+            service_results.push(ServiceResult {
+                id: p.id,
+                outcome: Outcome::NotProbed,
+                rtt_us: None,
+                errno: None,
+                http_status: None,
+            });
+        }
+    }
+    results.sort_by_key(|r| r.id);
+    service_results.sort_by_key(|r| r.id);
+    ProbeResults { results, services: service_results }
+}
+
+/// What every probe task shares.
+struct Ctx {
+    session: [u8; 16],
+    key: [u8; 32],
+    config: EngineConfig,
+    deadline: Instant,
     permits: Arc<Semaphore>,
     done: Arc<AtomicUsize>,
-) -> Vec<ProbeResult> {
+}
+
+/// Collects the tasks' results until the run deadline; tasks still running then are
+/// stopped and their probes reported as timeouts (as is a probe whose task panicked).
+async fn collect<T: 'static>(mut tasks: JoinSet<T>, deadline: Instant) -> Vec<T> {
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(Some(Ok(r))) => out.push(r),
+            Ok(Some(Err(_))) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    tasks.abort_all();
+    out
+}
+
+async fn run_listener_probes(probes: &[PlannedProbe], ctx: &Ctx) -> Vec<ProbeResult> {
     let mut tasks = JoinSet::new();
     let mut udp_index = 0u32;
-    for probe in plan.probes.iter().copied() {
+    for probe in probes.iter().copied() {
         // UDP probes start spaced out; TCP probes start at once.
         let delay = match probe.proto {
             Proto::Udp => {
@@ -97,60 +176,40 @@ async fn run_listener_probes(
             }
             Proto::Tcp => Duration::ZERO,
         };
-        let permits = permits.clone();
-        let session = plan.session;
-        let key = plan.key;
-        let done = done.clone();
+        let (permits, done) = (ctx.permits.clone(), ctx.done.clone());
+        let (session, key, attempt) = (ctx.session, ctx.key, ctx.config.attempt_timeout);
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
             let _permit = permits.acquire_owned().await;
-            let result = probe_one(probe, session, key, config.attempt_timeout).await;
+            let result = probe_one(probe, session, key, attempt).await;
             done.fetch_add(1, Ordering::Relaxed);
             result
         });
     }
-    let mut results: Vec<ProbeResult> = Vec::with_capacity(plan.probes.len());
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok(result) = joined {
-            results.push(result);
-        }
-    }
-    // A panicked task would leave a gap: report it as a timeout rather than lose it.
-    for p in &plan.probes {
+    let mut results = collect(tasks, ctx.deadline).await;
+    for p in probes {
         if !results.iter().any(|r| r.id == p.id) {
             results.push(ProbeResult { id: p.id, outcome: Outcome::Timeout, rtt_us: None, errno: None, attempts: 0 });
         }
     }
-    results.sort_by_key(|r| r.id);
     results
 }
 
-async fn run_service_probes(
-    probes: &[ServiceProbe],
-    config: EngineConfig,
-    permits: Arc<Semaphore>,
-    done: Arc<AtomicUsize>,
-) -> Vec<ServiceResult> {
+async fn run_service_probes(probes: &[ServiceProbe], ctx: &Ctx) -> Vec<ServiceResult> {
     let mut tasks = JoinSet::new();
     for (i, probe) in probes.iter().copied().enumerate() {
-        let permits = permits.clone();
-        let done = done.clone();
+        let (permits, done, attempt) = (ctx.permits.clone(), ctx.done.clone(), ctx.config.attempt_timeout);
         let delay =
             if probe.proto == Proto::Udp { UDP_SPACING * u32::try_from(i).unwrap_or(u32::MAX) } else { Duration::ZERO };
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
             let _permit = permits.acquire_owned().await;
-            let result = service_one(probe, config.attempt_timeout).await;
+            let result = service_one(probe, attempt).await;
             done.fetch_add(1, Ordering::Relaxed);
             result
         });
     }
-    let mut results = Vec::with_capacity(probes.len());
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok(r) = joined {
-            results.push(r);
-        }
-    }
+    let mut results = collect(tasks, ctx.deadline).await;
     for p in probes {
         if !results.iter().any(|r: &ServiceResult| r.id == p.id) {
             results.push(ServiceResult {
@@ -162,7 +221,6 @@ async fn run_service_probes(
             });
         }
     }
-    results.sort_by_key(|r| r.id);
     results
 }
 
@@ -399,6 +457,35 @@ async fn udp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline
 mod tests {
     use super::*;
 
+    /// An address where no wildcard listener answers with the session's MAC is not
+    /// probed further: a plan cannot point the peer at hosts the agent does not run on.
+    #[tokio::test]
+    async fn unproven_addresses_are_not_probed() {
+        let closed = |ip: &str| {
+            let l = std::net::TcpListener::bind((ip, 0)).expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let (p1, p2, p3) = (closed("127.0.0.1"), closed("127.0.0.1"), closed("127.0.0.1"));
+        let other = |port: u16| SocketAddr::from(([127, 0, 0, 2], port));
+        let plan = ProbePlan {
+            session: [1; 16],
+            key: [2; 32],
+            probes: vec![
+                PlannedProbe { id: 0, proto: Proto::Tcp, bind: ([0, 0, 0, 0], p1).into(), target: other(p1) },
+                PlannedProbe { id: 1, proto: Proto::Tcp, bind: ([127, 0, 0, 1], p2).into(), target: other(p2) },
+            ],
+            services: vec![ServiceProbe { id: 0, proto: Proto::Tcp, target: other(p3) }],
+        };
+        let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
+        let r = run(&plan, config, &["127.0.0.1".parse().expect("ip")]).await;
+        assert_eq!(r.results[0].outcome, Outcome::Refused, "the knock itself is sent");
+        assert_eq!(r.results[1].outcome, Outcome::NotProbed);
+        assert_eq!(r.services[0].outcome, Outcome::NotProbed);
+        // Trusted, the same address is probed in full.
+        let r = run(&plan, config, &["127.0.0.2".parse().expect("ip")]).await;
+        assert_eq!((r.results[1].outcome, r.services[0].outcome), (Outcome::Refused, Outcome::Refused));
+    }
+
     #[test]
     fn http_status_lines() {
         assert_eq!(http_status(b"HTTP/1.1 403 Forbidden\r\n"), Some(403));
@@ -443,7 +530,7 @@ mod tests {
             .collect();
         let plan = ProbePlan { session: [0; 16], key: [0; 32], probes: vec![], services };
         let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
-        let results = run(&plan, config).await.services;
+        let results = run(&plan, config, &["127.0.0.1".parse().expect("ip")]).await.services;
         let got: Vec<(Outcome, Option<u16>)> = results.iter().map(|r| (r.outcome, r.http_status)).collect();
         assert_eq!(
             got,
@@ -511,7 +598,7 @@ mod tests {
             services: vec![],
         };
         let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
-        let results = run(&plan, config).await.results;
+        let results = run(&plan, config, &["127.0.0.1".parse().expect("ip")]).await.results;
         let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
         assert_eq!(
             outcomes,
