@@ -184,7 +184,7 @@ pub enum UsageError {
     #[error("--ports {0:?}: give a range like 40000-40100 (at least 16 ports, none below 1024)")]
     Ports(String),
     /// `--timeout` out of range.
-    #[error("--timeout {0}: give milliseconds between 10 and 60000")]
+    #[error("--timeout {0}: give milliseconds between 10 and 10000")]
     Timeout(u64),
 }
 
@@ -234,7 +234,7 @@ impl Cli {
             None => PortRange::Ephemeral,
         };
         let timeout = match self.timeout {
-            Some(ms) if !(10..=60_000).contains(&ms) => return Err(UsageError::Timeout(ms)),
+            Some(ms) if !(10..=10_000).contains(&ms) => return Err(UsageError::Timeout(ms)),
             ms => ms.map(Duration::from_millis),
         };
         let command = match self.command {

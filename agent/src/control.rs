@@ -425,7 +425,7 @@ where
     shared.emit(Event::PeerHello { from, hello });
 
     let arrived_at = conn.local_ip().map(|ip| ip.to_canonical());
-    let targets = session::plan_targets(&interfaces, arrived_at);
+    let targets = session::plan_targets(&interfaces, arrived_at, &addresses);
     let ports = shared.checks.ports_to_probe(&shared.own_ports()).await;
     let plan = session::new_plan(shared.listeners.specs(), &targets, from.ip().is_loopback(), &ports);
     if !shared.listeners.register(plan.session, plan.key) {
@@ -445,7 +445,7 @@ where
 
     let peer = PeerFacts { name: name.to_owned(), id: peer_id, from, arrived_at, addresses };
     let agent = session::agent_info(&shared.name, shared.identity.id, &interfaces);
-    let services = session::service_inputs(&ports).await;
+    let services = session::service_inputs(&ports, &plan, &results).await;
     let measured = session::Measured {
         listeners: shared.listeners.specs(),
         plan: &plan,
@@ -454,7 +454,7 @@ where
         services: &services,
     };
     let report = session::peer_report(agent, &peer, &interfaces, measured);
-    ch.send(&Message::Report(ReportJson { json: report.to_json() })).await.map_err(HandshakeError::from)?;
+    ch.send(&Message::Report(ReportJson { json: report.to_json_compact() })).await.map_err(HandshakeError::from)?;
     Ok((report, pings))
 }
 

@@ -34,7 +34,7 @@ pub async fn run(config: &Config) -> Result<Report, AgentError> {
     let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);
     let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }, &targets).await;
     let hits = listeners.finish(&plan.session);
-    let services = session::service_inputs(&ports).await;
+    let services = session::service_inputs(&ports, &plan, &results).await;
     let agent = session::agent_info(&config.name, identity.id, &interfaces);
     let peer = PeerInfo {
         name: config.name.clone(),

@@ -4,12 +4,14 @@
 use std::net::{IpAddr, SocketAddr};
 
 use lanreach_proto::KeyId;
+use lanreach_proto::endpoint::engine;
 use lanreach_proto::endpoint::interfaces::InterfaceAddress;
 use lanreach_proto::iface::InterfaceKind;
 use lanreach_proto::msg::ProbeResults;
 use lanreach_proto::plan::{self, ListenerSpec, ProbePlan};
 use lanreach_proto::report::{AddressInfo, AgentInfo, ListenerHit, Mode, PeerInfo, Report, ReportParts};
-use lanreach_proto::service::{CheckedPort, PortSource, ServiceInput, ServiceProbe, is_wsl2};
+use lanreach_proto::service::{CheckedPort, PortSource, ServiceInput, ServiceProbe, SocketFact, is_wsl2};
+use std::time::Duration;
 
 use crate::sockets::Inventory;
 use rand::RngCore;
@@ -27,14 +29,24 @@ pub fn agent_info(name: &str, id: KeyId, interfaces: &[InterfaceAddress]) -> Age
     }
 }
 
-/// The addresses a plan targets: the LAN-facing ones, plus the one the peer dialled.
+/// The addresses a plan targets: the dialled one, and the LAN addresses of the families
+/// the peer has (`peer_addresses`, from its Hello). VPN addresses only when dialled: a
+/// LAN peer outside the tunnel cannot reach them, and their silence is no firewall.
 /// A peer that dialled a loopback address runs on this machine: it probes that
 /// loopback address only (`--local` is the self-check of the LAN addresses).
-pub fn plan_targets(interfaces: &[InterfaceAddress], dialled: Option<IpAddr>) -> Vec<IpAddr> {
+pub fn plan_targets(
+    interfaces: &[InterfaceAddress],
+    dialled: Option<IpAddr>,
+    peer_addresses: &[IpAddr],
+) -> Vec<IpAddr> {
     if let Some(ip) = dialled.map(|ip| ip.to_canonical()).filter(|ip| ip.is_loopback()) {
         return vec![ip];
     }
-    let mut targets: Vec<IpAddr> = interfaces.iter().filter(|i| i.kind.lan_facing()).map(|i| i.ip).collect();
+    let usable = |ip: &IpAddr| plan::forbidden(*ip, false).is_none();
+    let peer_has =
+        |v4: bool| peer_addresses.iter().any(|a| a.to_canonical().is_ipv4() == v4 && usable(&a.to_canonical()));
+    let mut targets: Vec<IpAddr> =
+        interfaces.iter().filter(|i| i.kind == InterfaceKind::Lan && peer_has(i.ip.is_ipv4())).map(|i| i.ip).collect();
     if let Some(ip) = dialled.map(|ip| ip.to_canonical())
         && !targets.contains(&ip)
     {
@@ -96,22 +108,53 @@ pub fn new_plan(
     ProbePlan { session, key, probes: plan::build(listeners, targets, allow_loopback), services }
 }
 
-/// The inside facts about `ports`, read now: sockets, owners, Docker.
-pub async fn service_inputs(ports: &[(CheckedPort, PortSource)]) -> Vec<ServiceInput> {
+/// How long the local `Host: localhost` request may take.
+pub const LOCAL_HTTP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The inside facts about `ports`, read now: sockets, owners, Docker, and for ports the
+/// peer got HTTP 400/403/421 from, what this machine gets with `Host: localhost`.
+pub async fn service_inputs(
+    ports: &[(CheckedPort, PortSource)],
+    plan: &ProbePlan,
+    results: &ProbeResults,
+) -> Vec<ServiceInput> {
     if ports.is_empty() {
         return Vec::new();
     }
     let inventory = inventory().await;
     let docker = crate::docker::inspect(&inventory).await;
-    ports
-        .iter()
-        .map(|(port, source)| ServiceInput {
+    let mut out = Vec::new();
+    for (port, source) in ports {
+        let mut listeners = inventory.for_port(*port);
+        crate::sockets::refine_v6only(&mut listeners).await;
+        let rejected = plan.services.iter().any(|p| {
+            p.target.port() == port.port
+                && results.services.iter().any(|r| r.id == p.id && matches!(r.http_status, Some(400 | 403 | 421)))
+        });
+        let local_http_status = match local_address(&listeners, port.port).filter(|_| rejected) {
+            Some(addr) => engine::http_status_for_host(addr, "localhost", LOCAL_HTTP_TIMEOUT).await,
+            None => None,
+        };
+        out.push(ServiceInput {
             port: *port,
             source: *source,
-            listeners: inventory.for_port(*port),
+            listeners,
             docker: docker.for_port(*port),
-        })
-        .collect()
+            local_http_status,
+        });
+    }
+    out
+}
+
+/// An address of this machine where one of `listeners` accepts connections.
+fn local_address(listeners: &[SocketFact], port: u16) -> Option<SocketAddr> {
+    let l = listeners.first()?;
+    let ip = match l.bind.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 /// Whether this kernel is WSL2's.
@@ -203,9 +246,17 @@ mod tests {
             iface("docker0", "203.0.113.1", InterfaceKind::Virtual),
         ];
         let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
-        assert_eq!(plan_targets(&ifaces, Some(ip("198.51.100.1"))), [ip("198.51.100.1")]);
-        assert_eq!(plan_targets(&ifaces, Some(ip("::ffff:127.0.0.1"))), [ip("127.0.0.1")]);
-        assert_eq!(plan_targets(&ifaces, Some(ip("203.0.113.1"))), [ip("198.51.100.1"), ip("203.0.113.1")]);
+        let peer = [ip("198.51.100.2"), ip("fe80::2")];
+        assert_eq!(plan_targets(&ifaces, Some(ip("198.51.100.1")), &peer), [ip("198.51.100.1")]);
+        assert_eq!(plan_targets(&ifaces, Some(ip("::ffff:127.0.0.1")), &peer), [ip("127.0.0.1")]);
+        assert_eq!(plan_targets(&ifaces, Some(ip("203.0.113.1")), &peer), [ip("198.51.100.1"), ip("203.0.113.1")]);
+        // A VPN address is a target only when dialled; IPv6 only when the peer has IPv6.
+        let mut more = ifaces.to_vec();
+        more.push(iface("wg0", "203.0.113.9", InterfaceKind::Vpn));
+        more.push(iface("eth0", "2001:db8::1", InterfaceKind::Lan));
+        assert_eq!(plan_targets(&more, Some(ip("198.51.100.1")), &peer), [ip("198.51.100.1")]);
+        let peer6 = [ip("198.51.100.2"), ip("2001:db8::2")];
+        assert_eq!(plan_targets(&more, Some(ip("198.51.100.1")), &peer6), [ip("198.51.100.1"), ip("2001:db8::1")]);
         assert_eq!(interface_of(ip("127.0.0.1"), &ifaces).as_deref(), Some("lo (loopback)"));
     }
 }

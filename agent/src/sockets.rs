@@ -79,11 +79,13 @@ pub fn listening() -> Inventory {
     for &(proto, bind, inode) in &found {
         let owner = owners.get(&inode);
         hidden |= owner.is_none();
-        // A [::] socket beside a 0.0.0.0 socket on the same port must be IPv6-only;
-        // otherwise the kernel does not say (without sock_diag), so it stays unknown.
-        let v6only = (bind.is_ipv6() && bind.ip().is_unspecified())
-            .then(|| found.iter().any(|(p, b, _)| *p == proto && b.is_ipv4() && b.port() == bind.port()))
-            .and_then(|beside_v4| beside_v4.then_some(true));
+        // A [::] socket beside a 0.0.0.0 socket on the same port must be IPv6-only.
+        let v6only = (bind.is_ipv6() && bind.ip().is_unspecified()).then(|| {
+            let beside_v4 = found.iter().any(|(p, b, _)| *p == proto && b.is_ipv4() && b.port() == bind.port());
+            // Otherwise /proc does not say; see `refine_v6only`.
+            beside_v4.then_some(true)
+        });
+        let v6only = v6only.flatten();
         sockets.push(SocketFact {
             proto,
             bind,
@@ -97,6 +99,36 @@ pub fn listening() -> Inventory {
     sockets.dedup_by(|a, b| a.proto == b.proto && a.bind == b.bind);
     Inventory { sockets, owners_hidden: hidden }
 }
+
+/// The system default for IPv6 sockets that do not choose: net.ipv6.bindv6only.
+pub fn bindv6only_default() -> Option<bool> {
+    std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").ok().map(|v| v.trim() == "1")
+}
+
+/// Settles IPV6_V6ONLY of `[::]` TCP sockets that /proc left open, by dialling the port
+/// on 127.0.0.1 (nothing else listens there for IPv4, or the socket would be known):
+/// accepted means dual-stack, refused means IPv6-only. Falls back to the system default.
+pub async fn refine_v6only(sockets: &mut [SocketFact]) {
+    for s in sockets.iter_mut() {
+        if s.v6only.is_some() || !(s.bind.is_ipv6() && s.bind.ip().is_unspecified()) {
+            continue;
+        }
+        let probe = SocketAddr::from(([127, 0, 0, 1], s.bind.port()));
+        let answer = if s.proto == Proto::Tcp {
+            tokio::time::timeout(V6ONLY_PROBE_TIMEOUT, tokio::net::TcpStream::connect(probe)).await.ok()
+        } else {
+            None
+        };
+        s.v6only = match answer {
+            Some(Ok(_)) => Some(false),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(true),
+            _ => bindv6only_default(),
+        };
+    }
+}
+
+/// How long the loopback dial of [`refine_v6only`] may take.
+pub const V6ONLY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Inventory {
     /// The sockets on `port`.

@@ -283,3 +283,33 @@ lab_test!(exposed_lists_every_listening_port_with_its_program, [], {
     // lanreach's own control port is not audited.
     assert!(!report["services"].as_array().expect("services").iter().any(|s| s["port"] == 47800));
 });
+
+lab_test!(dual_stack_server_behind_a_drop_rule_is_firewall_drop, ["nft"], {
+    let report = scenario(
+        "[::] dual-stack, IPv4-only peer, port dropped",
+        |s| {
+            s.lab.drop_ipv6(&s.phone);
+            // python's http.server makes "::" a dual-stack socket (IPV6_V6ONLY off).
+            s.http_server("::");
+            s.lab.nft(
+                &s.host,
+                "table inet t {\n chain input {\n  type filter hook input priority 0\n  tcp dport 3000 drop\n }\n}\n",
+            );
+        },
+        "firewall_drop",
+        "ufw allow 3000/tcp",
+    );
+    assert_eq!(service(&report, PORT)["listeners"][0]["v6only"], false, "dialled on 127.0.0.1: dual-stack");
+});
+
+lab_test!(forbidden_for_everyone_is_reachable_not_a_host_check, [], {
+    scenario(
+        "403 for every Host",
+        |s| {
+            let host = s.host.clone();
+            s.stand_in(&host, "deny");
+        },
+        "reachable",
+        "",
+    );
+});

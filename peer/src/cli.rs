@@ -155,7 +155,7 @@ pub enum UsageError {
     #[error("--connect-timeout {0}: give a number of seconds between 0.1 and 600")]
     Timeout(f64),
     /// `--timeout` out of range.
-    #[error("--timeout {0}: give milliseconds between 10 and 60000")]
+    #[error("--timeout {0}: give milliseconds between 10 and 10000")]
     ProbeTimeout(u64),
     /// No config directory and no `--state-dir`.
     #[error("cannot find a configuration directory for the peer's identity; pass --state-dir DIR")]
@@ -208,7 +208,7 @@ impl Cli {
             None => host_name(),
         };
         let probe_timeout = match self.timeout {
-            Some(ms) if !(10..=60_000).contains(&ms) => return Err(UsageError::ProbeTimeout(ms)),
+            Some(ms) if !(10..=10_000).contains(&ms) => return Err(UsageError::ProbeTimeout(ms)),
             ms => ms.map(Duration::from_millis),
         };
         Ok(Config {

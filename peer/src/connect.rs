@@ -233,7 +233,10 @@ pub struct Progress {
 
 /// Connects, authenticates (pairing or pins), exchanges Hellos and measures the RTT.
 pub async fn run(s: &Session<'_>) -> Result<Outcome, PeerError> {
-    let addr = resolve(s.target).await?;
+    let addr = timeout(s.connect_timeout, resolve(s.target)).await.map_err(|_| PeerError::Resolve {
+        target: s.target.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::TimedOut, "name resolution timed out"),
+    })??;
     let (identity, _) = Identity::load_or_create(s.state_dir, s.name)?;
     let mut known = KnownAgents::load(s.state_dir)?;
     let local: SocketAddr =

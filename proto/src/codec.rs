@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::msg::{Message, MessageType};
 
 /// Largest frame body (type byte + message) either side accepts.
-pub const MAX_FRAME: usize = 256 * 1024;
+pub const MAX_FRAME: usize = 1024 * 1024;
 
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;

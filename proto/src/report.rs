@@ -218,6 +218,11 @@ fn kind_words(kind: InterfaceKind) -> &'static str {
 }
 
 impl Report {
+    /// The report as one compact JSON document, for the wire.
+    pub fn to_json_compact(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
     /// The report as one JSON document.
     pub fn to_json(&self) -> String {
         // Serialising plain data with string keys cannot fail.

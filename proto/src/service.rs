@@ -240,6 +240,10 @@ pub struct ServiceInput {
     pub listeners: Vec<SocketFact>,
     /// Docker publications of it.
     pub docker: Vec<DockerPublish>,
+    /// The HTTP status this machine gets for `GET /` with `Host: localhost`, asked
+    /// only when the peer's answer was 400, 403 or 421 (to tell a Host check from a
+    /// page that refuses everyone).
+    pub local_http_status: Option<u16>,
 }
 
 /// One checked port in the report.
@@ -290,15 +294,29 @@ pub fn judge(
         docker: &input.docker,
         probes: &probes,
         path,
+        local_http_status: input.local_http_status,
     });
-    let finding = (verdict != Verdict::Reachable)
-        .then(|| finding(input.port, verdict, &input.listeners, &input.docker, wsl2))
-        .map(|mut f| {
-            if input.source == PortSource::Exposed {
-                f.severity = Severity::Info;
-            }
-            f
-        });
+    let unconfirmed = verdict == Verdict::Reachable && !probes.iter().any(|p| p.outcome == Outcome::Open);
+    let finding = if unconfirmed {
+        Some(Finding {
+            code: "udp_unconfirmed".into(),
+            severity: Severity::Warning,
+            message: format!(
+                "Port {}: a socket listens and UDP reaches this machine, but the server did not answer an empty \
+                 datagram; many UDP protocols stay silent, so reachability is likely but not confirmed.",
+                input.port
+            ),
+            fix: "test with the protocol's own client from the other device".into(),
+        })
+    } else {
+        (verdict != Verdict::Reachable).then(|| finding(input.port, verdict, &input.listeners, &input.docker, wsl2))
+    };
+    let finding = finding.map(|mut f| {
+        if input.source == PortSource::Exposed {
+            f.severity = Severity::Info;
+        }
+        f
+    });
     let listeners = input
         .listeners
         .iter()
@@ -329,6 +347,8 @@ pub struct ServiceFacts<'a> {
     pub probes: &'a [ServiceProbeReport],
     /// The test-listener probes (the path picture).
     pub path: &'a [ProbeReport],
+    /// The status this machine gets with `Host: localhost` (see [`ServiceInput`]).
+    pub local_http_status: Option<u16>,
 }
 
 fn http_rejects(status: Option<u16>) -> bool {
@@ -359,8 +379,15 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
     let open_at = |lan: bool| -> Vec<&ServiceProbeReport> {
         f.probes.iter().filter(|p| p.outcome == Outcome::Open && p.target.ip().is_loopback() != lan).collect()
     };
+    // A Host check refuses the peer's request but answers the same request for localhost;
+    // a page that refuses everyone (auth, no index) is reachable all the same.
+    let local_ok = f.local_http_status.is_some_and(|s| s < 400);
     let answer = |open: &[&ServiceProbeReport]| {
-        if open.iter().all(|p| http_rejects(p.http_status)) { Verdict::HttpHostCheck } else { Verdict::Reachable }
+        if local_ok && open.iter().all(|p| http_rejects(p.http_status)) {
+            Verdict::HttpHostCheck
+        } else {
+            Verdict::Reachable
+        }
     };
     let open_lan = open_at(true);
     if !open_lan.is_empty() {
@@ -378,6 +405,19 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
     let published: Vec<&DockerPublish> = f.docker.iter().filter(|d| d.proto == proto).collect();
     if !published.is_empty() && published.iter().all(|d| d.host_ip.is_loopback()) {
         return Verdict::PublishedLoopback;
+    }
+    // Docker's DNAT path (no userland proxy in the way) refuses when the app inside does
+    // not listen where the forwarding goes: the inside facts say which.
+    for d in published.iter().filter(|d| !d.host_ip.is_loopback()) {
+        if let Some(inner) = &d.inner_listeners {
+            let on_port: Vec<_> = inner.iter().filter(|a| a.port() == d.container_port).collect();
+            if on_port.is_empty() {
+                return Verdict::ProxyNoBackend;
+            }
+            if on_port.iter().all(|a| a.ip().is_loopback()) {
+                return Verdict::ContainerLoopback;
+            }
+        }
     }
     if f.listeners.is_empty() && published.is_empty() {
         return Verdict::NotListening;
@@ -397,7 +437,13 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
     let covered =
         |ip: IpAddr| f.listeners.iter().any(|l| l.accepts(ip)) || published.iter().any(|d| d.host_ip.is_unspecified());
     let matching: Vec<IpAddr> = reachable.iter().copied().filter(|ip| covered(*ip)).collect();
+    let silent_at =
+        |ips: &[IpAddr]| f.probes.iter().any(|p| ips.contains(&p.target.ip()) && p.outcome == Outcome::Timeout);
     if matching.is_empty() {
+        // A wrong bind address is refused; silence where the path is open is a filter.
+        if silent_at(&reachable) {
+            return Verdict::FirewallDrop;
+        }
         let v4 = f.listeners.iter().any(|l| l.bind.is_ipv4() || l.accepts(IpAddr::from([127, 0, 0, 1])));
         let v6 = f.listeners.iter().any(|l| l.bind.is_ipv6());
         let reach_v4 = reachable.iter().any(IpAddr::is_ipv4);
@@ -408,9 +454,10 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
             _ => Verdict::InterfaceOnly,
         };
     }
-    let at_matching = f.probes.iter().filter(|p| matching.contains(&p.target.ip()));
-    if at_matching.clone().any(|p| p.outcome == Outcome::Timeout) {
-        Verdict::FirewallDrop
+    if silent_at(&matching) {
+        // Many UDP servers stay silent at an empty datagram: listening, with the UDP path
+        // open, is as far as UDP can be confirmed (`judge` says so in a warning).
+        if proto == Proto::Udp { Verdict::Reachable } else { Verdict::FirewallDrop }
     } else {
         Verdict::FirewallReject
     }
@@ -598,7 +645,10 @@ pub fn finding(
         ),
         Verdict::ProxyNoBackend => (
             Severity::Error,
-            format!("Port {port}: a proxy ({who}) accepts connections and closes them without an answer: whatever it forwards to is down, or bound to its own loopback."),
+            match container {
+                Some(c) => format!("Port {port}: Docker forwards it to container {} port {}, where nothing listens: the app is down, or listens on another port.", c.container, c.container_port),
+                None => format!("Port {port}: a proxy ({who}) accepts connections and closes them without an answer: whatever it forwards to is down, or bound to its own loopback."),
+            },
             match container {
                 Some(c) => format!("make the app in container {} listen on 0.0.0.0:{} (not 127.0.0.1), then restart it", c.container, c.container_port),
                 None => "start the backend the proxy forwards to, and make it listen on an address the proxy can reach".into(),
@@ -707,7 +757,7 @@ mod tests {
         probes: &[ServiceProbeReport],
         path: &[ProbeReport],
     ) -> Verdict {
-        verdict(&ServiceFacts { port: P, listeners, docker, probes, path })
+        verdict(&ServiceFacts { port: P, listeners, docker, probes, path, local_http_status: Some(200) })
     }
 
     fn lan_path() -> Vec<ProbeReport> {
@@ -753,6 +803,19 @@ mod tests {
             v(&[only6], &[], &[probe(LAN, Refused, None), probe(LAN6, Timeout, None)], &v4_path),
             Verdict::Ipv6Only
         );
+        // Silence is never blamed on the bind family.
+        let only6 = sock("[::]:3000", "nginx", "nginx");
+        assert_eq!(v(&[only6], &[], &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);
+        // 403 for everyone (auth, no index page) is not a Host check.
+        let f = ServiceFacts {
+            port: P,
+            listeners: std::slice::from_ref(&any),
+            docker: &[],
+            probes: &[probe(LAN, Open, Some(403))],
+            path: &p,
+            local_http_status: Some(403),
+        };
+        assert_eq!(verdict(&f), Verdict::Reachable);
         assert_eq!(v(&[any], &[], &[probe(LAN, EmptyReply, None)], &p), Verdict::ProxyNoBackend);
     }
 
@@ -783,6 +846,11 @@ mod tests {
         let ok = [publish("0.0.0.0", Some("0.0.0.0:3000"))];
         assert_eq!(v(&[proxy], &ok, &[probe(LAN, Open, Some(200))], &p), Verdict::Reachable);
         assert_eq!(v(&[], &ok, &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);
+        // The DNAT path (no userland proxy) refuses; the inside facts still know why.
+        let inside_lo = [publish("0.0.0.0", Some("127.0.0.1:3000"))];
+        assert_eq!(v(&[], &inside_lo, &[probe(LAN, Refused, None)], &p), Verdict::ContainerLoopback);
+        let app_down = [publish("0.0.0.0", Some("0.0.0.0:9999"))];
+        assert_eq!(v(&[], &app_down, &[probe(LAN, Refused, None)], &p), Verdict::ProxyNoBackend);
     }
 
     #[test]

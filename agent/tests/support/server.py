@@ -3,6 +3,7 @@
 
     server.py v6only PORT      HTTP on [::]:PORT with IPV6_V6ONLY set
     server.py hostcheck PORT   HTTP on 0.0.0.0:PORT answering 403 unless Host is localhost
+    server.py deny PORT        HTTP on 0.0.0.0:PORT answering 403 to everyone (auth, no index)
 
 Each prints "ready" once it listens and serves until killed.
 """
@@ -34,6 +35,13 @@ class HostCheck(Ok):
         super().do_GET()
 
 
+class Deny(Ok):
+    def do_GET(self):
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
 class V6OnlyServer(http.server.HTTPServer):
     address_family = socket.AF_INET6
 
@@ -48,6 +56,8 @@ def main():
         server = V6OnlyServer(("::", port), Ok)
     elif mode == "hostcheck":
         server = http.server.HTTPServer(("0.0.0.0", port), HostCheck)
+    elif mode == "deny":
+        server = http.server.HTTPServer(("0.0.0.0", port), Deny)
     else:
         sys.exit(f"unknown mode {mode}")
     print("ready", flush=True)

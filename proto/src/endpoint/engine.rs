@@ -225,8 +225,28 @@ async fn run_service_probes(probes: &[ServiceProbe], ctx: &Ctx) -> Vec<ServiceRe
 }
 
 /// A minimal HTTP request: enough for any HTTP server to answer with a status line.
-fn http_request(target: SocketAddr) -> String {
-    format!("GET / HTTP/1.1\r\nHost: {target}\r\nUser-Agent: lanreach\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+fn http_request(host: &str) -> String {
+    format!("GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lanreach\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+}
+
+/// The HTTP status `addr` answers to `GET /` with `Host: host`, within `deadline`.
+pub async fn http_status_for_host(addr: SocketAddr, host: &str, deadline: Duration) -> Option<u16> {
+    timeout(deadline, async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        stream.write_all(http_request(host).as_bytes()).await.ok()?;
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while got < 16 {
+            match stream.read(&mut buf[got..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        http_status(&buf[..got])
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// The status of an HTTP response's first bytes.
@@ -284,7 +304,7 @@ async fn service_tcp(target: SocketAddr, deadline: Duration) -> ServiceAttempt {
     if let Some(n) = first {
         return (Some(Outcome::Open), rtt, None, http_status(&buf[..n]));
     }
-    if let Err(e) = stream.write_all(http_request(target).as_bytes()).await {
+    if let Err(e) = stream.write_all(http_request(&target.to_string()).as_bytes()).await {
         return (Some(reset_or_foreign(&e)), rtt, e.raw_os_error(), None);
     }
     let mut got = 0;
