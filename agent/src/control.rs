@@ -42,6 +42,9 @@ pub const RESULTS_TIMEOUT: Duration = Duration::from_secs(120);
 /// After a refusal, how long to wait for the peer to read it and close.
 pub const REJECT_LINGER: Duration = Duration::from_secs(2);
 
+/// Connections served at once (authenticating or in a session); more are refused.
+pub const MAX_CONNECTIONS: usize = 128;
+
 /// On shutdown, how long to let connections say goodbye.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -306,13 +309,25 @@ impl Agent {
     /// Serves peers until `shutdown` completes, then closes every connection.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = JoinSet::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         for endpoint in &self.endpoints {
             let endpoint = endpoint.clone();
             let shared = self.shared.clone();
+            let slots = slots.clone();
             tasks.spawn(async move {
                 let mut sessions = JoinSet::new();
                 while let Some(incoming) = endpoint.accept().await {
-                    sessions.spawn(handle(shared.clone(), incoming));
+                    // Connections that have not finished yet cost little, but not nothing:
+                    // past the cap, new ones are refused at once.
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        incoming.refuse();
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    sessions.spawn(async move {
+                        handle(shared, incoming).await;
+                        drop(slot);
+                    });
                     // Reap finished sessions so the set does not grow without bound.
                     while sessions.try_join_next().is_some() {}
                 }

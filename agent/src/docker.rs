@@ -185,7 +185,9 @@ fn inner_listeners(pid: u32, proto: Proto) -> Option<Vec<SocketAddr>> {
 async fn from_api(socket: &std::path::Path) -> Result<Vec<DockerPublish>, ApiError> {
     let containers: Vec<Container> = serde_json::from_slice(&get(socket, "/containers/json").await?)?;
     let mut out = Vec::new();
-    for c in containers {
+    // Only containers that publish ports matter; inspecting the others would only add
+    // API round trips before the report.
+    for c in containers.into_iter().filter(|c| c.ports.iter().any(|p| p.public_port.is_some())) {
         let pid = match get(socket, &format!("/containers/{}/json", c.id)).await {
             Ok(body) => serde_json::from_slice::<Inspect>(&body).ok().map(|i| i.state.pid),
             Err(_) => None,

@@ -31,6 +31,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Each later step (Hello, one ping).
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// From sending the results to receiving the report: the agent reads its socket tables
+/// and asks Docker first.
+pub const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// After a refusal, how long to let the agent finish its side.
 pub const REJECT_LINGER: Duration = Duration::from_secs(2);
 
@@ -357,7 +361,7 @@ async fn authenticated_session(
     };
     let results = engine::run_with_progress(&plan, config, done, &[addr.ip()]).await;
     ch.send(&Message::Results(results)).await.map_err(|e| handshake_error(s.target.clone(), addr, e.into()))?;
-    let json = timeout(STEP_TIMEOUT, handshake::recv_report(&mut ch))
+    let json = timeout(REPORT_TIMEOUT, handshake::recv_report(&mut ch))
         .await
         .map_err(step("waiting for the report"))?
         .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
