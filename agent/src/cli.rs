@@ -28,7 +28,7 @@ pub struct Cli {
 
     /// Directory for this agent's identity and trusted peers
     /// [default: ~/.config/lanreach/agent]
-    #[arg(long, value_name = "DIR", env = "LANREACH_AGENT_STATE_DIR")]
+    #[arg(long, value_name = "DIR", env = "LANREACH_AGENT_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
 
     /// Name shown to peers [default: the host name]

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lanreach_proto::KeyId;
@@ -13,11 +13,14 @@ use lanreach_proto::code::{CodeBook, CodeChange, PairingCode};
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::interfaces::{self, InterfaceAddress};
 use lanreach_proto::endpoint::quic::{self, QuicError};
+use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{host_name, os_description};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
+use lanreach_proto::iface::canonical;
 use lanreach_proto::msg::{Hello, Message, RejectCode, ReportJson, printable};
 use lanreach_proto::report::Report;
+use lanreach_proto::sync::lock;
 use rand::SeedableRng;
 use rand::rngs::{OsRng, StdRng};
 use tokio::sync::mpsc::UnboundedSender;
@@ -178,10 +181,6 @@ struct Shared {
     events: UnboundedSender<Event>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Shared {
     fn emit(&self, event: Event) {
         // The receiver is gone only when the agent is shutting down.
@@ -294,11 +293,6 @@ impl Agent {
     /// The bound control addresses.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.endpoints.iter().filter_map(|e| e.local_addr().ok()).collect()
-    }
-
-    /// The test listeners.
-    pub fn listeners(&self) -> &[lanreach_proto::plan::ListenerSpec] {
-        self.shared.listeners.specs()
     }
 
     /// The live pairing code.
@@ -471,11 +465,6 @@ where
     let report = session::peer_report(agent, &peer, &interfaces, measured);
     ch.send(&Message::Report(ReportJson { json: report.to_json_compact() })).await.map_err(HandshakeError::from)?;
     Ok((report, pings))
-}
-
-/// Normalises an IPv4-mapped address to plain IPv4.
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Ends a refused connection: finish our stream so the refusal is delivered, give the

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lanreach_proto::iface::canonical;
 use lanreach_proto::plan::Proto;
 use lanreach_proto::service::{CheckedPort, DockerPublish};
 use serde::Deserialize;
@@ -23,24 +24,11 @@ pub const API_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest API response read.
 const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 
-/// Where the Docker facts came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// The Engine API answered.
-    Api,
-    /// No API access; docker-proxy command lines were read instead.
-    ProxyProcesses(String),
-    /// Neither: no Docker here, or nothing visible.
-    None(String),
-}
-
 /// Published ports on this host.
 #[derive(Debug, Clone)]
 pub struct DockerView {
     /// Every publication.
     pub publishes: Vec<DockerPublish>,
-    /// Where they came from.
-    pub source: Source,
 }
 
 impl DockerView {
@@ -166,7 +154,7 @@ fn inner_listeners(pid: u32, proto: Proto) -> Option<Vec<SocketAddr>> {
             for table in [process.tcp(), process.tcp6()] {
                 for e in table.ok()? {
                     if e.state == procfs::net::TcpState::Listen {
-                        out.push(SocketAddr::new(e.local_address.ip().to_canonical(), e.local_address.port()));
+                        out.push(canonical(e.local_address));
                     }
                 }
             }
@@ -174,7 +162,7 @@ fn inner_listeners(pid: u32, proto: Proto) -> Option<Vec<SocketAddr>> {
         Proto::Udp => {
             for table in [process.udp(), process.udp6()] {
                 for e in table.ok()? {
-                    out.push(SocketAddr::new(e.local_address.ip().to_canonical(), e.local_address.port()));
+                    out.push(canonical(e.local_address));
                 }
             }
         }
@@ -257,25 +245,31 @@ fn from_proxies(inventory: &Inventory) -> Vec<DockerPublish> {
     out
 }
 
-/// What Docker publishes on this host, from the best source available.
+/// What Docker publishes on this host, from the best source available: the Engine API,
+/// else docker-proxy command lines (which know no container names, images or inner
+/// listeners). An API that exists but cannot be used is worth a warning: the verdicts
+/// for published ports are then less precise.
 pub async fn inspect(inventory: &Inventory) -> DockerView {
     let socket = socket_path();
     if socket.exists() {
         match from_api(&socket).await {
-            Ok(publishes) => return DockerView { publishes, source: Source::Api },
+            Ok(publishes) => return DockerView { publishes },
             Err(e) => {
-                let publishes = from_proxies(inventory);
-                let why = format!("the Docker API at {} did not answer ({e})", socket.display());
-                return DockerView { publishes, source: Source::ProxyProcesses(why) };
+                let hint = match &e {
+                    ApiError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                        " (run the agent as root, or add this user to the docker group)"
+                    }
+                    _ => "",
+                };
+                tracing::warn!(
+                    "the Docker API at {} cannot be used: {e}{hint}; container facts come from docker-proxy command \
+                     lines only",
+                    socket.display()
+                );
             }
         }
     }
-    let publishes = from_proxies(inventory);
-    if publishes.is_empty() {
-        DockerView { publishes, source: Source::None(format!("no Docker API at {}", socket.display())) }
-    } else {
-        DockerView { publishes, source: Source::ProxyProcesses(format!("no Docker API at {}", socket.display())) }
-    }
+    DockerView { publishes: from_proxies(inventory) }
 }
 
 #[cfg(test)]
@@ -313,7 +307,6 @@ mod tests {
                 program: Some("docker-proxy".into()),
                 cmdline: Some("/usr/bin/docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port 3000 -container-ip 172.17.0.2 -container-port 8080".into()),
             }],
-            owners_hidden: false,
         };
         let p = from_proxies(&inv);
         assert_eq!(p.len(), 1);

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::{discovery, interfaces};
 use lanreach_proto::report::Paint;
 
@@ -36,7 +37,7 @@ pub fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_UNREACHABLE),
         Err(e) => {
-            render::status(&format!("lanreach-agent: {e:#}\n"));
+            render::status(&format!("lanreach-agent: {}\n", render::error_chain(&e)));
             ExitCode::from(EXIT_ERROR)
         }
     }

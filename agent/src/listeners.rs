@@ -11,13 +11,14 @@
 use std::collections::HashMap;
 use std::io::IoSliceMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lanreach_proto::endpoint::interfaces::InterfaceAddress;
-use lanreach_proto::iface::InterfaceKind;
+use lanreach_proto::iface::{InterfaceKind, canonical};
 use lanreach_proto::knock::{KNOCK_LEN, Knock};
 use lanreach_proto::plan::{ListenerSpec, Proto};
+use lanreach_proto::sync::lock;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -86,10 +87,6 @@ impl Registry {
         }
         Some(state.key)
     }
-}
-
-fn lock(r: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
-    r.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The open listeners; dropping this closes them all.
@@ -311,16 +308,6 @@ async fn serve_udp(
                 let _ = socket.try_io(Interest::WRITABLE, || state.try_send((&socket).into(), &transmit));
             }
         }
-    }
-}
-
-fn canonical(a: SocketAddr) -> SocketAddr {
-    match a {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => a,
-        },
-        v4 => v4,
     }
 }
 

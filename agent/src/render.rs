@@ -115,18 +115,12 @@ fn duration(d: Duration) -> String {
 }
 
 fn hello_lines(hello: &Hello) -> String {
-    let addrs: Vec<String> = hello
-        .addresses
-        .iter()
-        .filter(|a| !a.ip.is_loopback())
-        .map(|a| format!("{} {}", printable(&a.interface, 32), a.ip))
-        .collect();
     format!(
         "  {} runs {} on {}\n  addresses: {}\n",
         printable(&hello.name, 64),
         printable(&hello.software, 64),
         printable(&hello.os, 96),
-        if addrs.is_empty() { "none but loopback".to_owned() } else { addrs.join(", ") }
+        hello.address_list()
     )
 }
 
@@ -196,6 +190,22 @@ pub fn peers(list: &[TrustedPeer]) -> String {
     out
 }
 
+/// An error and its causes on one line. Most of our errors already name their cause in
+/// their own message ("cannot create …: Not a directory"); a cause is added only when
+/// the text so far does not say it yet.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+    }
+    text
+}
+
 /// Writes status text to stderr, ignoring a closed stderr.
 pub fn status(text: &str) {
     let _ = std::io::stderr().write_all(lanreach_proto::msg::terminal_safe(text).as_bytes());
@@ -204,6 +214,18 @@ pub fn status(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_chains_name_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotADirectory, "Not a directory");
+        let err = anyhow::Error::from(lanreach_proto::endpoint::identity::IdentityError::CreateDir {
+            path: "/dev/null/x".into(),
+            source: io,
+        });
+        assert_eq!(error_chain(&err), "cannot create the state directory /dev/null/x: Not a directory");
+        let wrapped = anyhow::anyhow!("inner failure").context("cannot start the async runtime");
+        assert_eq!(error_chain(&wrapped), "cannot start the async runtime: inner failure");
+    }
 
     #[test]
     fn peer_commands_omit_the_default_port_and_bracket_ipv6() {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use lanreach_proto::iface::canonical;
 use lanreach_proto::plan::Proto;
 use lanreach_proto::service::{CheckedPort, SocketFact};
 
@@ -14,10 +15,8 @@ const CMDLINE_MAX: usize = 512;
 /// The listening sockets of this machine.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
-    /// Every listening socket.
+    /// Every listening socket (`pid: None` where the owner is not visible).
     pub sockets: Vec<SocketFact>,
-    /// Whether some sockets' owners could not be seen (not root).
-    pub owners_hidden: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -27,16 +26,13 @@ struct Owner {
     cmdline: String,
 }
 
-/// Maps socket inodes to the processes holding them, as far as this user can see.
-fn owners() -> (HashMap<u64, Owner>, bool) {
+/// Maps socket inodes to the processes holding them, as far as this user can see
+/// (other users' fds are unreadable without root: their sockets get no owner).
+fn owners() -> HashMap<u64, Owner> {
     let mut map = HashMap::new();
-    let mut hidden = false;
-    let Ok(processes) = procfs::process::all_processes() else { return (map, true) };
+    let Ok(processes) = procfs::process::all_processes() else { return map };
     for process in processes.flatten() {
-        let Ok(fds) = process.fd() else {
-            hidden = true;
-            continue;
-        };
+        let Ok(fds) = process.fd() else { continue };
         let mut owner: Option<Owner> = None;
         for fd in fds.flatten() {
             if let procfs::process::FDTarget::Socket(inode) = fd.target {
@@ -50,11 +46,7 @@ fn owners() -> (HashMap<u64, Owner>, bool) {
             }
         }
     }
-    (map, hidden)
-}
-
-fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
+    map
 }
 
 /// Every listening socket of this machine's network namespace.
@@ -74,11 +66,10 @@ pub fn listening() -> Inventory {
             }
         }
     }
-    let (owners, mut hidden) = owners();
+    let owners = owners();
     let mut sockets = Vec::new();
     for &(proto, bind, inode) in &found {
         let owner = owners.get(&inode);
-        hidden |= owner.is_none();
         // A [::] socket beside a 0.0.0.0 socket on the same port must be IPv6-only.
         let v6only = (bind.is_ipv6() && bind.ip().is_unspecified()).then(|| {
             let beside_v4 = found.iter().any(|(p, b, _)| *p == proto && b.is_ipv4() && b.port() == bind.port());
@@ -97,7 +88,7 @@ pub fn listening() -> Inventory {
     }
     sockets.sort_by_key(|s| (s.proto, s.bind.port(), s.bind.is_ipv6(), s.bind.ip()));
     sockets.dedup_by(|a, b| a.proto == b.proto && a.bind == b.bind);
-    Inventory { sockets, owners_hidden: hidden }
+    Inventory { sockets }
 }
 
 /// The system default for IPv6 sockets that do not choose: net.ipv6.bindv6only.

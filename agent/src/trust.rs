@@ -2,10 +2,9 @@
 //! pinned connection, listed and pruned with `lanreach-agent peers`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 
 use lanreach_proto::KeyId;
-use lanreach_proto::endpoint::store::{self, StoreError};
+use lanreach_proto::endpoint::store::{self, StateFile};
 use serde::{Deserialize, Serialize};
 
 /// File name inside the state directory.
@@ -31,22 +30,11 @@ pub struct TrustedPeers {
     pub peers: Vec<TrustedPeer>,
 }
 
+impl StateFile for TrustedPeers {
+    const FILE: &'static str = FILE;
+}
+
 impl TrustedPeers {
-    /// The file's path inside `state_dir`.
-    pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join(FILE)
-    }
-
-    /// Reads the file (empty when it does not exist yet).
-    pub fn load(state_dir: &Path) -> Result<Self, StoreError> {
-        store::load(&Self::path(state_dir))
-    }
-
-    /// Writes the file.
-    pub fn save(&self, state_dir: &Path) -> Result<(), StoreError> {
-        store::save(&Self::path(state_dir), self)
-    }
-
     /// Whether `id` is trusted.
     pub fn contains(&self, id: &KeyId) -> bool {
         self.peers.iter().any(|p| p.id == *id)

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::lab::{self, Lab, Node};
+use support::lab::{self, Lab, Node, Spawned};
 use support::{arg, peer_bin, stdout_of_success};
 use tempfile::TempDir;
 
@@ -19,17 +19,22 @@ fn host_and_phone() -> (Lab, Node, Node, TempDir, TempDir) {
     (lab, host, phone, tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"))
 }
 
+/// `lanreach-agent --code 7K3Q-M2XD --name box` on `host`.
+fn start_agent(lab: &mut Lab, host: &Node, state: &TempDir) -> Spawned {
+    lab.spawn(
+        host,
+        env!("CARGO_BIN_EXE_lanreach-agent"),
+        &["--state-dir", arg(state.path()), "--code", "7K3Q-M2XD", "--name", "box"],
+    )
+}
+
 #[test]
 fn pairing_across_the_bridge_over_ipv4_and_ipv6() {
     if !lab::available("pairing_across_the_bridge_over_ipv4_and_ipv6") {
         return;
     }
     let (mut lab, host, phone, agent_state, peer_state) = host_and_phone();
-    let mut agent = lab.spawn(
-        &host,
-        env!("CARGO_BIN_EXE_lanreach-agent"),
-        &["--state-dir", arg(agent_state.path()), "--code", "7K3Q-M2XD", "--name", "box"],
-    );
+    let mut agent = start_agent(&mut lab, &host, &agent_state);
     // The agent prints the exact command for its LAN address.
     agent.wait_line("lanreach-peer 198.51.100.1 --code 7K3Q-M2XD");
     agent.wait_line("lanreach-peer 2001:db8:1::1 --code 7K3Q-M2XD");
@@ -56,13 +61,10 @@ fn isolated_devices_fail_within_the_deadline_naming_isolation() {
     if !lab::available("isolated_devices_fail_within_the_deadline_naming_isolation") {
         return;
     }
-    let mut lab = Lab::new();
-    let host = lab.node("host", 1);
-    let phone = lab.node("phone", 2);
+    let (mut lab, host, phone, agent_state, peer_state) = host_and_phone();
     lab.isolate(&host);
     lab.isolate(&phone);
-    let (agent_state, peer_state) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
-    let mut agent = lab.spawn(&host, env!("CARGO_BIN_EXE_lanreach-agent"), &["--state-dir", arg(agent_state.path())]);
+    let mut agent = start_agent(&mut lab, &host, &agent_state);
     agent.wait_line("pairing code:");
     let started = Instant::now();
     let out = lab.run(
@@ -83,11 +85,7 @@ fn discovery_finds_and_pairs_without_an_address() {
         return;
     }
     let (mut lab, host, phone, agent_state, peer_state) = host_and_phone();
-    let mut agent = lab.spawn(
-        &host,
-        env!("CARGO_BIN_EXE_lanreach-agent"),
-        &["--state-dir", arg(agent_state.path()), "--code", "7K3Q-M2XD", "--name", "box"],
-    );
+    let mut agent = start_agent(&mut lab, &host, &agent_state);
     agent.wait_line("advertised on the LAN");
     let peer = arg(&peer_bin()).to_owned();
     let out = lab.run(&phone, &peer, &["--list", "--state-dir", arg(peer_state.path())]);

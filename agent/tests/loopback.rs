@@ -17,6 +17,7 @@ use lanreach_proto::code::RetireReason;
 use lanreach_proto::codec;
 use lanreach_proto::endpoint::identity::Identity;
 use lanreach_proto::endpoint::quic;
+use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
 use lanreach_proto::msg::{Message, RejectCode, Start, StartAuth};
 use tempfile::TempDir;
@@ -24,6 +25,26 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 
 const CODE: &str = "7K3Q-M2XD";
+
+/// The configuration of an agent serving on `control` (no mDNS: loopback only).
+fn serve_config(state_dir: &Path, control: SocketAddr, code: Option<&str>) -> Config {
+    Config {
+        command: Command::Serve,
+        control: vec![control],
+        control_explicit: true,
+        code: code.map(|c| c.parse().expect("code")),
+        state_dir: state_dir.to_owned(),
+        name: "test-agent".into(),
+        once: false,
+        json: false,
+        ports: PortRange::Ephemeral,
+        timeout: None,
+        check: vec![],
+        exposed: false,
+        no_mdns: true,
+        quiet: false,
+    }
+}
 
 /// An agent serving on 127.0.0.1 in this process, stopped on drop.
 struct TestAgent {
@@ -35,22 +56,7 @@ struct TestAgent {
 
 impl TestAgent {
     fn start(state_dir: &Path, port: u16) -> TestAgent {
-        let config = Config {
-            command: Command::Serve,
-            control: vec![SocketAddr::from(([127, 0, 0, 1], port))],
-            control_explicit: true,
-            code: Some(CODE.parse().expect("code")),
-            state_dir: state_dir.to_owned(),
-            name: "test-agent".into(),
-            once: false,
-            json: false,
-            ports: PortRange::Ephemeral,
-            timeout: None,
-            check: vec![],
-            exposed: false,
-            no_mdns: true,
-            quiet: false,
-        };
+        let config = serve_config(state_dir, SocketAddr::from(([127, 0, 0, 1], port)), Some(CODE));
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let agent = Agent::bind(&config, tx).expect("agent binds");
         let addr = agent.local_addrs()[0];
@@ -332,22 +338,7 @@ async fn silent_peer_is_dropped_at_the_handshake_deadline() {
 async fn port_already_in_use_is_a_clear_error() {
     let state = tempfile::tempdir().expect("tempdir");
     let agent = TestAgent::start(state.path(), 0);
-    let config = Config {
-        command: Command::Serve,
-        control: vec![agent.addr],
-        control_explicit: true,
-        code: None,
-        state_dir: state.path().to_owned(),
-        name: "second".into(),
-        once: false,
-        json: false,
-        ports: PortRange::Ephemeral,
-        timeout: None,
-        check: vec![],
-        exposed: false,
-        no_mdns: true,
-        quiet: false,
-    };
+    let config = serve_config(state.path(), agent.addr, None);
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let err = Agent::bind(&config, tx).err().expect("port is taken");
     let text = err.to_string();

@@ -191,8 +191,7 @@ impl Cli {
                 if code.as_ref().is_some_and(|c| *c != link.code) {
                     return Err(UsageError::TwoCodes);
                 }
-                let target = Target { host: link.host.clone(), port: link.port, port_given: true };
-                Command::Connect { find: Find::Link(target, link.id.clone()), code: Some(link.code) }
+                Command::Connect { find: Find::Link(link.target, link.id), code: Some(link.code) }
             }
             (None, None, false, Some(text)) => Command::Connect { find: Find::At(text.parse()?), code },
             (None, None, false, None) if code.is_some() => Command::Connect { find: Find::Discover, code },

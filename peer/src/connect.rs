@@ -12,6 +12,7 @@ use lanreach_proto::channel::Channel;
 use lanreach_proto::endpoint::engine::{self, EngineConfig};
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::quic::{self, QuicError};
+use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{interfaces, os_description};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};

@@ -1,9 +1,7 @@
 //! Agents this peer has paired with, by the address it used: the pins.
 
-use std::path::{Path, PathBuf};
-
 use lanreach_proto::KeyId;
-use lanreach_proto::endpoint::store::{self, StoreError};
+use lanreach_proto::endpoint::store::{self, StateFile};
 use serde::{Deserialize, Serialize};
 
 use crate::target::Target;
@@ -31,22 +29,11 @@ pub struct KnownAgents {
     pub agents: Vec<KnownAgent>,
 }
 
+impl StateFile for KnownAgents {
+    const FILE: &'static str = FILE;
+}
+
 impl KnownAgents {
-    /// The file's path inside `state_dir`.
-    pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join(FILE)
-    }
-
-    /// Reads the file (empty when it does not exist yet).
-    pub fn load(state_dir: &Path) -> Result<Self, StoreError> {
-        store::load(&Self::path(state_dir))
-    }
-
-    /// Writes the file.
-    pub fn save(&self, state_dir: &Path) -> Result<(), StoreError> {
-        store::save(&Self::path(state_dir), self)
-    }
-
     /// The pin for exactly this address.
     pub fn get(&self, target: &Target) -> Option<&KnownAgent> {
         let key = target.to_string();

@@ -6,7 +6,7 @@ pub mod cli;
 pub mod connect;
 pub mod known;
 pub mod render;
-pub mod target;
+pub use lanreach_proto::target;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::{discovery, term};
 use lanreach_proto::handshake::HandshakeError;
 use lanreach_proto::report::Paint;

@@ -32,18 +32,11 @@ pub fn outcome(o: &Outcome) -> String {
             format!("Connected to agent \"{name}\" (ID {}) at {} with pinned keys.\n", o.agent_id, o.addr)
         }
     };
-    let addrs: Vec<String> = o
-        .hello
-        .addresses
-        .iter()
-        .filter(|a| !a.ip.is_loopback())
-        .map(|a| format!("{} {}", printable(&a.interface, 32), a.ip))
-        .collect();
     format!(
         "{how}Agent: {} on {}\n  addresses: {}\nThis peer: ID {}\nRound-trip time: {} (median of {} pings; fastest {}, QUIC estimate {})\n",
         printable(&o.hello.software, 64),
         printable(&o.hello.os, 96),
-        if addrs.is_empty() { "none but loopback".to_owned() } else { addrs.join(", ") },
+        o.hello.address_list(),
         o.our_id,
         ms(o.rtt.median),
         crate::connect::PINGS,

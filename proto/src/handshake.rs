@@ -19,6 +19,7 @@ use crate::msg::{
     ProbePlan, ProbeResults, Reject, RejectCode, Start, StartAuth,
 };
 use crate::pairing::{AgentOffer, Binding, PairingError, PeerPairing};
+use crate::sync::lock;
 
 /// Length of a SPAKE2 (Ed25519) message: a side byte and a 32-byte point.
 const SPAKE2_MESSAGE_LEN: usize = 33;
@@ -206,11 +207,6 @@ impl Drop for Attempt<'_> {
             lock(self.book).fail(self.generation);
         }
     }
-}
-
-fn lock(book: &Mutex<CodeBook>) -> std::sync::MutexGuard<'_, CodeBook> {
-    // The book stays consistent between calls; a panic elsewhere must not lock us out.
-    book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Runs the agent's side: checks the version, then pairs against `codes` or accepts

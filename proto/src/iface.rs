@@ -1,6 +1,6 @@
 //! Interface classification: which addresses a LAN device could reach, by name and address.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,19 @@ impl InterfaceKind {
     }
 }
 
+/// `addr` with an IPv4-mapped IPv6 address (`[::ffff:198.51.100.2]:5000`, as a dual-stack
+/// socket reports IPv4 peers) written as plain IPv4; other addresses unchanged (an IPv6
+/// scope stays).
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +90,14 @@ mod tests {
         assert_eq!(kind("wg0", "203.0.113.9"), Vpn);
         assert_eq!(kind("tailscale0", "2001:db8::9"), Vpn);
         assert_eq!(classify("ipvpn", "203.0.113.9".parse().expect("ip"), true), Vpn);
+    }
+
+    #[test]
+    fn mapped_addresses_become_ipv4() {
+        let mapped: SocketAddr = "[::ffff:198.51.100.2]:5000".parse().expect("addr");
+        assert_eq!(canonical(mapped).to_string(), "198.51.100.2:5000");
+        let scoped: SocketAddr = "[fe80::1%2]:5000".parse().expect("addr");
+        assert_eq!(canonical(scoped), scoped);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub mod pairing;
 pub mod plan;
 pub mod report;
 pub mod service;
+pub mod sync;
+pub mod target;
 
 #[cfg(feature = "endpoint")]
 pub mod endpoint;

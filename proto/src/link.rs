@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use crate::code::PairingCode;
 use crate::id::{KeyId, crockford_value};
-use crate::msg::DEFAULT_CONTROL_PORT;
+use crate::target::{BadTarget, Target};
 
 /// The link scheme.
 pub const SCHEME: &str = "lanreach://";
@@ -15,10 +15,8 @@ pub const SCHEME: &str = "lanreach://";
 /// A parsed pairing link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PairingLink {
-    /// Host: an IP literal (IPv6 without brackets) or a name.
-    pub host: String,
-    /// Control port.
-    pub port: u16,
+    /// The agent's control address.
+    pub target: Target,
     /// The pairing code.
     pub code: PairingCode,
     /// The agent's short key ID, without dashes, when the link names it.
@@ -28,7 +26,8 @@ pub struct PairingLink {
 impl PairingLink {
     /// The link for an agent at `host:port` with `code` and key `id`.
     pub fn new(host: &str, port: u16, code: &PairingCode, id: &KeyId) -> Self {
-        PairingLink { host: host.to_owned(), port, code: code.clone(), id: Some(id.short().replace('-', "")) }
+        let target = Target { host: host.to_ascii_lowercase(), port, port_given: true };
+        PairingLink { target, code: code.clone(), id: Some(id.short().replace('-', "")) }
     }
 
     /// Whether `id` is the agent the link names (always true for links without an ID).
@@ -39,8 +38,7 @@ impl PairingLink {
 
 impl fmt::Display for PairingLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        write!(f, "{SCHEME}{host}:{}?code={}", self.port, self.code)?;
+        write!(f, "{SCHEME}{}?code={}", self.target, self.code)?;
         if let Some(id) = &self.id {
             write!(f, "&id={id}")?;
         }
@@ -64,23 +62,10 @@ impl FromStr for PairingLink {
             .map(|_| &s[SCHEME.len()..])
             .ok_or_else(|| BadLink("it does not start with lanreach://".into()))?;
         let (authority, query) = rest.split_once('?').ok_or_else(|| BadLink("no ?code=".into()))?;
-        let authority = authority.trim_end_matches('/');
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| BadLink("unclosed [".into()))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(BadLink("no host".into()));
-        }
-        let port = match port {
-            Some(p) => p.parse().ok().filter(|p| *p != 0).ok_or_else(|| BadLink(format!("bad port {p:?}")))?,
-            None => DEFAULT_CONTROL_PORT,
-        };
+        let mut target: Target =
+            authority.trim_end_matches('/').parse().map_err(|e: BadTarget| BadLink(e.to_string()))?;
+        // A link always names its port (the default when left out).
+        target.port_given = true;
         let mut code = None;
         let mut id = None;
         for pair in query.split('&') {
@@ -98,7 +83,7 @@ impl FromStr for PairingLink {
             }
         }
         let code = code.ok_or_else(|| BadLink("no code".into()))?;
-        Ok(PairingLink { host: host.to_ascii_lowercase(), port, code, id })
+        Ok(PairingLink { target, code, id })
     }
 }
 
@@ -127,7 +112,7 @@ mod tests {
     #[test]
     fn typed_links_are_forgiving_but_checked() {
         let l: PairingLink = "LANREACH://198.51.100.7/?code=7k3qm2xd".parse().expect("parses");
-        assert_eq!((l.host.as_str(), l.port, l.id), ("198.51.100.7", 47800, None));
+        assert_eq!((l.target.host.as_str(), l.target.port, l.id), ("198.51.100.7", 47800, None));
         for bad in [
             "http://x?code=7K3Q-M2XD",
             "lanreach://?code=7K3Q-M2XD",

@@ -275,6 +275,20 @@ pub struct Hello {
     pub addresses: Vec<HelloAddress>,
 }
 
+impl Hello {
+    /// Its non-loopback addresses for display, e.g. `eth0 198.51.100.1, eth0 2001:db8::1`
+    /// (names sanitised: they come from the other side).
+    pub fn address_list(&self) -> String {
+        let addrs: Vec<String> = self
+            .addresses
+            .iter()
+            .filter(|a| !a.ip.is_loopback())
+            .map(|a| format!("{} {}", printable(&a.interface, 32), a.ip))
+            .collect();
+        if addrs.is_empty() { "none but loopback".to_owned() } else { addrs.join(", ") }
+    }
+}
+
 /// One interface address in a [`Hello`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HelloAddress {

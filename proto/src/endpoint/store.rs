@@ -53,6 +53,22 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A JSON file in a state directory (trusted peers, known agents).
+pub trait StateFile: Serialize + DeserializeOwned + Default {
+    /// Its file name inside the state directory.
+    const FILE: &'static str;
+
+    /// Reads it from `state_dir` (empty when it does not exist yet).
+    fn load(state_dir: &Path) -> Result<Self, StoreError> {
+        load(&state_dir.join(Self::FILE))
+    }
+
+    /// Writes it to `state_dir`.
+    fn save(&self, state_dir: &Path) -> Result<(), StoreError> {
+        save(&state_dir.join(Self::FILE), self)
+    }
+}
+
 /// Seconds since the Unix epoch, for "paired at" stamps.
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)

@@ -1,11 +1,11 @@
 //! Terminal policy shared by both binaries: colour only on a terminal and never with
-//! `NO_COLOR`, and the few styles the output uses.
+//! `NO_COLOR`, and logging. The colours themselves are `report::Paint`.
 
 use std::io::IsTerminal;
 
 /// Whether output to a stream that `is_terminal` may carry colour: a terminal,
 /// `NO_COLOR` unset or empty, and not `TERM=dumb`.
-pub fn colour_allowed(is_terminal: bool) -> bool {
+fn colour_allowed(is_terminal: bool) -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
     is_terminal && !no_color && !dumb
@@ -20,8 +20,6 @@ pub fn stdout_colour() -> bool {
 pub fn stderr_fancy() -> bool {
     colour_allowed(std::io::stderr().is_terminal())
 }
-
-pub use crate::report::Paint;
 
 /// Sets up tracing logs on stderr: warnings by default, `-v` info, `-vv` debug,
 /// `--quiet` errors only; `LANREACH_LOG` (an env-filter directive) overrides.
