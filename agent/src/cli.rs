@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use lanreach_proto::PairingCode;
+use lanreach_proto::defaults::DEFAULT_CONTROL_PORT;
 use lanreach_proto::endpoint::{default_state_dir, host_name};
-use lanreach_proto::msg::DEFAULT_CONTROL_PORT;
 
-use lanreach_proto::service::CheckedPort;
+use lanreach_proto::facts::CheckedPort;
 
 use crate::listeners::PortRange;
 
@@ -179,7 +179,7 @@ pub enum UsageError {
     EmptyName,
     /// A malformed `--check`.
     #[error(transparent)]
-    Check(#[from] lanreach_proto::service::BadPorts),
+    Check(#[from] lanreach_proto::facts::BadPorts),
     /// A malformed `--ports`.
     #[error("--ports {0:?}: give a range like 40000-40100 (at least 16 ports, none below 1024)")]
     Ports(String),
@@ -226,7 +226,7 @@ impl Cli {
             ),
         };
         let check = match &self.check {
-            Some(text) => lanreach_proto::service::parse_ports(text)?,
+            Some(text) => lanreach_proto::facts::parse_ports(text)?,
             None => Vec::new(),
         };
         let ports = match &self.ports {

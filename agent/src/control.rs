@@ -8,8 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lanreach_proto::KeyId;
+use lanreach_proto::addr::canonical;
+use lanreach_proto::assemble::{ReportParts, assemble};
 use lanreach_proto::channel::Channel;
 use lanreach_proto::code::{CodeBook, CodeChange, PairingCode};
+use lanreach_proto::conversation;
+use lanreach_proto::defaults::{
+    AGENT_HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT, AGENT_STEP_TIMEOUT as STEP_TIMEOUT, REJECT_LINGER, RESULTS_TIMEOUT,
+    SHUTDOWN_GRACE, close,
+};
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::interfaces::{self, InterfaceAddress};
 use lanreach_proto::endpoint::quic::{self, QuicError};
@@ -17,10 +24,10 @@ use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{host_name, os_description};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
-use lanreach_proto::iface::canonical;
-use lanreach_proto::msg::{Hello, Message, RejectCode, ReportJson, printable};
-use lanreach_proto::report::Report;
+use lanreach_proto::msg::{Hello, Message, RejectCode, ReportJson};
+use lanreach_proto::report::{Mode, Report};
 use lanreach_proto::sync::lock;
+use lanreach_proto::text::printable;
 use rand::SeedableRng;
 use rand::rngs::{OsRng, StdRng};
 use tokio::sync::mpsc::UnboundedSender;
@@ -28,35 +35,12 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::cli::Config;
+use crate::inside::{self, PeerFacts};
 use crate::listeners::{ListenError, Listeners};
-use crate::session::{self, PeerFacts};
 use crate::trust::TrustedPeers;
-
-/// From the first QUIC packet to an authenticated peer.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Each later step of a session (Hello, the ping exchange).
-pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// From sending the plan to receiving the results: the peer's probe run, which its own
-/// per-probe deadlines bound far below this.
-pub const RESULTS_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// After a refusal, how long to wait for the peer to read it and close.
-pub const REJECT_LINGER: Duration = Duration::from_secs(2);
 
 /// Connections served at once (authenticating or in a session); more are refused.
 pub const MAX_CONNECTIONS: usize = 128;
-
-/// On shutdown, how long to let connections say goodbye.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
-
-/// QUIC application close codes.
-mod close {
-    pub const DONE: u32 = 0;
-    pub const REFUSED: u32 = 1;
-    pub const SHUTDOWN: u32 = 2;
-}
 
 /// Why the agent cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +157,7 @@ struct Shared {
     state_dir: PathBuf,
     codes: Mutex<CodeBook>,
     listeners: Listeners,
-    checks: session::Checks,
+    checks: inside::Checks,
     control_ports: Vec<u16>,
     /// Serialises read-modify-write of the trust file. The file is read on every
     /// connection, so `lanreach-agent peers remove` takes effect on a running agent.
@@ -272,7 +256,7 @@ impl Agent {
             state_dir: config.state_dir.clone(),
             codes: Mutex::new(CodeBook::new(first, rng)),
             listeners,
-            checks: session::Checks { ports: config.check.clone(), exposed: config.exposed },
+            checks: inside::Checks { ports: config.check.clone(), exposed: config.exposed },
             control_ports: endpoints.iter().filter_map(|e| e.local_addr().ok()).map(|a| a.port()).collect(),
             trust_file: Mutex::new(()),
             events,
@@ -429,23 +413,24 @@ where
 {
     let step = |what| move |_| SessionError::Timeout(what);
     let interfaces = interfaces::list().unwrap_or_default();
-    let hello = timeout(STEP_TIMEOUT, handshake::hello_as_agent(ch, shared.hello())).await.map_err(step("Hello"))??;
+    let hello =
+        timeout(STEP_TIMEOUT, conversation::hello_as_agent(ch, shared.hello())).await.map_err(step("Hello"))??;
     let addresses: Vec<std::net::IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
     shared.emit(Event::PeerHello { from, hello });
 
     let arrived_at = conn.local_ip().map(|ip| ip.to_canonical());
-    let targets = session::plan_targets(&interfaces, arrived_at, &addresses);
+    let targets = inside::plan_targets(&interfaces, arrived_at, &addresses);
     let ports = shared.checks.ports_to_probe(&shared.own_ports()).await;
-    let plan = session::new_plan(shared.listeners.specs(), &targets, from.ip().is_loopback(), &ports);
+    let plan = inside::new_plan(shared.listeners.specs(), &targets, from.ip().is_loopback(), &ports);
     if !shared.listeners.register(plan.session, plan.key) {
-        handshake::reject(ch, RejectCode::Busy, "too many peers are probing at once; try again shortly").await;
+        conversation::reject(ch, RejectCode::Busy, "too many peers are probing at once; try again shortly").await;
         return Err(HandshakeError::Busy.into());
     }
     let outcome = async {
         ch.send(&Message::Plan(plan.clone())).await.map_err(HandshakeError::from)?;
         // Probing takes a while; the whole run is bounded by the plan's own deadlines.
         let (results, pings) =
-            timeout(RESULTS_TIMEOUT, handshake::await_results(ch)).await.map_err(step("probing"))??;
+            timeout(RESULTS_TIMEOUT, conversation::await_results(ch)).await.map_err(step("probing"))??;
         Ok::<_, SessionError>((results, pings))
     }
     .await;
@@ -453,16 +438,19 @@ where
     let (results, pings) = outcome?;
 
     let peer = PeerFacts { name: name.to_owned(), id: peer_id, from, arrived_at, addresses };
-    let agent = session::agent_info(&shared.name, shared.identity.id, &interfaces);
-    let services = session::service_inputs(&ports, &plan, &results).await;
-    let measured = session::Measured {
+    let agent = inside::agent_info(&shared.name, shared.identity.id, &interfaces);
+    let services = inside::service_inputs(&ports, &plan, &results).await;
+    let report = assemble(ReportParts {
+        mode: Mode::Peer,
+        agent,
+        peer: inside::peer_info(&peer, &interfaces),
         listeners: shared.listeners.specs(),
         plan: &plan,
         results: &results,
         hits: &hits,
         services: &services,
-    };
-    let report = session::peer_report(agent, &peer, &interfaces, measured);
+        wsl2: inside::wsl2(),
+    });
     ch.send(&Message::Report(ReportJson { json: report.to_json_compact() })).await.map_err(HandshakeError::from)?;
     Ok((report, pings))
 }
@@ -500,7 +488,7 @@ pub fn reachable_addresses(bound: &[SocketAddr], interfaces: &[InterfaceAddress]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lanreach_proto::iface::InterfaceKind;
+    use lanreach_proto::addr::InterfaceKind;
 
     fn iface(name: &str, ip: &str, kind: InterfaceKind) -> InterfaceAddress {
         InterfaceAddress { interface: name.into(), ip: ip.parse().expect("ip"), index: None, kind }

@@ -8,18 +8,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
-use lanreach_proto::iface::canonical;
-use lanreach_proto::plan::Proto;
-use lanreach_proto::service::{CheckedPort, DockerPublish};
+use lanreach_proto::addr::canonical;
+use lanreach_proto::defaults::DOCKER_API_TIMEOUT as API_TIMEOUT;
+use lanreach_proto::facts::{CheckedPort, DockerPublish};
+use lanreach_proto::vocab::Proto;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::sockets::Inventory;
-
-/// Deadline of one API call.
-pub const API_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Largest API response read.
 const MAX_RESPONSE: usize = 8 * 1024 * 1024;
@@ -275,7 +272,7 @@ pub async fn inspect(inventory: &Inventory) -> DockerView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lanreach_proto::service::SocketFact;
+    use lanreach_proto::facts::SocketFact;
 
     #[test]
     fn responses_plain_and_chunked() {

@@ -4,10 +4,10 @@
 pub mod cli;
 pub mod control;
 pub mod docker;
+pub mod inside;
 pub mod listeners;
 pub mod local;
 pub mod render;
-pub mod session;
 pub mod sockets;
 pub mod trust;
 
@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::Parser;
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::{discovery, interfaces};
-use lanreach_proto::report::Paint;
+use lanreach_proto::render::Paint;
 
 pub use cli::{Cli, Config};
 pub use control::{Agent, AgentError, Event};

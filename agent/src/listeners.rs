@@ -14,19 +14,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lanreach_proto::addr::{InterfaceKind, canonical};
+use lanreach_proto::defaults::KNOCK_TIMEOUT;
 use lanreach_proto::endpoint::interfaces::InterfaceAddress;
-use lanreach_proto::iface::{InterfaceKind, canonical};
 use lanreach_proto::knock::{KNOCK_LEN, Knock};
-use lanreach_proto::plan::{ListenerSpec, Proto};
 use lanreach_proto::sync::lock;
+use lanreach_proto::vocab::{ListenerSpec, Proto};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-
-/// How long a TCP probe may take to send its knock.
-pub const KNOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// TCP connections handled at once per agent; more wait for a slot.
 pub const MAX_TCP_HANDLERS: usize = 256;
@@ -63,7 +61,7 @@ pub enum ListenError {
 }
 
 /// A probe that reached a listener.
-pub use lanreach_proto::report::ListenerHit as Hit;
+pub use lanreach_proto::vocab::ListenerHit as Hit;
 
 #[derive(Default)]
 struct Registry {
@@ -316,7 +314,7 @@ mod tests {
     use super::*;
     use lanreach_proto::endpoint::engine::{self, EngineConfig};
     use lanreach_proto::plan::{self, ProbePlan};
-    use lanreach_proto::report::Outcome;
+    use lanreach_proto::vocab::Outcome;
 
     #[tokio::test]
     async fn loopback_listeners_answer_their_session_only() {

@@ -4,17 +4,19 @@
 
 use std::time::Duration;
 
-use lanreach_proto::endpoint::engine::{self, CONCURRENCY, EngineConfig, PROBE_TIMEOUT_FLOOR};
+use lanreach_proto::addr::InterfaceKind;
+use lanreach_proto::assemble::{ReportParts, assemble};
+use lanreach_proto::defaults::{CONCURRENCY, PROBE_TIMEOUT_FLOOR};
+use lanreach_proto::endpoint::engine::{self, EngineConfig};
 use lanreach_proto::endpoint::host_name;
 use lanreach_proto::endpoint::identity::Identity;
 use lanreach_proto::endpoint::interfaces;
-use lanreach_proto::iface::InterfaceKind;
 use lanreach_proto::report::{Mode, PeerInfo, Report};
 
 use crate::cli::Config;
 use crate::control::AgentError;
+use crate::inside::{self, Checks};
 use crate::listeners::Listeners;
-use crate::session::{self, Checks, Measured};
 
 /// Runs the self-check and returns its report.
 pub async fn run(config: &Config) -> Result<Report, AgentError> {
@@ -29,13 +31,13 @@ pub async fn run(config: &Config) -> Result<Report, AgentError> {
     let checks = Checks { ports: config.check.clone(), exposed: config.exposed };
     let own: Vec<u16> = listeners.specs().iter().map(|s| s.bind.port()).collect();
     let ports = checks.ports_to_probe(&own).await;
-    let plan = session::new_plan(listeners.specs(), &targets, false, &ports);
+    let plan = inside::new_plan(listeners.specs(), &targets, false, &ports);
     listeners.register(plan.session, plan.key);
     let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);
     let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }, &targets).await;
     let hits = listeners.finish(&plan.session);
-    let services = session::service_inputs(&ports, &plan, &results).await;
-    let agent = session::agent_info(&config.name, identity.id, &interfaces);
+    let services = inside::service_inputs(&ports, &plan, &results).await;
+    let agent = inside::agent_info(&config.name, identity.id, &interfaces);
     let peer = PeerInfo {
         name: config.name.clone(),
         id: identity.id.short(),
@@ -44,7 +46,15 @@ pub async fn run(config: &Config) -> Result<Report, AgentError> {
         addresses: targets,
         probe_sources: Vec::new(),
     };
-    let measured =
-        Measured { listeners: listeners.specs(), plan: &plan, results: &results, hits: &hits, services: &services };
-    Ok(session::report(Mode::Local, agent, peer, measured))
+    Ok(assemble(ReportParts {
+        mode: Mode::Local,
+        agent,
+        peer,
+        listeners: listeners.specs(),
+        plan: &plan,
+        results: &results,
+        hits: &hits,
+        services: &services,
+        wsl2: inside::wsl2(),
+    }))
 }

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use lanreach_proto::KeyId;
 use lanreach_proto::code::{CodeChange, MAX_FAILED_ATTEMPTS, PairingCode, RetireReason};
+use lanreach_proto::defaults::DEFAULT_CONTROL_PORT;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
 use lanreach_proto::link::PairingLink;
-use lanreach_proto::msg::{DEFAULT_CONTROL_PORT, Hello, printable};
-use lanreach_proto::report::{Paint, Report};
+use lanreach_proto::msg::Hello;
+use lanreach_proto::render::Paint;
+use lanreach_proto::report::Report;
+use lanreach_proto::text::printable;
 
 use crate::control::{Event, SessionError};
 use crate::trust::TrustedPeer;
@@ -175,7 +178,7 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
 
 /// A report for stdout: the terminal rendering, or one JSON document.
 pub fn report(report: &Report, json: bool, paint: Paint) -> String {
-    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::report::render_text(report, paint) }
+    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::render::render_text(report, paint) }
 }
 
 /// The `peers` list.
@@ -208,7 +211,7 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 
 /// Writes status text to stderr, ignoring a closed stderr.
 pub fn status(text: &str) {
-    let _ = std::io::stderr().write_all(lanreach_proto::msg::terminal_safe(text).as_bytes());
+    let _ = std::io::stderr().write_all(lanreach_proto::text::terminal_safe(text).as_bytes());
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use lanreach_proto::iface::canonical;
-use lanreach_proto::plan::Proto;
-use lanreach_proto::service::{CheckedPort, SocketFact};
+use lanreach_proto::addr::canonical;
+use lanreach_proto::defaults::V6ONLY_PROBE_TIMEOUT;
+use lanreach_proto::facts::{CheckedPort, SocketFact};
+use lanreach_proto::vocab::Proto;
 
 /// Longest command line kept (framework recognition needs only the start).
 const CMDLINE_MAX: usize = 512;
@@ -117,9 +118,6 @@ pub async fn refine_v6only(sockets: &mut [SocketFact]) {
         };
     }
 }
-
-/// How long the loopback dial of [`refine_v6only`] may take.
-pub const V6ONLY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Inventory {
     /// The sockets on `port`.

@@ -148,7 +148,7 @@ async fn pairing_succeeds_and_both_sides_learn_names_and_rtt() {
     assert!(hello.software.starts_with("lanreach-peer "));
     let event = agent.wait_for("finished", |e| matches!(e, Event::PeerFinished { .. })).await;
     let Event::PeerFinished { pings, .. } = event else { unreachable!() };
-    assert_eq!(pings, connect::PINGS as u32);
+    assert_eq!(pings, lanreach_proto::defaults::PINGS as u32);
     // The code was single-use.
     let event = agent.wait_for("code change", |e| matches!(e, Event::CodeChanged(_))).await;
     let Event::CodeChanged(change) = event else { unreachable!() };
@@ -309,7 +309,7 @@ async fn other_protocol_versions_are_told_so() {
     match reply {
         Some(Message::Reject(r)) => {
             assert_eq!(r.code, RejectCode::VersionMismatch);
-            assert_eq!(r.version, lanreach_proto::msg::PROTOCOL_VERSION);
+            assert_eq!(r.version, lanreach_proto::defaults::PROTOCOL_VERSION);
         }
         other => panic!("expected a version refusal, got {other:?}"),
     }
@@ -352,9 +352,10 @@ async fn port_already_in_use_is_a_clear_error() {
 #[tokio::test]
 async fn peer_refuses_a_plan_over_its_caps() {
     use lanreach_proto::code::CodeBook;
-    use lanreach_proto::handshake;
     use lanreach_proto::msg::{Hello, HelloAddress};
-    use lanreach_proto::plan::{MAX_PROBES, PlannedProbe, ProbePlan, Proto};
+    use lanreach_proto::plan::{MAX_PROBES, ProbePlan};
+    use lanreach_proto::vocab::{PlannedProbe, Proto};
+    use lanreach_proto::{conversation, handshake};
     use rand::SeedableRng;
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -378,7 +379,7 @@ async fn peer_refuses_a_plan_over_its_caps() {
             software: "x".into(),
             addresses: vec![HelloAddress { ip: "127.0.0.1".parse().expect("ip"), interface: "lo".into() }],
         };
-        handshake::hello_as_agent(&mut ch, hello).await.expect("hello");
+        conversation::hello_as_agent(&mut ch, hello).await.expect("hello");
         let probes = (0..=MAX_PROBES as u32)
             .map(|id| PlannedProbe {
                 id,
@@ -432,7 +433,7 @@ async fn several_peers_at_once_each_get_their_own_report() {
         let o = o.expect("report");
         assert_eq!(o.method, AuthMethod::Pinned);
         assert_eq!(o.report.peer.name, p.name);
-        assert!(o.report.probes.iter().any(|r| r.outcome == lanreach_proto::report::Outcome::Open));
+        assert!(o.report.probes.iter().any(|r| r.outcome == lanreach_proto::vocab::Outcome::Open));
         ids.insert(o.report.peer.id.clone());
     }
     assert_eq!(ids.len(), 3, "each report is its own peer's");

@@ -9,6 +9,11 @@ use std::time::Duration;
 use lanreach_proto::KeyId;
 use lanreach_proto::PairingCode;
 use lanreach_proto::channel::Channel;
+use lanreach_proto::conversation;
+use lanreach_proto::defaults::{
+    CLOSE_GRACE, CONCURRENCY, PEER_HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT, PEER_STEP_TIMEOUT as STEP_TIMEOUT, PINGS,
+    REJECT_LINGER, REPORT_TIMEOUT, close,
+};
 use lanreach_proto::endpoint::engine::{self, EngineConfig};
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::quic::{self, QuicError};
@@ -16,40 +21,16 @@ use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{interfaces, os_description};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
-use lanreach_proto::msg::{Hello, Message, RejectCode, printable};
+use lanreach_proto::msg::{Hello, Message, RejectCode};
 use lanreach_proto::plan;
 use lanreach_proto::report::Report;
+use lanreach_proto::text::printable;
 use rand::rngs::OsRng;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout};
 
 use crate::known::KnownAgents;
 use crate::target::Target;
-
-/// Authentication, once QUIC is up.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Each later step (Hello, one ping).
-pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// From sending the results to receiving the report: the agent reads its socket tables
-/// and asks Docker first.
-pub const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// After a refusal, how long to let the agent finish its side.
-pub const REJECT_LINGER: Duration = Duration::from_secs(2);
-
-/// After closing, how long the endpoint may take to deliver the close.
-pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
-
-/// Pings in the round-trip measurement.
-pub const PINGS: u64 = 5;
-
-/// QUIC application close codes.
-mod close {
-    pub const DONE: u32 = 0;
-    pub const REFUSED: u32 = 1;
-}
 
 /// Why the session with the agent failed. Every variant exits 2.
 #[derive(Debug, thiserror::Error)]
@@ -319,20 +300,20 @@ async fn authenticated_session(
         addresses: interfaces::hello_addresses(&interfaces::list().unwrap_or_default()),
     };
     let step = |step| move |_| PeerError::Timeout { addr, step };
-    let hello = timeout(STEP_TIMEOUT, handshake::hello_as_peer(&mut ch, ours))
+    let hello = timeout(STEP_TIMEOUT, conversation::hello_as_peer(&mut ch, ours))
         .await
         .map_err(step("the Hello exchange"))?
         .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
     known.pin(&target, presented, &printable(&hello.name, 64));
     known.save(s.state_dir)?;
 
-    let plan = timeout(STEP_TIMEOUT, handshake::recv_plan(&mut ch))
+    let plan = timeout(STEP_TIMEOUT, conversation::recv_plan(&mut ch))
         .await
         .map_err(step("waiting for the probe plan"))?
         .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
     let declared: Vec<IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
     if let Err(e) = plan::validate(&plan, &declared, addr.ip().to_canonical().is_loopback()) {
-        handshake::reject(&mut ch, RejectCode::PlanRefused, &e.to_string()).await;
+        conversation::reject(&mut ch, RejectCode::PlanRefused, &e.to_string()).await;
         abort(&mut ch).await;
         return Err(PeerError::PlanRefused { addr, source: e });
     }
@@ -340,7 +321,7 @@ async fn authenticated_session(
     let mut samples = Vec::new();
     for nonce in 0..PINGS {
         let sent = Instant::now();
-        timeout(STEP_TIMEOUT, handshake::ping(&mut ch, nonce))
+        timeout(STEP_TIMEOUT, conversation::ping(&mut ch, nonce))
             .await
             .map_err(step("the round-trip measurement"))?
             .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
@@ -350,7 +331,7 @@ async fn authenticated_session(
     let rtt = Rtt { median: samples[samples.len() / 2], min: samples[0], quic: conn.rtt() };
 
     let config = match s.probe_timeout {
-        Some(t) => EngineConfig { attempt_timeout: t, concurrency: engine::CONCURRENCY },
+        Some(t) => EngineConfig { attempt_timeout: t, concurrency: CONCURRENCY },
         None => EngineConfig::for_rtt(rtt.median),
     };
     let done = match &s.progress {
@@ -362,7 +343,7 @@ async fn authenticated_session(
     };
     let results = engine::run_with_progress(&plan, config, done, &[addr.ip()]).await;
     ch.send(&Message::Results(results)).await.map_err(|e| handshake_error(s.target.clone(), addr, e.into()))?;
-    let json = timeout(REPORT_TIMEOUT, handshake::recv_report(&mut ch))
+    let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
         .await
         .map_err(step("waiting for the report"))?
         .map_err(|e| handshake_error(s.target.clone(), addr, e))?;

@@ -11,13 +11,13 @@ pub use lanreach_proto::target;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use lanreach_proto::defaults::BROWSE_TIMEOUT;
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::{discovery, term};
 use lanreach_proto::handshake::HandshakeError;
-use lanreach_proto::report::Paint;
+use lanreach_proto::render::Paint;
 
 pub use cli::{Cli, Config};
 pub use connect::{Outcome, PeerError};
@@ -60,13 +60,13 @@ fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCod
 
 fn status(config: &Config, text: &str) {
     if !config.quiet {
-        let _ = std::io::stderr().write_all(lanreach_proto::msg::terminal_safe(text).as_bytes());
+        let _ = std::io::stderr().write_all(lanreach_proto::text::terminal_safe(text).as_bytes());
     }
 }
 
 async fn list(config: &Config) -> ExitCode {
     status(config, "Looking for lanreach agents on this network (mDNS)…\n");
-    match discovery::browse(discovery::BROWSE_TIMEOUT).await {
+    match discovery::browse(BROWSE_TIMEOUT).await {
         Ok(found) if found.is_empty() => fail(&render::nothing_found()),
         Ok(found) => {
             print!("{}", render::found(&found));
@@ -83,7 +83,7 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
         cli::Find::Link(t, id) => vec![(t.clone(), id.clone())],
         cli::Find::Discover => {
             status(config, "No address given: looking for lanreach agents on this network (mDNS)…\n");
-            let found = match discovery::browse(discovery::BROWSE_TIMEOUT).await {
+            let found = match discovery::browse(BROWSE_TIMEOUT).await {
                 Ok(found) => found,
                 Err(e) => return fail(&format!("lanreach-peer: {e}\n{}", render::nothing_found())),
             };
@@ -160,7 +160,7 @@ fn print_outcome(config: &Config, outcome: &Outcome) -> ExitCode {
         if !config.quiet {
             println!("{}", render::outcome(outcome));
         }
-        print!("{}", lanreach_proto::report::render_text(&outcome.report, paint));
+        print!("{}", lanreach_proto::render::render_text(&outcome.report, paint));
     }
     let _ = std::io::stdout().flush();
     if outcome.report.checked_ports_reachable() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) }
@@ -180,9 +180,6 @@ fn forget(config: &Config, target: &target::Target) -> ExitCode {
 }
 
 fn fail(text: &str) -> ExitCode {
-    let _ = std::io::stderr().write_all(lanreach_proto::msg::terminal_safe(text).as_bytes());
+    let _ = std::io::stderr().write_all(lanreach_proto::text::terminal_safe(text).as_bytes());
     ExitCode::from(EXIT_ERROR)
 }
-
-/// How often the progress bar reads the probe counter.
-pub const PROGRESS_TICK: Duration = Duration::from_millis(100);

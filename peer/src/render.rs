@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use lanreach_proto::code::MAX_FAILED_ATTEMPTS;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
-use lanreach_proto::msg::printable;
+use lanreach_proto::text::printable;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -39,7 +39,7 @@ pub fn outcome(o: &Outcome) -> String {
         o.hello.address_list(),
         o.our_id,
         ms(o.rtt.median),
-        crate::connect::PINGS,
+        lanreach_proto::defaults::PINGS,
         ms(o.rtt.min),
         ms(o.rtt.quic),
     )
@@ -112,7 +112,7 @@ fn handshake_advice(target: &Target, e: &HandshakeError) -> String {
 pub fn progress_bar(progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message("connecting to the agent…");
-    bar.enable_steady_tick(crate::PROGRESS_TICK);
+    bar.enable_steady_tick(lanreach_proto::defaults::PROGRESS_TICK);
     let feed = bar.clone();
     let ticker = tokio::spawn(async move {
         loop {
@@ -121,7 +121,7 @@ pub fn progress_bar(progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::
                 let done = progress.done.load(Ordering::Relaxed);
                 feed.set_message(format!("probing the agent: {done}/{total}"));
             }
-            tokio::time::sleep(crate::PROGRESS_TICK).await;
+            tokio::time::sleep(lanreach_proto::defaults::PROGRESS_TICK).await;
         }
     });
     (bar, ticker)

@@ -141,6 +141,8 @@ pub fn leading_version(body: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
     use crate::msg::*;
+    use crate::plan::ProbePlan;
+    use crate::vocab::{Outcome, PlannedProbe, ProbeResult, ProbeResults, Proto, ServiceProbe, ServiceResult};
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     fn hex(bytes: &[u8]) -> String {
@@ -192,15 +194,15 @@ mod tests {
                 Message::Plan(ProbePlan {
                     session: [0x11; 16],
                     key: [0x22; 32],
-                    probes: vec![crate::plan::PlannedProbe {
+                    probes: vec![PlannedProbe {
                         id: 0,
-                        proto: crate::plan::Proto::Udp,
+                        proto: Proto::Udp,
                         bind: "0.0.0.0:258".parse().expect("addr"),
                         target: "198.51.100.1:258".parse().expect("addr"),
                     }],
-                    services: vec![crate::service::ServiceProbe {
+                    services: vec![ServiceProbe {
                         id: 0,
-                        proto: crate::plan::Proto::Tcp,
+                        proto: Proto::Tcp,
                         target: "198.51.100.1:3000".parse().expect("addr"),
                     }],
                 }),
@@ -211,16 +213,16 @@ mod tests {
             ),
             (
                 Message::Results(ProbeResults {
-                    results: vec![crate::report::ProbeResult {
+                    results: vec![ProbeResult {
                         id: 3,
-                        outcome: crate::report::Outcome::Unreachable,
+                        outcome: Outcome::Unreachable,
                         rtt_us: Some(1500),
                         errno: Some(113),
                         attempts: 1,
                     }],
-                    services: vec![crate::service::ServiceResult {
+                    services: vec![ServiceResult {
                         id: 0,
-                        outcome: crate::report::Outcome::Open,
+                        outcome: Outcome::Open,
                         rtt_us: None,
                         errno: None,
                         http_status: Some(421),

@@ -4,26 +4,19 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::plan::Proto;
-use crate::report::{Finding, Mode, Outcome, ProbeReport, Report, Severity};
+use crate::fixes::firewall_fix;
+use crate::report::{Finding, FindingCode, Mode, ProbeReport, Report, Severity};
+use crate::vocab::{Outcome, Proto};
 
 /// errno of "No route to host" on Linux: ICMP admin-prohibited, or ARP failure.
 pub const EHOSTUNREACH: i32 = 113;
 
-fn finding(code: impl Into<String>, severity: Severity, message: String, fix: impl Into<String>) -> Finding {
-    Finding { code: code.into(), severity, message, fix: fix.into() }
+fn finding(code: FindingCode, severity: Severity, message: String, fix: impl Into<String>) -> Finding {
+    Finding { code, severity, message, fix: fix.into() }
 }
 
 fn list(ips: &[IpAddr]) -> String {
     ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ")
-}
-
-fn firewall_fix(proto: Proto) -> String {
-    format!(
-        "allow the ports you need on this machine, e.g. `sudo nft add rule inet filter input {proto} dport 3000 accept`, \
-         `sudo ufw allow 3000/{proto}` or `sudo firewall-cmd --add-port=3000/{proto}`; if this machine's firewall is \
-         open, look at the path (router or Wi-Fi access point filters)"
-    )
 }
 
 /// Every finding for `r`, most severe first.
@@ -38,7 +31,7 @@ pub fn diagnose(r: &Report) -> Vec<Finding> {
     path_findings(r, &mut out);
     if r.probes.is_empty() {
         out.push(finding(
-            "no_lan_address",
+            FindingCode::NoLanAddress,
             Severity::Warning,
             "This machine has no address another device could dial (only loopback): it is not connected to a \
              network, so nothing outside it can reach its services."
@@ -48,7 +41,7 @@ pub fn diagnose(r: &Report) -> Vec<Finding> {
     }
     if r.mode == Mode::Local {
         out.push(finding(
-            "local_mode_limits",
+            FindingCode::LocalModeLimits,
             Severity::Info,
             "This is a single-machine self-check: connections to this machine's own addresses travel over the \
              loopback interface, so firewall rules that match an interface (iifname \"eth0\", iifname != \"lo\") \
@@ -91,7 +84,7 @@ fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
     let from = if r.mode == Mode::Peer { "from the peer" } else { "from this machine" };
     if let Some(ips) = by_outcome.get("open") {
         out.push(finding(
-            format!("lan_reachable_{proto}"),
+            FindingCode::lan_reachable(proto),
             Severity::Info,
             format!("{upper} servers bound to every address (0.0.0.0 or ::) are reachable {from} at {}.", list(ips)),
             "",
@@ -99,43 +92,43 @@ fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
     }
     if let Some(ips) = by_outcome.get("timeout") {
         out.push(finding(
-            format!("firewall_drops_{proto}"),
+            FindingCode::firewall_drops(proto),
             Severity::Error,
             format!(
                 "{upper} to {} timed out {from}, although the test listeners there accept connections on every \
                  address: a firewall on this machine (or a filter on the path) silently drops incoming {upper}.",
                 list(ips)
             ),
-            firewall_fix(proto),
+            firewall_fix(proto, None),
         ));
     }
     if let Some(ips) = by_outcome.get("refused") {
         out.push(finding(
-            format!("firewall_rejects_{proto}"),
+            FindingCode::firewall_rejects(proto),
             Severity::Error,
             format!(
                 "{upper} to {} was refused {from}, although a test listener listens on every address there: a \
                  firewall REJECT rule answers in its place.",
                 list(ips)
             ),
-            firewall_fix(proto),
+            firewall_fix(proto, None),
         ));
     }
     if let Some(ips) = by_outcome.get("prohibited") {
         out.push(finding(
-            format!("firewall_prohibits_{proto}"),
+            FindingCode::firewall_prohibits(proto),
             Severity::Error,
             format!(
                 "{upper} to {} failed at once with \"no route to host\" although the address answers other traffic: \
                  a firewall rejects it with ICMP admin-prohibited (firewalld's default).",
                 list(ips)
             ),
-            firewall_fix(proto),
+            firewall_fix(proto, None),
         ));
     }
     if let Some(ips) = by_outcome.get("unreachable") {
         out.push(finding(
-            "address_unreachable",
+            FindingCode::AddressUnreachable,
             Severity::Error,
             format!("{upper} to {} failed with \"no route\" or \"host unreachable\" {from}.", list(ips)),
             "check that both devices are on the same network and that no VPN captures the route",
@@ -144,7 +137,7 @@ fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
     for odd in ["foreign", "empty_reply", "reset"] {
         if let Some(ips) = by_outcome.get(odd) {
             out.push(finding(
-                format!("interception_{proto}"),
+                FindingCode::interception(proto),
                 Severity::Warning,
                 format!(
                     "{upper} to {} reached something other than lanreach's listener ({}): a proxy, port forward or \
@@ -168,7 +161,7 @@ fn loopback_findings(r: &Report, out: &mut Vec<Finding>) {
         r.probes.iter().any(|p| p.proto == Proto::Tcp && p.bind.ip().is_loopback() && p.outcome == Outcome::Refused);
     if refused {
         out.push(finding(
-            "loopback_only",
+            FindingCode::LoopbackOnly,
             Severity::Info,
             "Listeners bound to 127.0.0.1 and ::1 were refused from the peer, as expected: a server bound to a \
              loopback address (or \"localhost\") is reachable from this machine only."
@@ -186,7 +179,7 @@ fn specific_findings(r: &Report, out: &mut Vec<Finding>) {
         r.probes.iter().filter(specific).any(|p| p.target.ip() != p.bind.ip() && p.outcome == Outcome::Refused);
     if own_open && elsewhere_refused {
         out.push(finding(
-            "address_specific_bind",
+            FindingCode::AddressSpecificBind,
             Severity::Info,
             "A server bound to one address of this machine is reachable at that address only; dialled at the \
              machine's other addresses it is refused."
@@ -203,7 +196,7 @@ fn family_findings(r: &Report, out: &mut Vec<Finding>) {
         && r.probes.iter().any(|p| is_wildcard(p) && p.outcome == Outcome::Open);
     if separate {
         out.push(finding(
-            "ipv4_ipv6_separate",
+            FindingCode::Ipv4Ipv6Separate,
             Severity::Info,
             "A server bound to 0.0.0.0 answers IPv4 only, and one bound to :: with IPV6_V6ONLY answers IPv6 only: \
              dialled over the other family they were refused. Names that resolve to both families make clients \
@@ -215,14 +208,14 @@ fn family_findings(r: &Report, out: &mut Vec<Finding>) {
     let tried_v6 = r.probes.iter().any(|p| p.target.is_ipv6());
     if !tried_v6 {
         out.push(finding(
-            "ipv4_only_tested",
+            FindingCode::Ipv4OnlyTested,
             Severity::Info,
             "The agent has no IPv6 address the peer could use, so only IPv4 was tested.".into(),
             "",
         ));
     } else if open(true) && !open(false) {
         out.push(finding(
-            "ipv6_unreachable",
+            FindingCode::Ipv6Unreachable,
             Severity::Warning,
             "IPv4 works but no IPv6 test listener was reachable: an IPv6 firewall, or IPv6 not routed between the \
              devices. Clients that prefer IPv6 (names resolving to AAAA records) may fail or be slow."
@@ -246,7 +239,7 @@ fn path_findings(r: &Report, out: &mut Vec<Finding>) {
     }
     if !foreign.is_empty() {
         out.push(finding(
-            "nat_between",
+            FindingCode::NatBetween,
             Severity::Warning,
             format!(
                 "The agent saw the peer's traffic come from {}, which is not one of the peer's own addresses: NAT or \
@@ -296,7 +289,7 @@ mod tests {
     }
 
     fn codes(r: &Report) -> Vec<String> {
-        diagnose(r).into_iter().map(|f| f.code).collect()
+        diagnose(r).into_iter().map(|f| f.code.to_string()).collect()
     }
 
     use Outcome::*;

@@ -1,6 +1,6 @@
-//! The start of every conversation: version check, authentication (pairing with a code
-//! or pinned keys), then the session: Hello exchange, probe plan, round-trip pings,
-//! results and report, for both roles.
+//! The start of every conversation, for both roles: the version check and
+//! authentication (pairing with a code, or pinned keys). What follows authentication is
+//! in [`crate::conversation`].
 //!
 //! These functions drive a [`Channel`]; they hold no clock and no sockets. The agent's
 //! attempt bookkeeping is cancellation-safe: an attempt counts as failed until it
@@ -13,11 +13,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::channel::{Channel, ChannelError};
 use crate::code::{CodeBook, PairingCode};
-use crate::codec::{self, CodecError};
-use crate::msg::{
-    Accepted, Hello, MAX_HELLO_ADDRESSES, Message, MessageType, PROTOCOL_VERSION, PairConfirm, PairReply, Ping,
-    ProbePlan, ProbeResults, Reject, RejectCode, Start, StartAuth,
-};
+use crate::codec;
+use crate::defaults::PROTOCOL_VERSION;
+use crate::msg::{Accepted, Message, MessageType, PairConfirm, PairReply, Reject, RejectCode, Start, StartAuth};
 use crate::pairing::{AgentOffer, Binding, PairingError, PeerPairing};
 use crate::sync::lock;
 
@@ -73,7 +71,7 @@ pub enum HandshakeError {
 
 impl HandshakeError {
     fn from_reject(r: Reject) -> Self {
-        let detail = crate::msg::printable(&r.detail, 200);
+        let detail = crate::text::printable(&r.detail, 200);
         match r.code {
             RejectCode::VersionMismatch => {
                 HandshakeError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: r.version }
@@ -105,7 +103,7 @@ impl HandshakeError {
 
 /// Sends a typed refusal for `err` when one applies, ignoring send failures (the
 /// connection is being abandoned anyway), and hands `err` back.
-async fn refuse<R, W>(ch: &mut Channel<R, W>, err: HandshakeError) -> HandshakeError
+pub(crate) async fn refuse<R, W>(ch: &mut Channel<R, W>, err: HandshakeError) -> HandshakeError
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -118,7 +116,7 @@ where
 }
 
 /// Receives a message, turning a `Reject` into its error and refusing undecodable input.
-async fn recv<R, W>(ch: &mut Channel<R, W>) -> Result<Message, HandshakeError>
+pub(crate) async fn recv<R, W>(ch: &mut Channel<R, W>) -> Result<Message, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -180,7 +178,7 @@ where
     }
 }
 
-fn unexpected(m: &Message, expected: &'static str) -> HandshakeError {
+pub(crate) fn unexpected(m: &Message, expected: &'static str) -> HandshakeError {
     HandshakeError::Unexpected { got: m.message_type(), expected }
 }
 
@@ -195,13 +193,13 @@ pub struct PeerAccepted {
 
 /// Settles a pairing attempt as failed unless it is marked done: runs on every exit
 /// path, including a dropped future.
-struct Attempt<'a> {
+struct AttemptGuard<'a> {
     book: &'a Mutex<CodeBook>,
     generation: u64,
     done: bool,
 }
 
-impl Drop for Attempt<'_> {
+impl Drop for AttemptGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
             lock(self.book).fail(self.generation);
@@ -250,7 +248,7 @@ where
     let Some(codes_now) = lock(codes).begin_attempt() else {
         return Err(refuse(ch, HandshakeError::Busy).await);
     };
-    let mut attempt = Attempt { book: codes, generation: codes_now.generation, done: false };
+    let mut attempt = AttemptGuard { book: codes, generation: codes_now.generation, done: false };
     let (live, first) = match AgentOffer::new(&codes_now.live, false, &spake, binding, rng) {
         Ok(offer) => offer,
         Err(e) => return Err(refuse(ch, e.into()).await),
@@ -278,115 +276,10 @@ where
     Ok(PeerAccepted { name: start.name, method: AuthMethod::Paired })
 }
 
-/// Checks a received Hello against the protocol's limits.
-fn checked(hello: Hello) -> Result<Hello, HandshakeError> {
-    if hello.addresses.len() > MAX_HELLO_ADDRESSES {
-        return Err(ChannelError::Codec(CodecError::Oversized {
-            len: hello.addresses.len(),
-            max: MAX_HELLO_ADDRESSES,
-        })
-        .into());
-    }
-    Ok(hello)
-}
-
-/// The peer sends its Hello first, then receives the agent's.
-pub async fn hello_as_peer<R, W>(ch: &mut Channel<R, W>, ours: Hello) -> Result<Hello, HandshakeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    ch.send(&Message::Hello(ours)).await?;
-    match recv(ch).await? {
-        Message::Hello(h) => checked(h),
-        m => Err(refuse(ch, unexpected(&m, "Hello")).await),
-    }
-}
-
-/// The agent receives the peer's Hello, then answers with its own.
-pub async fn hello_as_agent<R, W>(ch: &mut Channel<R, W>, ours: Hello) -> Result<Hello, HandshakeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let theirs = match recv(ch).await? {
-        Message::Hello(h) => checked(h)?,
-        m => return Err(refuse(ch, unexpected(&m, "Hello")).await),
-    };
-    ch.send(&Message::Hello(ours)).await?;
-    Ok(theirs)
-}
-
-/// Sends a Ping and waits for its Pong. The caller times the call.
-pub async fn ping<R, W>(ch: &mut Channel<R, W>, nonce: u64) -> Result<(), HandshakeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    ch.send(&Message::Ping(Ping { nonce })).await?;
-    match recv(ch).await? {
-        Message::Pong(p) if p.nonce == nonce => Ok(()),
-        m => Err(refuse(ch, unexpected(&m, "Pong")).await),
-    }
-}
-
-/// The agent answers Pings until the peer's Results arrive; returns them and how
-/// many Pings it answered.
-pub async fn await_results<R, W>(ch: &mut Channel<R, W>) -> Result<(ProbeResults, u32), HandshakeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut answered = 0;
-    loop {
-        match recv(ch).await? {
-            Message::Ping(p) => {
-                ch.send(&Message::Pong(p)).await?;
-                answered += 1;
-            }
-            Message::Results(r) => return Ok((r, answered)),
-            m => return Err(refuse(ch, unexpected(&m, "Ping or Results")).await),
-        }
-    }
-}
-
-/// Receives the agent's probe plan.
-pub async fn recv_plan<R, W>(ch: &mut Channel<R, W>) -> Result<ProbePlan, HandshakeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    match recv(ch).await? {
-        Message::Plan(p) => Ok(p),
-        m => Err(refuse(ch, unexpected(&m, "Plan")).await),
-    }
-}
-
-/// Receives the agent's report (its JSON text).
-pub async fn recv_report<R, W>(ch: &mut Channel<R, W>) -> Result<String, HandshakeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    match recv(ch).await? {
-        Message::Report(r) => Ok(r.json),
-        m => Err(refuse(ch, unexpected(&m, "Report")).await),
-    }
-}
-
-/// Sends a typed refusal, ignoring send failures (the connection is being abandoned).
-pub async fn reject<R, W>(ch: &mut Channel<R, W>, code: RejectCode, detail: &str)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let reject = Reject { version: PROTOCOL_VERSION, code, detail: detail.to_owned() };
-    let _ = ch.send(&Message::Reject(reject)).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::CodecError;
     use crate::id::KeyId;
     use rand::SeedableRng;
     use rand::rngs::{OsRng, StdRng};
@@ -556,34 +449,5 @@ mod tests {
         raw.write_all(&[0, 0, 0, 2, 0xee, 0xee]).await.expect("write");
         let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
         assert!(matches!(r, Err(HandshakeError::Channel(ChannelError::Codec(CodecError::UnknownType(0xee))))));
-    }
-
-    #[tokio::test]
-    async fn hello_plan_pings_results_and_report_follow_authentication() {
-        use crate::msg::ReportJson;
-        let (mut p, mut a) = pipe();
-        let hello =
-            |name: &str| Hello { name: name.into(), os: "linux".into(), software: "t".into(), addresses: vec![] };
-        let plan = ProbePlan { session: [1; 16], key: [2; 32], probes: vec![], services: vec![] };
-        let peer = async {
-            let theirs = hello_as_peer(&mut p, hello("peer")).await.expect("hello");
-            let plan = recv_plan(&mut p).await.expect("plan");
-            for n in 0..3 {
-                ping(&mut p, n).await.expect("pong");
-            }
-            p.send(&Message::Results(ProbeResults { results: vec![], services: vec![] })).await.expect("results");
-            let report = recv_report(&mut p).await.expect("report");
-            (theirs.name, plan.session, report)
-        };
-        let agent = async {
-            let theirs = hello_as_agent(&mut a, hello("agent")).await.expect("hello");
-            a.send(&Message::Plan(plan.clone())).await.expect("plan");
-            let (results, pings) = await_results(&mut a).await.expect("results");
-            a.send(&Message::Report(ReportJson { json: "{}".into() })).await.expect("report");
-            (theirs.name, results.results.len(), pings)
-        };
-        let ((peer_saw, session, report), (agent_saw, n, pings)) = tokio::join!(peer, agent);
-        assert_eq!((peer_saw.as_str(), agent_saw.as_str(), pings, n), ("agent", "peer", 3, 0));
-        assert_eq!((session, report.as_str()), ([1; 16], "{}"));
     }
 }

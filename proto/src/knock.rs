@@ -9,7 +9,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::plan::Proto;
+use crate::vocab::Proto;
 
 /// First bytes of a probe.
 pub const KNOCK_MAGIC: &[u8; 8] = b"LANRCHK1";

@@ -1,27 +1,58 @@
-//! The lanreach core: wire messages, framing, pairing and identities — no sockets.
+//! The lanreach core: the wire protocol, pairing, probe plans, the probe-run rules, the
+//! report and the diagnosis rules — no sockets, no clock.
 //!
-//! Everything here is pure except [`channel`] and [`handshake`], which drive the
-//! protocol over any `AsyncRead`/`AsyncWrite` pair (a QUIC stream in the binaries, an
-//! in-memory pipe in tests) and never read the clock: callers put deadlines around them. The
-//! `endpoint` feature adds what both binaries share around the core: identity files,
-//! QUIC/TLS set-up, trust files and interface enumeration.
+//! # Map
+//!
+//! The modules form one direction: each imports only from modules listed above it.
+//!
+//! | layer | module | what lives there |
+//! |---|---|---|
+//! | constants | [`defaults`] | protocol version, ALPN, port, close codes, every deadline and how they relate |
+//! | vocabulary | [`vocab`] | `Proto`, `Outcome`, listener specs, planned probes, raw results, listener hits |
+//! | | [`addr`] | canonical addresses, interface kinds (LAN, VPN, container bridge…) |
+//! | | [`text`] | making network text safe for a terminal |
+//! | identities | [`id`], [`code`], [`pairing`], [`knock`] | key IDs, pairing codes, SPAKE2 + key confirmation, the listener knock MAC |
+//! | addressing | [`target`], [`link`] | `HOST[:PORT]` and `lanreach://` pairing links |
+//! | plan | [`plan`] | building a probe plan (agent) and refusing a hostile one (peer) |
+//! | wire | [`msg`], [`codec`], [`channel`] | the message enum and type numbers, frames, a framed stream |
+//! | conversation | [`handshake`], [`conversation`] | version check and authentication; then Hello, plan, pings, results, report |
+//! | report types | [`facts`], [`report`] | inside facts and `--check` parsing; the `lanreach.report/1` schema |
+//! | rules | [`verdict`], [`fixes`], [`diagnose`] | a port's verdict; program-specific fix texts; matrix findings |
+//! | assembly | [`assemble`] | plan + results + listener hits + inside facts → report |
+//! | rendering | [`render`] | the report on a terminal |
+//!
+//! [`channel`], [`handshake`] and [`conversation`] drive the protocol over any
+//! `AsyncRead`/`AsyncWrite` pair (a QUIC stream in the binaries, an in-memory pipe in
+//! tests) and never read the clock: callers put deadlines around them.
+//!
+//! The `endpoint` feature adds what both binaries share around the core
+//! ([`endpoint`]): identity files, QUIC/TLS set-up, trust files, interface enumeration,
+//! mDNS discovery and the socket-driving probe engine.
 
+pub mod addr;
+pub mod assemble;
 pub mod channel;
 pub mod code;
 pub mod codec;
+pub mod conversation;
+pub mod defaults;
 pub mod diagnose;
+pub mod facts;
+pub mod fixes;
 pub mod handshake;
 pub mod id;
-pub mod iface;
 pub mod knock;
 pub mod link;
 pub mod msg;
 pub mod pairing;
 pub mod plan;
+pub mod render;
 pub mod report;
-pub mod service;
 pub mod sync;
 pub mod target;
+pub mod text;
+pub mod verdict;
+pub mod vocab;
 
 #[cfg(feature = "endpoint")]
 pub mod endpoint;

@@ -29,17 +29,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::plan::ProbePlan;
-use crate::report::ProbeResult;
-
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
-
-/// The QUIC ALPN of the control channel.
-pub const ALPN: &[u8] = b"lanreach/1";
-
-/// Default UDP port of the agent's control channel.
-pub const DEFAULT_CONTROL_PORT: u16 = 47800;
+use crate::plan::ProbePlan;
+use crate::text::printable;
+use crate::vocab::ProbeResults;
 
 /// Most offers a [`PairReply`] may carry: the live code and up to three retired ones.
 pub const MAX_OFFERS: usize = 4;
@@ -134,7 +126,7 @@ impl Message {
 /// The peer's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Start {
-    /// The peer's [`PROTOCOL_VERSION`]; must stay the first field forever.
+    /// The peer's [`PROTOCOL_VERSION`](crate::defaults::PROTOCOL_VERSION); must stay the first field forever.
     pub version: u16,
     /// The peer's name (host name), for display.
     pub name: String,
@@ -157,7 +149,7 @@ pub enum StartAuth {
 /// A typed refusal. The sender closes the connection after sending it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reject {
-    /// The sender's [`PROTOCOL_VERSION`]; must stay the first field forever.
+    /// The sender's [`PROTOCOL_VERSION`](crate::defaults::PROTOCOL_VERSION); must stay the first field forever.
     pub version: u16,
     /// What went wrong.
     pub code: RejectCode,
@@ -305,15 +297,6 @@ pub struct Ping {
     pub nonce: u64,
 }
 
-/// The peer's probe results, in plan order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeResults {
-    /// One result per planned test-listener probe.
-    pub results: Vec<ProbeResult>,
-    /// One result per planned service probe.
-    pub services: Vec<crate::service::ServiceResult>,
-}
-
 /// The finished report as its JSON document (`lanreach.report/1`), so that the wire
 /// carries exactly what `--json` prints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,33 +305,9 @@ pub struct ReportJson {
     pub json: String,
 }
 
-/// `text` made safe to print: control characters replaced, at most `max` characters.
-///
-/// Names and details come from the other side; an escape sequence in them must not
-/// reach the user's terminal.
-pub fn printable(text: &str, max: usize) -> String {
-    let mut out: String = text.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
-    if text.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
-
-/// Status text for a terminal: every control character but newline replaced. Error
-/// texts can carry bytes from the network (a QUIC close reason, a peer's name); none of
-/// them may move the cursor, clear the screen or fake a line.
-pub fn terminal_safe(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() && c != '\n' { '\u{fffd}' } else { c }).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn terminal_safe_keeps_lines_and_drops_escapes() {
-        assert_eq!(terminal_safe("a\nb\x1b[2J\rc"), "a\nb\u{fffd}[2J\u{fffd}c");
-    }
 
     #[test]
     fn type_numbers_round_trip() {
@@ -366,11 +325,5 @@ mod tests {
         for n in 0..20u16 {
             assert_eq!(u16::from(RejectCode::from(n)), n);
         }
-    }
-
-    #[test]
-    fn printable_strips_escape_sequences() {
-        assert_eq!(printable("ok\x1b[31mred", 64), "ok\u{fffd}[31mred");
-        assert_eq!(printable("abcdef", 3), "abc…");
     }
 }

@@ -22,8 +22,9 @@ use sha2::{Digest, Sha256};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 
 use crate::code::PairingCode;
+use crate::defaults::PROTOCOL_VERSION;
 use crate::id::KeyId;
-use crate::msg::{MAX_OFFERS, PROTOCOL_VERSION, PairOffer};
+use crate::msg::{MAX_OFFERS, PairOffer};
 
 /// Label of the TLS exporter value both sides mix into the transcript.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-lanreach-pairing";

@@ -12,6 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::vocab::{ListenerSpec, PlannedProbe, Proto, ServiceProbe};
+
 /// Most probes a plan may hold.
 pub const MAX_PROBES: usize = 2048;
 
@@ -20,47 +22,6 @@ pub const MAX_SERVICE_PROBES: usize = 1024;
 
 /// Most distinct target addresses a plan may name.
 pub const MAX_TARGET_ADDRESSES: usize = 64;
-
-/// Transport protocol of a listener or probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-}
-
-impl std::fmt::Display for Proto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        })
-    }
-}
-
-/// One of the agent's test listeners.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ListenerSpec {
-    /// Protocol.
-    pub proto: Proto,
-    /// The socket address it is bound to, e.g. `0.0.0.0:40001`.
-    pub bind: SocketAddr,
-}
-
-/// One probe: dial `target` with `proto`, expecting the listener bound to `bind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlannedProbe {
-    /// Index in the plan, echoed in the result.
-    pub id: u32,
-    /// Protocol.
-    pub proto: Proto,
-    /// The listener's bound address (a row of the matrix).
-    pub bind: SocketAddr,
-    /// The address to dial (a column of the matrix).
-    pub target: SocketAddr,
-}
 
 /// The plan the agent sends after the Hello exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +33,7 @@ pub struct ProbePlan {
     /// The probes of the test listeners.
     pub probes: Vec<PlannedProbe>,
     /// The probes of the user's own ports (`--check`, `--exposed`).
-    pub services: Vec<crate::service::ServiceProbe>,
+    pub services: Vec<ServiceProbe>,
 }
 
 /// Whether an address may ever be a probe target, and why not.
@@ -142,6 +103,24 @@ pub fn build(listeners: &[ListenerSpec], targets: &[IpAddr], allow_loopback: boo
         }
     }
     probes
+}
+
+/// The probes of the user's ports: each port at each target that may be probed, at
+/// most [`MAX_SERVICE_PROBES`], IDs counting up from 0.
+pub fn service_probes(
+    ports: impl IntoIterator<Item = (Proto, u16)>,
+    targets: &[IpAddr],
+    allow_loopback: bool,
+) -> Vec<ServiceProbe> {
+    let mut services = Vec::new();
+    for (proto, port) in ports {
+        for &ip in targets.iter().filter(|ip| forbidden(**ip, allow_loopback).is_none()) {
+            let id = u32::try_from(services.len()).unwrap_or(u32::MAX);
+            services.push(ServiceProbe { id, proto, target: SocketAddr::new(ip, port) });
+        }
+    }
+    services.truncate(MAX_SERVICE_PROBES);
+    services
 }
 
 /// Why the peer refuses a plan.
@@ -310,7 +289,7 @@ mod tests {
         assert_eq!(validate(&bad_ids, &agent, false), Err(PlanError::BadIds));
         // Service probes obey the same target rules.
         let mut services = plan_of(&[]);
-        services.services.push(crate::service::ServiceProbe {
+        services.services.push(ServiceProbe {
             id: 0,
             proto: Proto::Tcp,
             target: "198.51.100.9:3000".parse().expect("addr"),

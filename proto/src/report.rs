@@ -1,70 +1,20 @@
-//! Probe outcomes and the report: the JSON document `lanreach.report/1` and its
-//! terminal rendering. The whole schema is documented in `docs/report-schema.md`.
+//! The report `lanreach.report/1`: the schema types of the JSON document that both
+//! sides print and scripts read, and nothing else (assembly is in [`crate::assemble`],
+//! terminal rendering in [`crate::render`]). The whole schema is documented in
+//! `docs/report-schema.md`; every code enum here has an `ALL` list so a test can check
+//! that each code is documented.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::iface::InterfaceKind;
-use crate::plan::Proto;
-use crate::service::{PortSource, ServiceInput, ServiceProbe, ServiceReport, ServiceResult, Verdict};
+use crate::addr::InterfaceKind;
+use crate::facts::{DockerPublish, PortSource};
+use crate::vocab::{Outcome, Proto};
 
 /// Schema name of the JSON report.
 pub const SCHEMA: &str = "lanreach.report/1";
-
-/// What one probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Our listener answered the handshake.
-    Open,
-    /// Connection refused (RST or ICMP port unreachable): nothing listens there, or a
-    /// REJECT rule.
-    Refused,
-    /// No answer before the deadline, after one retry: a DROP rule or a filter on the path.
-    Timeout,
-    /// EHOSTUNREACH / ENETUNREACH (ICMP admin-prohibited, no route, failed ARP).
-    Unreachable,
-    /// Connection reset after it was accepted.
-    Reset,
-    /// Accepted, then closed without any data.
-    EmptyReply,
-    /// Something other than our listener answered.
-    Foreign,
-    /// Not probed: no lanreach listener proved the address to be the agent's.
-    NotProbed,
-}
-
-impl Outcome {
-    /// The JSON spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Open => "open",
-            Outcome::Refused => "refused",
-            Outcome::Timeout => "timeout",
-            Outcome::Unreachable => "unreachable",
-            Outcome::Reset => "reset",
-            Outcome::EmptyReply => "empty_reply",
-            Outcome::Foreign => "foreign",
-            Outcome::NotProbed => "not_probed",
-        }
-    }
-}
-
-/// A probe's result as the peer reports it to the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeResult {
-    /// The planned probe's ID.
-    pub id: u32,
-    /// What happened.
-    pub outcome: Outcome,
-    /// Round trip of the decisive attempt, microseconds (none for timeouts).
-    pub rtt_us: Option<u32>,
-    /// The OS error number behind `refused`/`unreachable`, when there was one.
-    pub errno: Option<i32>,
-    /// Attempts made (1, or 2 after a silent first try).
-    pub attempts: u8,
-}
 
 /// How the report was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,7 +113,7 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable code, e.g. `firewall_drops_tcp`.
-    pub code: String,
+    pub code: FindingCode,
     /// How bad.
     pub severity: Severity,
     /// What was found, in words.
@@ -193,28 +143,302 @@ pub struct Report {
     pub findings: Vec<Finding>,
 }
 
-/// What binding to `bind` means, in words.
-pub fn bind_meaning(bind: IpAddr, addresses: &[AddressInfo]) -> String {
-    match bind {
-        IpAddr::V4(v4) if v4.is_loopback() => "this machine only".into(),
-        IpAddr::V6(v6) if v6.is_loopback() => "this machine only".into(),
-        IpAddr::V4(v4) if v4.is_unspecified() => "every IPv4 address".into(),
-        IpAddr::V6(v6) if v6.is_unspecified() => "every IPv6 address (v6 only)".into(),
-        ip => match addresses.iter().find(|a| a.ip == ip) {
-            Some(a) => format!("only this address ({}, {})", a.interface, kind_words(a.kind)),
-            None => "only this address".into(),
-        },
+macro_rules! finding_codes {
+    ($($(#[$doc:meta])* $name:ident => $text:literal,)*) => {
+        /// The stable code of a [`Finding`]. Spelt in JSON as the string shown for each
+        /// variant; a code this build does not know (from a newer agent) is kept as
+        /// [`FindingCode::Other`].
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum FindingCode {
+            $($(#[$doc])* $name,)*
+            /// A code this build does not know.
+            Other(String),
+        }
+
+        impl FindingCode {
+            /// Every code this build knows, in a stable order.
+            pub const ALL: &[FindingCode] = &[$(FindingCode::$name,)*];
+
+            /// The JSON spelling.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(FindingCode::$name => $text,)*
+                    FindingCode::Other(s) => s,
+                }
+            }
+
+            /// The code spelt `text`.
+            pub fn parse(text: &str) -> FindingCode {
+                match text {
+                    $($text => FindingCode::$name,)*
+                    other => FindingCode::Other(other.to_owned()),
+                }
+            }
+        }
+    };
+}
+
+finding_codes! {
+    /// TCP servers bound to every address are reachable at some address.
+    LanReachableTcp => "lan_reachable_tcp",
+    /// UDP servers bound to every address are reachable at some address.
+    LanReachableUdp => "lan_reachable_udp",
+    /// A wildcard TCP listener timed out: a firewall drops TCP.
+    FirewallDropsTcp => "firewall_drops_tcp",
+    /// A wildcard UDP listener timed out: a firewall drops UDP.
+    FirewallDropsUdp => "firewall_drops_udp",
+    /// A wildcard TCP listener was refused: a REJECT rule.
+    FirewallRejectsTcp => "firewall_rejects_tcp",
+    /// A wildcard UDP listener was refused: a REJECT rule.
+    FirewallRejectsUdp => "firewall_rejects_udp",
+    /// TCP got ICMP admin-prohibited at once.
+    FirewallProhibitsTcp => "firewall_prohibits_tcp",
+    /// UDP got ICMP admin-prohibited at once.
+    FirewallProhibitsUdp => "firewall_prohibits_udp",
+    /// No route or host unreachable.
+    AddressUnreachable => "address_unreachable",
+    /// Something other than lanreach's TCP listener answered.
+    InterceptionTcp => "interception_tcp",
+    /// Something other than lanreach's UDP listener answered.
+    InterceptionUdp => "interception_udp",
+    /// Loopback listeners refused from the peer (information), or a port bound to
+    /// loopback only (the port verdict).
+    LoopbackOnly => "loopback_only",
+    /// A listener bound to one address is refused at the others.
+    AddressSpecificBind => "address_specific_bind",
+    /// 0.0.0.0 and a v6-only :: answer one family each.
+    Ipv4Ipv6Separate => "ipv4_ipv6_separate",
+    /// The agent has no IPv6 address the peer could use.
+    Ipv4OnlyTested => "ipv4_only_tested",
+    /// IPv4 works, IPv6 does not.
+    Ipv6Unreachable => "ipv6_unreachable",
+    /// The peer's traffic arrives from an address that is not its own.
+    NatBetween => "nat_between",
+    /// This machine has no address another device could dial.
+    NoLanAddress => "no_lan_address",
+    /// What the single-machine self-check cannot see.
+    LocalModeLimits => "local_mode_limits",
+    /// A UDP port with a listener stayed silent.
+    UdpUnconfirmed => "udp_unconfirmed",
+    /// Port verdict `reachable`.
+    Reachable => "reachable",
+    /// Port verdict `interface_only`.
+    InterfaceOnly => "interface_only",
+    /// Port verdict `ipv4_only`.
+    Ipv4Only => "ipv4_only",
+    /// Port verdict `ipv6_only`.
+    Ipv6Only => "ipv6_only",
+    /// Port verdict `firewall_drop`.
+    FirewallDrop => "firewall_drop",
+    /// Port verdict `firewall_reject`.
+    FirewallReject => "firewall_reject",
+    /// Port verdict `not_listening`.
+    NotListening => "not_listening",
+    /// Port verdict `proxy_no_backend`.
+    ProxyNoBackend => "proxy_no_backend",
+    /// Port verdict `container_loopback`.
+    ContainerLoopback => "container_loopback",
+    /// Port verdict `published_loopback`.
+    PublishedLoopback => "published_loopback",
+    /// Port verdict `http_host_check`.
+    HttpHostCheck => "http_host_check",
+    /// Port verdict `network_blocked`.
+    NetworkBlocked => "network_blocked",
+}
+
+impl FindingCode {
+    /// The finding a port's verdict gives.
+    pub fn of_verdict(v: Verdict) -> FindingCode {
+        FindingCode::parse(v.as_str())
+    }
+
+    /// `lan_reachable_tcp` / `_udp`.
+    pub fn lan_reachable(p: Proto) -> FindingCode {
+        match p {
+            Proto::Tcp => FindingCode::LanReachableTcp,
+            Proto::Udp => FindingCode::LanReachableUdp,
+        }
+    }
+
+    /// `firewall_drops_tcp` / `_udp`.
+    pub fn firewall_drops(p: Proto) -> FindingCode {
+        match p {
+            Proto::Tcp => FindingCode::FirewallDropsTcp,
+            Proto::Udp => FindingCode::FirewallDropsUdp,
+        }
+    }
+
+    /// `firewall_rejects_tcp` / `_udp`.
+    pub fn firewall_rejects(p: Proto) -> FindingCode {
+        match p {
+            Proto::Tcp => FindingCode::FirewallRejectsTcp,
+            Proto::Udp => FindingCode::FirewallRejectsUdp,
+        }
+    }
+
+    /// `firewall_prohibits_tcp` / `_udp`.
+    pub fn firewall_prohibits(p: Proto) -> FindingCode {
+        match p {
+            Proto::Tcp => FindingCode::FirewallProhibitsTcp,
+            Proto::Udp => FindingCode::FirewallProhibitsUdp,
+        }
+    }
+
+    /// `interception_tcp` / `_udp`.
+    pub fn interception(p: Proto) -> FindingCode {
+        match p {
+            Proto::Tcp => FindingCode::InterceptionTcp,
+            Proto::Udp => FindingCode::InterceptionUdp,
+        }
     }
 }
 
-fn kind_words(kind: InterfaceKind) -> &'static str {
-    match kind {
-        InterfaceKind::Loopback => "loopback",
-        InterfaceKind::Lan => "LAN",
-        InterfaceKind::LinkLocal => "link-local",
-        InterfaceKind::Virtual => "container/VM bridge",
-        InterfaceKind::Vpn => "VPN",
+impl fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
+}
+
+impl PartialEq<str> for FindingCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for FindingCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for FindingCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FindingCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(FindingCode::parse(&text))
+    }
+}
+
+/// The verdict for one checked port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The peer reached it.
+    Reachable,
+    /// Bound to 127.0.0.1 / ::1 only.
+    LoopbackOnly,
+    /// Bound only to an address the peer did not dial (another NIC, a VPN).
+    InterfaceOnly,
+    /// IPv4 only, and the peer reached this host over IPv6 only.
+    Ipv4Only,
+    /// IPv6 only, and the peer reached this host over IPv4 only.
+    Ipv6Only,
+    /// Something listens on a matching address; the port times out from outside.
+    FirewallDrop,
+    /// Something listens on a matching address; refused or admin-prohibited from outside.
+    FirewallReject,
+    /// Nothing listens on the port.
+    NotListening,
+    /// A userland proxy accepted and closed: its backend is down or bound to loopback.
+    ProxyNoBackend,
+    /// Docker: the app inside the container listens on 127.0.0.1.
+    ContainerLoopback,
+    /// Docker: published with `-p 127.0.0.1:…`.
+    PublishedLoopback,
+    /// TCP works but the app rejects the Host/Origin (400, 403, 421).
+    HttpHostCheck,
+    /// Not even the agent's wildcard test listeners are reachable.
+    NetworkBlocked,
+}
+
+impl Verdict {
+    /// Every verdict, in a stable order.
+    pub const ALL: [Verdict; 13] = [
+        Verdict::Reachable,
+        Verdict::LoopbackOnly,
+        Verdict::InterfaceOnly,
+        Verdict::Ipv4Only,
+        Verdict::Ipv6Only,
+        Verdict::FirewallDrop,
+        Verdict::FirewallReject,
+        Verdict::NotListening,
+        Verdict::ProxyNoBackend,
+        Verdict::ContainerLoopback,
+        Verdict::PublishedLoopback,
+        Verdict::HttpHostCheck,
+        Verdict::NetworkBlocked,
+    ];
+
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Reachable => "reachable",
+            Verdict::LoopbackOnly => "loopback_only",
+            Verdict::InterfaceOnly => "interface_only",
+            Verdict::Ipv4Only => "ipv4_only",
+            Verdict::Ipv6Only => "ipv6_only",
+            Verdict::FirewallDrop => "firewall_drop",
+            Verdict::FirewallReject => "firewall_reject",
+            Verdict::NotListening => "not_listening",
+            Verdict::ProxyNoBackend => "proxy_no_backend",
+            Verdict::ContainerLoopback => "container_loopback",
+            Verdict::PublishedLoopback => "published_loopback",
+            Verdict::HttpHostCheck => "http_host_check",
+            Verdict::NetworkBlocked => "network_blocked",
+        }
+    }
+}
+
+/// A listening socket in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceListener {
+    /// Bound socket address.
+    pub bind: SocketAddr,
+    /// Owning process, null when not visible.
+    pub pid: Option<u32>,
+    /// Owning program, null when not visible.
+    pub program: Option<String>,
+    /// For `[::]`: IPV6_V6ONLY, when known.
+    pub v6only: Option<bool>,
+}
+
+/// An outside probe in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceProbeReport {
+    /// The socket address dialled.
+    pub target: SocketAddr,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Connect round trip, milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// HTTP status, when the server spoke HTTP.
+    pub http_status: Option<u16>,
+    /// OS error number, when there was one.
+    pub errno: Option<i32>,
+}
+
+/// One checked port in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceReport {
+    /// The port.
+    pub port: u16,
+    /// `check` (counts for the exit code) or `exposed` (audit).
+    pub source: PortSource,
+    /// Its protocol.
+    pub proto: Proto,
+    /// Sockets listening on it here.
+    pub listeners: Vec<ServiceListener>,
+    /// Docker publications of it.
+    pub docker: Vec<DockerPublish>,
+    /// Outside probes of it.
+    pub probes: Vec<ServiceProbeReport>,
+    /// The verdict.
+    pub verdict: Verdict,
 }
 
 impl Report {
@@ -230,277 +454,27 @@ impl Report {
     }
 }
 
-/// Colours for terminal output; [`Paint::plain`] adds none. Tables stay uncoloured so
-/// that their columns line up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Paint {
-    on: bool,
-}
-
-impl Paint {
-    /// Colour when `on`.
-    pub fn new(on: bool) -> Self {
-        Paint { on }
-    }
-
-    /// No colour.
-    pub fn plain() -> Self {
-        Paint { on: false }
-    }
-
-    fn apply(self, style: anstyle::Style, text: &str) -> String {
-        if self.on { format!("{style}{text}{style:#}") } else { text.to_owned() }
-    }
-
-    /// A problem.
-    pub fn bad(self, text: &str) -> String {
-        self.apply(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Red.into())).bold(), text)
-    }
-
-    /// A warning.
-    pub fn warn(self, text: &str) -> String {
-        self.apply(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Yellow.into())).bold(), text)
-    }
-
-    /// Something that works.
-    pub fn good(self, text: &str) -> String {
-        self.apply(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into())).bold(), text)
-    }
-
-    /// Emphasis.
-    pub fn bold(self, text: &str) -> String {
-        self.apply(anstyle::Style::new().bold(), text)
-    }
-}
-
-/// Terminal rendering: header, the user's ports, one matrix per protocol, findings.
-pub fn render_text(r: &Report, paint: Paint) -> String {
-    use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
-    // Every string in a report came over the network: none may reach the terminal raw.
-    let clean = |s: &str| crate::msg::printable(s, 64);
-    let long = |s: &str| crate::msg::printable(s, 2000);
-    let mut out = match r.mode {
-        Mode::Peer => format!(
-            "{}: agent \"{}\" ({}) probed from peer \"{}\" ({})\n",
-            paint.bold("lanreach report"),
-            clean(&r.agent.name),
-            clean(&r.agent.id),
-            clean(&r.peer.name),
-            clean(&r.peer.id)
-        ),
-        Mode::Local => {
-            format!(
-                "{}: agent \"{}\" ({}) probing itself\n",
-                paint.bold("lanreach report"),
-                clean(&r.agent.name),
-                clean(&r.agent.id)
-            )
-        }
-    };
-    if let Some(seen) = r.peer.seen_from {
-        let on = r.peer.arrival_interface.as_deref().map(|i| format!(" on {}", clean(i))).unwrap_or_default();
-        out.push_str(&format!("The agent saw the peer come from {seen}{on}.\n"));
-    }
-    for source in [PortSource::Check, PortSource::Exposed] {
-        let rows: Vec<&ServiceReport> = r.services.iter().filter(|s| s.source == source).collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let mut table = Table::new();
-        table.load_preset(UTF8_BORDERS_ONLY);
-        let title = if source == PortSource::Check { "your port" } else { "listening port" };
-        table.set_header(vec![title, "verdict", "listening here", "from outside"]);
-        for s in rows {
-            let listeners: Vec<String> = s
-                .listeners
-                .iter()
-                .map(|l| match (&l.program, l.pid) {
-                    (Some(p), Some(pid)) => format!("{} {}[{pid}]", l.bind, clean(p)),
-                    (Some(p), None) => format!("{} {}", l.bind, clean(p)),
-                    _ => format!("{} (owner not visible)", l.bind),
-                })
-                .chain(
-                    s.docker.iter().map(|d| format!("docker {} → {}:{}", clean(&d.container), d.host_ip, d.host_port)),
-                )
-                .collect();
-            let probes: Vec<String> = s
-                .probes
-                .iter()
-                .map(|p| {
-                    let status = p.http_status.map(|c| format!(" HTTP {c}")).unwrap_or_default();
-                    format!("{} {}{status}", p.target.ip(), p.outcome.as_str().replace('_', " "))
-                })
-                .collect();
-            let port = match s.proto {
-                Proto::Tcp => s.port.to_string(),
-                Proto::Udp => format!("{}/udp", s.port),
-            };
-            let listening = if listeners.is_empty() { "nothing".to_owned() } else { listeners.join("\n") };
-            table.add_row(vec![port, s.verdict.as_str().to_owned(), listening, probes.join("\n")]);
-        }
-        out.push('\n');
-        out.push_str(&table.to_string());
-        out.push('\n');
-    }
-    for proto in [Proto::Tcp, Proto::Udp] {
-        let probes: Vec<&ProbeReport> = r.probes.iter().filter(|p| p.proto == proto).collect();
-        if probes.is_empty() {
-            continue;
-        }
-        let mut columns: Vec<IpAddr> = probes.iter().map(|p| p.target.ip()).collect();
-        columns.sort_by_key(|ip| (ip.is_ipv6(), *ip));
-        columns.dedup();
-        let mut table = Table::new();
-        table.load_preset(UTF8_BORDERS_ONLY);
-        let mut header = vec![format!("{} listener", proto.to_string().to_uppercase()), "meaning".to_owned()];
-        header.extend(columns.iter().map(|c| format!("→ {c}")));
-        table.set_header(header);
-        for l in r.listeners.iter().filter(|l| l.proto == proto) {
-            let mut row = vec![l.bind.to_string(), clean(&l.meaning)];
-            for c in &columns {
-                let cell = probes.iter().find(|p| p.bind == l.bind && p.target.ip() == *c).map(|p| cell(p));
-                row.push(cell.unwrap_or_else(|| "·".into()));
-            }
-            table.add_row(row);
-        }
-        out.push('\n');
-        out.push_str(&table.to_string());
-        out.push('\n');
-    }
-    out.push_str(&format!("\n{}\n", paint.bold("Findings:")));
-    if r.findings.is_empty() {
-        out.push_str("  (none)\n");
-    }
-    for f in &r.findings {
-        let mark = match f.severity {
-            Severity::Info => "info".to_owned(),
-            Severity::Warning => paint.warn("WARNING"),
-            Severity::Error => paint.bad("PROBLEM"),
-        };
-        out.push_str(&format!("  [{mark}] {}\n", long(&f.message)));
-        if !f.fix.is_empty() {
-            out.push_str(&format!("      fix: {}\n", long(&f.fix)));
-        }
-    }
-    out
-}
-
-fn cell(p: &ProbeReport) -> String {
-    match (p.outcome, p.rtt_ms) {
-        (Outcome::Open, Some(ms)) => format!("open {ms:.1} ms"),
-        (outcome, _) => outcome.as_str().replace('_', " "),
-    }
-}
-
-/// A probe that reached one of the agent's test listeners, as the listener saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenerHit {
-    /// Protocol.
-    pub proto: Proto,
-    /// The listener's bound address.
-    pub bind: SocketAddr,
-    /// The address the probe arrived at.
-    pub local: SocketAddr,
-    /// The probe's source address as seen by the agent.
-    pub source: SocketAddr,
-}
-
-/// Everything a report is made from.
-#[derive(Debug, Clone)]
-pub struct ReportParts<'a> {
-    /// Peer or local.
-    pub mode: Mode,
-    /// The agent.
-    pub agent: AgentInfo,
-    /// The peer (`probe_sources` is filled in from `hits`).
-    pub peer: PeerInfo,
-    /// The test listeners.
-    pub listeners: &'a [crate::plan::ListenerSpec],
-    /// The plan that was probed.
-    pub plan: &'a [crate::plan::PlannedProbe],
-    /// The peer's results, one per planned probe.
-    pub results: &'a [ProbeResult],
-    /// What the listeners saw.
-    pub hits: &'a [ListenerHit],
-    /// The inside facts about the user's ports.
-    pub services: &'a [ServiceInput],
-    /// The probes of the user's ports.
-    pub service_plan: &'a [ServiceProbe],
-    /// Their results.
-    pub service_results: &'a [ServiceResult],
-    /// Whether the agent runs inside WSL2.
-    pub wsl2: bool,
-}
-
-/// Joins the plan, the outside results and the inside facts into a report, diagnosed.
-pub fn assemble(parts: ReportParts<'_>) -> Report {
-    let ReportParts {
-        mode,
-        agent,
-        mut peer,
-        listeners,
-        plan,
-        results,
-        hits,
-        services,
-        service_plan,
-        service_results,
-        wsl2,
-    } = parts;
-    let listeners: Vec<ListenerInfo> = listeners
-        .iter()
-        .map(|l| ListenerInfo { proto: l.proto, bind: l.bind, meaning: bind_meaning(l.bind.ip(), &agent.addresses) })
-        .collect();
-    let probes: Vec<ProbeReport> = plan
-        .iter()
-        .map(|p| {
-            let result = results.iter().find(|r| r.id == p.id);
-            let seen = hits.iter().any(|h| h.proto == p.proto && h.bind == p.bind && h.local.ip() == p.target.ip());
-            ProbeReport {
-                proto: p.proto,
-                bind: p.bind,
-                target: p.target,
-                // A probe the peer did not report on counts as silence.
-                outcome: result.map_or(Outcome::Timeout, |r| r.outcome),
-                rtt_ms: result.and_then(|r| r.rtt_us).map(|us| f64::from(us) / 1000.0),
-                errno: result.and_then(|r| r.errno),
-                attempts: result.map_or(0, |r| r.attempts),
-                seen_by_listener: seen,
-            }
-        })
-        .collect();
-    for h in hits {
-        if !peer.probe_sources.contains(&h.source.ip()) {
-            peer.probe_sources.push(h.source.ip());
-        }
-    }
-    let mut service_reports = Vec::new();
-    let mut service_findings = Vec::new();
-    for input in services {
-        let (r, f) = crate::service::judge(input, service_plan, service_results, &probes, wsl2);
-        service_reports.push(r);
-        service_findings.extend(f);
-    }
-    let mut report = Report {
-        schema: SCHEMA.to_owned(),
-        mode,
-        agent,
-        peer,
-        listeners,
-        probes,
-        services: service_reports,
-        findings: Vec::new(),
-    };
-    let mut findings = service_findings;
-    findings.extend(crate::diagnose::diagnose(&report));
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    report.findings = findings;
-    report
-}
-
 impl Report {
     /// Whether every port named with `--check` is reachable (the exit code's question).
     pub fn checked_ports_reachable(&self) -> bool {
         self.services.iter().filter(|s| s.source == PortSource::Check).all(|s| s.verdict == Verdict::Reachable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finding_codes_round_trip_and_every_verdict_has_one() {
+        for c in FindingCode::ALL {
+            assert_eq!(&FindingCode::parse(c.as_str()), c);
+            let json = serde_json::to_string(c).expect("json");
+            assert_eq!(serde_json::from_str::<FindingCode>(&json).expect("parse"), *c);
+        }
+        for v in Verdict::ALL.into_iter().filter(|v| *v != Verdict::LoopbackOnly) {
+            assert_ne!(FindingCode::of_verdict(v), FindingCode::Other(v.as_str().into()), "{v:?}");
+        }
+        assert_eq!(FindingCode::parse("from_the_future"), FindingCode::Other("from_the_future".into()));
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::msg::DEFAULT_CONTROL_PORT;
+use crate::defaults::DEFAULT_CONTROL_PORT;
 
 /// An agent address as the user names it: host (IP literal or name) and port.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,16 +9,11 @@ use std::time::Duration;
 
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 
+use crate::defaults::BROWSE_SETTLE;
 use crate::id::KeyId;
 
 /// The DNS-SD service type.
 pub const SERVICE_TYPE: &str = "_lanreach._udp.local.";
-
-/// How long a browse listens at most.
-pub const BROWSE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// After the first answer, how long a browse keeps listening for more.
-pub const BROWSE_SETTLE: Duration = Duration::from_millis(800);
 
 /// Why discovery failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +45,7 @@ impl Drop for Advertisement {
 pub fn advertise(name: &str, id: &KeyId, port: u16) -> Result<Advertisement, DiscoveryError> {
     let daemon = ServiceDaemon::new()?;
     let short = id.short();
-    let instance = format!("{} {}", crate::msg::printable(name, 40), &short[..4]);
+    let instance = format!("{} {}", crate::text::printable(name, 40), &short[..4]);
     let host = format!("{}.local.", sanitize_host(name));
     let info = ServiceInfo::new(SERVICE_TYPE, &instance, &host, "", port, &[("id", short.as_str()), ("v", "1")][..])?
         .enable_addr_auto();

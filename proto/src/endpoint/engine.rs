@@ -14,32 +14,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
+use crate::defaults::{
+    ANSWER_WAIT_FACTOR, ATTEMPTS, BANNER_WAIT_FLOOR, CONCURRENCY, RUN_DEADLINE, UDP_SPACING, probe_timeout,
+};
 use crate::knock::{KNOCK_LEN, Knock};
-use crate::msg::ProbeResults;
-use crate::plan::{PlannedProbe, ProbePlan, Proto};
-use crate::report::{Outcome, ProbeResult};
-use crate::service::{ServiceProbe, ServiceResult};
-
-/// Shortest per-attempt deadline, whatever the measured round trip.
-/// A lost SYN or datagram costs one attempt: the retry covers it, so the floor can sit
-/// far below the OS's 1 s SYN retransmission.
-pub const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_millis(150);
-/// Longest per-attempt deadline.
-pub const PROBE_TIMEOUT_CEILING: Duration = Duration::from_secs(3);
-/// The per-attempt deadline is this many control-channel round trips (plus the floor).
-pub const RTT_FACTOR: u32 = 4;
-/// Probes in flight at once.
-pub const CONCURRENCY: usize = 64;
-/// Gap between UDP probes to the same host, so that the host's ICMP rate limit
-/// (a burst of about 6, then 1/s) turns fewer refusals into silence.
-pub const UDP_SPACING: Duration = Duration::from_millis(5);
-/// Attempts per probe: the first, and one retry after silence.
-pub const ATTEMPTS: u8 = 2;
-
-/// The per-attempt deadline for a control channel with round trip `rtt`.
-pub fn probe_timeout(rtt: Duration) -> Duration {
-    (rtt * RTT_FACTOR + PROBE_TIMEOUT_FLOOR).min(PROBE_TIMEOUT_CEILING)
-}
+use crate::plan::ProbePlan;
+use crate::vocab::{Outcome, PlannedProbe, ProbeResult, ProbeResults, Proto, ServiceProbe, ServiceResult};
 
 /// How to run a plan.
 #[derive(Debug, Clone, Copy)]
@@ -63,10 +43,6 @@ struct Attempt {
     rtt: Option<Duration>,
     errno: Option<i32>,
 }
-
-/// The whole probe run ends by then, whatever the per-attempt deadlines: the agent
-/// waits 120 s for results.
-pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Runs every probe of `plan`. See [`run_with_progress`].
 pub async fn run(plan: &ProbePlan, config: EngineConfig, trusted: &[IpAddr]) -> ProbeResults {
@@ -294,7 +270,7 @@ async fn service_tcp(target: SocketAddr, deadline: Duration) -> ServiceAttempt {
     let rtt = Some(started.elapsed());
     let mut buf = [0u8; 256];
     // A banner (SSH, SMTP…) comes by itself; an empty reply closes at once.
-    let wait = deadline.max(Duration::from_millis(300));
+    let wait = deadline.max(BANNER_WAIT_FLOOR);
     let first = match timeout(wait, stream.read(&mut buf)).await {
         Ok(Ok(0)) => return (Some(Outcome::EmptyReply), rtt, None, None),
         Ok(Ok(n)) => Some(n),
@@ -308,7 +284,7 @@ async fn service_tcp(target: SocketAddr, deadline: Duration) -> ServiceAttempt {
         return (Some(reset_or_foreign(&e)), rtt, e.raw_os_error(), None);
     }
     let mut got = 0;
-    let answer = timeout(deadline * 4, async {
+    let answer = timeout(deadline * ANSWER_WAIT_FACTOR, async {
         while got < 16 {
             match stream.read(&mut buf[got..]).await {
                 Ok(0) => break,
@@ -562,13 +538,6 @@ mod tests {
                 (Outcome::Refused, None)
             ]
         );
-    }
-
-    #[test]
-    fn deadline_follows_rtt_within_floor_and_ceiling() {
-        assert_eq!(probe_timeout(Duration::ZERO), PROBE_TIMEOUT_FLOOR);
-        assert_eq!(probe_timeout(Duration::from_millis(10)), Duration::from_millis(190));
-        assert_eq!(probe_timeout(Duration::from_secs(5)), PROBE_TIMEOUT_CEILING);
     }
 
     /// Real sockets on loopback: a closed TCP port is refused, a silent TCP server is

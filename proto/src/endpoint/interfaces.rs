@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::iface::{InterfaceKind, classify};
+use crate::addr::{InterfaceKind, classify};
 use crate::msg::HelloAddress;
 
 /// One address of one interface.

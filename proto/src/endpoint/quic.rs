@@ -7,7 +7,6 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -16,18 +15,12 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use super::identity::{Identity, key_id_of};
+use crate::defaults::{ALPN, IDLE_TIMEOUT, KEEP_ALIVE};
 use crate::id::KeyId;
-use crate::msg::ALPN;
 use crate::pairing::{Binding, EXPORTER_LABEL};
 
 /// Server name the peer puts in its ClientHello; the agent ignores it.
 pub const SERVER_NAME: &str = "lanreach";
-
-/// QUIC keep-alive interval: keeps NAT and firewall state alive during long probe runs.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
-
-/// A connection silent for this long is dead.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why a TLS/QUIC configuration or connection property is unusable.
 #[derive(Debug, thiserror::Error)]

@@ -1,17 +1,18 @@
-//! One authenticated peer's session: Hello, the probe plan, the peer's results, and the
-//! report joining them with what this machine's listeners saw.
+//! The agent's inside view of one run: which of its addresses a plan targets, the plan,
+//! the inside facts about the user's ports (sockets, owners, Docker, a local HTTP
+//! request) and how the agent and the peer appear in the report.
 
 use std::net::{IpAddr, SocketAddr};
 
 use lanreach_proto::KeyId;
+use lanreach_proto::addr::InterfaceKind;
+use lanreach_proto::defaults::LOCAL_HTTP_TIMEOUT;
 use lanreach_proto::endpoint::engine;
 use lanreach_proto::endpoint::interfaces::InterfaceAddress;
-use lanreach_proto::iface::InterfaceKind;
-use lanreach_proto::msg::ProbeResults;
-use lanreach_proto::plan::{self, ListenerSpec, ProbePlan};
-use lanreach_proto::report::{AddressInfo, AgentInfo, ListenerHit, Mode, PeerInfo, Report, ReportParts};
-use lanreach_proto::service::{CheckedPort, PortSource, ServiceInput, ServiceProbe, SocketFact, is_wsl2};
-use std::time::Duration;
+use lanreach_proto::facts::{CheckedPort, PortSource, ServiceInput, SocketFact, is_wsl2};
+use lanreach_proto::plan::{self, ProbePlan};
+use lanreach_proto::report::{AddressInfo, AgentInfo, PeerInfo};
+use lanreach_proto::vocab::{ListenerSpec, ProbeResults};
 
 use crate::sockets::Inventory;
 use rand::RngCore;
@@ -97,19 +98,9 @@ pub fn new_plan(
     let mut key = [0u8; 32];
     OsRng.fill_bytes(&mut session);
     OsRng.fill_bytes(&mut key);
-    let mut services = Vec::new();
-    for (port, _) in ports {
-        for &ip in targets.iter().filter(|ip| plan::forbidden(**ip, allow_loopback).is_none()) {
-            let id = u32::try_from(services.len()).unwrap_or(u32::MAX);
-            services.push(ServiceProbe { id, proto: port.proto, target: SocketAddr::new(ip, port.port) });
-        }
-    }
-    services.truncate(plan::MAX_SERVICE_PROBES);
+    let services = plan::service_probes(ports.iter().map(|(p, _)| (p.proto, p.port)), targets, allow_loopback);
     ProbePlan { session, key, probes: plan::build(listeners, targets, allow_loopback), services }
 }
-
-/// How long the local `Host: localhost` request may take.
-pub const LOCAL_HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The inside facts about `ports`, read now: sockets, owners, Docker, and for ports the
 /// peer got HTTP 400/403/421 from, what this machine gets with `Host: localhost`.
@@ -185,49 +176,16 @@ pub struct PeerFacts {
     pub addresses: Vec<IpAddr>,
 }
 
-/// Everything measured in one session.
-#[derive(Debug, Clone, Copy)]
-pub struct Measured<'a> {
-    /// The test listeners.
-    pub listeners: &'a [ListenerSpec],
-    /// The plan.
-    pub plan: &'a ProbePlan,
-    /// The outside results.
-    pub results: &'a ProbeResults,
-    /// What the listeners saw.
-    pub hits: &'a [ListenerHit],
-    /// Inside facts about the user's ports.
-    pub services: &'a [ServiceInput],
-}
-
-/// Assembles a report from what was measured.
-pub fn report(mode: Mode, agent: AgentInfo, peer: PeerInfo, m: Measured<'_>) -> Report {
-    lanreach_proto::report::assemble(ReportParts {
-        mode,
-        agent,
-        peer,
-        listeners: m.listeners,
-        plan: &m.plan.probes,
-        results: &m.results.results,
-        hits: m.hits,
-        services: m.services,
-        service_plan: &m.plan.services,
-        service_results: &m.results.services,
-        wsl2: wsl2(),
-    })
-}
-
-/// The report for one peer session.
-pub fn peer_report(agent: AgentInfo, peer: &PeerFacts, interfaces: &[InterfaceAddress], m: Measured<'_>) -> Report {
-    let info = PeerInfo {
+/// The peer as a report shows it.
+pub fn peer_info(peer: &PeerFacts, interfaces: &[InterfaceAddress]) -> PeerInfo {
+    PeerInfo {
         name: peer.name.clone(),
         id: peer.id.short(),
         seen_from: Some(peer.from),
         arrival_interface: peer.arrived_at.and_then(|ip| interface_of(ip, interfaces)),
         addresses: peer.addresses.clone(),
         probe_sources: Vec::new(),
-    };
-    report(Mode::Peer, agent, info, m)
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Interface classification: which addresses a LAN device could reach, by name and address.
+//! Addresses: their canonical form, and what kind of network an interface address is on
+//! (loopback, LAN, link-local, container bridge, VPN), by name and address.
 
 use std::net::{IpAddr, SocketAddr};
 

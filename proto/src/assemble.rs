@@ -1,0 +1,188 @@
+//! Report assembly: joins the plan, the peer's raw results, what the test listeners saw
+//! and the inside facts into a [`Report`], judging each of the user's ports
+//! ([`crate::verdict`], [`crate::fixes`]) and the matrix ([`crate::diagnose`]).
+
+use std::net::IpAddr;
+
+use crate::addr::InterfaceKind;
+use crate::facts::{PortSource, ServiceInput};
+use crate::fixes;
+use crate::plan::ProbePlan;
+use crate::report::{
+    AddressInfo, AgentInfo, Finding, FindingCode, ListenerInfo, Mode, PeerInfo, ProbeReport, Report, SCHEMA,
+    ServiceListener, ServiceProbeReport, ServiceReport, Severity, Verdict,
+};
+use crate::verdict::{ServiceFacts, verdict};
+use crate::vocab::{ListenerHit, ListenerSpec, Outcome, ProbeResults, ServiceProbe, ServiceResult};
+
+/// Everything a report is made from.
+#[derive(Debug, Clone)]
+pub struct ReportParts<'a> {
+    /// Peer or local.
+    pub mode: Mode,
+    /// The agent.
+    pub agent: AgentInfo,
+    /// The peer (`probe_sources` is filled in from `hits`).
+    pub peer: PeerInfo,
+    /// The test listeners.
+    pub listeners: &'a [ListenerSpec],
+    /// The plan that was probed.
+    pub plan: &'a ProbePlan,
+    /// The peer's results, one per planned probe.
+    pub results: &'a ProbeResults,
+    /// What the listeners saw.
+    pub hits: &'a [ListenerHit],
+    /// The inside facts about the user's ports.
+    pub services: &'a [ServiceInput],
+    /// Whether the agent runs inside WSL2.
+    pub wsl2: bool,
+}
+
+/// Joins the plan, the outside results and the inside facts into a report, diagnosed.
+pub fn assemble(parts: ReportParts<'_>) -> Report {
+    let ReportParts { mode, agent, mut peer, listeners, plan, results, hits, services, wsl2 } = parts;
+    let listeners: Vec<ListenerInfo> = listeners
+        .iter()
+        .map(|l| ListenerInfo { proto: l.proto, bind: l.bind, meaning: bind_meaning(l.bind.ip(), &agent.addresses) })
+        .collect();
+    let probes: Vec<ProbeReport> = plan
+        .probes
+        .iter()
+        .map(|p| {
+            let result = results.results.iter().find(|r| r.id == p.id);
+            let seen = hits.iter().any(|h| h.proto == p.proto && h.bind == p.bind && h.local.ip() == p.target.ip());
+            ProbeReport {
+                proto: p.proto,
+                bind: p.bind,
+                target: p.target,
+                // A probe the peer did not report on counts as silence.
+                outcome: result.map_or(Outcome::Timeout, |r| r.outcome),
+                rtt_ms: result.and_then(|r| r.rtt_us).map(|us| f64::from(us) / 1000.0),
+                errno: result.and_then(|r| r.errno),
+                attempts: result.map_or(0, |r| r.attempts),
+                seen_by_listener: seen,
+            }
+        })
+        .collect();
+    for h in hits {
+        if !peer.probe_sources.contains(&h.source.ip()) {
+            peer.probe_sources.push(h.source.ip());
+        }
+    }
+    let mut service_reports = Vec::new();
+    let mut service_findings = Vec::new();
+    for input in services {
+        let (r, f) = judge(input, &plan.services, &results.services, &probes, wsl2);
+        service_reports.push(r);
+        service_findings.extend(f);
+    }
+    let mut report = Report {
+        schema: SCHEMA.to_owned(),
+        mode,
+        agent,
+        peer,
+        listeners,
+        probes,
+        services: service_reports,
+        findings: Vec::new(),
+    };
+    let mut findings = service_findings;
+    findings.extend(crate::diagnose::diagnose(&report));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    report.findings = findings;
+    report
+}
+
+/// Joins a port's inside facts, its outside probes and the path picture into its report
+/// entry and, unless it is reachable, a finding.
+fn judge(
+    input: &ServiceInput,
+    plan: &[ServiceProbe],
+    results: &[ServiceResult],
+    path: &[ProbeReport],
+    wsl2: bool,
+) -> (ServiceReport, Option<Finding>) {
+    let probes: Vec<ServiceProbeReport> = plan
+        .iter()
+        .filter(|p| p.proto == input.port.proto && p.target.port() == input.port.port)
+        .map(|p| {
+            let r = results.iter().find(|r| r.id == p.id);
+            ServiceProbeReport {
+                target: p.target,
+                outcome: r.map_or(Outcome::Timeout, |r| r.outcome),
+                rtt_ms: r.and_then(|r| r.rtt_us).map(|us| f64::from(us) / 1000.0),
+                http_status: r.and_then(|r| r.http_status),
+                errno: r.and_then(|r| r.errno),
+            }
+        })
+        .collect();
+    let verdict = verdict(&ServiceFacts {
+        port: input.port,
+        listeners: &input.listeners,
+        docker: &input.docker,
+        probes: &probes,
+        path,
+        local_http_status: input.local_http_status,
+    });
+    let unconfirmed = verdict == Verdict::Reachable && !probes.iter().any(|p| p.outcome == Outcome::Open);
+    let finding = if unconfirmed {
+        Some(Finding {
+            code: FindingCode::UdpUnconfirmed,
+            severity: Severity::Warning,
+            message: format!(
+                "Port {}: a socket listens and UDP reaches this machine, but the server did not answer an empty \
+                 datagram; many UDP protocols stay silent, so reachability is likely but not confirmed.",
+                input.port
+            ),
+            fix: "test with the protocol's own client from the other device".into(),
+        })
+    } else {
+        (verdict != Verdict::Reachable)
+            .then(|| fixes::finding(input.port, verdict, &input.listeners, &input.docker, wsl2))
+    };
+    let finding = finding.map(|mut f| {
+        if input.source == PortSource::Exposed {
+            f.severity = Severity::Info;
+        }
+        f
+    });
+    let listeners = input
+        .listeners
+        .iter()
+        .map(|l| ServiceListener { bind: l.bind, pid: l.pid, program: l.program.clone(), v6only: l.v6only })
+        .collect();
+    let report = ServiceReport {
+        port: input.port.port,
+        source: input.source,
+        proto: input.port.proto,
+        listeners,
+        docker: input.docker.clone(),
+        probes,
+        verdict,
+    };
+    (report, finding)
+}
+
+/// What binding to `bind` means, in words.
+pub fn bind_meaning(bind: IpAddr, addresses: &[AddressInfo]) -> String {
+    match bind {
+        IpAddr::V4(v4) if v4.is_loopback() => "this machine only".into(),
+        IpAddr::V6(v6) if v6.is_loopback() => "this machine only".into(),
+        IpAddr::V4(v4) if v4.is_unspecified() => "every IPv4 address".into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => "every IPv6 address (v6 only)".into(),
+        ip => match addresses.iter().find(|a| a.ip == ip) {
+            Some(a) => format!("only this address ({}, {})", a.interface, kind_words(a.kind)),
+            None => "only this address".into(),
+        },
+    }
+}
+
+fn kind_words(kind: InterfaceKind) -> &'static str {
+    match kind {
+        InterfaceKind::Loopback => "loopback",
+        InterfaceKind::Lan => "LAN",
+        InterfaceKind::LinkLocal => "link-local",
+        InterfaceKind::Virtual => "container/VM bridge",
+        InterfaceKind::Vpn => "VPN",
+    }
+}

@@ -1,0 +1,165 @@
+//! The conversation after authentication, for both roles: the Hello exchange, the
+//! probe plan, the round-trip pings, the results and the report.
+//!
+//! Like [`crate::handshake`], these functions drive a [`Channel`] and hold no clock:
+//! callers put deadlines around them.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::channel::{Channel, ChannelError};
+use crate::codec::CodecError;
+use crate::defaults::PROTOCOL_VERSION;
+use crate::handshake::{HandshakeError, recv, refuse, unexpected};
+use crate::msg::{Hello, MAX_HELLO_ADDRESSES, Message, Ping, Reject, RejectCode};
+use crate::plan::ProbePlan;
+use crate::vocab::ProbeResults;
+
+/// Checks a received Hello against the protocol's limits.
+fn checked(hello: Hello) -> Result<Hello, HandshakeError> {
+    if hello.addresses.len() > MAX_HELLO_ADDRESSES {
+        return Err(ChannelError::Codec(CodecError::Oversized {
+            len: hello.addresses.len(),
+            max: MAX_HELLO_ADDRESSES,
+        })
+        .into());
+    }
+    Ok(hello)
+}
+
+/// The peer sends its Hello first, then receives the agent's.
+pub async fn hello_as_peer<R, W>(ch: &mut Channel<R, W>, ours: Hello) -> Result<Hello, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    ch.send(&Message::Hello(ours)).await?;
+    match recv(ch).await? {
+        Message::Hello(h) => checked(h),
+        m => Err(refuse(ch, unexpected(&m, "Hello")).await),
+    }
+}
+
+/// The agent receives the peer's Hello, then answers with its own.
+pub async fn hello_as_agent<R, W>(ch: &mut Channel<R, W>, ours: Hello) -> Result<Hello, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let theirs = match recv(ch).await? {
+        Message::Hello(h) => checked(h)?,
+        m => return Err(refuse(ch, unexpected(&m, "Hello")).await),
+    };
+    ch.send(&Message::Hello(ours)).await?;
+    Ok(theirs)
+}
+
+/// Sends a Ping and waits for its Pong. The caller times the call.
+pub async fn ping<R, W>(ch: &mut Channel<R, W>, nonce: u64) -> Result<(), HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    ch.send(&Message::Ping(Ping { nonce })).await?;
+    match recv(ch).await? {
+        Message::Pong(p) if p.nonce == nonce => Ok(()),
+        m => Err(refuse(ch, unexpected(&m, "Pong")).await),
+    }
+}
+
+/// The agent answers Pings until the peer's Results arrive; returns them and how
+/// many Pings it answered.
+pub async fn await_results<R, W>(ch: &mut Channel<R, W>) -> Result<(ProbeResults, u32), HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut answered = 0;
+    loop {
+        match recv(ch).await? {
+            Message::Ping(p) => {
+                ch.send(&Message::Pong(p)).await?;
+                answered += 1;
+            }
+            Message::Results(r) => return Ok((r, answered)),
+            m => return Err(refuse(ch, unexpected(&m, "Ping or Results")).await),
+        }
+    }
+}
+
+/// Receives the agent's probe plan.
+pub async fn recv_plan<R, W>(ch: &mut Channel<R, W>) -> Result<ProbePlan, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match recv(ch).await? {
+        Message::Plan(p) => Ok(p),
+        m => Err(refuse(ch, unexpected(&m, "Plan")).await),
+    }
+}
+
+/// Receives the agent's report (its JSON text).
+pub async fn recv_report<R, W>(ch: &mut Channel<R, W>) -> Result<String, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match recv(ch).await? {
+        Message::Report(r) => Ok(r.json),
+        m => Err(refuse(ch, unexpected(&m, "Report")).await),
+    }
+}
+
+/// Sends a typed refusal, ignoring send failures (the connection is being abandoned).
+pub async fn reject<R, W>(ch: &mut Channel<R, W>, code: RejectCode, detail: &str)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let reject = Reject { version: PROTOCOL_VERSION, code, detail: detail.to_owned() };
+    let _ = ch.send(&Message::Reject(reject)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
+
+    type Half = Channel<ReadHalf<DuplexStream>, WriteHalf<DuplexStream>>;
+
+    fn pipe() -> (Half, Half) {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (ar, aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        (Channel::new(ar, aw), Channel::new(br, bw))
+    }
+
+    #[tokio::test]
+    async fn hello_plan_pings_results_and_report_follow_authentication() {
+        use crate::msg::ReportJson;
+        let (mut p, mut a) = pipe();
+        let hello =
+            |name: &str| Hello { name: name.into(), os: "linux".into(), software: "t".into(), addresses: vec![] };
+        let plan = ProbePlan { session: [1; 16], key: [2; 32], probes: vec![], services: vec![] };
+        let peer = async {
+            let theirs = hello_as_peer(&mut p, hello("peer")).await.expect("hello");
+            let plan = recv_plan(&mut p).await.expect("plan");
+            for n in 0..3 {
+                ping(&mut p, n).await.expect("pong");
+            }
+            p.send(&Message::Results(ProbeResults { results: vec![], services: vec![] })).await.expect("results");
+            let report = recv_report(&mut p).await.expect("report");
+            (theirs.name, plan.session, report)
+        };
+        let agent = async {
+            let theirs = hello_as_agent(&mut a, hello("agent")).await.expect("hello");
+            a.send(&Message::Plan(plan.clone())).await.expect("plan");
+            let (results, pings) = await_results(&mut a).await.expect("results");
+            a.send(&Message::Report(ReportJson { json: "{}".into() })).await.expect("report");
+            (theirs.name, results.results.len(), pings)
+        };
+        let ((peer_saw, session, report), (agent_saw, n, pings)) = tokio::join!(peer, agent);
+        assert_eq!((peer_saw.as_str(), agent_saw.as_str(), pings, n), ("agent", "peer", 3, 0));
+        assert_eq!((session, report.as_str()), ([1; 16], "{}"));
+    }
+}

@@ -1,0 +1,175 @@
+//! Every protocol constant and deadline, in one place, with the reason for each.
+//!
+//! The deadlines depend on each other ("the agent waits for results longer than the
+//! peer's probe run may last"); those relations are compile-time assertions at the end
+//! of this module, so changing one number cannot quietly break another. Size limits of
+//! messages live beside the checks that enforce them (`codec::MAX_FRAME`,
+//! `plan::MAX_PROBES`, `msg::MAX_HELLO_ADDRESSES`).
+
+use std::time::Duration;
+
+// ---- Protocol identity -------------------------------------------------------------
+
+/// The protocol version this build speaks (the leading field of `Start` and `Reject`).
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The QUIC ALPN of the control channel.
+pub const ALPN: &[u8] = b"lanreach/1";
+
+/// Default UDP port of the agent's control channel.
+pub const DEFAULT_CONTROL_PORT: u16 = 47800;
+
+/// QUIC application close codes, the same on both sides.
+pub mod close {
+    /// The conversation finished normally.
+    pub const DONE: u32 = 0;
+    /// The side refused or gave up (a `Reject` was sent, or a deadline passed).
+    pub const REFUSED: u32 = 1;
+    /// The agent is shutting down.
+    pub const SHUTDOWN: u32 = 2;
+}
+
+// ---- QUIC transport ----------------------------------------------------------------
+
+/// Keep-alive interval: holds the connection (and NAT bindings) open while the peer
+/// probes and sends nothing on the control stream.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
+
+/// A connection silent for this long is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---- Authentication and the conversation -------------------------------------------
+
+/// Agent: from the first QUIC packet to an authenticated peer.
+pub const AGENT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Peer: authentication, once QUIC is up.
+pub const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Agent: each later step of a session (Hello, the ping exchange).
+pub const AGENT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Peer: each later step (Hello, one ping).
+pub const PEER_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Agent: from sending the plan to receiving the results: the peer's probe run, which
+/// [`RUN_DEADLINE`] bounds below this.
+pub const RESULTS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Peer: from sending the results to receiving the report (the agent reads its socket
+/// tables, asks Docker and may ask a local HTTP server first).
+pub const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After a refusal, how long a side waits for the other to read it and close.
+pub const REJECT_LINGER: Duration = Duration::from_secs(2);
+
+/// Agent: on shutdown, how long connections may say goodbye.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Peer: after closing, how long the endpoint may take to deliver the close.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Pings in the peer's round-trip measurement.
+pub const PINGS: u64 = 5;
+
+// ---- The probe run -----------------------------------------------------------------
+
+/// Shortest per-attempt deadline, whatever the measured round trip. A lost SYN or
+/// datagram costs one attempt: the retry covers it, so the floor can sit far below the
+/// OS's 1 s SYN retransmission.
+pub const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_millis(150);
+
+/// Longest per-attempt deadline.
+pub const PROBE_TIMEOUT_CEILING: Duration = Duration::from_secs(3);
+
+/// The per-attempt deadline is this many control-channel round trips (plus the floor).
+pub const RTT_FACTOR: u32 = 4;
+
+/// Probes in flight at once.
+pub const CONCURRENCY: usize = 64;
+
+/// Gap between UDP probes, so that the host's ICMP rate limit (a burst of about 6, then
+/// 1/s) turns fewer refusals into silence.
+pub const UDP_SPACING: Duration = Duration::from_millis(5);
+
+/// Attempts per probe: the first, and one retry after silence.
+pub const ATTEMPTS: u8 = 2;
+
+/// The whole probe run ends by then, whatever the per-attempt deadlines.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
+
+/// A service probe that connected waits at least this long for a banner before it
+/// sends its own request.
+pub const BANNER_WAIT_FLOOR: Duration = Duration::from_millis(300);
+
+/// The service probe waits this many attempt deadlines for the answer to its request.
+pub const ANSWER_WAIT_FACTOR: u32 = 4;
+
+/// The per-attempt deadline for a control channel with round trip `rtt`.
+pub fn probe_timeout(rtt: Duration) -> Duration {
+    (rtt * RTT_FACTOR + PROBE_TIMEOUT_FLOOR).min(PROBE_TIMEOUT_CEILING)
+}
+
+// ---- The agent's inside view -------------------------------------------------------
+
+/// A test listener waits this long for the knock on an accepted TCP connection.
+pub const KNOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Dialling a `[::]` socket's port on 127.0.0.1 to learn IPV6_V6ONLY.
+pub const V6ONLY_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// One request to the Docker Engine API.
+pub const DOCKER_API_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The local `GET /` with `Host: localhost` that tells a Host check from a page that
+/// refuses everyone.
+pub const LOCAL_HTTP_TIMEOUT: Duration = Duration::from_secs(2);
+
+// ---- Discovery and display ---------------------------------------------------------
+
+/// Longest mDNS browse.
+pub const BROWSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// After the first agent answers, how long to wait for others.
+pub const BROWSE_SETTLE: Duration = Duration::from_millis(800);
+
+/// Refresh interval of the peer's progress display.
+pub const PROGRESS_TICK: Duration = Duration::from_millis(100);
+
+// ---- Relations ---------------------------------------------------------------------
+
+const fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+const _: () = {
+    // The agent waits for results longer than the peer's run may last.
+    assert!(ms(RESULTS_TIMEOUT) > ms(RUN_DEADLINE));
+    // Every attempt of a probe fits in the run many times over.
+    assert!(ms(PROBE_TIMEOUT_CEILING) * (ATTEMPTS as u128) < ms(RUN_DEADLINE));
+    assert!(ms(PROBE_TIMEOUT_FLOOR) < ms(PROBE_TIMEOUT_CEILING));
+    // A test listener waits for the knock longer than any attempt waits for its answer.
+    assert!(ms(KNOCK_TIMEOUT) > ms(PROBE_TIMEOUT_CEILING));
+    // The peer waits for the report longer than the agent's slowest inside facts take.
+    assert!(ms(REPORT_TIMEOUT) > ms(DOCKER_API_TIMEOUT) + ms(LOCAL_HTTP_TIMEOUT) + ms(V6ONLY_PROBE_TIMEOUT));
+    // The agent gives the peer's steps at least the time the peer gives itself.
+    assert!(ms(AGENT_STEP_TIMEOUT) >= ms(PEER_STEP_TIMEOUT));
+    assert!(ms(AGENT_HANDSHAKE_TIMEOUT) >= ms(PEER_HANDSHAKE_TIMEOUT));
+    // Keep-alives hold the connection open while the peer probes in silence.
+    assert!(ms(KEEP_ALIVE) * 2 < ms(IDLE_TIMEOUT));
+    // A refusal is read before the other side's step deadline gives up.
+    assert!(ms(REJECT_LINGER) < ms(PEER_STEP_TIMEOUT));
+    assert!(ms(BROWSE_SETTLE) < ms(BROWSE_TIMEOUT));
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_follows_rtt_within_floor_and_ceiling() {
+        assert_eq!(probe_timeout(Duration::ZERO), PROBE_TIMEOUT_FLOOR);
+        assert_eq!(probe_timeout(Duration::from_millis(10)), Duration::from_millis(190));
+        assert_eq!(probe_timeout(Duration::from_secs(5)), PROBE_TIMEOUT_CEILING);
+    }
+}

@@ -1,0 +1,164 @@
+//! The inside facts about the user's ports: which ports were asked about (`--check`
+//! parsing), the sockets listening on this machine, Docker's publications, and whether
+//! this kernel is WSL2's. Gathered by the agent, judged by [`crate::verdict`].
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::vocab::Proto;
+
+/// Most ports one `--check` may name.
+pub const MAX_CHECKED_PORTS: usize = 64;
+
+/// A port the user asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CheckedPort {
+    /// The port.
+    pub port: u16,
+    /// Its protocol (TCP unless `/udp` was given).
+    pub proto: Proto,
+}
+
+impl fmt::Display for CheckedPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.proto {
+            Proto::Tcp => write!(f, "{}", self.port),
+            Proto::Udp => write!(f, "{}/udp", self.port),
+        }
+    }
+}
+
+/// A `--check` list that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--check {given:?}: {why}; give ports like 3000 or 3000,8080 or 53/udp")]
+pub struct BadPorts {
+    given: String,
+    why: String,
+}
+
+/// Parses `3000`, `3000,8080`, `53/udp`, `8080/tcp`.
+pub fn parse_ports(text: &str) -> Result<Vec<CheckedPort>, BadPorts> {
+    let bad = |why: String| BadPorts { given: text.to_owned(), why };
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (num, proto) = match item.split_once('/') {
+            Some((n, p)) if p.eq_ignore_ascii_case("tcp") => (n, Proto::Tcp),
+            Some((n, p)) if p.eq_ignore_ascii_case("udp") => (n, Proto::Udp),
+            Some((_, p)) => return Err(bad(format!("unknown protocol {p:?}"))),
+            None => (item, Proto::Tcp),
+        };
+        let port: u16 = num.parse().ok().filter(|p| *p != 0).ok_or_else(|| bad(format!("{num:?} is not a port")))?;
+        let checked = CheckedPort { port, proto };
+        if !out.contains(&checked) {
+            out.push(checked);
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("no port given".into()));
+    }
+    if out.len() > MAX_CHECKED_PORTS {
+        return Err(bad(format!("at most {MAX_CHECKED_PORTS} ports")));
+    }
+    Ok(out)
+}
+
+/// An inside fact: a socket listening on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketFact {
+    /// Protocol.
+    pub proto: Proto,
+    /// Bound address.
+    pub bind: SocketAddr,
+    /// For `[::]`: whether it refuses IPv4 (IPV6_V6ONLY), when that could be learnt.
+    pub v6only: Option<bool>,
+    /// Owning process, when visible (other users' processes need root).
+    pub pid: Option<u32>,
+    /// Owning program's name (`node`, `python3`…).
+    pub program: Option<String>,
+    /// Its command line, for recognising frameworks.
+    pub cmdline: Option<String>,
+}
+
+impl SocketFact {
+    /// Whether a connection to `ip` on this socket's port reaches this socket.
+    pub fn accepts(&self, ip: IpAddr) -> bool {
+        let bind = self.bind.ip();
+        if bind.is_unspecified() {
+            return bind.is_ipv4() == ip.is_ipv4() || (bind.is_ipv6() && self.v6only == Some(false));
+        }
+        bind.to_canonical() == ip.to_canonical()
+    }
+}
+
+/// Docker's publication of a container port on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerPublish {
+    /// Container name.
+    pub container: String,
+    /// Image.
+    pub image: String,
+    /// Host address of the binding (`0.0.0.0`, `127.0.0.1`, a specific address).
+    pub host_ip: IpAddr,
+    /// Host port.
+    pub host_port: u16,
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Protocol.
+    pub proto: Proto,
+    /// Sockets listening inside the container's network namespace, when readable.
+    pub inner_listeners: Option<Vec<SocketAddr>>,
+}
+
+/// Why a port is in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortSource {
+    /// Named with `--check`: counts for the exit code.
+    Check,
+    /// Found listening by `--exposed`: an audit, not a requirement.
+    Exposed,
+}
+
+/// The inside facts about one port, gathered by the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInput {
+    /// The port.
+    pub port: CheckedPort,
+    /// Why it is checked.
+    pub source: PortSource,
+    /// Sockets listening on it.
+    pub listeners: Vec<SocketFact>,
+    /// Docker publications of it.
+    pub docker: Vec<DockerPublish>,
+    /// The HTTP status this machine gets for `GET /` with `Host: localhost`, asked
+    /// only when the peer's answer was 400, 403 or 421 (to tell a Host check from a
+    /// page that refuses everyone).
+    pub local_http_status: Option<u16>,
+}
+
+/// Whether a kernel release string is WSL2's.
+pub fn is_wsl2(kernel_release: &str) -> bool {
+    let r = kernel_release.to_ascii_lowercase();
+    r.contains("microsoft") && (r.contains("wsl2") || r.contains("standard"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse() {
+        let p = CheckedPort { port: 3000, proto: Proto::Tcp };
+        assert_eq!(parse_ports("3000").expect("ok"), [p]);
+        assert_eq!(parse_ports(" 3000, 8080/tcp,53/UDP,3000").expect("ok").len(), 3);
+        assert!(parse_ports("0").is_err() && parse_ports("x").is_err() && parse_ports("1/sctp").is_err());
+        assert!(parse_ports("").is_err());
+    }
+
+    #[test]
+    fn wsl2_kernels() {
+        assert!(is_wsl2("5.15.153.1-microsoft-standard-WSL2") && !is_wsl2("6.8.0-45-generic"));
+    }
+}

@@ -1,0 +1,284 @@
+//! The verdict rules for one of the user's ports: pure functions that join the inside
+//! facts, the outside probes of the port and the test listeners' picture of the path.
+
+use std::net::IpAddr;
+
+use crate::facts::{CheckedPort, DockerPublish, SocketFact};
+use crate::report::{ProbeReport, ServiceProbeReport, Verdict};
+use crate::vocab::{Outcome, Proto};
+
+/// Everything the verdict for one port is made from.
+#[derive(Debug, Clone)]
+pub struct ServiceFacts<'a> {
+    /// The port.
+    pub port: CheckedPort,
+    /// Listening sockets on it.
+    pub listeners: &'a [SocketFact],
+    /// Docker publications of it.
+    pub docker: &'a [DockerPublish],
+    /// Outside probes of it.
+    pub probes: &'a [ServiceProbeReport],
+    /// The test-listener probes (the path picture).
+    pub path: &'a [ProbeReport],
+    /// The status this machine gets with `Host: localhost` (see [`ServiceInput`]).
+    pub local_http_status: Option<u16>,
+}
+
+fn http_rejects(status: Option<u16>) -> bool {
+    matches!(status, Some(400 | 403 | 421))
+}
+
+/// Whether traffic of `proto` reached this host at `ip`: a wildcard test listener of
+/// that family answered there.
+fn path_open(path: &[ProbeReport], proto: Proto, ip: IpAddr) -> bool {
+    path.iter().any(|p| {
+        p.proto == proto
+            && p.bind.ip().is_unspecified()
+            && p.bind.is_ipv4() == ip.is_ipv4()
+            && p.target.ip() == ip
+            && p.outcome == Outcome::Open
+    })
+}
+
+/// The verdict for one port.
+///
+/// Outside evidence from the LAN wins (an answer at a non-loopback address is reachable
+/// whatever the inside facts say: something may forward the port unseen). Without it,
+/// inside facts about bind scope decide, since a peer on this machine (loopback) or the
+/// `--local` self-check cannot show what the LAN sees. Then the path picture of the
+/// test listeners tells the network and the firewall apart.
+pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
+    let proto = f.port.proto;
+    let open_at = |lan: bool| -> Vec<&ServiceProbeReport> {
+        f.probes.iter().filter(|p| p.outcome == Outcome::Open && p.target.ip().is_loopback() != lan).collect()
+    };
+    // A Host check refuses the peer's request but answers the same request for localhost;
+    // a page that refuses everyone (auth, no index) is reachable all the same.
+    let local_ok = f.local_http_status.is_some_and(|s| s < 400);
+    let answer = |open: &[&ServiceProbeReport]| {
+        if local_ok && open.iter().all(|p| http_rejects(p.http_status)) {
+            Verdict::HttpHostCheck
+        } else {
+            Verdict::Reachable
+        }
+    };
+    let open_lan = open_at(true);
+    if !open_lan.is_empty() {
+        return answer(&open_lan);
+    }
+    if f.probes.iter().any(|p| matches!(p.outcome, Outcome::EmptyReply | Outcome::Reset)) {
+        let inner_loopback = f.docker.iter().any(|d| {
+            d.inner_listeners.as_ref().is_some_and(|inner| {
+                let on_port: Vec<_> = inner.iter().filter(|a| a.port() == d.container_port).collect();
+                !on_port.is_empty() && on_port.iter().all(|a| a.ip().is_loopback())
+            })
+        });
+        return if inner_loopback { Verdict::ContainerLoopback } else { Verdict::ProxyNoBackend };
+    }
+    let published: Vec<&DockerPublish> = f.docker.iter().filter(|d| d.proto == proto).collect();
+    if !published.is_empty() && published.iter().all(|d| d.host_ip.is_loopback()) {
+        return Verdict::PublishedLoopback;
+    }
+    // Docker's DNAT path (no userland proxy in the way) refuses when the app inside does
+    // not listen where the forwarding goes: the inside facts say which.
+    for d in published.iter().filter(|d| !d.host_ip.is_loopback()) {
+        if let Some(inner) = &d.inner_listeners {
+            let on_port: Vec<_> = inner.iter().filter(|a| a.port() == d.container_port).collect();
+            if on_port.is_empty() {
+                return Verdict::ProxyNoBackend;
+            }
+            if on_port.iter().all(|a| a.ip().is_loopback()) {
+                return Verdict::ContainerLoopback;
+            }
+        }
+    }
+    if f.listeners.is_empty() && published.is_empty() {
+        return Verdict::NotListening;
+    }
+    if !f.listeners.is_empty() && f.listeners.iter().all(|l| l.bind.ip().is_loopback()) && published.is_empty() {
+        return Verdict::LoopbackOnly;
+    }
+    let open_local = open_at(false);
+    if !open_local.is_empty() {
+        return answer(&open_local);
+    }
+    let dialled: Vec<IpAddr> = f.probes.iter().map(|p| p.target.ip()).collect();
+    let reachable: Vec<IpAddr> = dialled.iter().copied().filter(|ip| path_open(f.path, proto, *ip)).collect();
+    if reachable.is_empty() {
+        return Verdict::NetworkBlocked;
+    }
+    let covered =
+        |ip: IpAddr| f.listeners.iter().any(|l| l.accepts(ip)) || published.iter().any(|d| d.host_ip.is_unspecified());
+    let matching: Vec<IpAddr> = reachable.iter().copied().filter(|ip| covered(*ip)).collect();
+    let silent_at =
+        |ips: &[IpAddr]| f.probes.iter().any(|p| ips.contains(&p.target.ip()) && p.outcome == Outcome::Timeout);
+    if matching.is_empty() {
+        // A wrong bind address is refused; silence where the path is open is a filter.
+        if silent_at(&reachable) {
+            return Verdict::FirewallDrop;
+        }
+        let v4 = f.listeners.iter().any(|l| l.bind.is_ipv4() || l.accepts(IpAddr::from([127, 0, 0, 1])));
+        let v6 = f.listeners.iter().any(|l| l.bind.is_ipv6());
+        let reach_v4 = reachable.iter().any(IpAddr::is_ipv4);
+        let reach_v6 = reachable.iter().any(IpAddr::is_ipv6);
+        return match (v4, v6, reach_v4, reach_v6) {
+            (true, false, false, true) => Verdict::Ipv4Only,
+            (false, true, true, false) => Verdict::Ipv6Only,
+            _ => Verdict::InterfaceOnly,
+        };
+    }
+    if silent_at(&matching) {
+        // Many UDP servers stay silent at an empty datagram: listening, with the UDP path
+        // open, is as far as UDP can be confirmed (`judge` says so in a warning).
+        if proto == Proto::Udp { Verdict::Reachable } else { Verdict::FirewallDrop }
+    } else {
+        Verdict::FirewallReject
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    fn sock(bind: &str, program: &str, cmdline: &str) -> SocketFact {
+        SocketFact {
+            proto: Proto::Tcp,
+            bind: bind.parse().expect("bind"),
+            v6only: if bind.starts_with("[::]") { Some(true) } else { None },
+            pid: Some(42),
+            program: Some(program.into()),
+            cmdline: Some(cmdline.into()),
+        }
+    }
+
+    fn probe(target: &str, outcome: Outcome, http: Option<u16>) -> ServiceProbeReport {
+        ServiceProbeReport {
+            target: target.parse().expect("target"),
+            outcome,
+            rtt_ms: None,
+            http_status: http,
+            errno: None,
+        }
+    }
+
+    fn path(targets: &[(&str, Outcome)]) -> Vec<ProbeReport> {
+        targets
+            .iter()
+            .map(|(t, o)| {
+                let target: SocketAddr = t.parse().expect("target");
+                let bind: SocketAddr =
+                    if target.is_ipv4() { "0.0.0.0:40000" } else { "[::]:40001" }.parse().expect("bind");
+                ProbeReport {
+                    proto: Proto::Tcp,
+                    bind,
+                    target,
+                    outcome: *o,
+                    rtt_ms: None,
+                    errno: None,
+                    attempts: 1,
+                    seen_by_listener: false,
+                }
+            })
+            .collect()
+    }
+
+    const P: CheckedPort = CheckedPort { port: 3000, proto: Proto::Tcp };
+    const LAN: &str = "198.51.100.1:3000";
+    const LAN6: &str = "[2001:db8::1]:3000";
+
+    fn v(
+        listeners: &[SocketFact],
+        docker: &[DockerPublish],
+        probes: &[ServiceProbeReport],
+        path: &[ProbeReport],
+    ) -> Verdict {
+        verdict(&ServiceFacts { port: P, listeners, docker, probes, path, local_http_status: Some(200) })
+    }
+
+    fn lan_path() -> Vec<ProbeReport> {
+        path(&[("198.51.100.1:40000", Outcome::Open), ("[2001:db8::1]:40001", Outcome::Open)])
+    }
+
+    #[test]
+    fn verdicts_from_facts() {
+        use Outcome::*;
+        let p = lan_path();
+        let any = sock("0.0.0.0:3000", "node", "node server.js");
+        assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, Open, None)], &p), Verdict::Reachable);
+        assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, Open, Some(403))], &p), Verdict::HttpHostCheck);
+        assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);
+        assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, Refused, None)], &p), Verdict::FirewallReject);
+        assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, Unreachable, None)], &p), Verdict::FirewallReject);
+        assert_eq!(v(&[], &[], &[probe(LAN, Refused, None)], &p), Verdict::NotListening);
+        let lo = sock("127.0.0.1:3000", "node", "node node_modules/.bin/vite");
+        assert_eq!(v(std::slice::from_ref(&lo), &[], &[probe(LAN, Refused, None)], &p), Verdict::LoopbackOnly);
+        assert_eq!(v(&[lo], &[], &[probe("127.0.0.1:3000", Open, None)], &p), Verdict::LoopbackOnly);
+        // Outside evidence from the LAN wins over inside facts.
+        let hidden = sock("127.0.0.1:3000", "sshd", "sshd: forwarding");
+        assert_eq!(v(&[hidden], &[], &[probe(LAN, Open, None)], &p), Verdict::Reachable);
+        let other_nic = sock("203.0.113.1:3000", "python3", "python3 -m http.server");
+        assert_eq!(v(&[other_nic], &[], &[probe(LAN, Refused, None)], &p), Verdict::InterfaceOnly);
+        let blocked = path(&[("198.51.100.1:40000", Timeout)]);
+        assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, Timeout, None)], &blocked), Verdict::NetworkBlocked);
+        // Reached over IPv6 only; the server is IPv4 only.
+        let v6_path = path(&[("198.51.100.1:40000", Timeout), ("[2001:db8::1]:40001", Open)]);
+        let probes = [probe(LAN, Timeout, None), probe(LAN6, Refused, None)];
+        assert_eq!(v(std::slice::from_ref(&any), &[], &probes, &v6_path), Verdict::Ipv4Only);
+        let v4_path = path(&[("198.51.100.1:40000", Open), ("[2001:db8::1]:40001", Timeout)]);
+        let only6 = sock("[::]:3000", "node", "node x");
+        assert_eq!(
+            v(&[only6], &[], &[probe(LAN, Refused, None), probe(LAN6, Timeout, None)], &v4_path),
+            Verdict::Ipv6Only
+        );
+        // Silence is never blamed on the bind family.
+        let only6 = sock("[::]:3000", "nginx", "nginx");
+        assert_eq!(v(&[only6], &[], &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);
+        // 403 for everyone (auth, no index page) is not a Host check.
+        let f = ServiceFacts {
+            port: P,
+            listeners: std::slice::from_ref(&any),
+            docker: &[],
+            probes: &[probe(LAN, Open, Some(403))],
+            path: &p,
+            local_http_status: Some(403),
+        };
+        assert_eq!(verdict(&f), Verdict::Reachable);
+        assert_eq!(v(&[any], &[], &[probe(LAN, EmptyReply, None)], &p), Verdict::ProxyNoBackend);
+    }
+
+    #[test]
+    fn docker_verdicts() {
+        use Outcome::*;
+        let p = lan_path();
+        let publish = |host_ip: &str, inner: Option<&str>| DockerPublish {
+            container: "web".into(),
+            image: "app:1".into(),
+            host_ip: host_ip.parse().expect("ip"),
+            host_port: 3000,
+            container_port: 3000,
+            proto: Proto::Tcp,
+            inner_listeners: inner.map(|a| vec![a.parse().expect("addr")]),
+        };
+        let proxy = sock("0.0.0.0:3000", "docker-proxy", "/usr/bin/docker-proxy -proto tcp");
+        let inside_lo = [publish("0.0.0.0", Some("127.0.0.1:3000"))];
+        assert_eq!(
+            v(std::slice::from_ref(&proxy), &inside_lo, &[probe(LAN, EmptyReply, None)], &p),
+            Verdict::ContainerLoopback
+        );
+        // DNAT path (no userland proxy): refused, but the inside facts know better.
+        let local = [publish("127.0.0.1", Some("0.0.0.0:3000"))];
+        assert_eq!(v(&[], &local, &[probe(LAN, Refused, None)], &p), Verdict::PublishedLoopback);
+        // A peer on this machine reaches it over loopback; the LAN still cannot.
+        assert_eq!(v(&[], &local, &[probe("127.0.0.1:3000", Open, Some(200))], &p), Verdict::PublishedLoopback);
+        let ok = [publish("0.0.0.0", Some("0.0.0.0:3000"))];
+        assert_eq!(v(&[proxy], &ok, &[probe(LAN, Open, Some(200))], &p), Verdict::Reachable);
+        assert_eq!(v(&[], &ok, &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);
+        // The DNAT path (no userland proxy) refuses; the inside facts still know why.
+        let inside_lo = [publish("0.0.0.0", Some("127.0.0.1:3000"))];
+        assert_eq!(v(&[], &inside_lo, &[probe(LAN, Refused, None)], &p), Verdict::ContainerLoopback);
+        let app_down = [publish("0.0.0.0", Some("0.0.0.0:9999"))];
+        assert_eq!(v(&[], &app_down, &[probe(LAN, Refused, None)], &p), Verdict::ProxyNoBackend);
+    }
+}
