@@ -3,6 +3,8 @@
 //! rewrites them). The README's example reports are excerpts of these snapshots, so a
 //! change of wording or layout shows up here and in the README together.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 

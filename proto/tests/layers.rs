@@ -2,6 +2,8 @@
 //! before it in [`ORDER`] and none after it, so there is no import cycle and a newcomer
 //! can read the crate bottom-up. The order is the map in `src/lib.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::path::Path;
 
 /// Every module of `src/`, bottom first.

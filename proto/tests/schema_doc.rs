@@ -2,6 +2,8 @@
 //! where a reader looks for it, and every code the document lists exists: the document
 //! and the enums cannot drift apart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::path::Path;
 
 use lanreach_proto::addr::InterfaceKind;
