@@ -1,6 +1,26 @@
-//! lanreach-agent: the host side. It holds this machine's identity, serves peers on the
-//! authenticated QUIC control channel and keeps the list of trusted peers.
+//! lanreach-agent: the host side. It holds this machine's identity, opens the test
+//! listeners, serves peers on the authenticated QUIC control channel, gathers the inside
+//! facts and keeps the list of trusted peers.
+//!
+//! # Map
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`app`] | `main`: flags → [`Config`] → the command → an exit code; `serve` wires the rest together |
+//! | [`cli`] | the command line, validated once into a [`Config`] |
+//! | [`control`] | the QUIC endpoint: accepting connections, the handshake and one peer's session under deadlines |
+//! | [`listeners`] | the test listeners (TCP and UDP on every bind address that matters) and the knock they answer |
+//! | [`inside`] | the agent's inside view of a run: plan targets, the plan, the inside facts about `--check` ports |
+//! | [`sockets`] | the socket inventory from /proc (which program listens where) |
+//! | [`docker`] | Docker's publications and the sockets inside containers (Engine API) |
+//! | [`local`] | `--local`: the single-machine self-check |
+//! | [`trust`] | the trusted-peers file |
+//! | [`render`] | everything the agent prints (banner, events, errors, peer lists) |
+//!
+//! The protocol, the rules and the report are in `lanreach-proto`; this crate owns
+//! sockets, tasks, timers and the terminal.
 
+pub mod app;
 pub mod cli;
 pub mod control;
 pub mod docker;
@@ -11,201 +31,6 @@ pub mod render;
 pub mod sockets;
 pub mod trust;
 
-use std::process::ExitCode;
-
-use anyhow::Context;
-use clap::Parser;
-use lanreach_proto::endpoint::store::StateFile;
-use lanreach_proto::endpoint::{discovery, interfaces};
-use lanreach_proto::render::Paint;
-
+pub use app::{EXIT_ERROR, EXIT_UNREACHABLE, main, run};
 pub use cli::{Cli, Config};
 pub use control::{Agent, AgentError, Event};
-
-/// Exit code when a port named with `--check` is not reachable.
-pub const EXIT_UNREACHABLE: u8 = 1;
-
-/// Exit code for usage, start-up and connection errors.
-pub const EXIT_ERROR: u8 = 2;
-
-/// Parses the command line, runs, and maps the outcome to an exit code.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    lanreach_proto::endpoint::term::init_logging(cli.verbose, cli.quiet);
-    let result = cli.into_config().map_err(anyhow::Error::from).and_then(run);
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(EXIT_UNREACHABLE),
-        Err(e) => {
-            render::status(&format!("lanreach-agent: {}\n", render::error_chain(&e)));
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
-}
-
-/// Runs a checked configuration. `Ok(false)`: a port named with `--check` is not
-/// reachable (exit code 1).
-pub fn run(config: Config) -> anyhow::Result<bool> {
-    match &config.command {
-        cli::Command::ListPeers => {
-            let peers = trust::TrustedPeers::load(&config.state_dir)?;
-            print!("{}", render::peers(&peers.peers));
-            Ok(true)
-        }
-        cli::Command::RemovePeer(which) => {
-            let mut peers = trust::TrustedPeers::load(&config.state_dir)?;
-            let gone = peers.remove(which);
-            anyhow::ensure!(!gone.is_empty(), "no trusted peer matches {which:?}; see lanreach-agent peers");
-            peers.save(&config.state_dir)?;
-            for p in gone {
-                println!("Removed peer \"{}\" (ID {}); it must pair again with a code.", p.name, p.id);
-            }
-            Ok(true)
-        }
-        cli::Command::Completions(shell) => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "lanreach-agent", &mut std::io::stdout());
-            Ok(true)
-        }
-        cli::Command::Man => {
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-                .render(&mut std::io::stdout())
-                .context("cannot write the man page")?;
-            Ok(true)
-        }
-        cli::Command::Serve => runtime()?.block_on(serve(config)),
-        cli::Command::Local => {
-            let report = runtime()?.block_on(local::run(&config))?;
-            let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
-            print!("{}", render::report(&report, config.json, paint));
-            Ok(report.checked_ports_reachable())
-        }
-    }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().context("cannot start the async runtime")
-}
-
-async fn serve(config: Config) -> anyhow::Result<bool> {
-    let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let agent = Agent::bind(&config, events)?;
-    let bound = agent.local_addrs();
-    let ifaces = interfaces::list().unwrap_or_default();
-    let reachable = control::reachable_addresses(&bound, &ifaces);
-    let reachable = if reachable.is_empty() { loopback_fallback(&bound) } else { reachable };
-    let fancy = lanreach_proto::endpoint::term::stderr_fancy() && !config.quiet;
-    // Advertise only a control channel other devices can reach.
-    let _advertisement = match bound.iter().find(|a| !a.ip().is_loopback()) {
-        Some(addr) if !config.no_mdns => match discovery::advertise(agent.name(), &agent.id(), addr.port()) {
-            Ok(ad) => Some(ad),
-            Err(e) => {
-                tracing::warn!("not advertised on the LAN: {e}");
-                None
-            }
-        },
-        _ => None,
-    };
-    render::status(&render::banner(&render::Banner {
-        name: agent.name(),
-        id: agent.id(),
-        bound: &bound,
-        code: &agent.code(),
-        reachable: &reachable,
-        quiet: config.quiet,
-        qr: fancy,
-        advertised: _advertisement.is_some(),
-    }));
-    let (once, json, quiet) = (config.once, config.json, config.quiet);
-    let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let all_reachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let verdicts = all_reachable.clone();
-    let id = agent.id();
-    let printer = tokio::spawn(async move {
-        let spinner = fancy.then(|| render::spinner("waiting for a peer…"));
-        let mut done = Some(done_tx);
-        while let Some(event) = rx.recv().await {
-            let show = |text: &str| match &spinner {
-                Some(bar) => bar.suspend(|| render::status(text)),
-                None => render::status(text),
-            };
-            if let Event::PeerReport { report, .. } = &event {
-                if !report.checked_ports_reachable() {
-                    verdicts.store(false, std::sync::atomic::Ordering::SeqCst);
-                }
-                let text = render::report(report, json, paint);
-                let print = || {
-                    print!("{text}");
-                    let _ = std::io::Write::flush(&mut std::io::stdout());
-                };
-                match &spinner {
-                    Some(bar) => bar.suspend(print),
-                    None => print(),
-                }
-            }
-            if let Some(text) = render::event(&event, &reachable, id, quiet) {
-                show(&text);
-            }
-            if once && matches!(event, Event::PeerFinished { .. }) {
-                if let Some(tx) = done.take() {
-                    let _ = tx.send(());
-                }
-            }
-        }
-        if let Some(bar) = spinner {
-            bar.finish_and_clear();
-        }
-    });
-    agent
-        .serve(async {
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = done_rx => {}
-            }
-        })
-        .await;
-    printer.abort();
-    if !config.quiet {
-        render::status("Agent stopped.\n");
-    }
-    // With --once the exit code answers for that report; a long-running agent ends on
-    // Ctrl-C and exits 0.
-    Ok(!config.once || all_reachable.load(std::sync::atomic::Ordering::SeqCst))
-}
-
-/// With no LAN address, the loopback address is the only one a local peer can use.
-fn loopback_fallback(bound: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr> {
-    bound
-        .iter()
-        .map(|b| match b.ip() {
-            ip if ip.is_unspecified() && ip.is_ipv4() => (std::net::Ipv4Addr::LOCALHOST, b.port()).into(),
-            ip if ip.is_unspecified() => (std::net::Ipv6Addr::LOCALHOST, b.port()).into(),
-            _ => *b,
-        })
-        .take(1)
-        .collect()
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}

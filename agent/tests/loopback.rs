@@ -9,7 +9,7 @@ use std::time::Duration;
 use lanreach_agent::cli::{Command, Config};
 use lanreach_agent::control::{Agent, Event, SessionError};
 use lanreach_agent::listeners::PortRange;
-use lanreach_peer::connect::{self, PeerError, Session};
+use lanreach_peer::connect::{self, Options, PeerError};
 use lanreach_peer::target::Target;
 use lanreach_proto::PairingCode;
 use lanreach_proto::channel::Channel;
@@ -109,10 +109,10 @@ impl Peer {
         Peer { dir: tempfile::tempdir().expect("tempdir"), name }
     }
 
-    async fn run(&self, agent: &TestAgent, code: Option<&str>) -> Result<connect::Outcome, PeerError> {
+    async fn run(&self, agent: &TestAgent, code: Option<&str>) -> Result<connect::Completed, PeerError> {
         let code: Option<PairingCode> = code.map(|c| c.parse().expect("code"));
         let target = agent.target();
-        let session = Session {
+        let session = Options {
             target: &target,
             code: code.as_ref(),
             name: self.name,
@@ -397,7 +397,7 @@ async fn peer_refuses_a_plan_over_its_caps() {
     let target: Target = addr.to_string().parse().expect("target");
     let code: PairingCode = CODE.parse().expect("code");
     let peer_dir = tempfile::tempdir().expect("tempdir");
-    let session = Session {
+    let session = Options {
         target: &target,
         code: Some(&code),
         name: "victim",

@@ -155,7 +155,7 @@ pub struct Rtt {
 
 /// A successful session.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Completed {
     /// The agent's address as named.
     pub target: Target,
     /// The address dialled.
@@ -189,7 +189,7 @@ pub async fn resolve(target: &Target) -> Result<SocketAddr, PeerError> {
 
 /// Settings of one session.
 #[derive(Debug, Clone)]
-pub struct Session<'a> {
+pub struct Options<'a> {
     /// The agent.
     pub target: &'a Target,
     /// The pairing code, when pairing.
@@ -218,7 +218,7 @@ pub struct Progress {
 }
 
 /// Connects, authenticates (pairing or pins), exchanges Hellos and measures the RTT.
-pub async fn run(s: &Session<'_>) -> Result<Outcome, PeerError> {
+pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
     let addr = timeout(s.connect_timeout, resolve(s.target)).await.map_err(|_| PeerError::Resolve {
         target: s.target.clone(),
         source: std::io::Error::new(std::io::ErrorKind::TimedOut, "name resolution timed out"),
@@ -252,12 +252,12 @@ pub async fn run(s: &Session<'_>) -> Result<Outcome, PeerError> {
 }
 
 async fn authenticated_session(
-    s: &Session<'_>,
+    s: &Options<'_>,
     identity: &Identity,
     known: &mut KnownAgents,
     conn: &quinn::Connection,
     addr: SocketAddr,
-) -> Result<Outcome, PeerError> {
+) -> Result<Completed, PeerError> {
     let target = s.target.clone();
     let presented = quic::remote_key_id(conn)?;
     if let Some(expected) = s.expect_id.filter(|want| presented.short().replace('-', "") != *want) {
@@ -353,7 +353,7 @@ async fn authenticated_session(
     let _ = ch.shutdown().await;
     conn.close(close::DONE.into(), b"done");
     let verification = lanreach_proto::pairing::verification(&binding);
-    Ok(Outcome { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report, verification })
+    Ok(Completed { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report, verification })
 }
 
 fn handshake_error(target: Target, addr: SocketAddr, source: HandshakeError) -> PeerError {

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use lanreach_proto::endpoint::discovery::Found;
 
-use crate::connect::{Outcome, PeerError, Progress};
+use crate::connect::{Completed, PeerError, Progress};
 use crate::known::KnownAgent;
 use crate::target::Target;
 
@@ -20,7 +20,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// The report of a successful session.
-pub fn outcome(o: &Outcome) -> String {
+pub fn outcome(o: &Completed) -> String {
     let name = printable(&o.hello.name, 64);
     let how = match o.method {
         AuthMethod::Paired => format!(
