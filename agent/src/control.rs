@@ -430,7 +430,7 @@ where
         ch.send(&Message::Plan(plan.clone())).await.map_err(HandshakeError::from)?;
         // Probing takes a while; the whole run is bounded by the plan's own deadlines.
         let (results, pings) =
-            timeout(RESULTS_TIMEOUT, conversation::await_results(ch)).await.map_err(step("probing"))??;
+            timeout(RESULTS_TIMEOUT, conversation::await_results(ch, &plan)).await.map_err(step("probing"))??;
         Ok::<_, SessionError>((results, pings))
     }
     .await;

@@ -31,12 +31,21 @@ pub enum ChannelError {
 pub struct Channel<R, W> {
     reader: R,
     writer: W,
+    /// The largest frame body [`Channel::recv`] accepts now.
+    limit: usize,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Channel<R, W> {
     /// Frames messages over `reader` and `writer`.
     pub fn new(reader: R, writer: W) -> Self {
-        Channel { reader, writer }
+        Channel { reader, writer, limit: MAX_FRAME }
+    }
+
+    /// Sets the largest frame body this channel accepts from now on (at most
+    /// [`MAX_FRAME`]): the handshake lowers it before authentication, so that an
+    /// unauthenticated side cannot make the other reserve a megabyte.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_FRAME);
     }
 
     /// Sends one message and flushes it.
@@ -62,7 +71,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Channel<R, W> {
         }
         self.read_exact(&mut header[first..]).await?;
         let len = codec::check_length(header)?;
-        debug_assert!(len <= MAX_FRAME);
+        if len > self.limit {
+            return Err(CodecError::Oversized { len, max: self.limit }.into());
+        }
         let mut body = vec![0u8; len];
         self.read_exact(&mut body).await?;
         Ok(body)
@@ -104,6 +115,16 @@ mod tests {
         assert_eq!(right.recv().await.expect("recv"), Message::Ping(Ping { nonce: 5 }));
         left.shutdown().await.expect("shutdown");
         assert!(matches!(right.recv().await, Err(ChannelError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn a_lowered_limit_refuses_larger_frames_before_reading_them() {
+        let (mut a, b) = tokio::io::duplex(1024);
+        let (br, bw) = tokio::io::split(b);
+        let mut right = Channel::new(br, bw);
+        right.set_limit(16);
+        a.write_all(&[0, 0, 0, 17]).await.expect("write");
+        assert!(matches!(right.recv().await, Err(ChannelError::Codec(CodecError::Oversized { len: 17, max: 16 }))));
     }
 
     #[tokio::test]

@@ -6,22 +6,18 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::channel::{Channel, ChannelError};
-use crate::codec::CodecError;
+use crate::channel::Channel;
+use crate::defaults::MAX_PINGS;
 use crate::defaults::PROTOCOL_VERSION;
 use crate::handshake::{HandshakeError, recv, refuse, unexpected};
 use crate::msg::{Hello, MAX_HELLO_ADDRESSES, Message, Ping, Reject, RejectCode};
-use crate::plan::ProbePlan;
+use crate::plan::{ProbePlan, check_results};
 use crate::vocab::ProbeResults;
 
 /// Checks a received Hello against the protocol's limits.
 fn checked(hello: Hello) -> Result<Hello, HandshakeError> {
     if hello.addresses.len() > MAX_HELLO_ADDRESSES {
-        return Err(ChannelError::Codec(CodecError::Oversized {
-            len: hello.addresses.len(),
-            max: MAX_HELLO_ADDRESSES,
-        })
-        .into());
+        return Err(HandshakeError::TooManyAddresses { count: hello.addresses.len(), max: MAX_HELLO_ADDRESSES });
     }
     Ok(hello)
 }
@@ -34,7 +30,10 @@ where
 {
     ch.send(&Message::Hello(ours)).await?;
     match recv(ch).await? {
-        Message::Hello(h) => checked(h),
+        Message::Hello(h) => match checked(h) {
+            Ok(h) => Ok(h),
+            Err(e) => Err(refuse(ch, e).await),
+        },
         m => Err(refuse(ch, unexpected(&m, "Hello")).await),
     }
 }
@@ -46,7 +45,10 @@ where
     W: AsyncWrite + Unpin,
 {
     let theirs = match recv(ch).await? {
-        Message::Hello(h) => checked(h)?,
+        Message::Hello(h) => match checked(h) {
+            Ok(h) => h,
+            Err(e) => return Err(refuse(ch, e).await),
+        },
         m => return Err(refuse(ch, unexpected(&m, "Hello")).await),
     };
     ch.send(&Message::Hello(ours)).await?;
@@ -66,9 +68,13 @@ where
     }
 }
 
-/// The agent answers Pings until the peer's Results arrive; returns them and how
-/// many Pings it answered.
-pub async fn await_results<R, W>(ch: &mut Channel<R, W>) -> Result<(ProbeResults, u32), HandshakeError>
+/// The agent answers Pings until the peer's Results arrive, checks that they answer
+/// `plan`, and returns them with how many Pings it answered. More than [`MAX_PINGS`]
+/// pings, or results that do not match the plan, are refused with the reason.
+pub async fn await_results<R, W>(
+    ch: &mut Channel<R, W>,
+    plan: &ProbePlan,
+) -> Result<(ProbeResults, u32), HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -76,11 +82,19 @@ where
     let mut answered = 0;
     loop {
         match recv(ch).await? {
+            Message::Ping(_) if answered >= MAX_PINGS => {
+                return Err(refuse(ch, HandshakeError::TooManyPings { max: MAX_PINGS }).await);
+            }
             Message::Ping(p) => {
                 ch.send(&Message::Pong(p)).await?;
                 answered += 1;
             }
-            Message::Results(r) => return Ok((r, answered)),
+            Message::Results(r) => {
+                return match check_results(plan, &r) {
+                    Ok(()) => Ok((r, answered)),
+                    Err(e) => Err(refuse(ch, e.into()).await),
+                };
+            }
             m => return Err(refuse(ch, unexpected(&m, "Ping or Results")).await),
         }
     }
@@ -154,12 +168,62 @@ mod tests {
         let agent = async {
             let theirs = hello_as_agent(&mut a, hello("agent")).await.expect("hello");
             a.send(&Message::Plan(plan.clone())).await.expect("plan");
-            let (results, pings) = await_results(&mut a).await.expect("results");
+            let (results, pings) = await_results(&mut a, &plan).await.expect("results");
             a.send(&Message::Report(ReportJson { json: "{}".into() })).await.expect("report");
             (theirs.name, results.results.len(), pings)
         };
         let ((peer_saw, session, report), (agent_saw, n, pings)) = tokio::join!(peer, agent);
         assert_eq!((peer_saw.as_str(), agent_saw.as_str(), pings, n), ("agent", "peer", 3, 0));
         assert_eq!((session, report.as_str()), ([1; 16], "{}"));
+    }
+
+    fn hello(name: &str, addresses: usize) -> Hello {
+        let a = crate::msg::HelloAddress { ip: "198.51.100.1".parse().expect("ip"), interface: "eth0".into() };
+        Hello { name: name.into(), os: "linux".into(), software: "t".into(), addresses: vec![a; addresses] }
+    }
+
+    #[tokio::test]
+    async fn a_hello_with_too_many_addresses_is_refused_with_the_reason() {
+        let (mut p, mut a) = pipe();
+        let (theirs, ours) =
+            tokio::join!(hello_as_peer(&mut p, hello("peer", 300)), hello_as_agent(&mut a, hello("a", 1)));
+        assert!(
+            matches!(ours, Err(HandshakeError::TooManyAddresses { count: 300, max: MAX_HELLO_ADDRESSES })),
+            "{ours:?}"
+        );
+        match theirs {
+            Err(HandshakeError::Rejected { code: RejectCode::Malformed, detail }) => {
+                assert!(detail.contains("300 addresses"), "{detail}");
+            }
+            other => panic!("the peer should learn why: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn pings_beyond_the_limit_and_results_off_the_plan_are_refused() {
+        let plan = ProbePlan { session: [1; 16], key: [2; 32], probes: vec![], services: vec![] };
+        let (mut p, mut a) = pipe();
+        let peer = async {
+            for n in 0..u64::from(MAX_PINGS) {
+                ping(&mut p, n).await.expect("answered");
+            }
+            ping(&mut p, 99).await
+        };
+        let (extra, agent) = tokio::join!(peer, await_results(&mut a, &plan));
+        assert!(matches!(agent, Err(HandshakeError::TooManyPings { .. })), "{agent:?}");
+        assert!(matches!(extra, Err(HandshakeError::Rejected { code: RejectCode::Unexpected, .. })), "{extra:?}");
+
+        let (mut p, mut a) = pipe();
+        let invented = crate::vocab::ProbeResult {
+            id: 0,
+            outcome: crate::vocab::Outcome::Open,
+            rtt_us: None,
+            errno: None,
+            attempts: 1,
+        };
+        let results = ProbeResults { results: vec![invented; 3], services: vec![] };
+        p.send(&Message::Results(results)).await.expect("send");
+        let agent = await_results(&mut a, &plan).await;
+        assert!(matches!(agent, Err(HandshakeError::BadResults(_))), "{agent:?}");
     }
 }

@@ -14,7 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::channel::{Channel, ChannelError};
 use crate::code::{CodeBook, PairingCode};
 use crate::codec;
-use crate::defaults::PROTOCOL_VERSION;
+use crate::codec::MAX_FRAME;
+use crate::defaults::{MAX_PREAUTH_FRAME, PROTOCOL_VERSION};
 use crate::msg::{Accepted, Message, MessageType, PairConfirm, PairReply, Reject, RejectCode, Start, StartAuth};
 use crate::pairing::{AgentOffer, Binding, PairingError, PeerPairing};
 use crate::sync::lock;
@@ -67,6 +68,23 @@ pub enum HandshakeError {
     /// Reading or writing failed.
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    /// A Hello listed more addresses than the protocol allows.
+    #[error("the Hello lists {count} addresses; at most {max} are accepted")]
+    TooManyAddresses {
+        /// Addresses listed.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More pings than one run needs.
+    #[error("more than {max} pings in one run")]
+    TooManyPings {
+        /// The limit.
+        max: u32,
+    },
+    /// Results that do not answer the plan.
+    #[error("the results do not match the plan: {0}")]
+    BadResults(#[from] crate::plan::ResultsError),
 }
 
 impl HandshakeError {
@@ -93,7 +111,8 @@ impl HandshakeError {
             HandshakeError::NotTrusted => RejectCode::NotTrusted,
             HandshakeError::Busy => RejectCode::Busy,
             HandshakeError::Pairing(_) => RejectCode::Malformed,
-            HandshakeError::Unexpected { .. } => RejectCode::Unexpected,
+            HandshakeError::Unexpected { .. } | HandshakeError::TooManyPings { .. } => RejectCode::Unexpected,
+            HandshakeError::TooManyAddresses { .. } | HandshakeError::BadResults(_) => RejectCode::Malformed,
             HandshakeError::Channel(ChannelError::Codec(_)) => RejectCode::Malformed,
             // They refused, or the connection is gone: nothing to say.
             HandshakeError::Rejected { .. } | HandshakeError::Channel(_) => return None,
@@ -152,6 +171,23 @@ where
     W: AsyncWrite + Unpin,
 {
     let name = name.to_owned();
+    ch.set_limit(MAX_PREAUTH_FRAME);
+    let result = peer_auth(ch, name, code, binding, rng).await;
+    ch.set_limit(MAX_FRAME);
+    result
+}
+
+async fn peer_auth<R, W>(
+    ch: &mut Channel<R, W>,
+    name: String,
+    code: Option<&PairingCode>,
+    binding: &Binding,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<AuthMethod, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let Some(code) = code else {
         ch.send(&Message::Start(Start { version: PROTOCOL_VERSION, name, auth: StartAuth::Pinned })).await?;
         return match recv(ch).await? {
@@ -210,6 +246,23 @@ impl Drop for AttemptGuard<'_> {
 /// Runs the agent's side: checks the version, then pairs against `codes` or accepts
 /// pinned keys when `peer_trusted`. Code replacements are queued in `codes`.
 pub async fn agent_handshake<R, W>(
+    ch: &mut Channel<R, W>,
+    codes: &Mutex<CodeBook>,
+    peer_trusted: bool,
+    binding: &Binding,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<PeerAccepted, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    ch.set_limit(MAX_PREAUTH_FRAME);
+    let result = agent_auth(ch, codes, peer_trusted, binding, rng).await;
+    ch.set_limit(MAX_FRAME);
+    result
+}
+
+async fn agent_auth<R, W>(
     ch: &mut Channel<R, W>,
     codes: &Mutex<CodeBook>,
     peer_trusted: bool,
@@ -449,5 +502,23 @@ mod tests {
         raw.write_all(&[0, 0, 0, 2, 0xee, 0xee]).await.expect("write");
         let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
         assert!(matches!(r, Err(HandshakeError::Channel(ChannelError::Codec(CodecError::UnknownType(0xee))))));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_first_frame_is_refused_unread_and_spends_no_attempt() {
+        use tokio::io::AsyncWriteExt;
+        let codes = book("7K3Q-M2XD");
+        let (mut raw, mut a) = raw_pipe();
+        let len = u32::try_from(MAX_PREAUTH_FRAME + 1).expect("small");
+        raw.write_all(&len.to_be_bytes()).await.expect("write");
+        let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
+        assert!(
+            matches!(
+                r,
+                Err(HandshakeError::Channel(ChannelError::Codec(CodecError::Oversized { max: MAX_PREAUTH_FRAME, .. })))
+            ),
+            "{r:?}"
+        );
+        assert_eq!(lock(&codes).failures(), 0);
     }
 }

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::{ListenerSpec, PlannedProbe, Proto, ServiceProbe};
+use crate::vocab::{ListenerSpec, PlannedProbe, ProbeResults, Proto, ServiceProbe};
 
 /// Most probes a plan may hold.
 pub const MAX_PROBES: usize = 2048;
@@ -194,6 +194,48 @@ pub fn validate(plan: &ProbePlan, agent_addresses: &[IpAddr], allow_loopback: bo
     Ok(())
 }
 
+/// Why the agent refuses a peer's results: they must answer the plan that was sent,
+/// one entry per planned probe in plan order, or a hostile peer could feed the report
+/// 40,000 invented rows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResultsError {
+    /// Not one test-listener result per planned probe.
+    #[error("the results hold {got} test-listener entries; the plan has {planned}")]
+    ListenerCount {
+        /// Entries received.
+        got: usize,
+        /// Probes planned.
+        planned: usize,
+    },
+    /// Not one service result per planned service probe.
+    #[error("the results hold {got} service entries; the plan has {planned}")]
+    ServiceCount {
+        /// Entries received.
+        got: usize,
+        /// Probes planned.
+        planned: usize,
+    },
+    /// IDs out of the plan's order.
+    #[error("result IDs must follow the plan's probe IDs in order")]
+    BadIds,
+}
+
+/// Checks that `results` answer `plan`: one entry per planned probe, in plan order.
+pub fn check_results(plan: &ProbePlan, results: &ProbeResults) -> Result<(), ResultsError> {
+    if results.results.len() != plan.probes.len() {
+        return Err(ResultsError::ListenerCount { got: results.results.len(), planned: plan.probes.len() });
+    }
+    if results.services.len() != plan.services.len() {
+        return Err(ResultsError::ServiceCount { got: results.services.len(), planned: plan.services.len() });
+    }
+    let listeners_match = plan.probes.iter().zip(&results.results).all(|(p, r)| p.id == r.id);
+    let services_match = plan.services.iter().zip(&results.services).all(|(p, r)| p.id == r.id);
+    if !listeners_match || !services_match {
+        return Err(ResultsError::BadIds);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +319,19 @@ mod tests {
         assert!(matches!(validate(&plan_of(&["198.51.100.1:0"]), &agent, false), Err(PlanError::PortZero(_))));
         // Loopback only when the agent was reached over loopback.
         assert_eq!(validate(&plan_of(&["127.0.0.1:80"]), &agent, true), Ok(()));
+    }
+
+    #[test]
+    fn results_must_answer_the_plan() {
+        use crate::vocab::{Outcome, ProbeResult};
+        let plan = plan_of(&["198.51.100.1:80", "198.51.100.1:81"]);
+        let result = |id| ProbeResult { id, outcome: Outcome::Open, rtt_us: None, errno: None, attempts: 1 };
+        let ok = ProbeResults { results: vec![result(0), result(1)], services: vec![] };
+        assert_eq!(check_results(&plan, &ok), Ok(()));
+        let flood = ProbeResults { results: (0..40_000).map(result).collect(), services: vec![] };
+        assert_eq!(check_results(&plan, &flood), Err(ResultsError::ListenerCount { got: 40_000, planned: 2 }));
+        let odd = ProbeResults { results: vec![result(0), result(7)], services: vec![] };
+        assert_eq!(check_results(&plan, &odd), Err(ResultsError::BadIds));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use super::identity::{Identity, key_id_of};
-use crate::defaults::{ALPN, IDLE_TIMEOUT, KEEP_ALIVE};
+use crate::defaults::{ALPN, IDLE_TIMEOUT, KEEP_ALIVE, RECEIVE_WINDOW};
 use crate::id::KeyId;
 use crate::pairing::{Binding, EXPORTER_LABEL};
 
@@ -152,11 +152,32 @@ impl ClientCertVerifier for AnyClientCert {
     }
 }
 
-fn transport() -> Arc<quinn::TransportConfig> {
+/// Which end of the control channel a transport configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The agent accepts the peer's one stream.
+    Agent,
+    /// The peer opens it; the agent never opens streams.
+    Peer,
+}
+
+/// QUIC transport limits sized to the protocol: one bidirectional stream opened by the
+/// peer, no unidirectional streams, no datagrams, and small receive windows, so a
+/// connection (authenticated or not) can make the other side buffer at most
+/// [`RECEIVE_WINDOW`] bytes. quinn's defaults (100 + 100 streams of 1.25 MB each, no
+/// connection-wide cap) let one hostile connection take hundreds of megabytes.
+fn transport(role: Role) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(KEEP_ALIVE));
     // IDLE_TIMEOUT is far below the 2^62 ms limit: the conversion cannot fail.
     t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    let streams: u32 = if role == Role::Agent { 1 } else { 0 };
+    t.max_concurrent_bidi_streams(streams.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t.datagram_receive_buffer_size(None);
+    t.stream_receive_window(RECEIVE_WINDOW.into());
+    t.receive_window(RECEIVE_WINDOW.into());
+    t.send_window(u64::from(RECEIVE_WINDOW) * 2);
     Arc::new(t)
 }
 
@@ -171,7 +192,7 @@ pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, QuicErr
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(transport(Role::Agent));
     Ok(config)
 }
 
@@ -187,7 +208,7 @@ pub fn client_config(identity: &Identity) -> Result<quinn::ClientConfig, QuicErr
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(transport(Role::Peer));
     Ok(config)
 }
 
