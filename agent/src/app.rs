@@ -139,10 +139,11 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
             if let Some(text) = render::event(&event, &reachable, id, quiet) {
                 show(&text);
             }
-            if once && matches!(event, Event::PeerFinished { .. }) {
-                if let Some(tx) = done.take() {
-                    let _ = tx.send(());
-                }
+            if once
+                && matches!(event, Event::PeerFinished { .. })
+                && let Some(tx) = done.take()
+            {
+                let _ = tx.send(());
             }
         }
         if let Some(bar) = spinner {

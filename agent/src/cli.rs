@@ -19,6 +19,8 @@ use crate::listeners::PortRange;
 #[command(name = "lanreach-agent", version, about, long_about = None)]
 pub struct Cli {
     /// UDP address of the control channel [default: 0.0.0.0:47800 and [::]:47800]
+    // This text is the flag's --help line: `[::]` is an address there, not a doc link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_name = "ADDR:PORT")]
     pub control: Option<SocketAddr>,
 

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lanreach_agent::cli::{Command, Config};
@@ -15,11 +16,15 @@ use lanreach_proto::PairingCode;
 use lanreach_proto::channel::Channel;
 use lanreach_proto::code::RetireReason;
 use lanreach_proto::codec;
-use lanreach_proto::endpoint::identity::Identity;
+use lanreach_proto::endpoint::identity::{self, Identity};
 use lanreach_proto::endpoint::quic;
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
 use lanreach_proto::msg::{Message, RejectCode, Start, StartAuth};
+use quinn::rustls;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use tempfile::TempDir;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
@@ -438,4 +443,174 @@ async fn several_peers_at_once_each_get_their_own_report() {
     }
     assert_eq!(ids.len(), 3, "each report is its own peer's");
     agent.stop().await;
+}
+
+/// The certificate a side keeps next to its key: public, so anyone who can read the
+/// file (or watch a handshake) can copy it.
+fn copied_certificate(state_dir: &Path) -> CertificateDer<'static> {
+    CertificateDer::from_pem_file(state_dir.join(identity::CERT_FILE)).expect("certificate file")
+}
+
+/// `cert` presented with signatures by `signer`'s key. rustls' `with_single_cert`
+/// would refuse the mismatch; a resolver hands the pair over unchecked, as an
+/// attacker's own TLS stack would.
+fn presenting(cert: CertificateDer<'static>, signer: &Identity) -> Arc<SingleCertAndKey> {
+    let key = rustls::crypto::ring::sign::any_supported_type(&signer.key()).expect("signing key");
+    Arc::new(SingleCertAndKey::from(CertifiedKey::new(vec![cert], key)))
+}
+
+/// A QUIC client that trusts only `agent_cert` and presents `presented` as its own
+/// certificate. Returns the endpoint (keep it alive) and how the handshake ended.
+async fn connect_presenting(
+    agent: &TestAgent,
+    agent_cert: CertificateDer<'static>,
+    presented: Arc<SingleCertAndKey>,
+) -> (quinn::Endpoint, Result<quinn::Connection, quinn::ConnectionError>) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(agent_cert).expect("agent certificate as root");
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(presented);
+    tls.alpn_protocols = vec![lanreach_proto::defaults::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC suite");
+    let socket = quic::udp_socket("127.0.0.1:0".parse().expect("addr")).expect("socket");
+    let endpoint = quic::endpoint(socket, None).expect("endpoint");
+    let connecting = endpoint
+        .connect_with(quinn::ClientConfig::new(Arc::new(crypto)), agent.addr, quic::SERVER_NAME)
+        .expect("connect");
+    let conn = tokio::time::timeout(Duration::from_secs(5), connecting).await.expect("handshake ends");
+    (endpoint, conn)
+}
+
+/// QUIC's code for the TLS alert sent when a handshake signature does not verify
+/// against the presented certificate (`decrypt_error`).
+fn bad_signature() -> quinn::TransportErrorCode {
+    quinn::TransportErrorCode::crypto(u8::from(rustls::AlertDescription::DecryptError))
+}
+
+/// Someone who copied a paired peer's certificate, but not its key, cannot use the
+/// peer's pin: the agent checks the handshake signature against the certificate and
+/// ends the handshake before any message; nothing authenticates and no pin changes.
+#[tokio::test]
+async fn copied_peer_certificate_without_its_key_is_refused_by_the_agent() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut agent = TestAgent::start(state.path(), 0);
+    let victim = Peer::new("phone");
+    victim.run(&agent, Some(CODE)).await.expect("pairs");
+    agent.wait_for("finished", |e| matches!(e, Event::PeerFinished { .. })).await;
+    agent.wait_for("code change", |e| matches!(e, Event::CodeChanged(_))).await;
+    let trusted_before = std::fs::read(state.path().join(lanreach_agent::trust::FILE)).expect("trust file");
+
+    let agent_cert = copied_certificate(state.path());
+    let attacker_dir = tempfile::tempdir().expect("tempdir");
+    let (attacker, _) = Identity::load_or_create(attacker_dir.path(), "attacker").expect("identity");
+
+    // Control: the same client with its own certificate gets through TLS and is
+    // refused one step later as a stranger, so the failure below is the signature's.
+    let (_endpoint, own) =
+        connect_presenting(&agent, agent_cert.clone(), presenting(attacker.cert.clone(), &attacker)).await;
+    let own = own.expect("a matching certificate and key pass TLS");
+    let (send, recv) = own.open_bi().await.expect("stream");
+    let mut ch = Channel::new(recv, send);
+    ch.send(&Message::Start(Start { version: 1, name: "attacker".into(), auth: StartAuth::Pinned }))
+        .await
+        .expect("send");
+    let reply = tokio::time::timeout(Duration::from_secs(5), ch.recv()).await.expect("agent answers").ok();
+    assert!(rejected_as(&reply, RejectCode::NotTrusted), "{reply:?}");
+    let event = agent.wait_for("failure", is_failure).await;
+    let Event::PeerFailed { error, .. } = event else { unreachable!() };
+    assert!(matches!(error, SessionError::Handshake(HandshakeError::NotTrusted)), "{error:?}");
+
+    // The attack: the victim's certificate, signed with the attacker's key. QUIC lets
+    // the client finish its side before the agent has judged the client certificate.
+    let forged = presenting(copied_certificate(victim.dir.path()), &attacker);
+    let (_endpoint, conn) = connect_presenting(&agent, agent_cert, forged).await;
+    let ended = match conn {
+        Err(e) => e,
+        Ok(conn) => tokio::time::timeout(Duration::from_secs(5), conn.closed())
+            .await
+            .expect("the agent kept a connection presenting a copied certificate"),
+    };
+    assert!(
+        matches!(&ended, quinn::ConnectionError::ConnectionClosed(c) if c.error_code == bad_signature()),
+        "the agent must end the handshake with decrypt_error, got {ended:?}"
+    );
+    // The agent saw a failed TLS handshake, and nothing after it: no authentication.
+    let event = tokio::time::timeout(Duration::from_secs(5), agent.events.recv()).await.expect("event").expect("alive");
+    match event {
+        Event::PeerFailed { error: SessionError::Connection(quinn::ConnectionError::TransportError(e)), .. } => {
+            assert_eq!(e.code, bad_signature(), "{e}");
+        }
+        other => panic!("expected a failed TLS handshake, got {other:?}"),
+    }
+    let trusted_after = std::fs::read(state.path().join(lanreach_agent::trust::FILE)).expect("trust file");
+    assert_eq!(trusted_before, trusted_after, "no pin changed");
+
+    // The real peer, with its key, still gets in on its pin; and this is the first
+    // authentication the agent reports since the pairing.
+    let again = victim.run(&agent, None).await.expect("the real peer's pin works");
+    assert_eq!(again.method, AuthMethod::Pinned);
+    let event = tokio::time::timeout(Duration::from_secs(5), agent.events.recv()).await.expect("event").expect("alive");
+    let Event::PeerAuthenticated { id, method, .. } = event else { panic!("expected the real peer, got {event:?}") };
+    assert_eq!((id, method), (again.our_id, AuthMethod::Pinned));
+    agent.stop().await;
+}
+
+/// A fake agent that copied the paired agent's certificate, but not its key, cannot
+/// pass for it: the peer checks the handshake signature, fails the connection before
+/// sending anything, and keeps its pins as they were.
+#[tokio::test]
+async fn copied_agent_certificate_without_its_key_is_refused_by_the_peer() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let agent = TestAgent::start(state.path(), 0);
+    let addr = agent.addr;
+    let target = agent.target();
+    let peer = Peer::new("phone");
+    peer.run(&agent, Some(CODE)).await.expect("pairs");
+    agent.stop().await;
+    let known_before = std::fs::read(peer.dir.path().join(lanreach_peer::known::FILE)).expect("known agents");
+
+    // The fake agent takes over the address, presenting the agent's certificate with
+    // its own key.
+    let attacker_dir = tempfile::tempdir().expect("tempdir");
+    let (attacker, _) = Identity::load_or_create(attacker_dir.path(), "attacker").expect("identity");
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_no_client_auth()
+        .with_cert_resolver(presenting(copied_certificate(state.path()), &attacker));
+    tls.alpn_protocols = vec![lanreach_proto::defaults::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).expect("QUIC suite");
+    let socket = quic::udp_socket(addr).expect("the agent's address is free again");
+    let endpoint = quic::endpoint(socket, Some(quinn::ServerConfig::with_crypto(Arc::new(crypto)))).expect("endpoint");
+    let fake = tokio::spawn(async move { endpoint.accept().await.expect("incoming").await });
+
+    let session = Options {
+        target: &target,
+        code: None,
+        name: peer.name,
+        state_dir: peer.dir.path(),
+        connect_timeout: Duration::from_secs(5),
+        probe_timeout: None,
+        expect_id: None,
+        progress: None,
+    };
+    let err = connect::run(&session).await.expect_err("a copied certificate is not the agent");
+    match &err {
+        PeerError::Connection { source: quinn::ConnectionError::TransportError(e), .. } => {
+            assert_eq!(e.code, bad_signature(), "{e}");
+        }
+        other => panic!("expected a failed TLS handshake, got {other:?}"),
+    }
+    // The fake agent never got a connection, so no stream and no message reached it.
+    let accepted =
+        tokio::time::timeout(Duration::from_secs(5), fake).await.expect("fake agent ends").expect("no panic");
+    assert!(
+        matches!(&accepted, Err(quinn::ConnectionError::ConnectionClosed(c)) if c.error_code == bad_signature()),
+        "{accepted:?}"
+    );
+    let known_after = std::fs::read(peer.dir.path().join(lanreach_peer::known::FILE)).expect("known agents");
+    assert_eq!(known_before, known_after, "no pin changed");
 }

@@ -20,7 +20,7 @@ pub struct ServiceFacts<'a> {
     pub probes: &'a [ServiceProbeReport],
     /// The test-listener probes (the path picture).
     pub path: &'a [ProbeReport],
-    /// The status this machine gets with `Host: localhost` (see [`ServiceInput`]).
+    /// The status this machine gets with `Host: localhost` (see [`crate::facts::ServiceInput`]).
     pub local_http_status: Option<u16>,
 }
 
