@@ -219,8 +219,10 @@ impl Lab {
             });
         }
         let index = self.processes.len();
+        // `ip netns exec` execs the program itself: this is the program's PID.
+        let pid = child.id();
         self.processes.push(child);
-        Spawned { index, lines, seen: Vec::new(), stdout }
+        Spawned { index, pid, lines, seen: Vec::new(), stdout }
     }
 
     /// Waits (`deadline` at most) for a spawned process to exit; returns its exit code.
@@ -274,12 +276,29 @@ fn wait_with_deadline(mut child: Child, deadline: Duration) -> Output {
 /// Output of a spawned process: all lines in order, and stdout alone.
 pub struct Spawned {
     index: usize,
+    pid: u32,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
     stdout: Arc<Mutex<String>>,
 }
 
 impl Spawned {
+    /// The process's PID.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Its resident memory now, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("process status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("VmRSS")
+    }
+
     /// Everything it wrote to stdout so far.
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -21,6 +21,19 @@ pub fn peer_bin() -> PathBuf {
     path
 }
 
+/// The hostile-client tool (`attack/`), built on demand like the peer.
+pub fn attack_bin() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_lanreach-agent")).with_file_name("lanreach-attack");
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "lanreach-attack", "--bin", "lanreach-attack"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building lanreach-attack failed");
+    }
+    path
+}
+
 /// A loopback UDP port that was free a moment ago.
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()

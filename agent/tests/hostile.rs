@@ -1,0 +1,87 @@
+//! A hostile machine on the LAN in a box: bounded attacks from `lanreach-attack` in a
+//! namespace of its own (198.51.100.66), against an agent on 198.51.100.1, asserting the
+//! property with generous bounds while the real peer still gets its answer. Precise
+//! figures are benchmarks (`scripts/bench.sh`), not assertions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+mod support;
+
+use support::lab::{self, Lab, Node, Spawned};
+use support::{arg, attack_bin, peer_bin, stdout_of_success};
+use tempfile::TempDir;
+
+struct Scene {
+    lab: Lab,
+    host: Node,
+    phone: Node,
+    mallory: Node,
+    agent: Spawned,
+    _agent_state: TempDir,
+    peer_state: TempDir,
+}
+
+/// An agent on `host`, a phone and mallory on the same bridge.
+fn scene(extra: &[&str]) -> Scene {
+    let mut lab = Lab::new();
+    let host = lab.node("host", 1);
+    let phone = lab.node("phone", 2);
+    let mallory = lab.node("mallory", 66);
+    let agent_state = tempfile::tempdir().expect("dir");
+    let peer_state = tempfile::tempdir().expect("dir");
+    let mut args = vec!["--state-dir", arg(agent_state.path()), "--code", "7K3Q-M2XD", "--name", "box", "--no-mdns"];
+    args.extend_from_slice(extra);
+    let mut agent = lab.spawn(&host, env!("CARGO_BIN_EXE_lanreach-agent"), &args);
+    agent.wait_line("pairing code:");
+    Scene { lab, host, phone, mallory, agent, _agent_state: agent_state, peer_state }
+}
+
+impl Scene {
+    /// The real peer pairs (or reconnects) and gets its report.
+    fn peer_gets_its_report(&self, code: Option<&str>) -> String {
+        let peer = arg(&peer_bin()).to_owned();
+        let state = arg(self.peer_state.path()).to_owned();
+        let mut args = vec![self.host.v4.as_str(), "--state-dir", &state, "--name", "phone"];
+        if let Some(code) = code {
+            args.extend_from_slice(&["--code", code]);
+        }
+        let out = self.lab.run(&self.phone, &peer, &args);
+        let stdout = stdout_of_success(&out);
+        assert!(stdout.contains("lanreach report"), "{stdout}");
+        stdout
+    }
+}
+
+/// Two connections that open every stream they may and fill them, never read, add at
+/// most a few megabytes to the agent (quinn's defaults let one take 250 MB).
+#[test]
+fn unread_streams_cannot_fill_the_agents_memory() {
+    if !lab::available("unread_streams_cannot_fill_the_agents_memory") {
+        return;
+    }
+    let mut s = scene(&[]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = s.agent.rss_kib();
+    let target = format!("{}:47800", s.host.v4);
+    let mut attack = s.lab.spawn(
+        &s.mallory,
+        arg(&attack_bin()),
+        &["streams", &target, "--connections", "2", "--streams", "100", "--bytes", "1200000", "--hold", "3"],
+    );
+    let holding = attack.wait_line("holding");
+    let during = s.agent.rss_kib();
+    let grew_mib = during.saturating_sub(before) as f64 / 1024.0;
+    eprintln!("agent RSS {before} KiB → {during} KiB while mallory holds ({holding}): +{grew_mib:.1} MiB");
+    assert!(grew_mib < 16.0, "two hostile connections grew the agent by {grew_mib:.1} MiB ({holding})");
+    // At most the one stream the protocol needs was opened per connection.
+    assert!(!holding.contains("streams=0 "), "the attack did connect: {holding}");
+    let streams: usize = holding
+        .split("streams=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("streams=");
+    assert!(streams <= 2, "the agent let mallory open {streams} streams on 2 connections");
+    // The agent still serves the real peer.
+    s.peer_gets_its_report(Some("7K3Q-M2XD"));
+}

@@ -1,0 +1,147 @@
+//! `lanreach-attack`: what a hostile machine on the LAN does to lanreach, for the
+//! project's own tests and benchmarks. Every attack is bounded in count and time and
+//! stops by itself; the tests run it inside network namespaces against documentation
+//! addresses only. It prints one `key=value` line of what it achieved, for the tests to
+//! read.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use lanreach_proto::endpoint::identity::Identity;
+use lanreach_proto::endpoint::quic;
+use tokio::time::timeout;
+
+#[derive(Debug, Parser)]
+#[command(name = "lanreach-attack", about = "Hostile LAN clients for lanreach's robustness tests")]
+struct Cli {
+    #[command(subcommand)]
+    attack: Attack,
+}
+
+#[derive(Debug, Subcommand)]
+enum Attack {
+    /// Opens as many streams as the agent allows on each connection and fills them
+    /// without the agent ever reading, then holds the connections open.
+    Streams {
+        /// The agent's control address.
+        target: SocketAddr,
+        /// Connections to open.
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        /// Bidirectional and unidirectional streams to try per connection.
+        #[arg(long, default_value_t = 100)]
+        streams: usize,
+        /// Bytes to write on each stream.
+        #[arg(long, default_value_t = 1_200_000)]
+        bytes: usize,
+        /// Seconds to hold the connections open afterwards.
+        #[arg(long, default_value_t = 3)]
+        hold: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lanreach-attack: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.attack {
+            Attack::Streams { target, connections, streams, bytes, hold } => {
+                self::streams(target, connections, streams, bytes, Duration::from_secs(hold)).await
+            }
+        }
+    });
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lanreach-attack: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A client endpoint with a throw-away identity.
+fn client(target: SocketAddr) -> Result<(quinn::Endpoint, tempfile::TempDir), Error> {
+    let dir = tempfile::tempdir()?;
+    let (identity, _) = Identity::load_or_create(dir.path(), "mallory")?;
+    let local: SocketAddr = if target.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
+    let mut endpoint = quic::endpoint(quic::udp_socket(local)?, None)?;
+    endpoint.set_default_client_config(quic::client_config(&identity)?);
+    Ok((endpoint, dir))
+}
+
+/// Writes up to `bytes` on `send`, giving up when flow control stalls it. The stream is
+/// neither finished nor reset: the agent keeps whatever it buffered.
+async fn fill(send: &mut quinn::SendStream, bytes: usize) -> usize {
+    let chunk = vec![0x5a_u8; 16 * 1024];
+    let mut written = 0;
+    while written < bytes {
+        let n = chunk.len().min(bytes - written);
+        match timeout(Duration::from_millis(300), send.write_all(&chunk[..n])).await {
+            Ok(Ok(())) => written += n,
+            _ => break,
+        }
+    }
+    written
+}
+
+async fn streams(
+    target: SocketAddr,
+    connections: usize,
+    per_connection: usize,
+    bytes: usize,
+    hold: Duration,
+) -> Result<String, Error> {
+    let (endpoint, _dir) = client(target)?;
+    let mut held = Vec::new();
+    let mut streams = Vec::new();
+    let (mut opened, mut written) = (0usize, 0usize);
+    for _ in 0..connections {
+        let conn = match timeout(Duration::from_secs(5), endpoint.connect(target, quic::SERVER_NAME)?).await {
+            Ok(Ok(conn)) => conn,
+            _ => continue,
+        };
+        for _ in 0..per_connection {
+            let Ok(Ok((mut send, recv))) = timeout(Duration::from_millis(200), conn.open_bi()).await else { break };
+            opened += 1;
+            written += fill(&mut send, bytes).await;
+            streams.push((send, Some(recv)));
+        }
+        for _ in 0..per_connection {
+            let Ok(Ok(mut send)) = timeout(Duration::from_millis(200), conn.open_uni()).await else { break };
+            opened += 1;
+            written += fill(&mut send, bytes).await;
+            streams.push((send, None));
+        }
+        held.push(conn);
+    }
+    eprintln!("holding connections={} streams={opened} bytes={written}", held.len());
+    tokio::time::sleep(hold).await;
+    let line = format!("connections={} streams={opened} bytes={written}", held.len());
+    drop(streams);
+    drop(held);
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_parses() {
+        let cli = Cli::try_parse_from(["lanreach-attack", "streams", "198.51.100.1:47800", "--connections", "2"]);
+        assert!(cli.is_ok(), "{cli:?}");
+    }
+}
