@@ -23,11 +23,16 @@ use lanreach_proto::vocab::{ListenerSpec, Proto};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
-/// TCP connections handled at once per agent; more wait for a slot.
+/// TCP connections waiting for their knock at once, across every test listener. Past
+/// it, a new connection evicts the oldest waiting one: a real probe sends its knock at
+/// once and never waits long, so idle connections cannot starve it.
 pub const MAX_TCP_HANDLERS: usize = 256;
+
+/// TCP connections one source address may hold waiting at once; more are closed at
+/// once. Above the peer's own probe concurrency, so a real peer is never refused.
+pub const MAX_TCP_HANDLERS_PER_SOURCE: usize = 2 * lanreach_proto::defaults::CONCURRENCY;
 
 /// Most sessions registered at once (one per connected peer).
 pub const MAX_SESSIONS: usize = 64;
@@ -187,7 +192,7 @@ impl Listeners {
     /// address still being configured) are skipped with a warning.
     pub fn open(interfaces: &[InterfaceAddress], ports: PortRange) -> Result<Listeners, ListenError> {
         let registry = Arc::new(Mutex::new(Registry::default()));
-        let handlers = Arc::new(Semaphore::new(MAX_TCP_HANDLERS));
+        let handlers = Arc::new(Mutex::new(Handlers::default()));
         let mut tasks = JoinSet::new();
         let mut specs = Vec::new();
         let mut next = match ports {
@@ -240,9 +245,59 @@ impl Listeners {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, bind: SocketAddr, registry: Arc<Mutex<Registry>>, slots: Arc<Semaphore>) {
+/// The TCP connections waiting for their knock, oldest first.
+#[derive(Default)]
+struct Handlers {
+    next_id: u64,
+    waiting: std::collections::VecDeque<Waiting>,
+}
+
+struct Waiting {
+    id: u64,
+    source: IpAddr,
+    task: AbortHandle,
+}
+
+impl Handlers {
+    /// Makes room for a connection from `source`: `false` when that source already
+    /// holds its share; otherwise evicts the oldest waiting connection when every slot
+    /// is taken.
+    fn admit(&mut self, source: IpAddr) -> bool {
+        if self.waiting.iter().filter(|w| w.source == source).count() >= MAX_TCP_HANDLERS_PER_SOURCE {
+            return false;
+        }
+        while self.waiting.len() >= MAX_TCP_HANDLERS {
+            if let Some(oldest) = self.waiting.pop_front() {
+                oldest.task.abort();
+            }
+        }
+        true
+    }
+
+    fn remove(&mut self, id: u64) {
+        self.waiting.retain(|w| w.id != id);
+    }
+}
+
+/// Removes a handler from the waiting list however it ends.
+struct Leave {
+    handlers: Arc<Mutex<Handlers>>,
+    id: u64,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        lock(&self.handlers).remove(self.id);
+    }
+}
+
+async fn serve_tcp(
+    listener: TcpListener,
+    bind: SocketAddr,
+    registry: Arc<Mutex<Registry>>,
+    handlers: Arc<Mutex<Handlers>>,
+) {
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
         let (stream, source) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -252,11 +307,19 @@ async fn serve_tcp(listener: TcpListener, bind: SocketAddr, registry: Arc<Mutex<
                 continue;
             }
         };
-        let registry = registry.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
+        let source_ip = canonical(source).ip();
+        let mut h = lock(&handlers);
+        if !h.admit(source_ip) {
+            continue; // dropped: closed at once
+        }
+        let id = h.next_id;
+        h.next_id += 1;
+        let (registry, leave) = (registry.clone(), Leave { handlers: handlers.clone(), id });
+        let task = tokio::spawn(async move {
+            let _leave = leave;
             answer_tcp(stream, bind, source, &registry).await;
         });
+        h.waiting.push_back(Waiting { id, source: source_ip, task: task.abort_handle() });
     }
 }
 
@@ -311,6 +374,37 @@ async fn serve_udp(
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn a_full_table_evicts_the_oldest_waiting_and_one_source_gets_its_share_only() {
+        let mut h = Handlers::default();
+        let mut tasks = Vec::new();
+        let mut add = |h: &mut Handlers, source: &str| {
+            let source: IpAddr = source.parse().expect("ip");
+            if !h.admit(source) {
+                return false;
+            }
+            let task = tokio::spawn(std::future::pending::<()>());
+            h.waiting.push_back(Waiting { id: h.next_id, source, task: task.abort_handle() });
+            h.next_id += 1;
+            tasks.push(task);
+            true
+        };
+        for _ in 0..MAX_TCP_HANDLERS_PER_SOURCE {
+            assert!(add(&mut h, "198.51.100.66"));
+        }
+        assert!(!add(&mut h, "198.51.100.66"), "one source holds its share at most");
+        let mut n = 0;
+        while h.waiting.len() < MAX_TCP_HANDLERS {
+            assert!(add(&mut h, &format!("203.0.113.{}", n % 200 + 1)));
+            n += 1;
+        }
+        assert!(add(&mut h, "198.51.100.2"), "a newcomer always gets in");
+        assert_eq!(h.waiting.len(), MAX_TCP_HANDLERS);
+        assert_eq!(h.waiting.back().map(|w| w.source), Some("198.51.100.2".parse().expect("ip")));
+        tokio::task::yield_now().await;
+        assert!(tasks[0].is_finished(), "the oldest waiting connection was evicted");
+    }
     use super::*;
     use lanreach_proto::endpoint::engine::{self, EngineConfig};
     use lanreach_proto::plan::{self, ProbePlan};

@@ -85,3 +85,46 @@ fn unread_streams_cannot_fill_the_agents_memory() {
     // The agent still serves the real peer.
     s.peer_gets_its_report(Some("7K3Q-M2XD"));
 }
+
+/// 400 idle TCP connections to the test listeners (each waiting for a knock that never
+/// comes) while the real peer probes: its probes are answered, and the report gains no
+/// false interception finding.
+#[test]
+fn idle_connections_cannot_exhaust_the_test_listeners() {
+    if !lab::available_with("idle_connections_cannot_exhaust_the_test_listeners", &["ss"]) {
+        return;
+    }
+    let mut s = scene(&[]);
+    // The agent's TCP test listeners on its LAN address: wildcard ones and its own.
+    let out = s.lab.run(&s.host, "ss", &["-Hltn"]);
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let targets: Vec<String> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter(|local| local.starts_with("0.0.0.0:") || local.starts_with("198.51.100.1:"))
+        .map(|local| format!("198.51.100.1:{}", local.rsplit(':').next().expect("port")))
+        .collect();
+    assert!(targets.len() >= 2, "test listeners: {listing}");
+    let mut args = vec!["idle-tcp", "--count", "400", "--hold", "6"];
+    args.extend(targets.iter().map(String::as_str));
+    let mut attack = s.lab.spawn(&s.mallory, arg(&attack_bin()), &args);
+    let holding = attack.wait_line("holding");
+    eprintln!("mallory: {holding}");
+    let state = arg(s.peer_state.path()).to_owned();
+    let out = s.lab.run(
+        &s.phone,
+        arg(&peer_bin()),
+        &[&s.host.v4, "--code", "7K3Q-M2XD", "--json", "--state-dir", &state, "--name", "phone"],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let codes: Vec<&str> =
+        report["findings"].as_array().expect("findings").iter().filter_map(|f| f["code"].as_str()).collect();
+    assert!(!codes.iter().any(|c| c.starts_with("interception")), "false interception under load: {codes:?}");
+    let wildcard_v4_open = report["probes"].as_array().expect("probes").iter().any(|p| {
+        p["proto"] == "tcp" && p["bind"].as_str().is_some_and(|b| b.starts_with("0.0.0.0:")) && p["outcome"] == "open"
+    });
+    assert!(wildcard_v4_open, "the real peer's probes were not answered: {}", report["probes"]);
+    let _ = s.lab.wait_exit(&attack, std::time::Duration::from_secs(15));
+    eprintln!("mallory at the end: {}", attack.stdout().trim());
+}

@@ -40,6 +40,19 @@ enum Attack {
         #[arg(long, default_value_t = 3)]
         hold: u64,
     },
+    /// Opens TCP connections to the targets (round robin) and holds them open without
+    /// sending a byte, as if to exhaust the test listeners.
+    IdleTcp {
+        /// Test listener addresses.
+        #[arg(required = true)]
+        targets: Vec<SocketAddr>,
+        /// Connections in all.
+        #[arg(long, default_value_t = 400)]
+        count: usize,
+        /// Seconds to hold them open.
+        #[arg(long, default_value_t = 5)]
+        hold: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +69,7 @@ fn main() -> ExitCode {
             Attack::Streams { target, connections, streams, bytes, hold } => {
                 self::streams(target, connections, streams, bytes, Duration::from_secs(hold)).await
             }
+            Attack::IdleTcp { targets, count, hold } => idle_tcp(&targets, count, Duration::from_secs(hold)).await,
         }
     });
     match result {
@@ -133,6 +147,27 @@ async fn streams(
     drop(streams);
     drop(held);
     Ok(line)
+}
+
+async fn idle_tcp(targets: &[SocketAddr], count: usize, hold: Duration) -> Result<String, Error> {
+    let mut held = Vec::new();
+    for target in targets.iter().cycle().take(count) {
+        if let Ok(Ok(stream)) = timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(target)).await {
+            held.push(stream);
+        }
+    }
+    eprintln!("holding connections={}", held.len());
+    // Count the ones the other side has not closed by the end.
+    tokio::time::sleep(hold).await;
+    let mut open = 0;
+    for stream in &held {
+        let mut buf = [0u8; 1];
+        match stream.try_read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+            _ => {}
+        }
+    }
+    Ok(format!("connections={} still_open={open}", held.len()))
 }
 
 #[cfg(test)]
