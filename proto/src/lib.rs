@@ -28,7 +28,7 @@
 //!
 //! The `endpoint` feature adds what both binaries share around the core
 //! ([`endpoint`]): identity files, QUIC/TLS set-up, trust files, interface enumeration,
-//! mDNS discovery and the socket-driving probe engine.
+//! mDNS discovery and the probe engine, which drives [`run`] over real sockets.
 
 pub mod addr;
 pub mod assemble;
