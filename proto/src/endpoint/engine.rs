@@ -488,3 +488,173 @@ mod tests {
         drop(deaf);
     }
 }
+
+/// The engine loop over a simulated network on tokio's paused clock: no sockets, no
+/// real waiting.
+#[cfg(test)]
+mod simulated {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::defaults::RUN_DEADLINE;
+    use crate::vocab::{PlannedProbe, ServiceProbe};
+
+    /// How a simulated host treats every attempt.
+    #[derive(Debug, Clone, Copy)]
+    enum Host {
+        /// The agent: test listeners answer the knock, services answer HTTP 200.
+        Agent,
+        /// Another host: everything refused at once.
+        Stranger,
+        /// Nothing comes back before the attempt's deadline.
+        Silent,
+        /// An attempt never ends by itself.
+        Hang,
+    }
+
+    /// A table of address → behaviour, and a log of every attempt made.
+    struct Fake {
+        hosts: HashMap<IpAddr, Host>,
+        log: Mutex<Vec<AttemptOrder>>,
+    }
+
+    impl Fake {
+        fn new(hosts: &[(&str, Host)]) -> Arc<Fake> {
+            let hosts = hosts.iter().map(|(ip, host)| (ip.parse().expect("ip"), *host)).collect();
+            Arc::new(Fake { hosts, log: Mutex::new(Vec::new()) })
+        }
+
+        /// The attempts made at `ip`: (kind, probe ID, attempt number).
+        fn sent_to(&self, ip: &str) -> Vec<(ProbeKind, u32, u8)> {
+            let ip: IpAddr = ip.parse().expect("ip");
+            let log = self.log.lock().expect("log");
+            log.iter().filter(|o| o.target.ip() == ip).map(|o| (o.kind, o.probe, o.attempt)).collect()
+        }
+    }
+
+    impl Network for Fake {
+        async fn attempt(&self, order: AttemptOrder) -> AttemptAnswer {
+            self.log.lock().expect("log").push(order);
+            let rtt = Duration::from_millis(1);
+            match self.hosts.get(&order.target.ip()).copied().unwrap_or(Host::Stranger) {
+                Host::Agent => {
+                    tokio::time::sleep(rtt).await;
+                    let http_status = (order.kind == ProbeKind::Service).then_some(200);
+                    AttemptAnswer { http_status, ..AttemptAnswer::answered(Outcome::Open, rtt) }
+                }
+                Host::Stranger => AttemptAnswer { errno: Some(111), ..AttemptAnswer::answered(Outcome::Refused, rtt) },
+                Host::Silent => {
+                    tokio::time::sleep(order.timeout).await;
+                    AttemptAnswer::silence()
+                }
+                Host::Hang => std::future::pending().await,
+            }
+        }
+    }
+
+    fn listener(id: u32, proto: Proto, bind: &str, target: &str) -> PlannedProbe {
+        PlannedProbe { id, proto, bind: bind.parse().expect("bind"), target: target.parse().expect("target") }
+    }
+
+    fn service(id: u32, target: &str) -> ServiceProbe {
+        ServiceProbe { id, proto: Proto::Tcp, target: target.parse().expect("target") }
+    }
+
+    fn plan(probes: Vec<PlannedProbe>, services: Vec<ServiceProbe>) -> ProbePlan {
+        ProbePlan { session: [1; 16], key: [2; 32], probes, services }
+    }
+
+    const CONFIG: EngineConfig = EngineConfig { attempt_timeout: Duration::from_secs(3), concurrency: 8 };
+
+    /// The agent at 127.0.0.1 proves itself by the knock; the stranger at 127.0.0.2
+    /// refuses it and sees nothing else; 127.0.0.3 is trusted and probed in full; ::1
+    /// stays silent to its knock (tried twice) and sees nothing else.
+    #[tokio::test(start_paused = true)]
+    async fn only_proven_addresses_see_more_than_the_knock() {
+        let network = Fake::new(&[
+            ("127.0.0.1", Host::Agent),
+            ("127.0.0.2", Host::Stranger),
+            ("127.0.0.3", Host::Stranger),
+            ("::1", Host::Silent),
+        ]);
+        let plan = plan(
+            vec![
+                listener(0, Proto::Tcp, "0.0.0.0:1000", "127.0.0.1:1000"),
+                listener(1, Proto::Udp, "0.0.0.0:1001", "127.0.0.1:1001"),
+                listener(2, Proto::Tcp, "127.0.0.1:1002", "127.0.0.1:1002"),
+                listener(3, Proto::Tcp, "0.0.0.0:1000", "127.0.0.2:1000"),
+                listener(4, Proto::Tcp, "127.0.0.2:1003", "127.0.0.2:1003"),
+                listener(5, Proto::Tcp, "0.0.0.0:1000", "127.0.0.3:1000"),
+                listener(6, Proto::Tcp, "[::]:1000", "[::1]:1000"),
+                listener(7, Proto::Tcp, "[::1]:1004", "[::1]:1004"),
+            ],
+            vec![
+                service(0, "127.0.0.1:80"),
+                service(1, "127.0.0.2:80"),
+                service(2, "127.0.0.3:80"),
+                service(3, "[::1]:80"),
+            ],
+        );
+        let done = Arc::new(AtomicUsize::new(0));
+        let r = drive(network.clone(), &plan, CONFIG, done.clone(), &["127.0.0.3".parse().expect("ip")]).await;
+
+        use Outcome::*;
+        let outcomes: Vec<Outcome> = r.results.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [Open, Open, Open, Refused, NotProbed, Refused, Timeout, NotProbed]);
+        let services: Vec<(Outcome, Option<u16>)> = r.services.iter().map(|r| (r.outcome, r.http_status)).collect();
+        assert_eq!(services, [(Open, Some(200)), (NotProbed, None), (Refused, None), (NotProbed, None)]);
+        assert_eq!((r.results[3].errno, r.results[6].attempts), (Some(111), 2));
+
+        assert_eq!(network.sent_to("127.0.0.2"), [(ProbeKind::Listener, 3, 1)], "the stranger saw only the knock");
+        assert_eq!(network.sent_to("::1"), [(ProbeKind::Listener, 6, 1), (ProbeKind::Listener, 6, 2)]);
+        let agent = network.sent_to("127.0.0.1");
+        assert_eq!(agent.len(), 4);
+        assert!(agent[..2].iter().all(|(_, id, _)| *id <= 1), "knocks first: {agent:?}");
+        assert_eq!(network.sent_to("127.0.0.3").len(), 2, "trusted: no knock needed");
+        assert_eq!(done.load(Ordering::Relaxed), 12, "every probe counted once, not_probed included");
+    }
+
+    /// A silent network: each probe is tried twice, and the run ends right after the
+    /// retry's deadline, on the paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn silence_ends_the_run_after_the_retry() {
+        let (start, real) = (Instant::now(), std::time::Instant::now());
+        let plan =
+            plan(vec![listener(0, Proto::Tcp, "127.0.0.1:1000", "127.0.0.1:1000")], vec![service(0, "127.0.0.1:80")]);
+        let network = Fake::new(&[("127.0.0.1", Host::Silent)]);
+        let done = Arc::new(AtomicUsize::new(0));
+        let r = drive(network, &plan, CONFIG, done, &["127.0.0.1".parse().expect("ip")]).await;
+        assert_eq!((r.results[0].outcome, r.results[0].attempts), (Outcome::Timeout, 2));
+        assert_eq!(r.services[0].outcome, Outcome::Timeout);
+        let took = start.elapsed();
+        assert!(took >= CONFIG.attempt_timeout * 2 && took < CONFIG.attempt_timeout * 2 + Duration::from_millis(50));
+        assert!(real.elapsed() < CONFIG.attempt_timeout, "no real waiting");
+    }
+
+    /// Attempts that never end: the run ends at the run deadline; what was under way is
+    /// a timeout, what waited for an unproven address is not probed.
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_network_ends_at_the_run_deadline() {
+        let (start, real) = (Instant::now(), std::time::Instant::now());
+        let plan = plan(
+            vec![
+                listener(0, Proto::Tcp, "127.0.0.1:1000", "127.0.0.1:1000"),
+                listener(1, Proto::Udp, "0.0.0.0:1001", "127.0.0.2:1001"),
+                listener(2, Proto::Udp, "127.0.0.2:1002", "127.0.0.2:1002"),
+            ],
+            vec![service(0, "127.0.0.1:80")],
+        );
+        let network = Fake::new(&[("127.0.0.1", Host::Hang), ("127.0.0.2", Host::Hang)]);
+        let done = Arc::new(AtomicUsize::new(0));
+        let r = drive(network.clone(), &plan, CONFIG, done.clone(), &["127.0.0.1".parse().expect("ip")]).await;
+        let outcomes: Vec<Outcome> = r.results.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Timeout, Outcome::Timeout, Outcome::NotProbed]);
+        assert_eq!(r.services[0].outcome, Outcome::Timeout);
+        assert_eq!(network.sent_to("127.0.0.2"), [(ProbeKind::Listener, 1, 1)]);
+        let took = start.elapsed();
+        assert!(took >= RUN_DEADLINE && took < RUN_DEADLINE + Duration::from_millis(50), "{took:?}");
+        assert!(real.elapsed() < Duration::from_secs(10), "no real waiting");
+        assert_eq!(done.load(Ordering::Relaxed), 0, "nothing settled before the deadline");
+    }
+}
