@@ -1,8 +1,8 @@
 //! The probe engine, one implementation for the peer and for the agent's single-machine
-//! mode. It makes no decisions: [`Run`](crate::run::Run) says which attempt to start,
-//! what its answer means and when the run is over; the engine starts the attempts on a
-//! [`Network`], waits, and feeds back what happened. [`Sockets`] is the real network;
-//! tests drive the same loop over a simulated one.
+//! mode. It makes no decisions: [`Run`] says which attempt to start, what its answer
+//! means and when the run is over; the engine starts the attempts on a [`Network`],
+//! waits, and feeds back what happened. [`Sockets`] is the real network; tests drive
+//! the same loop over a simulated one.
 
 use std::collections::HashMap;
 use std::future::Future;
