@@ -14,6 +14,7 @@
 //! | identities | [`id`], [`code`], [`pairing`], [`knock`] | key IDs, pairing codes, SPAKE2 + key confirmation, the listener knock MAC |
 //! | addressing | [`target`], [`link`] | `HOST[:PORT]` and `lanreach://` pairing links |
 //! | plan | [`plan`] | building a probe plan (agent) and refusing a hostile one (peer) |
+//! | run rules | [`run`] | the probe run as a state machine: knock first, one retry after silence, UDP spacing, bounded concurrency, the run deadline |
 //! | wire | [`msg`], [`codec`], [`channel`] | the message enum and type numbers, frames, a framed stream |
 //! | conversation | [`handshake`], [`conversation`] | version check and authentication; then Hello, plan, pings, results, report |
 //! | report types | [`facts`], [`report`] | inside facts and `--check` parsing; the `lanreach.report/1` schema |
@@ -27,7 +28,7 @@
 //!
 //! The `endpoint` feature adds what both binaries share around the core
 //! ([`endpoint`]): identity files, QUIC/TLS set-up, trust files, interface enumeration,
-//! mDNS discovery and the socket-driving probe engine.
+//! mDNS discovery and the probe engine, which drives [`run`] over real sockets.
 
 pub mod addr;
 pub mod assemble;
@@ -48,6 +49,7 @@ pub mod pairing;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod run;
 pub mod sync;
 pub mod target;
 pub mod text;

@@ -1,7 +1,11 @@
 //! The probe engine, one implementation for the peer and for the agent's single-machine
-//! mode: every probe of a plan, concurrently (bounded), each attempt with its own
-//! deadline and one retry on silence. A failed probe is a result, never an abort.
+//! mode. It makes no decisions: [`Run`] says which attempt to start, what its answer
+//! means and when the run is over; the engine starts the attempts on a [`Network`],
+//! waits, and feeds back what happened. [`Sockets`] is the real network; tests drive
+//! the same loop over a simulated one.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,47 +14,32 @@ use std::time::Duration;
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
-use crate::defaults::{
-    ANSWER_WAIT_FACTOR, ATTEMPTS, BANNER_WAIT_FLOOR, CONCURRENCY, RUN_DEADLINE, UDP_SPACING, probe_timeout,
-};
+use crate::defaults::{ANSWER_WAIT_FACTOR, BANNER_WAIT_FLOOR};
 use crate::knock::{KNOCK_LEN, Knock};
 use crate::plan::ProbePlan;
-use crate::vocab::{Outcome, PlannedProbe, ProbeResult, ProbeResults, Proto, ServiceProbe, ServiceResult};
+use crate::run::{AttemptAnswer, AttemptOrder, ProbeKind, Run};
+use crate::vocab::{Outcome, ProbeResults, Proto};
 
-/// How to run a plan.
-#[derive(Debug, Clone, Copy)]
-pub struct EngineConfig {
-    /// Deadline of one attempt.
-    pub attempt_timeout: Duration,
-    /// Probes in flight at once.
-    pub concurrency: usize,
+/// How to run a plan: the run's configuration.
+pub use crate::run::RunConfig as EngineConfig;
+
+/// Makes attempts: the seam between the run's rules and the sockets.
+pub trait Network: Send + Sync + 'static {
+    /// Makes one attempt and reports what happened; silence once a step of it has
+    /// waited `order.timeout` for the other side.
+    fn attempt(&self, order: AttemptOrder) -> impl Future<Output = AttemptAnswer> + Send;
 }
 
-impl EngineConfig {
-    /// Defaults for a control channel with round trip `rtt`.
-    pub fn for_rtt(rtt: Duration) -> Self {
-        EngineConfig { attempt_timeout: probe_timeout(rtt), concurrency: CONCURRENCY }
-    }
-}
-
-/// One attempt's verdict; `None` outcome means silence (retry).
-struct Attempt {
-    outcome: Option<Outcome>,
-    rtt: Option<Duration>,
-    errno: Option<i32>,
-}
-
-/// Runs every probe of `plan`. See [`run_with_progress`].
+/// Runs every probe of `plan` over real sockets. See [`run_with_progress`].
 pub async fn run(plan: &ProbePlan, config: EngineConfig, trusted: &[IpAddr]) -> ProbeResults {
     run_with_progress(plan, config, Arc::new(AtomicUsize::new(0)), trusted).await
 }
 
-/// Runs every probe of `plan` and returns one result per probe, in plan order; counts
-/// finished probes in `done` (for a progress display).
+/// Runs every probe of `plan` over real sockets and returns one result per probe, in
+/// plan order; counts settled probes in `done` (for a progress display).
 ///
 /// Only addresses that prove to be the agent's are probed in full: `trusted` ones (the
 /// address the control channel reached) and those where one of the plan's wildcard
@@ -63,141 +52,79 @@ pub async fn run_with_progress(
     done: Arc<AtomicUsize>,
     trusted: &[IpAddr],
 ) -> ProbeResults {
-    let deadline = Instant::now() + RUN_DEADLINE;
-    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|t| t.to_canonical() == ip.to_canonical());
-    // Phase 1: the knock at each address not yet known to be the agent's.
-    let knocks: Vec<PlannedProbe> = plan
-        .probes
-        .iter()
-        .copied()
-        .filter(|p| {
-            !is_trusted(p.target.ip()) && p.bind.ip().is_unspecified() && p.bind.is_ipv4() == p.target.is_ipv4()
-        })
-        .collect();
-    let ctx = Ctx { session: plan.session, key: plan.key, config, deadline, permits, done };
-    let mut results = run_listener_probes(&knocks, &ctx).await;
-    let verified = |ip: IpAddr| {
-        is_trusted(ip)
-            || results
-                .iter()
-                .any(|r| r.outcome == Outcome::Open && knocks.iter().any(|k| k.id == r.id && k.target.ip() == ip))
-    };
-    // Phase 2: everything else at verified addresses.
-    let rest: Vec<PlannedProbe> = plan
-        .probes
-        .iter()
-        .copied()
-        .filter(|p| verified(p.target.ip()) && !knocks.iter().any(|k| k.id == p.id))
-        .collect();
-    let services: Vec<ServiceProbe> = plan.services.iter().copied().filter(|p| verified(p.target.ip())).collect();
-    let (more, mut service_results) =
-        tokio::join!(run_listener_probes(&rest, &ctx), run_service_probes(&services, &ctx));
-    results.extend(more);
-    for p in &plan.probes {
-        if !results.iter().any(|r| r.id == p.id) {
-            results.push(ProbeResult { id: p.id, outcome: Outcome::NotProbed, rtt_us: None, errno: None, attempts: 0 });
-        }
-    }
-    for p in &plan.services {
-        if !service_results.iter().any(|r| r.id == p.id) {
-            service_results.push(ServiceResult {
-                id: p.id,
-                outcome: Outcome::NotProbed,
-                rtt_us: None,
-                errno: None,
-                http_status: None,
-            });
-        }
-    }
-    results.sort_by_key(|r| r.id);
-    service_results.sort_by_key(|r| r.id);
-    ProbeResults { results, services: service_results }
+    let sockets = Arc::new(Sockets { session: plan.session, key: plan.key });
+    drive(sockets, plan, config, done, trusted).await
 }
 
-/// What every probe task shares.
-struct Ctx {
-    session: [u8; 16],
-    key: [u8; 32],
+/// Runs `plan` on `network`: starts what the run orders, feeds back the answers, and
+/// sleeps until the next answer or the run's next timer, until the run is over.
+pub async fn drive<N: Network>(
+    network: Arc<N>,
+    plan: &ProbePlan,
     config: EngineConfig,
-    deadline: Instant,
-    permits: Arc<Semaphore>,
     done: Arc<AtomicUsize>,
-}
-
-/// Collects the tasks' results until the run deadline; tasks still running then are
-/// stopped and their probes reported as timeouts (as is a probe whose task panicked).
-async fn collect<T: 'static>(mut tasks: JoinSet<T>, deadline: Instant) -> Vec<T> {
-    let mut out = Vec::new();
+    trusted: &[IpAddr],
+) -> ProbeResults {
+    let now = || Instant::now().into_std();
+    let mut run = Run::new(plan, trusted, config, now());
+    let mut attempts = JoinSet::new();
+    let mut orders = HashMap::new();
+    let mut counted = 0;
     loop {
-        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
-            Ok(Some(Ok(r))) => out.push(r),
-            Ok(Some(Err(_))) => {}
-            Ok(None) | Err(_) => break,
+        while let Some(order) = run.next_attempt(now()) {
+            let network = network.clone();
+            let task = attempts.spawn(async move { network.attempt(order).await });
+            orders.insert(task.id(), order.id);
         }
-    }
-    tasks.abort_all();
-    out
-}
-
-async fn run_listener_probes(probes: &[PlannedProbe], ctx: &Ctx) -> Vec<ProbeResult> {
-    let mut tasks = JoinSet::new();
-    let mut udp_index = 0u32;
-    for probe in probes.iter().copied() {
-        // UDP probes start spaced out; TCP probes start at once.
-        let delay = match probe.proto {
-            Proto::Udp => {
-                udp_index += 1;
-                UDP_SPACING * udp_index
+        done.fetch_add(run.settled() - counted, Ordering::Relaxed);
+        counted = run.settled();
+        if run.is_finished(now()) {
+            break;
+        }
+        let Some(wake) = run.poll_timeout() else { break };
+        tokio::select! {
+            Some(joined) = attempts.join_next_with_id(), if !attempts.is_empty() => {
+                // An attempt that panicked heard nothing.
+                let (task, answer) = joined.unwrap_or_else(|e| (e.id(), AttemptAnswer::silence()));
+                if let Some(id) = orders.remove(&task) {
+                    run.on_answer(id, answer, now());
+                }
             }
-            Proto::Tcp => Duration::ZERO,
-        };
-        let (permits, done) = (ctx.permits.clone(), ctx.done.clone());
-        let (session, key, attempt) = (ctx.session, ctx.key, ctx.config.attempt_timeout);
-        tasks.spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _permit = permits.acquire_owned().await;
-            let result = probe_one(probe, session, key, attempt).await;
-            done.fetch_add(1, Ordering::Relaxed);
-            result
-        });
-    }
-    let mut results = collect(tasks, ctx.deadline).await;
-    for p in probes {
-        if !results.iter().any(|r| r.id == p.id) {
-            results.push(ProbeResult { id: p.id, outcome: Outcome::Timeout, rtt_us: None, errno: None, attempts: 0 });
+            () = tokio::time::sleep_until(Instant::from_std(wake)) => {}
         }
     }
-    results
+    // Attempts still under way when the run ends are abandoned (dropping the set
+    // aborts them): the run reports them as timeouts.
+    drop(attempts);
+    run.finish()
 }
 
-async fn run_service_probes(probes: &[ServiceProbe], ctx: &Ctx) -> Vec<ServiceResult> {
-    let mut tasks = JoinSet::new();
-    for (i, probe) in probes.iter().copied().enumerate() {
-        let (permits, done, attempt) = (ctx.permits.clone(), ctx.done.clone(), ctx.config.attempt_timeout);
-        let delay =
-            if probe.proto == Proto::Udp { UDP_SPACING * u32::try_from(i).unwrap_or(u32::MAX) } else { Duration::ZERO };
-        tasks.spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _permit = permits.acquire_owned().await;
-            let result = service_one(probe, attempt).await;
-            done.fetch_add(1, Ordering::Relaxed);
-            result
-        });
-    }
-    let mut results = collect(tasks, ctx.deadline).await;
-    for p in probes {
-        if !results.iter().any(|r: &ServiceResult| r.id == p.id) {
-            results.push(ServiceResult {
-                id: p.id,
-                outcome: Outcome::Timeout,
-                rtt_us: None,
-                errno: None,
-                http_status: None,
-            });
+/// The real network: this host's TCP and UDP sockets.
+#[derive(Debug, Clone, Copy)]
+pub struct Sockets {
+    /// The session the knocks name.
+    pub session: [u8; 16],
+    /// The key of the MAC that the agent's test listeners answer a knock with.
+    pub key: [u8; 32],
+}
+
+impl Network for Sockets {
+    async fn attempt(&self, order: AttemptOrder) -> AttemptAnswer {
+        match (order.kind, order.proto) {
+            (ProbeKind::Listener, proto) => {
+                // A fresh nonce per attempt: a reply cannot be replayed from another.
+                let mut nonce = [0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut nonce);
+                let knock = Knock { session: self.session, nonce };
+                match proto {
+                    Proto::Tcp => tcp_attempt(order.target, &knock, &self.key, order.timeout).await,
+                    Proto::Udp => udp_attempt(order.target, &knock, &self.key, order.timeout).await,
+                }
+            }
+            (ProbeKind::Service, Proto::Tcp) => service_tcp(order.target, order.timeout).await,
+            (ProbeKind::Service, Proto::Udp) => service_udp(order.target, order.timeout).await,
         }
     }
-    results
 }
 
 /// A minimal HTTP request: enough for any HTTP server to answer with a status line.
@@ -232,59 +159,35 @@ fn http_status(bytes: &[u8]) -> Option<u16> {
     rest.get(2..5)?.parse().ok()
 }
 
-async fn service_one(probe: ServiceProbe, deadline: Duration) -> ServiceResult {
-    let mut last = (None, None, None, None);
-    for _ in 0..ATTEMPTS {
-        last = match probe.proto {
-            Proto::Tcp => service_tcp(probe.target, deadline).await,
-            Proto::Udp => service_udp(probe.target, deadline).await,
-        };
-        if last.0.is_some() {
-            break;
-        }
-    }
-    let (outcome, rtt, errno, http_status) = last;
-    ServiceResult {
-        id: probe.id,
-        outcome: outcome.unwrap_or(Outcome::Timeout),
-        rtt_us: rtt.map(|d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX)),
-        errno,
-        http_status,
-    }
-}
-
-type ServiceAttempt = (Option<Outcome>, Option<Duration>, Option<i32>, Option<u16>);
-
 /// Connect; then a banner the server sends first, or the answer to a minimal HTTP
 /// request, tells `open` (with its HTTP status) from `empty_reply` and `reset`.
-async fn service_tcp(target: SocketAddr, deadline: Duration) -> ServiceAttempt {
+async fn service_tcp(target: SocketAddr, deadline: Duration) -> AttemptAnswer {
     let started = Instant::now();
     let mut stream = match timeout(deadline, TcpStream::connect(target)).await {
-        Err(_) => return (None, None, None, None),
-        Ok(Err(e)) => {
-            let a = classify(&e, started.elapsed());
-            return (a.outcome, a.rtt, a.errno, None);
-        }
+        Err(_) => return AttemptAnswer::silence(),
+        Ok(Err(e)) => return classify(&e, started.elapsed()),
         Ok(Ok(s)) => s,
     };
-    let rtt = Some(started.elapsed());
+    let rtt = started.elapsed();
+    let answer =
+        |outcome, errno, http_status| AttemptAnswer { outcome: Some(outcome), rtt: Some(rtt), errno, http_status };
     let mut buf = [0u8; 256];
     // A banner (SSH, SMTP…) comes by itself; an empty reply closes at once.
     let wait = deadline.max(BANNER_WAIT_FLOOR);
     let first = match timeout(wait, stream.read(&mut buf)).await {
-        Ok(Ok(0)) => return (Some(Outcome::EmptyReply), rtt, None, None),
+        Ok(Ok(0)) => return answer(Outcome::EmptyReply, None, None),
         Ok(Ok(n)) => Some(n),
-        Ok(Err(e)) => return (Some(reset_or_foreign(&e)), rtt, e.raw_os_error(), None),
+        Ok(Err(e)) => return answer(reset_or_foreign(&e), e.raw_os_error(), None),
         Err(_) => None,
     };
     if let Some(n) = first {
-        return (Some(Outcome::Open), rtt, None, http_status(&buf[..n]));
+        return answer(Outcome::Open, None, http_status(&buf[..n]));
     }
     if let Err(e) = stream.write_all(http_request(&target.to_string()).as_bytes()).await {
-        return (Some(reset_or_foreign(&e)), rtt, e.raw_os_error(), None);
+        return answer(reset_or_foreign(&e), e.raw_os_error(), None);
     }
     let mut got = 0;
-    let answer = timeout(deadline * ANSWER_WAIT_FACTOR, async {
+    let reply = timeout(deadline * ANSWER_WAIT_FACTOR, async {
         while got < 16 {
             match stream.read(&mut buf[got..]).await {
                 Ok(0) => break,
@@ -295,12 +198,12 @@ async fn service_tcp(target: SocketAddr, deadline: Duration) -> ServiceAttempt {
         Ok(())
     })
     .await;
-    match answer {
-        Ok(Err(e)) if got == 0 => (Some(reset_or_foreign(&e)), rtt, e.raw_os_error(), None),
-        Ok(_) if got == 0 => (Some(Outcome::EmptyReply), rtt, None, None),
+    match reply {
+        Ok(Err(e)) if got == 0 => answer(reset_or_foreign(&e), e.raw_os_error(), None),
+        Ok(_) if got == 0 => answer(Outcome::EmptyReply, None, None),
         // Accepted and kept open without answering: a server of another protocol.
-        Err(_) if got == 0 => (Some(Outcome::Open), rtt, None, None),
-        _ => (Some(Outcome::Open), rtt, None, http_status(&buf[..got])),
+        Err(_) if got == 0 => answer(Outcome::Open, None, None),
+        _ => answer(Outcome::Open, None, http_status(&buf[..got])),
     }
 }
 
@@ -311,64 +214,39 @@ fn reset_or_foreign(e: &std::io::Error) -> Outcome {
     }
 }
 
-/// UDP: an empty datagram through a connected socket; ICMP port-unreachable reads as
-/// refused, an answer as open, silence stays ambiguous (timeout).
-async fn service_udp(target: SocketAddr, deadline: Duration) -> ServiceAttempt {
+/// UDP: an empty datagram; an answer is `open`, silence stays ambiguous (timeout).
+async fn service_udp(target: SocketAddr, deadline: Duration) -> AttemptAnswer {
+    let mut buf = [0u8; 512];
+    match udp_exchange(target, &[], &mut buf, deadline).await {
+        Ok((_, rtt)) => AttemptAnswer::answered(Outcome::Open, rtt),
+        Err(answer) => answer,
+    }
+}
+
+/// Sends `payload` from a connected UDP socket, which sees ICMP port-unreachable as
+/// ECONNREFUSED, and waits `deadline` for one datagram: its length and round trip, or
+/// what the attempt found instead (silence, refused, unreachable).
+async fn udp_exchange(
+    target: SocketAddr,
+    payload: &[u8],
+    buf: &mut [u8],
+    deadline: Duration,
+) -> Result<(usize, Duration), AttemptAnswer> {
     let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let started = Instant::now();
-    let fail = |e: std::io::Error| {
-        let a = classify(&e, started.elapsed());
-        (a.outcome, a.rtt, a.errno, None)
-    };
-    let socket = match UdpSocket::bind(local).await {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    if let Err(e) = socket.connect(target).await {
-        return fail(e);
+    let fail = |e: std::io::Error| classify(&e, started.elapsed());
+    let socket = UdpSocket::bind(local).await.map_err(fail)?;
+    socket.connect(target).await.map_err(fail)?;
+    socket.send(payload).await.map_err(fail)?;
+    match timeout(deadline, socket.recv(buf)).await {
+        Err(_) => Err(AttemptAnswer::silence()),
+        Ok(Err(e)) => Err(fail(e)),
+        Ok(Ok(n)) => Ok((n, started.elapsed())),
     }
-    if let Err(e) = socket.send(&[]).await {
-        return fail(e);
-    }
-    let mut buf = [0u8; 512];
-    match timeout(deadline, socket.recv(&mut buf)).await {
-        Err(_) => (None, None, None, None),
-        Ok(Err(e)) => fail(e),
-        Ok(Ok(_)) => (Some(Outcome::Open), Some(started.elapsed()), None, None),
-    }
-}
-
-async fn probe_one(probe: PlannedProbe, session: [u8; 16], key: [u8; 32], deadline: Duration) -> ProbeResult {
-    let mut attempts = 0;
-    let mut last = Attempt { outcome: None, rtt: None, errno: None };
-    while attempts < ATTEMPTS {
-        attempts += 1;
-        let mut nonce = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let knock = Knock { session, nonce };
-        last = match probe.proto {
-            Proto::Tcp => tcp_attempt(probe.target, &knock, &key, deadline).await,
-            Proto::Udp => udp_attempt(probe.target, &knock, &key, deadline).await,
-        };
-        if last.outcome.is_some() {
-            break;
-        }
-    }
-    ProbeResult {
-        id: probe.id,
-        outcome: last.outcome.unwrap_or(Outcome::Timeout),
-        rtt_us: last.rtt.map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX)),
-        errno: last.errno,
-        attempts,
-    }
-}
-
-fn silence() -> Attempt {
-    Attempt { outcome: None, rtt: None, errno: None }
 }
 
 /// Maps a socket error to an outcome; `None` for errors that mean silence.
-fn classify(e: &std::io::Error, rtt: Duration) -> Attempt {
+fn classify(e: &std::io::Error, rtt: Duration) -> AttemptAnswer {
     use std::io::ErrorKind::*;
     let errno = e.raw_os_error();
     let outcome = match e.kind() {
@@ -378,13 +256,15 @@ fn classify(e: &std::io::Error, rtt: Duration) -> Attempt {
         HostUnreachable | NetworkUnreachable | AddrNotAvailable => Some(Outcome::Unreachable),
         _ => Some(Outcome::Unreachable),
     };
-    Attempt { rtt: outcome.map(|_| rtt), outcome, errno }
+    AttemptAnswer { rtt: outcome.map(|_| rtt), outcome, errno, http_status: None }
 }
 
-async fn tcp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline: Duration) -> Attempt {
+/// TCP knock: connect, send the knock, and read the reply; only this session's MAC is
+/// `open`.
+async fn tcp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline: Duration) -> AttemptAnswer {
     let started = Instant::now();
     let mut stream = match timeout(deadline, TcpStream::connect(target)).await {
-        Err(_) => return silence(),
+        Err(_) => return AttemptAnswer::silence(),
         Ok(Err(e)) => return classify(&e, started.elapsed()),
         Ok(Ok(s)) => s,
     };
@@ -406,15 +286,13 @@ async fn tcp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline
         Ok(())
     })
     .await;
-    let done = |outcome| Attempt { outcome: Some(outcome), rtt: Some(connected), errno: None };
+    let done = |outcome| AttemptAnswer::answered(outcome, connected);
     match read {
         // Accepted, but nothing answered in time: another program that waits for a
         // request of its own.
         Err(_) => done(Outcome::Foreign),
         Ok(Err(e)) if got == 0 => match classify(&e, connected) {
-            Attempt { outcome: Some(Outcome::Reset), errno, .. } => {
-                Attempt { outcome: Some(Outcome::Reset), rtt: Some(connected), errno }
-            }
+            reset @ AttemptAnswer { outcome: Some(Outcome::Reset), .. } => reset,
             _ => done(Outcome::Foreign),
         },
         Ok(Err(_)) => done(Outcome::Foreign),
@@ -424,62 +302,73 @@ async fn tcp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline
     }
 }
 
-async fn udp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline: Duration) -> Attempt {
-    let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let started = Instant::now();
-    let socket = match UdpSocket::bind(local).await {
-        Ok(s) => s,
-        Err(e) => return classify(&e, started.elapsed()),
-    };
-    // A connected socket sees ICMP port-unreachable as ECONNREFUSED.
-    if let Err(e) = socket.connect(target).await {
-        return classify(&e, started.elapsed());
-    }
-    if let Err(e) = socket.send(&knock.encode()).await {
-        return classify(&e, started.elapsed());
-    }
+/// UDP knock: the knock in one datagram; only a reply with this session's MAC is `open`.
+async fn udp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline: Duration) -> AttemptAnswer {
     let mut buf = [0u8; 512];
-    match timeout(deadline, socket.recv(&mut buf)).await {
-        Err(_) => silence(),
-        Ok(Err(e)) => classify(&e, started.elapsed()),
-        Ok(Ok(n)) => {
+    match udp_exchange(target, &knock.encode(), &mut buf, deadline).await {
+        Ok((n, rtt)) => {
             let outcome = if knock.verify_reply(key, Proto::Udp, &buf[..n]) { Outcome::Open } else { Outcome::Foreign };
-            Attempt { outcome: Some(outcome), rtt: Some(started.elapsed()), errno: None }
+            AttemptAnswer::answered(outcome, rtt)
         }
+        Err(answer) => answer,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::{PlannedProbe, ServiceProbe};
 
-    /// An address where no wildcard listener answers with the session's MAC is not
-    /// probed further: a plan cannot point the peer at hosts the agent does not run on.
+    /// Real sockets on loopback: the knock is sent to an address not yet known to be
+    /// the agent's, and only a reply with this session's MAC lets the rest of the
+    /// probes there go out. Trusted, the address is probed in full.
     #[tokio::test]
-    async fn unproven_addresses_are_not_probed() {
-        let closed = |ip: &str| {
-            let l = std::net::TcpListener::bind((ip, 0)).expect("bind");
-            l.local_addr().expect("addr").port()
-        };
-        let (p1, p2, p3) = (closed("127.0.0.1"), closed("127.0.0.1"), closed("127.0.0.1"));
-        let other = |port: u16| SocketAddr::from(([127, 0, 0, 2], port));
-        let plan = ProbePlan {
+    async fn the_knock_verifies_an_address_on_loopback() {
+        /// A test listener on 127.0.0.1 that answers knocks with `key`'s MAC.
+        async fn knock_server(key: [u8; 32]) -> u16 {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = l.local_addr().expect("addr").port();
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = l.accept().await {
+                    let mut buf = [0u8; KNOCK_LEN];
+                    if s.read_exact(&mut buf).await.is_ok()
+                        && let Some(knock) = Knock::parse(&buf)
+                    {
+                        let _ = s.write_all(&knock.reply(&key, Proto::Tcp)).await;
+                    }
+                }
+            });
+            port
+        }
+        let closed = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let here = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let (key, p2, p3) = ([2; 32], closed(), closed());
+        let plan = |knock: u16| ProbePlan {
             session: [1; 16],
-            key: [2; 32],
+            key,
             probes: vec![
-                PlannedProbe { id: 0, proto: Proto::Tcp, bind: ([0, 0, 0, 0], p1).into(), target: other(p1) },
-                PlannedProbe { id: 1, proto: Proto::Tcp, bind: ([127, 0, 0, 1], p2).into(), target: other(p2) },
+                PlannedProbe { id: 0, proto: Proto::Tcp, bind: ([0, 0, 0, 0], knock).into(), target: here(knock) },
+                PlannedProbe { id: 1, proto: Proto::Tcp, bind: here(p2), target: here(p2) },
             ],
-            services: vec![ServiceProbe { id: 0, proto: Proto::Tcp, target: other(p3) }],
+            services: vec![ServiceProbe { id: 0, proto: Proto::Tcp, target: here(p3) }],
         };
         let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
-        let r = run(&plan, config, &["127.0.0.1".parse().expect("ip")]).await;
+        let outcomes = |r: ProbeResults| (r.results[0].outcome, r.results[1].outcome, r.services[0].outcome);
+        let (closed_knock, ours, not_ours) = (closed(), knock_server(key).await, knock_server([3; 32]).await);
+
+        let r = run(&plan(closed_knock), config, &[]).await;
         assert_eq!(r.results[0].outcome, Outcome::Refused, "the knock itself is sent");
-        assert_eq!(r.results[1].outcome, Outcome::NotProbed);
-        assert_eq!(r.services[0].outcome, Outcome::NotProbed);
-        // Trusted, the same address is probed in full.
-        let r = run(&plan, config, &["127.0.0.2".parse().expect("ip")]).await;
-        assert_eq!((r.results[1].outcome, r.services[0].outcome), (Outcome::Refused, Outcome::Refused));
+        assert_eq!(outcomes(r), (Outcome::Refused, Outcome::NotProbed, Outcome::NotProbed));
+        let r = run(&plan(not_ours), config, &[]).await;
+        assert_eq!(
+            outcomes(r),
+            (Outcome::Foreign, Outcome::NotProbed, Outcome::NotProbed),
+            "a wrong MAC proves nothing"
+        );
+        let r = run(&plan(ours), config, &[]).await;
+        assert_eq!(outcomes(r), (Outcome::Open, Outcome::Refused, Outcome::Refused), "verified by the knock");
+        let r = run(&plan(closed_knock), config, &["127.0.0.1".parse().expect("ip")]).await;
+        assert_eq!(outcomes(r), (Outcome::Refused, Outcome::Refused, Outcome::Refused), "trusted: probed in full");
     }
 
     #[test]
@@ -597,5 +486,175 @@ mod tests {
         assert_eq!(results[0].attempts, 1);
         assert_eq!(results[0].errno, Some(111));
         drop(deaf);
+    }
+}
+
+/// The engine loop over a simulated network on tokio's paused clock: no sockets, no
+/// real waiting.
+#[cfg(test)]
+mod simulated {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::defaults::RUN_DEADLINE;
+    use crate::vocab::{PlannedProbe, ServiceProbe};
+
+    /// How a simulated host treats every attempt.
+    #[derive(Debug, Clone, Copy)]
+    enum Host {
+        /// The agent: test listeners answer the knock, services answer HTTP 200.
+        Agent,
+        /// Another host: everything refused at once.
+        Stranger,
+        /// Nothing comes back before the attempt's deadline.
+        Silent,
+        /// An attempt never ends by itself.
+        Hang,
+    }
+
+    /// A table of address → behaviour, and a log of every attempt made.
+    struct Fake {
+        hosts: HashMap<IpAddr, Host>,
+        log: Mutex<Vec<AttemptOrder>>,
+    }
+
+    impl Fake {
+        fn new(hosts: &[(&str, Host)]) -> Arc<Fake> {
+            let hosts = hosts.iter().map(|(ip, host)| (ip.parse().expect("ip"), *host)).collect();
+            Arc::new(Fake { hosts, log: Mutex::new(Vec::new()) })
+        }
+
+        /// The attempts made at `ip`: (kind, probe ID, attempt number).
+        fn sent_to(&self, ip: &str) -> Vec<(ProbeKind, u32, u8)> {
+            let ip: IpAddr = ip.parse().expect("ip");
+            let log = self.log.lock().expect("log");
+            log.iter().filter(|o| o.target.ip() == ip).map(|o| (o.kind, o.probe, o.attempt)).collect()
+        }
+    }
+
+    impl Network for Fake {
+        async fn attempt(&self, order: AttemptOrder) -> AttemptAnswer {
+            self.log.lock().expect("log").push(order);
+            let rtt = Duration::from_millis(1);
+            match self.hosts.get(&order.target.ip()).copied().unwrap_or(Host::Stranger) {
+                Host::Agent => {
+                    tokio::time::sleep(rtt).await;
+                    let http_status = (order.kind == ProbeKind::Service).then_some(200);
+                    AttemptAnswer { http_status, ..AttemptAnswer::answered(Outcome::Open, rtt) }
+                }
+                Host::Stranger => AttemptAnswer { errno: Some(111), ..AttemptAnswer::answered(Outcome::Refused, rtt) },
+                Host::Silent => {
+                    tokio::time::sleep(order.timeout).await;
+                    AttemptAnswer::silence()
+                }
+                Host::Hang => std::future::pending().await,
+            }
+        }
+    }
+
+    fn listener(id: u32, proto: Proto, bind: &str, target: &str) -> PlannedProbe {
+        PlannedProbe { id, proto, bind: bind.parse().expect("bind"), target: target.parse().expect("target") }
+    }
+
+    fn service(id: u32, target: &str) -> ServiceProbe {
+        ServiceProbe { id, proto: Proto::Tcp, target: target.parse().expect("target") }
+    }
+
+    fn plan(probes: Vec<PlannedProbe>, services: Vec<ServiceProbe>) -> ProbePlan {
+        ProbePlan { session: [1; 16], key: [2; 32], probes, services }
+    }
+
+    const CONFIG: EngineConfig = EngineConfig { attempt_timeout: Duration::from_secs(3), concurrency: 8 };
+
+    /// The agent at 127.0.0.1 proves itself by the knock; the stranger at 127.0.0.2
+    /// refuses it and sees nothing else; 127.0.0.3 is trusted and probed in full; ::1
+    /// stays silent to its knock (tried twice) and sees nothing else.
+    #[tokio::test(start_paused = true)]
+    async fn only_proven_addresses_see_more_than_the_knock() {
+        let network = Fake::new(&[
+            ("127.0.0.1", Host::Agent),
+            ("127.0.0.2", Host::Stranger),
+            ("127.0.0.3", Host::Stranger),
+            ("::1", Host::Silent),
+        ]);
+        let plan = plan(
+            vec![
+                listener(0, Proto::Tcp, "0.0.0.0:1000", "127.0.0.1:1000"),
+                listener(1, Proto::Udp, "0.0.0.0:1001", "127.0.0.1:1001"),
+                listener(2, Proto::Tcp, "127.0.0.1:1002", "127.0.0.1:1002"),
+                listener(3, Proto::Tcp, "0.0.0.0:1000", "127.0.0.2:1000"),
+                listener(4, Proto::Tcp, "127.0.0.2:1003", "127.0.0.2:1003"),
+                listener(5, Proto::Tcp, "0.0.0.0:1000", "127.0.0.3:1000"),
+                listener(6, Proto::Tcp, "[::]:1000", "[::1]:1000"),
+                listener(7, Proto::Tcp, "[::1]:1004", "[::1]:1004"),
+            ],
+            vec![
+                service(0, "127.0.0.1:80"),
+                service(1, "127.0.0.2:80"),
+                service(2, "127.0.0.3:80"),
+                service(3, "[::1]:80"),
+            ],
+        );
+        let done = Arc::new(AtomicUsize::new(0));
+        let r = drive(network.clone(), &plan, CONFIG, done.clone(), &["127.0.0.3".parse().expect("ip")]).await;
+
+        use Outcome::*;
+        let outcomes: Vec<Outcome> = r.results.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [Open, Open, Open, Refused, NotProbed, Refused, Timeout, NotProbed]);
+        let services: Vec<(Outcome, Option<u16>)> = r.services.iter().map(|r| (r.outcome, r.http_status)).collect();
+        assert_eq!(services, [(Open, Some(200)), (NotProbed, None), (Refused, None), (NotProbed, None)]);
+        assert_eq!((r.results[3].errno, r.results[6].attempts), (Some(111), 2));
+
+        assert_eq!(network.sent_to("127.0.0.2"), [(ProbeKind::Listener, 3, 1)], "the stranger saw only the knock");
+        assert_eq!(network.sent_to("::1"), [(ProbeKind::Listener, 6, 1), (ProbeKind::Listener, 6, 2)]);
+        let agent = network.sent_to("127.0.0.1");
+        assert_eq!(agent.len(), 4);
+        assert!(agent[..2].iter().all(|(_, id, _)| *id <= 1), "knocks first: {agent:?}");
+        assert_eq!(network.sent_to("127.0.0.3").len(), 2, "trusted: no knock needed");
+        assert_eq!(done.load(Ordering::Relaxed), 12, "every probe counted once, not_probed included");
+    }
+
+    /// A silent network: each probe is tried twice, and the run ends right after the
+    /// retry's deadline, on the paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn silence_ends_the_run_after_the_retry() {
+        let (start, real) = (Instant::now(), std::time::Instant::now());
+        let plan =
+            plan(vec![listener(0, Proto::Tcp, "127.0.0.1:1000", "127.0.0.1:1000")], vec![service(0, "127.0.0.1:80")]);
+        let network = Fake::new(&[("127.0.0.1", Host::Silent)]);
+        let done = Arc::new(AtomicUsize::new(0));
+        let r = drive(network, &plan, CONFIG, done, &["127.0.0.1".parse().expect("ip")]).await;
+        assert_eq!((r.results[0].outcome, r.results[0].attempts), (Outcome::Timeout, 2));
+        assert_eq!(r.services[0].outcome, Outcome::Timeout);
+        let took = start.elapsed();
+        assert!(took >= CONFIG.attempt_timeout * 2 && took < CONFIG.attempt_timeout * 2 + Duration::from_millis(50));
+        assert!(real.elapsed() < CONFIG.attempt_timeout, "no real waiting");
+    }
+
+    /// Attempts that never end: the run ends at the run deadline; what was under way is
+    /// a timeout, what waited for an unproven address is not probed.
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_network_ends_at_the_run_deadline() {
+        let (start, real) = (Instant::now(), std::time::Instant::now());
+        let plan = plan(
+            vec![
+                listener(0, Proto::Tcp, "127.0.0.1:1000", "127.0.0.1:1000"),
+                listener(1, Proto::Udp, "0.0.0.0:1001", "127.0.0.2:1001"),
+                listener(2, Proto::Udp, "127.0.0.2:1002", "127.0.0.2:1002"),
+            ],
+            vec![service(0, "127.0.0.1:80")],
+        );
+        let network = Fake::new(&[("127.0.0.1", Host::Hang), ("127.0.0.2", Host::Hang)]);
+        let done = Arc::new(AtomicUsize::new(0));
+        let r = drive(network.clone(), &plan, CONFIG, done.clone(), &["127.0.0.1".parse().expect("ip")]).await;
+        let outcomes: Vec<Outcome> = r.results.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Timeout, Outcome::Timeout, Outcome::NotProbed]);
+        assert_eq!(r.services[0].outcome, Outcome::Timeout);
+        assert_eq!(network.sent_to("127.0.0.2"), [(ProbeKind::Listener, 1, 1)]);
+        let took = start.elapsed();
+        assert!(took >= RUN_DEADLINE && took < RUN_DEADLINE + Duration::from_millis(50), "{took:?}");
+        assert!(real.elapsed() < Duration::from_secs(10), "no real waiting");
+        assert_eq!(done.load(Ordering::Relaxed), 0, "nothing settled before the deadline");
     }
 }

@@ -1,0 +1,809 @@
+//! The rules of a probe run, without sockets and without a clock: which attempt to
+//! start next, what an attempt's answer means, and when the run is over.
+//!
+//! Like quinn-proto and trippy's tracer, [`Run`] only decides. Its caller (the probe
+//! engine, or a test's simulated network) starts each [`AttemptOrder`] it hands out,
+//! feeds back what happened as an [`AttemptAnswer`], and passes the current time into
+//! every call. The rules:
+//!
+//! - **Knock first.** At an address not yet known to be the agent's, only the knocks go
+//!   out: the probes of the plan's wildcard test listeners of the address's own family.
+//!   A knock answered with this session's MAC (`open`) verifies the address, and only
+//!   then do its other probes start (test listeners and the user's services). Once every
+//!   knock at an address has failed, its other probes are `not_probed`: the peer sends
+//!   nothing more to a host that has not proved to be the agent's. Trusted addresses
+//!   (the one the control channel reached) are probed in full without a knock.
+//! - **One retry after silence.** An attempt that heard nothing is retried once (up to
+//!   [`ATTEMPTS`] in all); any answer settles the probe, silence after the last attempt
+//!   is `timeout`.
+//! - **Paced.** At most `concurrency` attempts in flight; UDP attempts start at least
+//!   [`UDP_SPACING`] apart, so that the hosts' ICMP rate limit turns fewer refusals into
+//!   silence.
+//! - **One deadline.** [`RUN_DEADLINE`] after the start the run is over: unsettled
+//!   probes are `timeout`, except those still waiting for their address to be verified,
+//!   which are `not_probed`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::defaults::{ATTEMPTS, CONCURRENCY, RUN_DEADLINE, UDP_SPACING, probe_timeout};
+use crate::plan::ProbePlan;
+use crate::vocab::{Outcome, ProbeResult, ProbeResults, Proto, ServiceResult};
+
+/// How to run a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunConfig {
+    /// Deadline of one attempt.
+    pub attempt_timeout: Duration,
+    /// Attempts in flight at once (at least one).
+    pub concurrency: usize,
+}
+
+impl RunConfig {
+    /// Defaults for a control channel with round trip `rtt`.
+    pub fn for_rtt(rtt: Duration) -> Self {
+        RunConfig { attempt_timeout: probe_timeout(rtt), concurrency: CONCURRENCY }
+    }
+}
+
+/// What a probe dials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// One of the agent's test listeners: an attempt sends the knock, and only a reply
+    /// carrying this session's MAC is `open`.
+    Listener,
+    /// One of the user's own ports: an attempt connects and looks at what answers.
+    Service,
+}
+
+/// Names one attempt, to feed its answer back with [`Run::on_answer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptId {
+    slot: usize,
+    attempt: u8,
+}
+
+/// One attempt the caller is to make now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptOrder {
+    /// Hand this back with the answer.
+    pub id: AttemptId,
+    /// Test listener or service.
+    pub kind: ProbeKind,
+    /// The plan's ID of the probe (of its kind).
+    pub probe: u32,
+    /// Protocol.
+    pub proto: Proto,
+    /// The address to dial.
+    pub target: SocketAddr,
+    /// 1 for the first attempt, 2 for the retry after silence.
+    pub attempt: u8,
+    /// How long each step of the attempt may wait for the other side.
+    pub timeout: Duration,
+}
+
+/// What one attempt found, as the network saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttemptAnswer {
+    /// The outcome; `None` for silence (nothing came back before the deadline).
+    pub outcome: Option<Outcome>,
+    /// Round trip of the connect or exchange (none for silence).
+    pub rtt: Option<Duration>,
+    /// The OS error number behind the answer, when there was one.
+    pub errno: Option<i32>,
+    /// HTTP status of the answer to a minimal request (services only).
+    pub http_status: Option<u16>,
+}
+
+impl AttemptAnswer {
+    /// Nothing came back.
+    pub fn silence() -> Self {
+        AttemptAnswer::default()
+    }
+
+    /// A decisive answer after `rtt`.
+    pub fn answered(outcome: Outcome, rtt: Duration) -> Self {
+        AttemptAnswer { outcome: Some(outcome), rtt: Some(rtt), errno: None, http_status: None }
+    }
+}
+
+/// Whether an address is known to be the agent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// Trusted from the start, or a knock there was answered with the session's MAC.
+    Verified,
+    /// Knocks there are still under way.
+    Pending,
+    /// No knock there can verify it any more.
+    Failed,
+}
+
+/// A target address and the knocks that may verify it.
+#[derive(Debug)]
+struct Address {
+    ip: IpAddr,
+    trust: Trust,
+    knocks_left: usize,
+}
+
+/// How a probe ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Settled {
+    outcome: Outcome,
+    rtt: Option<Duration>,
+    errno: Option<i32>,
+    http_status: Option<u16>,
+    attempts: u8,
+}
+
+impl Settled {
+    /// The last attempt's answer; silence is a timeout, which has no round trip.
+    fn from_answer(answer: AttemptAnswer, attempts: u8) -> Self {
+        Settled {
+            outcome: answer.outcome.unwrap_or(Outcome::Timeout),
+            rtt: answer.outcome.and(answer.rtt),
+            errno: answer.errno,
+            http_status: answer.http_status,
+            attempts,
+        }
+    }
+
+    fn without_answer(outcome: Outcome, attempts: u8) -> Self {
+        Settled { outcome, rtt: None, errno: None, http_status: None, attempts }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not started.
+    Waiting,
+    /// Attempt number `attempt` is under way.
+    InFlight {
+        attempt: u8,
+    },
+    /// `attempts` attempts heard nothing; the next one is due.
+    Retry {
+        attempts: u8,
+    },
+    Done(Settled),
+}
+
+/// One probe of the plan.
+#[derive(Debug)]
+struct Slot {
+    kind: ProbeKind,
+    id: u32,
+    proto: Proto,
+    target: SocketAddr,
+    /// Whether this probe is a knock that may verify its address.
+    knock: bool,
+    /// Index into `Run::addresses`.
+    address: usize,
+    state: State,
+}
+
+/// The state of one probe run. See the [module documentation](self) for its rules.
+#[derive(Debug)]
+pub struct Run {
+    config: RunConfig,
+    deadline: Instant,
+    /// The plan's test-listener probes, then its service probes, in plan order.
+    slots: Vec<Slot>,
+    addresses: Vec<Address>,
+    in_flight: usize,
+    settled: usize,
+    last_udp_start: Option<Instant>,
+}
+
+impl Run {
+    /// Starts a run of `plan` at `now`. `trusted` addresses are known to be the agent's
+    /// (the address the control channel reached): they are probed in full without a
+    /// knock.
+    pub fn new(plan: &ProbePlan, trusted: &[IpAddr], config: RunConfig, now: Instant) -> Run {
+        let is_trusted = |ip: IpAddr| trusted.iter().any(|t| t.to_canonical() == ip.to_canonical());
+        let mut addresses: Vec<Address> = Vec::new();
+        let mut address_of = |ip: IpAddr| {
+            let ip = ip.to_canonical();
+            match addresses.iter().position(|a| a.ip == ip) {
+                Some(i) => i,
+                None => {
+                    let trust = if is_trusted(ip) { Trust::Verified } else { Trust::Pending };
+                    addresses.push(Address { ip, trust, knocks_left: 0 });
+                    addresses.len() - 1
+                }
+            }
+        };
+        let listeners = plan.probes.iter().map(|p| {
+            // A wildcard listener of the target's family answers at any address of the
+            // agent's, so its knock tells whether the address is the agent's at all.
+            let knock =
+                !is_trusted(p.target.ip()) && p.bind.ip().is_unspecified() && p.bind.is_ipv4() == p.target.is_ipv4();
+            (ProbeKind::Listener, p.id, p.proto, p.target, knock)
+        });
+        let services = plan.services.iter().map(|p| (ProbeKind::Service, p.id, p.proto, p.target, false));
+        let slots: Vec<Slot> = listeners
+            .chain(services)
+            .map(|(kind, id, proto, target, knock)| Slot {
+                kind,
+                id,
+                proto,
+                target,
+                knock,
+                address: address_of(target.ip()),
+                state: State::Waiting,
+            })
+            .collect();
+        for slot in slots.iter().filter(|s| s.knock) {
+            addresses[slot.address].knocks_left += 1;
+        }
+        let mut run = Run {
+            config,
+            deadline: now + RUN_DEADLINE,
+            slots,
+            addresses,
+            in_flight: 0,
+            settled: 0,
+            last_udp_start: None,
+        };
+        for address in 0..run.addresses.len() {
+            if run.addresses[address].knocks_left == 0 && run.addresses[address].trust == Trust::Pending {
+                run.fail(address);
+            }
+        }
+        run
+    }
+
+    /// The next attempt to make at `now`, or `None` until an answer arrives or
+    /// [`poll_timeout`](Self::poll_timeout) passes. Call it until it returns `None`.
+    pub fn next_attempt(&mut self, now: Instant) -> Option<AttemptOrder> {
+        if self.is_finished(now) || self.in_flight >= self.config.concurrency.max(1) {
+            return None;
+        }
+        let udp_ready = self.udp_ready().is_none_or(|at| now >= at);
+        let (slot, attempt) = self.candidates().find(|&(i, _)| udp_ready || self.slots[i].proto == Proto::Tcp)?;
+        let s = &mut self.slots[slot];
+        s.state = State::InFlight { attempt };
+        self.in_flight += 1;
+        if s.proto == Proto::Udp {
+            self.last_udp_start = Some(now);
+        }
+        Some(AttemptOrder {
+            id: AttemptId { slot, attempt },
+            kind: s.kind,
+            probe: s.id,
+            proto: s.proto,
+            target: s.target,
+            attempt,
+            timeout: self.config.attempt_timeout,
+        })
+    }
+
+    /// When to call [`next_attempt`](Self::next_attempt) again if no answer arrives
+    /// first: the end of a UDP spacing, or the run deadline. `None` once every probe
+    /// is settled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.settled == self.slots.len() {
+            return None;
+        }
+        let slot_free = self.in_flight < self.config.concurrency.max(1);
+        let udp_waits = slot_free && self.candidates().any(|(i, _)| self.slots[i].proto == Proto::Udp);
+        match self.udp_ready() {
+            Some(at) if udp_waits => Some(at.min(self.deadline)),
+            _ => Some(self.deadline),
+        }
+    }
+
+    /// Takes in what attempt `id` found. Answers to attempts not under way (repeated,
+    /// or arriving after the run deadline) change nothing.
+    pub fn on_answer(&mut self, id: AttemptId, answer: AttemptAnswer, now: Instant) {
+        if now >= self.deadline {
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(id.slot) else { return };
+        if slot.state != (State::InFlight { attempt: id.attempt }) {
+            return;
+        }
+        self.in_flight -= 1;
+        if answer.outcome.is_none() && id.attempt < ATTEMPTS {
+            slot.state = State::Retry { attempts: id.attempt };
+        } else {
+            self.settle(id.slot, Settled::from_answer(answer, id.attempt));
+        }
+    }
+
+    /// Whether the run is over at `now`: every probe settled, or the run deadline passed.
+    pub fn is_finished(&self, now: Instant) -> bool {
+        self.settled == self.slots.len() || now >= self.deadline
+    }
+
+    /// Probes settled so far (for a progress display), `not_probed` ones included.
+    pub fn settled(&self) -> usize {
+        self.settled
+    }
+
+    /// Ends the run: one result per probe, in plan order. Probes not settled yet are
+    /// `timeout`, except those still waiting for their address to be verified, which
+    /// are `not_probed`.
+    pub fn finish(self) -> ProbeResults {
+        let mut results = ProbeResults { results: Vec::new(), services: Vec::new() };
+        for slot in &self.slots {
+            let settled = match slot.state {
+                State::Done(settled) => settled,
+                State::InFlight { attempt } => Settled::without_answer(Outcome::Timeout, attempt),
+                State::Retry { attempts } => Settled::without_answer(Outcome::Timeout, attempts),
+                State::Waiting if slot.knock || self.addresses[slot.address].trust == Trust::Verified => {
+                    Settled::without_answer(Outcome::Timeout, 0)
+                }
+                State::Waiting => Settled::without_answer(Outcome::NotProbed, 0),
+            };
+            let rtt_us = settled.rtt.map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
+            match slot.kind {
+                ProbeKind::Listener => results.results.push(ProbeResult {
+                    id: slot.id,
+                    outcome: settled.outcome,
+                    rtt_us,
+                    errno: settled.errno,
+                    attempts: settled.attempts,
+                }),
+                ProbeKind::Service => results.services.push(ServiceResult {
+                    id: slot.id,
+                    outcome: settled.outcome,
+                    rtt_us,
+                    errno: settled.errno,
+                    http_status: settled.http_status,
+                }),
+            }
+        }
+        results
+    }
+
+    /// When the next UDP attempt may start.
+    fn udp_ready(&self) -> Option<Instant> {
+        self.last_udp_start.map(|at| at + UDP_SPACING)
+    }
+
+    /// Probes that may start, with the number of their attempt, most urgent first:
+    /// retries, then knocks, then the rest at verified addresses, each in plan order.
+    fn candidates(&self) -> impl Iterator<Item = (usize, u8)> + '_ {
+        let retries = self.slots.iter().enumerate().filter_map(|(i, s)| match s.state {
+            State::Retry { attempts } => Some((i, attempts + 1)),
+            _ => None,
+        });
+        retries.chain(self.waiting(true)).chain(self.waiting(false))
+    }
+
+    /// Probes not started yet that may start: knocks, or the rest at verified addresses.
+    fn waiting(&self, knocks: bool) -> impl Iterator<Item = (usize, u8)> + '_ {
+        self.slots.iter().enumerate().filter_map(move |(i, s)| {
+            let ready = s.state == State::Waiting
+                && s.knock == knocks
+                && (knocks || self.addresses[s.address].trust == Trust::Verified);
+            ready.then_some((i, 1))
+        })
+    }
+
+    fn settle(&mut self, slot: usize, settled: Settled) {
+        let s = &mut self.slots[slot];
+        s.state = State::Done(settled);
+        self.settled += 1;
+        if !s.knock {
+            return;
+        }
+        let address = &mut self.addresses[s.address];
+        address.knocks_left = address.knocks_left.saturating_sub(1);
+        if settled.outcome == Outcome::Open {
+            address.trust = Trust::Verified;
+        } else if address.knocks_left == 0 && address.trust == Trust::Pending {
+            let address = s.address;
+            self.fail(address);
+        }
+    }
+
+    /// No knock can verify `address` any more: its other probes are not probed.
+    fn fail(&mut self, address: usize) {
+        self.addresses[address].trust = Trust::Failed;
+        for s in &mut self.slots {
+            if s.address == address && !s.knock && s.state == State::Waiting {
+                s.state = State::Done(Settled::without_answer(Outcome::NotProbed, 0));
+                self.settled += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::{PlannedProbe, ServiceProbe};
+
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    const MS: Duration = Duration::from_millis(1);
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("socket address")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    /// A plan from `(proto, bind, target)` listener probes and `(proto, target)` services.
+    fn plan(probes: &[(Proto, &str, &str)], services: &[(Proto, &str)]) -> ProbePlan {
+        ProbePlan {
+            session: [1; 16],
+            key: [2; 32],
+            probes: probes
+                .iter()
+                .enumerate()
+                .map(|(i, (proto, bind, target))| PlannedProbe {
+                    id: i as u32,
+                    proto: *proto,
+                    bind: addr(bind),
+                    target: addr(target),
+                })
+                .collect(),
+            services: services
+                .iter()
+                .enumerate()
+                .map(|(i, (proto, target))| ServiceProbe { id: i as u32, proto: *proto, target: addr(target) })
+                .collect(),
+        }
+    }
+
+    /// What a simulated network does with one attempt: answer after a delay, or never.
+    type Behaviour = dyn Fn(&AttemptOrder) -> Option<(Duration, AttemptAnswer)>;
+
+    /// Answers after `after`.
+    fn after(after: Duration, answer: AttemptAnswer) -> Option<(Duration, AttemptAnswer)> {
+        Some((after, answer))
+    }
+
+    /// Silence: nothing comes back before the attempt's deadline.
+    fn silent(order: &AttemptOrder) -> Option<(Duration, AttemptAnswer)> {
+        Some((order.timeout, AttemptAnswer::silence()))
+    }
+
+    fn outcome(o: Outcome) -> AttemptAnswer {
+        AttemptAnswer::answered(o, MS)
+    }
+
+    /// A run against a simulated network, on a simulated clock.
+    struct Sim {
+        results: ProbeResults,
+        /// Every attempt, with its start time after the run's start.
+        started: Vec<(Duration, AttemptOrder)>,
+        /// When the run ended, after its start.
+        ended: Duration,
+        /// Most attempts in flight at once.
+        max_in_flight: usize,
+    }
+
+    impl Sim {
+        fn orders_to(&self, target: &str) -> Vec<(Duration, ProbeKind, u32, u8)> {
+            let ip = ip(target);
+            self.started
+                .iter()
+                .filter(|(_, o)| o.target.ip() == ip)
+                .map(|(at, o)| (*at, o.kind, o.probe, o.attempt))
+                .collect()
+        }
+
+        fn outcomes(&self) -> (Vec<Outcome>, Vec<Outcome>) {
+            (
+                self.results.results.iter().map(|r| r.outcome).collect(),
+                self.results.services.iter().map(|r| r.outcome).collect(),
+            )
+        }
+    }
+
+    fn simulate(plan: &ProbePlan, trusted: &[&str], config: RunConfig, network: &Behaviour) -> Sim {
+        let trusted: Vec<IpAddr> = trusted.iter().map(|s| ip(s)).collect();
+        let start = Instant::now();
+        let mut now = start;
+        let mut run = Run::new(plan, &trusted, config, now);
+        let mut pending: Vec<(Instant, AttemptId, AttemptAnswer)> = Vec::new();
+        let mut started = Vec::new();
+        let (mut in_flight, mut max_in_flight) = (0usize, 0usize);
+        for _ in 0..100_000 {
+            while let Some(order) = run.next_attempt(now) {
+                started.push((now - start, order));
+                in_flight += 1;
+                max_in_flight = max_in_flight.max(in_flight);
+                if let Some((delay, answer)) = network(&order) {
+                    pending.push((now + delay, order.id, answer));
+                }
+            }
+            if run.is_finished(now) {
+                let results = run.finish();
+                return Sim { results, started, ended: now - start, max_in_flight };
+            }
+            let next_answer = pending.iter().map(|p| p.0).min();
+            let wake = match (next_answer, run.poll_timeout()) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).expect("an unfinished run has a deadline"),
+            };
+            assert!(wake > now || next_answer.is_some_and(|a| a <= now), "the run would spin at {:?}", now - start);
+            now = now.max(wake);
+            pending.sort_by_key(|p| p.0);
+            while pending.first().is_some_and(|p| p.0 <= now) {
+                let (_, id, answer) = pending.remove(0);
+                in_flight -= 1;
+                run.on_answer(id, answer, now);
+            }
+        }
+        panic!("the run never finished");
+    }
+
+    fn config(concurrency: usize) -> RunConfig {
+        RunConfig { attempt_timeout: TIMEOUT, concurrency }
+    }
+
+    /// The agent at 127.0.0.1: its wildcard listener answers the knock after 10 ms,
+    /// everything else there is refused at once.
+    fn agent(o: &AttemptOrder) -> Option<(Duration, AttemptAnswer)> {
+        match o.kind {
+            ProbeKind::Listener if o.probe == 0 => after(10 * MS, outcome(Outcome::Open)),
+            _ => after(MS, outcome(Outcome::Refused)),
+        }
+    }
+
+    #[test]
+    fn the_knock_goes_first_and_a_verified_address_is_probed_in_full() {
+        let plan = plan(
+            &[(Proto::Tcp, "0.0.0.0:1", "127.0.0.1:1"), (Proto::Tcp, "127.0.0.1:2", "127.0.0.1:2")],
+            &[(Proto::Tcp, "127.0.0.1:80")],
+        );
+        let sim = simulate(&plan, &[], config(8), &agent);
+        assert_eq!(
+            sim.orders_to("127.0.0.1"),
+            [
+                (Duration::ZERO, ProbeKind::Listener, 0, 1),
+                (10 * MS, ProbeKind::Listener, 1, 1),
+                (10 * MS, ProbeKind::Service, 0, 1),
+            ],
+            "the rest starts when the knock answers"
+        );
+        assert_eq!(sim.outcomes(), (vec![Outcome::Open, Outcome::Refused], vec![Outcome::Refused]));
+    }
+
+    /// Whatever way the knock fails, nothing more goes to that address: its other
+    /// listener probes and its service probes are `not_probed`.
+    #[test]
+    fn a_failed_knock_leaves_the_address_not_probed() {
+        let plan = plan(
+            &[(Proto::Tcp, "0.0.0.0:1", "127.0.0.2:1"), (Proto::Tcp, "127.0.0.2:2", "127.0.0.2:2")],
+            &[(Proto::Tcp, "127.0.0.2:80"), (Proto::Udp, "127.0.0.2:53")],
+        );
+        let table: [(&str, &Behaviour, Outcome, u8); 5] = [
+            ("refused", &|_| after(MS, outcome(Outcome::Refused)), Outcome::Refused, 1),
+            ("foreign (no MAC)", &|_| after(MS, outcome(Outcome::Foreign)), Outcome::Foreign, 1),
+            ("empty reply", &|_| after(MS, outcome(Outcome::EmptyReply)), Outcome::EmptyReply, 1),
+            ("unreachable", &|_| after(MS, outcome(Outcome::Unreachable)), Outcome::Unreachable, 1),
+            ("silence", &silent, Outcome::Timeout, 2),
+        ];
+        for (name, network, knock, attempts) in table {
+            let sim = simulate(&plan, &[], config(8), network);
+            assert_eq!(
+                sim.outcomes(),
+                (vec![knock, Outcome::NotProbed], vec![Outcome::NotProbed, Outcome::NotProbed]),
+                "{name}"
+            );
+            assert_eq!(sim.results.results[0].attempts, attempts, "{name}");
+            assert_eq!(sim.results.results[1].attempts, 0, "{name}");
+            let sent: Vec<_> = sim.orders_to("127.0.0.2").iter().map(|o| (o.1, o.2)).collect();
+            assert_eq!(sent, vec![(ProbeKind::Listener, 0); attempts as usize], "{name}: only the knock is sent");
+        }
+    }
+
+    /// Two knocks at one address (TCP and UDP wildcards): one with the MAC suffices.
+    #[test]
+    fn one_answered_knock_verifies_the_address() {
+        let plan = plan(
+            &[
+                (Proto::Tcp, "0.0.0.0:1", "127.0.0.1:1"),
+                (Proto::Udp, "0.0.0.0:1", "127.0.0.1:1"),
+                (Proto::Tcp, "127.0.0.1:2", "127.0.0.1:2"),
+            ],
+            &[],
+        );
+        let network = |o: &AttemptOrder| match o.proto {
+            Proto::Tcp if o.probe == 0 => after(MS, outcome(Outcome::Refused)),
+            Proto::Udp => after(5 * MS, outcome(Outcome::Open)),
+            Proto::Tcp => after(MS, outcome(Outcome::Refused)),
+        };
+        let sim = simulate(&plan, &[], config(8), &network);
+        assert_eq!(sim.outcomes().0, [Outcome::Refused, Outcome::Open, Outcome::Refused]);
+        assert_eq!(sim.orders_to("127.0.0.1")[2], (5 * MS, ProbeKind::Listener, 2, 1));
+    }
+
+    /// Only wildcard listeners of the address's own family knock: an IPv6 wildcard at
+    /// an IPv4 address, or a specific listener, proves nothing, so nothing is sent.
+    #[test]
+    fn only_wildcards_of_the_address_family_knock() {
+        let plan = plan(
+            &[(Proto::Tcp, "[::]:1", "127.0.0.1:1"), (Proto::Tcp, "127.0.0.1:2", "127.0.0.1:2")],
+            &[(Proto::Tcp, "127.0.0.1:80")],
+        );
+        let sim = simulate(&plan, &[], config(8), &agent);
+        assert!(sim.started.is_empty(), "{:?}", sim.started);
+        assert_eq!(sim.outcomes(), (vec![Outcome::NotProbed; 2], vec![Outcome::NotProbed]));
+        assert_eq!(sim.ended, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_trusted_address_is_probed_in_full_without_a_knock() {
+        let plan = plan(
+            &[(Proto::Tcp, "0.0.0.0:1", "127.0.0.1:1"), (Proto::Tcp, "127.0.0.1:2", "127.0.0.1:2")],
+            &[(Proto::Tcp, "127.0.0.1:80")],
+        );
+        let network = |_: &AttemptOrder| after(MS, outcome(Outcome::Refused));
+        let sim = simulate(&plan, &["127.0.0.1"], config(8), &network);
+        assert!(sim.started.iter().all(|(at, _)| at.is_zero()), "all at once: {:?}", sim.started);
+        assert_eq!(sim.started.len(), 3);
+        assert_eq!(sim.outcomes(), (vec![Outcome::Refused; 2], vec![Outcome::Refused]));
+        // A mapped address is the same host.
+        let sim = simulate(&plan, &["::ffff:127.0.0.1"], config(8), &network);
+        assert_eq!(sim.started.len(), 3);
+    }
+
+    /// A slow knock elsewhere holds back nothing at an address already verified.
+    #[test]
+    fn each_address_waits_for_its_own_knock_only() {
+        let plan = plan(
+            &[
+                (Proto::Tcp, "0.0.0.0:1", "127.0.0.1:1"),
+                (Proto::Tcp, "0.0.0.0:1", "127.0.0.3:1"),
+                (Proto::Tcp, "127.0.0.1:2", "127.0.0.1:2"),
+                (Proto::Tcp, "127.0.0.3:2", "127.0.0.3:2"),
+            ],
+            &[],
+        );
+        let network = |o: &AttemptOrder| match (o.probe, o.target.ip() == ip("127.0.0.1")) {
+            (0, _) => after(MS, outcome(Outcome::Open)),
+            (1, _) => after(50 * MS, outcome(Outcome::Open)),
+            _ => after(MS, outcome(Outcome::Refused)),
+        };
+        let sim = simulate(&plan, &[], config(8), &network);
+        assert_eq!(sim.orders_to("127.0.0.1")[1].0, MS);
+        assert_eq!(sim.orders_to("127.0.0.3")[1].0, 50 * MS);
+    }
+
+    /// Silence is retried once, right after the first attempt's deadline; an answer,
+    /// even a refusal, is final.
+    #[test]
+    fn silence_is_retried_once_and_an_answer_is_final() {
+        let plan = plan(
+            &[
+                (Proto::Tcp, "127.0.0.1:1", "127.0.0.1:1"),
+                (Proto::Tcp, "127.0.0.1:2", "127.0.0.1:2"),
+                (Proto::Udp, "127.0.0.1:3", "127.0.0.1:3"),
+            ],
+            &[(Proto::Udp, "127.0.0.1:53")],
+        );
+        let network = |o: &AttemptOrder| match (o.kind, o.probe, o.attempt) {
+            // An OS timeout error is silence too; its errno is kept.
+            (ProbeKind::Listener, 0, _) => {
+                after(TIMEOUT, AttemptAnswer { errno: Some(110), ..AttemptAnswer::silence() })
+            }
+            (ProbeKind::Listener, 1, _) => after(MS, AttemptAnswer { errno: Some(111), ..outcome(Outcome::Refused) }),
+            (ProbeKind::Listener, 2, 1) => silent(o),
+            (ProbeKind::Listener, 2, _) => after(MS, outcome(Outcome::Open)),
+            _ => silent(o),
+        };
+        let sim = simulate(&plan, &["127.0.0.1"], config(8), &network);
+        assert_eq!(sim.outcomes(), (vec![Outcome::Timeout, Outcome::Refused, Outcome::Open], vec![Outcome::Timeout]));
+        let attempts: Vec<u8> = sim.results.results.iter().map(|r| r.attempts).collect();
+        assert_eq!(attempts, [2, 1, 2]);
+        let r = &sim.results.results;
+        assert_eq!((r[0].rtt_us, r[0].errno), (None, Some(110)), "a timeout has no round trip");
+        assert_eq!((r[1].rtt_us, r[1].errno), (Some(1000), Some(111)));
+        let first: Vec<Duration> =
+            sim.started.iter().filter(|(_, o)| o.probe == 0 && o.kind == ProbeKind::Listener).map(|s| s.0).collect();
+        assert_eq!(first, [Duration::ZERO, TIMEOUT]);
+        assert_eq!(sim.started.iter().filter(|(_, o)| o.kind == ProbeKind::Service).count(), 2);
+        assert_eq!(sim.started.len(), 2 + 1 + 2 + 2, "nothing beyond the retry");
+        assert!(sim.ended < 3 * TIMEOUT, "the run ends when every probe is settled: {:?}", sim.ended);
+    }
+
+    #[test]
+    fn udp_attempts_start_spaced() {
+        let probes: Vec<(Proto, String)> = (1..=6)
+            .map(|port| (if port <= 4 { Proto::Udp } else { Proto::Tcp }, format!("127.0.0.1:{port}")))
+            .collect();
+        let probes: Vec<(Proto, &str, &str)> = probes.iter().map(|(p, a)| (*p, a.as_str(), a.as_str())).collect();
+        let plan = plan(&probes, &[(Proto::Udp, "127.0.0.1:53"), (Proto::Udp, "127.0.0.1:54")]);
+        let network = |_: &AttemptOrder| after(100 * MS, outcome(Outcome::Refused));
+        let sim = simulate(&plan, &["127.0.0.1"], config(64), &network);
+        let udp: Vec<Duration> = sim.started.iter().filter(|(_, o)| o.proto == Proto::Udp).map(|s| s.0).collect();
+        assert_eq!(udp.len(), 6, "listener and service probes share one spacing");
+        assert!(udp.windows(2).all(|w| w[1] - w[0] >= UDP_SPACING), "{udp:?}");
+        assert_eq!(udp[5], UDP_SPACING * 5, "and no slower than that");
+        let tcp: Vec<Duration> = sim.started.iter().filter(|(_, o)| o.proto == Proto::Tcp).map(|s| s.0).collect();
+        assert_eq!(tcp, [Duration::ZERO; 2], "TCP does not wait for UDP's spacing");
+    }
+
+    #[test]
+    fn concurrency_is_never_exceeded() {
+        let targets: Vec<String> = (1..=20).map(|port| format!("127.0.0.1:{port}")).collect();
+        let probes: Vec<(Proto, &str, &str)> = targets.iter().map(|t| (Proto::Tcp, t.as_str(), t.as_str())).collect();
+        let plan = plan(&probes, &[(Proto::Tcp, "127.0.0.1:80")]);
+        // Uneven latencies, some silent: slots free up in every order.
+        let network = |o: &AttemptOrder| match o.probe % 3 {
+            0 => silent(o),
+            1 => after(MS * (o.probe + 1), outcome(Outcome::Refused)),
+            _ => after(7 * MS, outcome(Outcome::Open)),
+        };
+        for concurrency in [1, 3, 64] {
+            let sim = simulate(&plan, &["127.0.0.1"], config(concurrency), &network);
+            assert_eq!(sim.max_in_flight, concurrency.min(21), "concurrency {concurrency}");
+            assert!(sim.results.results.iter().all(|r| r.outcome != Outcome::NotProbed));
+        }
+        // Zero means one.
+        assert_eq!(simulate(&plan, &["127.0.0.1"], config(0), &network).max_in_flight, 1);
+    }
+
+    /// At the run deadline, attempts under way and probes never started at verified
+    /// addresses are timeouts; probes still waiting for a knock are not probed.
+    #[test]
+    fn the_run_deadline_ends_the_run() {
+        let plan = plan(
+            &[
+                (Proto::Tcp, "127.0.0.1:1", "127.0.0.1:1"),
+                (Proto::Tcp, "127.0.0.1:2", "127.0.0.1:2"),
+                (Proto::Tcp, "127.0.0.1:3", "127.0.0.1:3"),
+                (Proto::Tcp, "0.0.0.0:4", "127.0.0.2:4"),
+                (Proto::Tcp, "127.0.0.2:5", "127.0.0.2:5"),
+            ],
+            &[(Proto::Tcp, "127.0.0.1:80")],
+        );
+        // Nothing ever answers (an attempt that hangs past its own deadline).
+        let network = |_: &AttemptOrder| None;
+        let sim = simulate(&plan, &["127.0.0.1"], config(2), &network);
+        assert_eq!(sim.ended, RUN_DEADLINE);
+        assert_eq!(
+            sim.outcomes(),
+            (
+                vec![Outcome::Timeout, Outcome::Timeout, Outcome::Timeout, Outcome::Timeout, Outcome::NotProbed],
+                vec![Outcome::Timeout]
+            )
+        );
+        let attempts: Vec<u8> = sim.results.results.iter().map(|r| r.attempts).collect();
+        assert_eq!(attempts, [1, 0, 0, 1, 0], "two in flight (the knock first), the rest never started");
+    }
+
+    #[test]
+    fn stray_and_late_answers_change_nothing() {
+        let plan = plan(&[(Proto::Tcp, "127.0.0.1:1", "127.0.0.1:1")], &[]);
+        let start = Instant::now();
+        let mut run = Run::new(&plan, &[ip("127.0.0.1")], config(8), start);
+        let order = run.next_attempt(start).expect("an attempt");
+        assert_eq!(run.next_attempt(start), None);
+        let stray = AttemptId { slot: 7, attempt: 1 };
+        run.on_answer(stray, outcome(Outcome::Open), start);
+        let retry = AttemptId { attempt: 2, ..order.id };
+        run.on_answer(retry, outcome(Outcome::Open), start);
+        assert!(!run.is_finished(start));
+        // After the deadline, the attempt still under way is a timeout.
+        run.on_answer(order.id, outcome(Outcome::Open), start + RUN_DEADLINE);
+        assert!(run.is_finished(start + RUN_DEADLINE));
+        assert_eq!(run.poll_timeout(), Some(start + RUN_DEADLINE));
+        assert_eq!(run.finish().results[0].outcome, Outcome::Timeout);
+    }
+
+    #[test]
+    fn settled_counts_every_probe_once() {
+        let plan = plan(
+            &[(Proto::Tcp, "0.0.0.0:1", "127.0.0.2:1"), (Proto::Tcp, "127.0.0.2:2", "127.0.0.2:2")],
+            &[(Proto::Tcp, "127.0.0.2:80")],
+        );
+        let start = Instant::now();
+        let mut run = Run::new(&plan, &[], config(8), start);
+        assert_eq!(run.settled(), 0);
+        let knock = run.next_attempt(start).expect("the knock");
+        run.on_answer(knock.id, outcome(Outcome::Refused), start);
+        run.on_answer(knock.id, outcome(Outcome::Refused), start);
+        assert_eq!(run.settled(), 3);
+        assert!(run.is_finished(start));
+        assert_eq!(run.poll_timeout(), None);
+    }
+}
