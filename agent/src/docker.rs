@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use lanreach_proto::addr::canonical;
 use lanreach_proto::defaults::DOCKER_API_TIMEOUT as API_TIMEOUT;
 use lanreach_proto::facts::{CheckedPort, DockerPublish};
+use lanreach_proto::text::error_chain;
 use lanreach_proto::vocab::Proto;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -47,7 +48,7 @@ pub fn socket_path() -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Connecting, writing or reading failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// No answer in time.
     #[error("no answer within {API_TIMEOUT:?}")]
@@ -56,7 +57,7 @@ pub enum ApiError {
     #[error("unexpected answer: {0}")]
     Http(String),
     /// The body is not the JSON expected.
-    #[error("unexpected JSON: {0}")]
+    #[error("unexpected JSON")]
     Json(#[from] serde_json::Error),
 }
 
@@ -259,9 +260,10 @@ pub async fn inspect(inventory: &Inventory) -> DockerView {
                     _ => "",
                 };
                 tracing::warn!(
-                    "the Docker API at {} cannot be used: {e}{hint}; container facts come from docker-proxy command \
+                    "the Docker API at {} cannot be used: {}{hint}; container facts come from docker-proxy command \
                      lines only",
-                    socket.display()
+                    socket.display(),
+                    error_chain(&e)
                 );
             }
         }

@@ -18,6 +18,7 @@ use clap::Parser;
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::{discovery, interfaces};
 use lanreach_proto::render::Paint;
+use lanreach_proto::text::error_chain;
 
 pub use cli::{Cli, Config};
 pub use control::{Agent, AgentError, Event};
@@ -100,7 +101,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
         Some(addr) if !config.no_mdns => match discovery::advertise(agent.name(), &agent.id(), addr.port()) {
             Ok(ad) => Some(ad),
             Err(e) => {
-                tracing::warn!("not advertised on the LAN: {e}");
+                tracing::warn!("not advertised on the LAN: {}", error_chain(&e));
                 None
             }
         },

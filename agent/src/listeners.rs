@@ -48,7 +48,7 @@ pub enum PortRange {
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
     /// A wildcard listener could not be bound.
-    #[error("cannot open a test listener on {addr}: {source}")]
+    #[error("cannot open a test listener on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -200,7 +200,7 @@ impl Listeners {
                 Err(e @ ListenError::RangeExhausted(..)) => return Err(e),
                 Err(e) if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => return Err(e),
                 Err(e) => {
-                    tracing::warn!("skipping test listener: {e}");
+                    tracing::warn!("skipping test listener: {}", lanreach_proto::text::error_chain(&e));
                     continue;
                 }
             };

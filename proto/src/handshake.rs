@@ -109,7 +109,7 @@ where
     W: AsyncWrite + Unpin,
 {
     if let Some(code) = err.reject_code() {
-        let reject = Reject { version: PROTOCOL_VERSION, code, detail: err.to_string() };
+        let reject = Reject { version: PROTOCOL_VERSION, code, detail: crate::text::error_chain(&err) };
         let _ = ch.send(&Message::Reject(reject)).await;
     }
     err

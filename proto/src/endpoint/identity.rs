@@ -19,7 +19,7 @@ pub const CERT_FILE: &str = "identity.crt";
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// The state directory could not be created.
-    #[error("cannot create the state directory {path}: {source}")]
+    #[error("cannot create the state directory {path}")]
     CreateDir {
         /// The directory.
         path: PathBuf,
@@ -27,7 +27,7 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -35,7 +35,7 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         /// The file.
         path: PathBuf,
@@ -54,7 +54,7 @@ pub enum IdentityError {
         detail: String,
     },
     /// Key generation failed.
-    #[error("cannot generate a key pair: {0}")]
+    #[error("cannot generate a key pair")]
     Generate(#[from] rcgen::Error),
 }
 

@@ -12,7 +12,7 @@ use super::identity::{IdentityError, create_private_dir, write_private};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Reading failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -20,7 +20,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The file is not valid JSON of the expected shape.
-    #[error("{path} is damaged ({source}); fix or delete it")]
+    #[error("{path} is damaged (fix or delete it)")]
     Parse {
         /// The file.
         path: PathBuf,
