@@ -27,6 +27,14 @@ pub enum StoreError {
         /// What the parser said.
         source: serde_json::Error,
     },
+    /// The value does not serialise (not expected for our types).
+    #[error("cannot encode {path}")]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// What the serialiser said.
+        source: serde_json::Error,
+    },
     /// Writing failed.
     #[error(transparent)]
     Write(#[from] IdentityError),
@@ -47,7 +55,7 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
         create_private_dir(dir)?;
     }
     let mut bytes =
-        serde_json::to_vec_pretty(value).map_err(|source| StoreError::Parse { path: path.into(), source })?;
+        serde_json::to_vec_pretty(value).map_err(|source| StoreError::Encode { path: path.into(), source })?;
     bytes.push(b'\n');
     write_private(path, &bytes)?;
     Ok(())
