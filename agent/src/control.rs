@@ -71,8 +71,8 @@ pub enum AgentError {
     #[error(transparent)]
     Listen(#[from] ListenError),
     /// The OS random number generator failed.
-    #[error("the system random number generator failed: {0}")]
-    Entropy(String),
+    #[error("the system random number generator failed")]
+    Entropy(#[source] rand::Error),
     /// Not one control address could be bound.
     #[error("could not open the control channel on any address")]
     NoEndpoint,
@@ -247,7 +247,7 @@ impl Agent {
         if endpoints.is_empty() {
             return Err(AgentError::NoEndpoint);
         }
-        let mut rng = StdRng::from_rng(OsRng).map_err(|e| AgentError::Entropy(e.to_string()))?;
+        let mut rng = StdRng::from_rng(OsRng).map_err(AgentError::Entropy)?;
         let first = config.code.clone().unwrap_or_else(|| PairingCode::random(&mut rng));
         let listeners = Listeners::open(&interfaces::list().unwrap_or_default(), config.ports)?;
         let shared = Shared {

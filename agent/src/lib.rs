@@ -56,7 +56,9 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
         cli::Command::RemovePeer(which) => {
             let mut peers = trust::TrustedPeers::load(&config.state_dir)?;
             let gone = peers.remove(which);
-            anyhow::ensure!(!gone.is_empty(), "no trusted peer matches {which:?}; see lanreach-agent peers");
+            if gone.is_empty() {
+                return Err(trust::NoSuchPeer(which.clone()).into());
+            }
             peers.save(&config.state_dir)?;
             for p in gone {
                 println!("Removed peer \"{}\" (ID {}); it must pair again with a code.", p.name, p.id);

@@ -58,6 +58,9 @@ pub enum ListenError {
     /// `--ports` has too few free ports.
     #[error("--ports {0}-{1} has too few free ports for every test listener (TCP and UDP on each address)")]
     RangeExhausted(u16, u16),
+    /// No port the OS picked was free for both TCP and UDP.
+    #[error("cannot open a test listener on {0}: no port is free for both TCP and UDP")]
+    NoFreePort(SocketAddr),
 }
 
 /// A probe that reached a listener.
@@ -174,10 +177,7 @@ fn bind_pair(
     }
     match range {
         PortRange::Range(a, b) => Err(ListenError::RangeExhausted(a, b)),
-        PortRange::Ephemeral => Err(ListenError::Bind {
-            addr,
-            source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "no port free for both TCP and UDP"),
-        }),
+        PortRange::Ephemeral => Err(ListenError::NoFreePort(addr)),
     }
 }
 
