@@ -40,8 +40,8 @@ pub enum PeerError {
     Resolve {
         /// The agent's address.
         target: Target,
-        /// What the resolver said.
-        source: std::io::Error,
+        /// Why not.
+        source: ResolveError,
     },
     /// The identity could not be loaded or created.
     #[error(transparent)]
@@ -132,12 +132,12 @@ pub enum PeerError {
         reason: plan::PlanError,
     },
     /// The agent's report does not parse.
-    #[error("the agent at {addr} sent a report this version cannot read: {detail}")]
+    #[error("the agent at {addr} sent a report this version cannot read")]
     BadReport {
         /// The address dialled.
         addr: SocketAddr,
         /// What the parser said.
-        detail: String,
+        source: serde_json::Error,
     },
     /// A step after connecting did not finish in time.
     #[error("the agent at {addr} stopped answering during {step}")]
@@ -147,6 +147,20 @@ pub enum PeerError {
         /// The step.
         step: &'static str,
     },
+}
+
+/// Why a host name gave no address.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The resolver failed.
+    #[error(transparent)]
+    Lookup(#[from] std::io::Error),
+    /// The resolver answered with no address.
+    #[error("no address found")]
+    NoAddress,
+    /// The resolver did not answer in time.
+    #[error("name resolution timed out")]
+    TimedOut,
 }
 
 fn secs(d: Duration) -> String {
@@ -189,13 +203,11 @@ pub struct Outcome {
 
 /// Resolves `target` to one socket address.
 pub async fn resolve(target: &Target) -> Result<SocketAddr, PeerError> {
+    let resolve_error = |source| PeerError::Resolve { target: target.clone(), source };
     let mut addrs = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
-        .map_err(|source| PeerError::Resolve { target: target.clone(), source })?;
-    addrs.next().ok_or_else(|| PeerError::Resolve {
-        target: target.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
-    })
+        .map_err(|e| resolve_error(ResolveError::Lookup(e)))?;
+    addrs.next().ok_or_else(|| resolve_error(ResolveError::NoAddress))
 }
 
 /// Settings of one session.
@@ -230,10 +242,9 @@ pub struct Progress {
 
 /// Connects, authenticates (pairing or pins), exchanges Hellos and measures the RTT.
 pub async fn run(s: &Session<'_>) -> Result<Outcome, PeerError> {
-    let addr = timeout(s.connect_timeout, resolve(s.target)).await.map_err(|_| PeerError::Resolve {
-        target: s.target.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::TimedOut, "name resolution timed out"),
-    })??;
+    let addr = timeout(s.connect_timeout, resolve(s.target))
+        .await
+        .map_err(|_| PeerError::Resolve { target: s.target.clone(), source: ResolveError::TimedOut })??;
     let (identity, _) = Identity::load_or_create(s.state_dir, s.name)?;
     let mut known = KnownAgents::load(s.state_dir)?;
     let local: SocketAddr =
@@ -359,8 +370,7 @@ async fn authenticated_session(
         .await
         .map_err(step("waiting for the report"))?
         .map_err(failed("receiving the report"))?;
-    let report: Report =
-        serde_json::from_str(&json).map_err(|e| PeerError::BadReport { addr, detail: e.to_string() })?;
+    let report: Report = serde_json::from_str(&json).map_err(|source| PeerError::BadReport { addr, source })?;
     // We have everything: finish our stream and close; `run` lets the close go out.
     let _ = ch.shutdown().await;
     conn.close(close::DONE.into(), b"done");
