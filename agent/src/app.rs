@@ -13,6 +13,7 @@ use crate::{local, render, trust};
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::{discovery, interfaces};
 use lanreach_proto::render::Paint;
+use lanreach_proto::text::error_chain;
 
 /// Exit code when a port named with `--check` is not reachable.
 pub const EXIT_UNREACHABLE: u8 = 1;
@@ -47,7 +48,9 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
         cli::Command::RemovePeer(which) => {
             let mut peers = trust::TrustedPeers::load(&config.state_dir)?;
             let gone = peers.remove(which);
-            anyhow::ensure!(!gone.is_empty(), "no trusted peer matches {which:?}; see lanreach-agent peers");
+            if gone.is_empty() {
+                return Err(trust::NoSuchPeer(which.clone()).into());
+            }
             peers.save(&config.state_dir)?;
             for p in gone {
                 println!("Removed peer \"{}\" (ID {}); it must pair again with a code.", p.name, p.id);
@@ -92,7 +95,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
         Some(addr) if !config.no_mdns => match discovery::advertise(agent.name(), &agent.id(), addr.port()) {
             Ok(ad) => Some(ad),
             Err(e) => {
-                tracing::warn!("not advertised on the LAN: {e}");
+                tracing::warn!("not advertised on the LAN: {}", error_chain(&e));
                 None
             }
         },

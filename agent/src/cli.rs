@@ -166,7 +166,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
     /// `--code` is not a valid code.
-    #[error("--code {given:?}: {source}")]
+    #[error("--code {given:?} is not a pairing code")]
     Code {
         /// What was typed.
         given: String,

@@ -27,7 +27,7 @@ use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
 use lanreach_proto::msg::{Hello, Message, RejectCode, ReportJson};
 use lanreach_proto::report::{Mode, Report};
 use lanreach_proto::sync::lock;
-use lanreach_proto::text::printable;
+use lanreach_proto::text::{error_chain, printable};
 use rand::SeedableRng;
 use rand::rngs::{OsRng, StdRng};
 use tokio::sync::mpsc::UnboundedSender;
@@ -71,8 +71,8 @@ pub enum AgentError {
     #[error(transparent)]
     Listen(#[from] ListenError),
     /// The OS random number generator failed.
-    #[error("the system random number generator failed: {0}")]
-    Entropy(String),
+    #[error("the system random number generator failed")]
+    Entropy(#[source] rand::Error),
     /// Not one control address could be bound.
     #[error("could not open the control channel on any address")]
     NoEndpoint,
@@ -141,7 +141,7 @@ pub enum SessionError {
     #[error("timed out during {0}")]
     Timeout(&'static str),
     /// The QUIC connection failed or was closed.
-    #[error("connection: {0}")]
+    #[error("connection lost")]
     Connection(#[from] quinn::ConnectionError),
     /// The handshake failed.
     #[error(transparent)]
@@ -235,7 +235,7 @@ impl Agent {
                     return Err(AgentError::PortInUse { addr, port: addr.port(), hint });
                 }
                 Err(e) if !config.control_explicit && addr.is_ipv6() => {
-                    tracing::warn!("no IPv6 control channel: {e}");
+                    tracing::warn!("no IPv6 control channel: {}", error_chain(&e));
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -247,7 +247,7 @@ impl Agent {
         if endpoints.is_empty() {
             return Err(AgentError::NoEndpoint);
         }
-        let mut rng = StdRng::from_rng(OsRng).map_err(|e| AgentError::Entropy(e.to_string()))?;
+        let mut rng = StdRng::from_rng(OsRng).map_err(AgentError::Entropy)?;
         let first = config.code.clone().unwrap_or_else(|| PairingCode::random(&mut rng));
         let listeners = Listeners::open(&interfaces::list().unwrap_or_default(), config.ports)?;
         let shared = Shared {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use lanreach_proto::addr::canonical;
 use lanreach_proto::defaults::DOCKER_API_TIMEOUT as API_TIMEOUT;
 use lanreach_proto::facts::{CheckedPort, DockerPublish};
+use lanreach_proto::text::{error_chain, printable};
 use lanreach_proto::vocab::Proto;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -47,17 +48,41 @@ pub fn socket_path() -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Connecting, writing or reading failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// No answer in time.
     #[error("no answer within {API_TIMEOUT:?}")]
     Timeout,
-    /// Not an HTTP answer we understand.
-    #[error("unexpected answer: {0}")]
-    Http(String),
+    /// An answer whose status is not 200 (the status line, as received).
+    #[error("unexpected answer {0:?}")]
+    Status(String),
+    /// An answer that is not HTTP/1.x as we read it.
+    #[error("malformed HTTP answer ({0})")]
+    Http(HttpProblem),
     /// The body is not the JSON expected.
-    #[error("unexpected JSON: {0}")]
+    #[error("unexpected JSON")]
     Json(#[from] serde_json::Error),
+}
+
+/// What is wrong with an HTTP answer; part of [`ApiError::Http`]'s message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpProblem {
+    /// No blank line after the header.
+    NoHeaderEnd,
+    /// A chunk size line without its end or not in hex.
+    BadChunkSize,
+    /// A chunk shorter than its size.
+    ShortChunk,
+}
+
+impl std::fmt::Display for HttpProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpProblem::NoHeaderEnd => "no header end",
+            HttpProblem::BadChunkSize => "bad chunk size",
+            HttpProblem::ShortChunk => "short chunk",
+        })
+    }
 }
 
 /// `GET path` on the Engine API; returns the body of a 200 answer.
@@ -75,13 +100,12 @@ pub async fn get(socket: &std::path::Path, path: &str) -> Result<Vec<u8>, ApiErr
 
 /// Splits an HTTP/1.x response into status and body, undoing chunked encoding.
 fn parse_response(response: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let split =
-        response.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| ApiError::Http("no header end".into()))?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or(ApiError::Http(HttpProblem::NoHeaderEnd))?;
     let head = String::from_utf8_lossy(&response[..split]);
     let body = &response[split + 4..];
     let status = head.lines().next().unwrap_or_default();
     if !status.starts_with("HTTP/1.") || status.get(9..12) != Some("200") {
-        return Err(ApiError::Http(status.to_owned()));
+        return Err(ApiError::Status(printable(status, 80)));
     }
     let chunked = head.lines().any(|l| {
         let l = l.to_ascii_lowercase();
@@ -93,17 +117,17 @@ fn parse_response(response: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     let mut rest = body;
     loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(|| ApiError::Http("bad chunk".into()))?;
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").ok_or(ApiError::Http(HttpProblem::BadChunkSize))?;
         let size_text = String::from_utf8_lossy(&rest[..line_end]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| ApiError::Http("bad chunk size".into()))?;
+            .map_err(|_| ApiError::Http(HttpProblem::BadChunkSize))?;
         rest = &rest[line_end + 2..];
         if size == 0 {
             return Ok(out);
         }
-        let chunk = rest.get(..size).ok_or_else(|| ApiError::Http("short chunk".into()))?;
+        let chunk = rest.get(..size).ok_or(ApiError::Http(HttpProblem::ShortChunk))?;
         out.extend_from_slice(chunk);
-        rest = rest.get(size + 2..).ok_or_else(|| ApiError::Http("short chunk".into()))?;
+        rest = rest.get(size + 2..).ok_or(ApiError::Http(HttpProblem::ShortChunk))?;
     }
 }
 
@@ -259,9 +283,10 @@ pub async fn inspect(inventory: &Inventory) -> DockerView {
                     _ => "",
                 };
                 tracing::warn!(
-                    "the Docker API at {} cannot be used: {e}{hint}; container facts come from docker-proxy command \
+                    "the Docker API at {} cannot be used: {}{hint}; container facts come from docker-proxy command \
                      lines only",
-                    socket.display()
+                    socket.display(),
+                    error_chain(&e)
                 );
             }
         }

@@ -53,7 +53,7 @@ pub enum PortRange {
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
     /// A wildcard listener could not be bound.
-    #[error("cannot open a test listener on {addr}: {source}")]
+    #[error("cannot open a test listener on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -63,6 +63,9 @@ pub enum ListenError {
     /// `--ports` has too few free ports.
     #[error("--ports {0}-{1} has too few free ports for every test listener (TCP and UDP on each address)")]
     RangeExhausted(u16, u16),
+    /// No port the OS picked was free for both TCP and UDP.
+    #[error("cannot open a test listener on {0}: no port is free for both TCP and UDP")]
+    NoFreePort(SocketAddr),
 }
 
 /// A probe that reached a listener.
@@ -179,10 +182,7 @@ fn bind_pair(
     }
     match range {
         PortRange::Range(a, b) => Err(ListenError::RangeExhausted(a, b)),
-        PortRange::Ephemeral => Err(ListenError::Bind {
-            addr,
-            source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "no port free for both TCP and UDP"),
-        }),
+        PortRange::Ephemeral => Err(ListenError::NoFreePort(addr)),
     }
 }
 
@@ -205,7 +205,7 @@ impl Listeners {
                 Err(e @ ListenError::RangeExhausted(..)) => return Err(e),
                 Err(e) if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => return Err(e),
                 Err(e) => {
-                    tracing::warn!("skipping test listener: {e}");
+                    tracing::warn!("skipping test listener: {}", lanreach_proto::text::error_chain(&e));
                     continue;
                 }
             };

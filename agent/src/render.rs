@@ -12,7 +12,7 @@ use lanreach_proto::link::PairingLink;
 use lanreach_proto::msg::Hello;
 use lanreach_proto::render::Paint;
 use lanreach_proto::report::Report;
-use lanreach_proto::text::printable;
+use lanreach_proto::text::{self, printable};
 
 use crate::control::{Event, SessionError};
 use crate::trust::TrustedPeer;
@@ -153,7 +153,7 @@ pub fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: bool) ->
             format!("  round-trip time to \"{name}\": {} (QUIC, after {pings} pings); session done.\n", duration(*rtt))
         }
         Event::PeerFailed { from, error, failures } => failure(*from, error, *failures),
-        Event::TrustFileError(e) => format!("warning: trusted peers file: {e}\n"),
+        Event::TrustFileError(e) => format!("warning: trusted peers file: {}\n", text::error_chain(e)),
     })
 }
 
@@ -171,7 +171,7 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
             format!("refused: the peer speaks protocol version {theirs}, this agent {ours}; install matching versions")
         }
         SessionError::Timeout(step) => format!("gave up: no progress during {step}{attempts}"),
-        other => format!("connection closed: {other}{attempts}"),
+        other => format!("session failed: {}{attempts}", text::error_chain(other)),
     };
     format!("Peer at {from}: {what}.\n")
 }
@@ -193,20 +193,10 @@ pub fn peers(list: &[TrustedPeer]) -> String {
     out
 }
 
-/// An error and its causes on one line. Most of our errors already name their cause in
-/// their own message ("cannot create …: Not a directory"); a cause is added only when
-/// the text so far does not say it yet.
+/// An error and its causes on one line, each once ([`text::error_chain`]: no message
+/// repeats its cause).
 pub fn error_chain(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let part = cause.to_string();
-        if text.is_empty() {
-            text = part;
-        } else if !text.contains(&part) {
-            text = format!("{text}: {part}");
-        }
-    }
-    text
+    text::error_chain(e.as_ref())
 }
 
 /// Writes status text to stderr, ignoring a closed stderr.
@@ -228,6 +218,20 @@ mod tests {
         assert_eq!(error_chain(&err), "cannot create the state directory /dev/null/x: Not a directory");
         let wrapped = anyhow::anyhow!("inner failure").context("cannot start the async runtime");
         assert_eq!(error_chain(&wrapped), "cannot start the async runtime: inner failure");
+    }
+
+    #[test]
+    fn two_level_chains_name_each_cause_once() {
+        use lanreach_proto::endpoint::identity::IdentityError;
+        use lanreach_proto::endpoint::store::StoreError;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
+        let write = IdentityError::Write { path: "/x/trusted_peers.json".into(), source: io };
+        let err = anyhow::Error::from(StoreError::Write(write)).context("cannot remove the peer");
+        let text = error_chain(&err);
+        assert_eq!(text, "cannot remove the peer: cannot write /x/trusted_peers.json: Permission denied");
+        for part in ["cannot remove the peer", "cannot write", "Permission denied"] {
+            assert_eq!(text.matches(part).count(), 1, "{part:?} in {text:?}");
+        }
     }
 
     #[test]

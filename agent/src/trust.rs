@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 /// File name inside the state directory.
 pub const FILE: &str = "trusted_peers.json";
 
+/// `peers remove` named no trusted peer.
+#[derive(Debug, thiserror::Error)]
+#[error("no trusted peer matches {0:?}; see lanreach-agent peers")]
+pub struct NoSuchPeer(pub String);
+
 /// One trusted peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustedPeer {

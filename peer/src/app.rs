@@ -15,6 +15,7 @@ use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::{discovery, term};
 use lanreach_proto::handshake::HandshakeError;
 use lanreach_proto::render::Paint;
+use lanreach_proto::text::error_chain;
 
 /// Exit code when a port the agent checks is not reachable from here.
 pub const EXIT_UNREACHABLE: u8 = 1;
@@ -28,7 +29,7 @@ pub fn main() -> ExitCode {
     term::init_logging(cli.verbose, cli.quiet);
     let config = match cli.into_config() {
         Ok(c) => c,
-        Err(e) => return fail(&format!("lanreach-peer: {e}\n")),
+        Err(e) => return fail_with(&e),
     };
     match &config.command {
         cli::Command::Completions(shell) => {
@@ -37,7 +38,7 @@ pub fn main() -> ExitCode {
         }
         cli::Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&format!("lanreach-peer: cannot write the man page: {e}\n")),
+            Err(e) => fail(&format!("lanreach-peer: cannot write the man page: {}\n", error_chain(&e))),
         },
         cli::Command::Forget(target) => forget(&config, target),
         cli::Command::List => with_runtime(|rt| rt.block_on(list(&config))),
@@ -48,7 +49,7 @@ pub fn main() -> ExitCode {
 fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCode {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => f(&rt),
-        Err(e) => fail(&format!("lanreach-peer: cannot start the async runtime: {e}\n")),
+        Err(e) => fail(&format!("lanreach-peer: cannot start the async runtime: {}\n", error_chain(&e))),
     }
 }
 
@@ -66,7 +67,7 @@ async fn list(config: &Config) -> ExitCode {
             print!("{}", render::found(&found));
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&format!("lanreach-peer: {e}\n{}", render::nothing_found())),
+        Err(e) => fail(&format!("lanreach-peer: {}\n{}", error_chain(&e), render::nothing_found())),
     }
 }
 
@@ -79,7 +80,7 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
             status(config, "No address given: looking for lanreach agents on this network (mDNS)…\n");
             let found = match discovery::browse(BROWSE_TIMEOUT).await {
                 Ok(found) => found,
-                Err(e) => return fail(&format!("lanreach-peer: {e}\n{}", render::nothing_found())),
+                Err(e) => return fail(&format!("lanreach-peer: {}\n{}", error_chain(&e), render::nothing_found())),
             };
             if found.is_empty() {
                 return fail(&render::nothing_found());
@@ -163,14 +164,19 @@ fn print_outcome(config: &Config, outcome: &Completed) -> ExitCode {
 fn forget(config: &Config, target: &target::Target) -> ExitCode {
     let mut known = match known::KnownAgents::load(&config.state_dir) {
         Ok(k) => k,
-        Err(e) => return fail(&format!("lanreach-peer: {e}\n")),
+        Err(e) => return fail_with(&e),
     };
     let gone = known.forget(target);
     if let Err(e) = known.save(&config.state_dir) {
-        return fail(&format!("lanreach-peer: {e}\n"));
+        return fail_with(&e);
     }
     print!("{}", render::forgotten(target, &gone));
     if gone.is_empty() { ExitCode::from(EXIT_ERROR) } else { ExitCode::SUCCESS }
+}
+
+/// Prints `error` with its causes and exits 2.
+fn fail_with(error: &dyn std::error::Error) -> ExitCode {
+    fail(&format!("lanreach-peer: {}\n", error_chain(error)))
 }
 
 fn fail(text: &str) -> ExitCode {

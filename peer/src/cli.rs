@@ -141,7 +141,7 @@ pub enum UsageError {
     #[error(transparent)]
     Link(#[from] BadLink),
     /// `--code` is not a valid code.
-    #[error("--code {given:?}: {source}")]
+    #[error("--code {given:?} is not a pairing code")]
     Code {
         /// What was typed.
         given: String,

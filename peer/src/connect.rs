@@ -36,12 +36,12 @@ use crate::target::Target;
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     /// The host name does not resolve.
-    #[error("cannot resolve {target}: {source}")]
+    #[error("cannot resolve {target}")]
     Resolve {
         /// The agent's address.
         target: Target,
-        /// What the resolver said.
-        source: std::io::Error,
+        /// Why not.
+        source: ResolveError,
     },
     /// The identity could not be loaded or created.
     #[error(transparent)]
@@ -61,7 +61,7 @@ pub enum PeerError {
         waited: Duration,
     },
     /// The connection could not be started.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// The address dialled.
         addr: SocketAddr,
@@ -69,7 +69,7 @@ pub enum PeerError {
         source: quinn::ConnectError,
     },
     /// The connection failed or was closed by the agent.
-    #[error("the connection to {addr} failed: {source}")]
+    #[error("the connection to {addr} failed")]
     Connection {
         /// The address dialled.
         addr: SocketAddr,
@@ -105,28 +105,39 @@ pub enum PeerError {
         presented: KeyId,
     },
     /// Authentication failed.
-    #[error("{source}")]
+    #[error("authentication with the agent at {target} failed")]
     Handshake {
         /// The agent's address.
         target: Target,
         /// What failed.
         source: HandshakeError,
     },
-    /// The agent's plan asks for probes this peer refuses to send.
-    #[error("refusing the agent's probe plan: {source}")]
+    /// A step after authentication failed.
+    #[error("the session with the agent at {addr} failed ({step})")]
+    Session {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// The step.
+        step: &'static str,
+        /// What failed.
+        source: HandshakeError,
+    },
+    /// The agent's plan asks for probes this peer refuses to send. The reason is this
+    /// peer's own decision, shown in the message; it is not a cause (`source()`).
+    #[error("refusing the agent's probe plan: {reason}")]
     PlanRefused {
         /// The address dialled.
         addr: SocketAddr,
         /// What is wrong with it.
-        source: plan::PlanError,
+        reason: plan::PlanError,
     },
     /// The agent's report does not parse.
-    #[error("the agent at {addr} sent a report this version cannot read: {detail}")]
+    #[error("the agent at {addr} sent a report this version cannot read")]
     BadReport {
         /// The address dialled.
         addr: SocketAddr,
         /// What the parser said.
-        detail: String,
+        source: serde_json::Error,
     },
     /// A step after connecting did not finish in time.
     #[error("the agent at {addr} stopped answering during {step}")]
@@ -136,6 +147,20 @@ pub enum PeerError {
         /// The step.
         step: &'static str,
     },
+}
+
+/// Why a host name gave no address.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The resolver failed.
+    #[error(transparent)]
+    Lookup(#[from] std::io::Error),
+    /// The resolver answered with no address.
+    #[error("no address found")]
+    NoAddress,
+    /// The resolver did not answer in time.
+    #[error("name resolution timed out")]
+    TimedOut,
 }
 
 fn secs(d: Duration) -> String {
@@ -178,13 +203,11 @@ pub struct Completed {
 
 /// Resolves `target` to one socket address.
 pub async fn resolve(target: &Target) -> Result<SocketAddr, PeerError> {
+    let resolve_error = |source| PeerError::Resolve { target: target.clone(), source };
     let mut addrs = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
-        .map_err(|source| PeerError::Resolve { target: target.clone(), source })?;
-    addrs.next().ok_or_else(|| PeerError::Resolve {
-        target: target.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
-    })
+        .map_err(|e| resolve_error(ResolveError::Lookup(e)))?;
+    addrs.next().ok_or_else(|| resolve_error(ResolveError::NoAddress))
 }
 
 /// Settings of one session.
@@ -219,10 +242,9 @@ pub struct Progress {
 
 /// Connects, authenticates (pairing or pins), exchanges Hellos and measures the RTT.
 pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
-    let addr = timeout(s.connect_timeout, resolve(s.target)).await.map_err(|_| PeerError::Resolve {
-        target: s.target.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::TimedOut, "name resolution timed out"),
-    })??;
+    let addr = timeout(s.connect_timeout, resolve(s.target))
+        .await
+        .map_err(|_| PeerError::Resolve { target: s.target.clone(), source: ResolveError::TimedOut })??;
     let (identity, _) = Identity::load_or_create(s.state_dir, s.name)?;
     let mut known = KnownAgents::load(s.state_dir)?;
     let local: SocketAddr =
@@ -285,7 +307,7 @@ async fn authenticated_session(
         Ok(method) => method,
         Err(source) => {
             abort(&mut ch).await;
-            return Err(handshake_error(target, addr, source));
+            return Err(protocol_error(addr, source, |source| PeerError::Handshake { target, source }));
         }
     };
     // Pin at once: the agent trusts us from this moment, whatever happens next.
@@ -300,22 +322,23 @@ async fn authenticated_session(
         addresses: interfaces::hello_addresses(&interfaces::list().unwrap_or_default()),
     };
     let step = |step| move |_| PeerError::Timeout { addr, step };
+    let failed = |step| move |e| protocol_error(addr, e, |source| PeerError::Session { addr, step, source });
     let hello = timeout(STEP_TIMEOUT, conversation::hello_as_peer(&mut ch, ours))
         .await
         .map_err(step("the Hello exchange"))?
-        .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
+        .map_err(failed("the Hello exchange"))?;
     known.pin(&target, presented, &printable(&hello.name, 64));
     known.save(s.state_dir)?;
 
     let plan = timeout(STEP_TIMEOUT, conversation::recv_plan(&mut ch))
         .await
         .map_err(step("waiting for the probe plan"))?
-        .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
+        .map_err(failed("receiving the probe plan"))?;
     let declared: Vec<IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
     if let Err(e) = plan::validate(&plan, &declared, addr.ip().to_canonical().is_loopback()) {
         conversation::reject(&mut ch, RejectCode::PlanRefused, &e.to_string()).await;
         abort(&mut ch).await;
-        return Err(PeerError::PlanRefused { addr, source: e });
+        return Err(PeerError::PlanRefused { addr, reason: e });
     }
 
     let mut samples = Vec::new();
@@ -324,7 +347,7 @@ async fn authenticated_session(
         timeout(STEP_TIMEOUT, conversation::ping(&mut ch, nonce))
             .await
             .map_err(step("the round-trip measurement"))?
-            .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
+            .map_err(failed("the round-trip measurement"))?;
         samples.push(sent.elapsed());
     }
     samples.sort();
@@ -342,13 +365,12 @@ async fn authenticated_session(
         None => Arc::new(AtomicUsize::new(0)),
     };
     let results = engine::run_with_progress(&plan, config, done, &[addr.ip()]).await;
-    ch.send(&Message::Results(results)).await.map_err(|e| handshake_error(s.target.clone(), addr, e.into()))?;
+    ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
     let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
         .await
         .map_err(step("waiting for the report"))?
-        .map_err(|e| handshake_error(s.target.clone(), addr, e))?;
-    let report: Report =
-        serde_json::from_str(&json).map_err(|e| PeerError::BadReport { addr, detail: e.to_string() })?;
+        .map_err(failed("receiving the report"))?;
+    let report: Report = serde_json::from_str(&json).map_err(|source| PeerError::BadReport { addr, source })?;
     // We have everything: finish our stream and close; `run` lets the close go out.
     let _ = ch.shutdown().await;
     conn.close(close::DONE.into(), b"done");
@@ -356,15 +378,21 @@ async fn authenticated_session(
     Ok(Completed { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report, verification })
 }
 
-fn handshake_error(target: Target, addr: SocketAddr, source: HandshakeError) -> PeerError {
+/// A protocol error as `wrap` names it, unless the connection itself was lost: then
+/// [`PeerError::Connection`], whose advice fits.
+fn protocol_error(
+    addr: SocketAddr,
+    source: HandshakeError,
+    wrap: impl FnOnce(HandshakeError) -> PeerError,
+) -> PeerError {
     use lanreach_proto::channel::ChannelError;
     match source {
         HandshakeError::Channel(ChannelError::Io(e)) => match e.downcast::<quinn::ReadError>() {
             Ok(quinn::ReadError::ConnectionLost(source)) => PeerError::Connection { addr, source },
-            Ok(other) => PeerError::Handshake { target, source: ChannelError::Io(std::io::Error::other(other)).into() },
-            Err(e) => PeerError::Handshake { target, source: ChannelError::Io(e).into() },
+            Ok(other) => wrap(ChannelError::Io(std::io::Error::other(other)).into()),
+            Err(e) => wrap(ChannelError::Io(e).into()),
         },
-        source => PeerError::Handshake { target, source },
+        source => wrap(source),
     }
 }
 

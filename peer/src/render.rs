@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use lanreach_proto::code::MAX_FAILED_ATTEMPTS;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
-use lanreach_proto::text::printable;
+use lanreach_proto::text::{error_chain, printable};
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,7 +47,7 @@ pub fn outcome(o: &Completed) -> String {
 
 /// An error as the user reads it: what happened, the likely causes, what to do.
 pub fn error(e: &PeerError) -> String {
-    let head = format!("lanreach-peer: {e}");
+    let head = format!("lanreach-peer: {}", error_chain(e));
     let body = match e {
         PeerError::NoAnswer { addr, .. } => format!(
             "Likely causes:\n\

@@ -22,7 +22,7 @@ pub enum ChannelError {
     #[error(transparent)]
     Codec(#[from] CodecError),
     /// The transport failed.
-    #[error("connection error: {0}")]
+    #[error("connection error")]
     Io(#[from] std::io::Error),
 }
 

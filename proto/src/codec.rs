@@ -33,7 +33,7 @@ pub enum CodecError {
     #[error("unknown message type {0}")]
     UnknownType(u8),
     /// The body does not decode as the announced type.
-    #[error("malformed {kind:?} message: {source}")]
+    #[error("malformed {kind:?} message")]
     Malformed {
         /// The announced type.
         kind: MessageType,
@@ -57,8 +57,8 @@ pub enum CodecError {
         max: usize,
     },
     /// Serialising failed (should not happen for our types).
-    #[error("cannot encode message: {0}")]
-    Encode(postcard::Error),
+    #[error("cannot encode message")]
+    Encode(#[source] postcard::Error),
 }
 
 /// Encodes `msg` as one complete frame, length prefix included.

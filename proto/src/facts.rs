@@ -34,32 +34,60 @@ impl fmt::Display for CheckedPort {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("--check {given:?}: {why}; give ports like 3000 or 3000,8080 or 53/udp")]
 pub struct BadPorts {
-    given: String,
-    why: String,
+    /// What was typed.
+    pub given: String,
+    /// What is wrong with it.
+    pub why: PortsProblem,
+}
+
+/// What is wrong with a `--check` list. Part of [`BadPorts`]'s own message (it says
+/// what the typed text lacks), not a separate cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortsProblem {
+    /// A protocol other than `tcp` or `udp` after the slash.
+    UnknownProtocol(String),
+    /// Not a number from 1 to 65535.
+    NotAPort(String),
+    /// Nothing but commas and spaces.
+    Empty,
+    /// More than [`MAX_CHECKED_PORTS`].
+    TooMany,
+}
+
+impl fmt::Display for PortsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortsProblem::UnknownProtocol(p) => write!(f, "unknown protocol {p:?}"),
+            PortsProblem::NotAPort(n) => write!(f, "{n:?} is not a port"),
+            PortsProblem::Empty => f.write_str("no port given"),
+            PortsProblem::TooMany => write!(f, "at most {MAX_CHECKED_PORTS} ports"),
+        }
+    }
 }
 
 /// Parses `3000`, `3000,8080`, `53/udp`, `8080/tcp`.
 pub fn parse_ports(text: &str) -> Result<Vec<CheckedPort>, BadPorts> {
-    let bad = |why: String| BadPorts { given: text.to_owned(), why };
+    let bad = |why| BadPorts { given: text.to_owned(), why };
     let mut out = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (num, proto) = match item.split_once('/') {
             Some((n, p)) if p.eq_ignore_ascii_case("tcp") => (n, Proto::Tcp),
             Some((n, p)) if p.eq_ignore_ascii_case("udp") => (n, Proto::Udp),
-            Some((_, p)) => return Err(bad(format!("unknown protocol {p:?}"))),
+            Some((_, p)) => return Err(bad(PortsProblem::UnknownProtocol(p.to_owned()))),
             None => (item, Proto::Tcp),
         };
-        let port: u16 = num.parse().ok().filter(|p| *p != 0).ok_or_else(|| bad(format!("{num:?} is not a port")))?;
+        let port: u16 =
+            num.parse().ok().filter(|p| *p != 0).ok_or_else(|| bad(PortsProblem::NotAPort(num.to_owned())))?;
         let checked = CheckedPort { port, proto };
         if !out.contains(&checked) {
             out.push(checked);
         }
     }
     if out.is_empty() {
-        return Err(bad("no port given".into()));
+        return Err(bad(PortsProblem::Empty));
     }
     if out.len() > MAX_CHECKED_PORTS {
-        return Err(bad(format!("at most {MAX_CHECKED_PORTS} ports")));
+        return Err(bad(PortsProblem::TooMany));
     }
     Ok(out)
 }

@@ -83,7 +83,7 @@ pub enum HandshakeError {
         max: u32,
     },
     /// Results that do not answer the plan.
-    #[error("the results do not match the plan: {0}")]
+    #[error("the results do not match the plan")]
     BadResults(#[from] crate::plan::ResultsError),
 }
 
@@ -128,7 +128,7 @@ where
     W: AsyncWrite + Unpin,
 {
     if let Some(code) = err.reject_code() {
-        let reject = Reject { version: PROTOCOL_VERSION, code, detail: err.to_string() };
+        let reject = Reject { version: PROTOCOL_VERSION, code, detail: crate::text::error_chain(&err) };
         let _ = ch.send(&Message::Reject(reject)).await;
     }
     err
@@ -295,8 +295,16 @@ where
     };
     // A message that is not a SPAKE2 point of the right shape is refused before it can
     // spend one of the code's attempts.
-    if spake.len() != SPAKE2_MESSAGE_LEN || spake.first() != Some(&b'A') {
-        return Err(refuse(ch, PairingError::BadMessage(format!("{} bytes", spake.len())).into()).await);
+    // The same two checks SPAKE2 itself makes first, with its own error values.
+    let shape = if spake.len() != SPAKE2_MESSAGE_LEN {
+        Some(spake2::Error::WrongLength)
+    } else if spake.first() != Some(&b'A') {
+        Some(spake2::Error::BadSide)
+    } else {
+        None
+    };
+    if let Some(e) = shape {
+        return Err(refuse(ch, PairingError::BadMessage(e).into()).await);
     }
     let Some(codes_now) = lock(codes).begin_attempt() else {
         return Err(refuse(ch, HandshakeError::Busy).await);

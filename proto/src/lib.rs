@@ -10,7 +10,7 @@
 //! | constants | [`defaults`] | protocol version, ALPN, port, close codes, every deadline and how they relate |
 //! | vocabulary | [`vocab`] | `Proto`, `Outcome`, listener specs, planned probes, raw results, listener hits |
 //! | | [`addr`] | canonical addresses, interface kinds (LAN, VPN, container bridge…) |
-//! | | [`text`], [`sync`] | network text made safe for a terminal; a lock that survives a poisoned mutex |
+//! | | [`text`], [`sync`] | network text made safe for a terminal, an error printed with its causes; a lock that survives a poisoned mutex |
 //! | identities | [`id`], [`code`], [`pairing`], [`knock`] | key IDs, pairing codes, SPAKE2 + key confirmation, the listener knock MAC |
 //! | addressing | [`target`], [`link`] | `HOST[:PORT]` and `lanreach://` pairing links |
 //! | plan | [`plan`] | building a probe plan (agent) and refusing a hostile one (peer) |

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::code::PairingCode;
+use crate::code::{BadCode, PairingCode};
 use crate::id::{KeyId, crockford_value};
 use crate::target::{BadTarget, Target};
 
@@ -46,10 +46,33 @@ impl fmt::Display for PairingLink {
     }
 }
 
-/// Why a link cannot be used.
+/// A link that cannot be used; [`LinkProblem`] says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a lanreach link ({0}); links look like lanreach://198.51.100.7:47800?code=7K3Q-M2XD&id=…")]
-pub struct BadLink(String);
+#[error("not a lanreach link (links look like lanreach://198.51.100.7:47800?code=7K3Q-M2XD&id=…)")]
+pub struct BadLink(#[from] pub LinkProblem);
+
+/// What is wrong with a link.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkProblem {
+    /// Another scheme.
+    #[error("it does not start with {SCHEME}")]
+    Scheme,
+    /// No query part.
+    #[error("no ?code=")]
+    NoQuery,
+    /// The address part is not `HOST[:PORT]`.
+    #[error(transparent)]
+    Target(#[from] BadTarget),
+    /// The code is not a pairing code.
+    #[error(transparent)]
+    Code(#[from] BadCode),
+    /// The `id` is not a short key ID.
+    #[error("bad id {0:?}")]
+    Id(String),
+    /// A query without `code=`.
+    #[error("no code")]
+    NoCode,
+}
 
 impl FromStr for PairingLink {
     type Err = BadLink;
@@ -60,29 +83,28 @@ impl FromStr for PairingLink {
             .get(..SCHEME.len())
             .filter(|p| p.eq_ignore_ascii_case(SCHEME))
             .map(|_| &s[SCHEME.len()..])
-            .ok_or_else(|| BadLink("it does not start with lanreach://".into()))?;
-        let (authority, query) = rest.split_once('?').ok_or_else(|| BadLink("no ?code=".into()))?;
-        let mut target: Target =
-            authority.trim_end_matches('/').parse().map_err(|e: BadTarget| BadLink(e.to_string()))?;
+            .ok_or(LinkProblem::Scheme)?;
+        let (authority, query) = rest.split_once('?').ok_or(LinkProblem::NoQuery)?;
+        let mut target: Target = authority.trim_end_matches('/').parse().map_err(LinkProblem::Target)?;
         // A link always names its port (the default when left out).
         target.port_given = true;
         let mut code = None;
         let mut id = None;
         for pair in query.split('&') {
             match pair.split_once('=') {
-                Some(("code", v)) => code = Some(v.parse::<PairingCode>().map_err(|e| BadLink(e.to_string()))?),
+                Some(("code", v)) => code = Some(v.parse::<PairingCode>().map_err(LinkProblem::Code)?),
                 Some(("id", v)) => {
                     let clean: Option<String> = v
                         .chars()
                         .filter(|c| *c != '-')
                         .map(|c| crockford_value(c).map(|_| c.to_ascii_uppercase()))
                         .collect();
-                    id = Some(clean.filter(|i| !i.is_empty()).ok_or_else(|| BadLink(format!("bad id {v:?}")))?);
+                    id = Some(clean.filter(|i| !i.is_empty()).ok_or_else(|| LinkProblem::Id(v.to_owned()))?);
                 }
                 _ => {}
             }
         }
-        let code = code.ok_or_else(|| BadLink("no code".into()))?;
+        let code = code.ok_or(LinkProblem::NoCode)?;
         Ok(PairingLink { target, code, id })
     }
 }

@@ -57,9 +57,9 @@ pub enum PairingError {
     /// The peer's confirmation did not verify.
     #[error("the peer's key confirmation does not verify")]
     BadConfirmation,
-    /// A SPAKE2 message of the wrong size or an invalid point.
-    #[error("malformed SPAKE2 message: {0}")]
-    BadMessage(String),
+    /// A SPAKE2 message of the wrong size or side, or an invalid point.
+    #[error("malformed SPAKE2 message")]
+    BadMessage(#[source] spake2::Error),
     /// An empty offer list, more than [`MAX_OFFERS`], or not exactly one live offer first.
     #[error("malformed pairing reply with {0} offers (expected one live offer, then up to 3 retired ones)")]
     BadOfferCount(usize),
@@ -142,7 +142,7 @@ impl PeerPairing {
             let key = match spake.finish(&offer.spake) {
                 Ok(key) => key,
                 Err(e) => {
-                    malformed = Some(PairingError::BadMessage(format!("{e:?}")));
+                    malformed = Some(PairingError::BadMessage(e));
                     continue;
                 }
             };
@@ -180,7 +180,7 @@ impl AgentOffer {
             &Identity::new(ID_AGENT),
             rng,
         );
-        let key = spake.finish(peer_message).map_err(|e| PairingError::BadMessage(format!("{e:?}")))?;
+        let key = spake.finish(peer_message).map_err(PairingError::BadMessage)?;
         let t = transcript(binding, peer_message, &message);
         let confirm = confirmation(&key, b"agent", &t);
         Ok((AgentOffer { key, transcript: t }, PairOffer { spake: message, confirm, retired }))

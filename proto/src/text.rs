@@ -1,7 +1,12 @@
-//! Text from the other side made safe for a terminal.
+//! Text for a terminal: network text made safe, and errors with their causes.
 //!
 //! Names, details and report strings come over the network; an escape sequence in them
 //! must never move the cursor, clear the screen or fake a line on the user's terminal.
+//!
+//! Errors follow one convention in every crate: a message says what failed and never
+//! repeats its cause, which is returned by `source()` instead (`"cannot create the
+//! state directory {path}"`, not `"…{path}: {source}"`). [`error_chain`] then prints
+//! each cause exactly once.
 
 /// `text` made safe to print: control characters replaced, at most `max` characters.
 pub fn printable(text: &str, max: usize) -> String {
@@ -19,9 +24,42 @@ pub fn terminal_safe(text: &str) -> String {
     text.chars().map(|c| if c.is_control() && c != '\n' { '\u{fffd}' } else { c }).collect()
 }
 
+/// An error and its causes on one line, joined with `": "`, outermost first. Each
+/// cause appears once because no message repeats its `source()`. The result may carry
+/// network text (a QUIC close reason): print it through [`terminal_safe`].
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read the file")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the frame is damaged")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn error_chains_name_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad bytes");
+        let text = error_chain(&Outer(Middle(io)));
+        assert_eq!(text, "cannot read the file: the frame is damaged: bad bytes");
+        for part in ["cannot read the file", "the frame is damaged", "bad bytes"] {
+            assert_eq!(text.matches(part).count(), 1, "{part} in {text}");
+        }
+        assert_eq!(error_chain(&std::io::Error::other("alone")), "alone");
+    }
 
     #[test]
     fn terminal_safe_keeps_lines_and_drops_escapes() {

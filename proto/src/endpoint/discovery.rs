@@ -17,14 +17,8 @@ pub const SERVICE_TYPE: &str = "_lanreach._udp.local.";
 
 /// Why discovery failed.
 #[derive(Debug, thiserror::Error)]
-#[error("mDNS: {0}")]
-pub struct DiscoveryError(String);
-
-impl From<mdns_sd::Error> for DiscoveryError {
-    fn from(e: mdns_sd::Error) -> Self {
-        DiscoveryError(e.to_string())
-    }
-}
+#[error("mDNS failed")]
+pub struct DiscoveryError(#[from] pub mdns_sd::Error);
 
 /// A running advertisement; dropping it withdraws it.
 pub struct Advertisement {

@@ -19,7 +19,7 @@ pub const CERT_FILE: &str = "identity.crt";
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// The state directory could not be created.
-    #[error("cannot create the state directory {path}: {source}")]
+    #[error("cannot create the state directory {path}")]
     CreateDir {
         /// The directory.
         path: PathBuf,
@@ -27,7 +27,7 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -35,27 +35,67 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         /// The file.
         path: PathBuf,
         /// What the OS said.
         source: std::io::Error,
     },
-    /// The files exist but are unusable.
+    /// The files exist but are unusable. The message ends with the damage, so that the
+    /// parser's words (the cause) follow the file they are about.
     #[error(
-        "the identity in {dir} is damaged ({detail}); move the directory away to create a new identity \
-         (everything paired with it will need to pair again)"
+        "the identity in {dir} is damaged (move the directory away to create a new identity; everything paired \
+         with it will need to pair again): {damage}"
     )]
     Corrupt {
         /// The state directory.
         dir: PathBuf,
-        /// What is wrong.
-        detail: String,
+        /// Which file is wrong, and how.
+        damage: Damage,
+        /// What the parser said, when a file does not parse.
+        #[source]
+        cause: Option<ParseError>,
     },
     /// Key generation failed.
-    #[error("cannot generate a key pair: {0}")]
+    #[error("cannot generate a key pair")]
     Generate(#[from] rcgen::Error),
+}
+
+/// Which identity file is wrong, and how: part of [`IdentityError::Corrupt`]'s own
+/// message; the parser's words, if any, are its cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    /// This file is missing while the other exists.
+    Missing(&'static str),
+    /// This file does not parse.
+    Unreadable(&'static str),
+    /// The certificate is for another key.
+    Mismatch,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::Missing(file) => write!(f, "{file} is missing"),
+            Damage::Unreadable(file) => write!(f, "{file} does not parse"),
+            Damage::Mismatch => write!(f, "{CERT_FILE} does not belong to {KEY_FILE}"),
+        }
+    }
+}
+
+/// Why an identity file does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not PEM, or not the expected PEM item.
+    #[error(transparent)]
+    Pem(#[from] rustls_pki_types::pem::Error),
+    /// Not an X.509 certificate.
+    #[error(transparent)]
+    Certificate(#[from] webpki::Error),
+    /// Not a usable key pair.
+    #[error(transparent)]
+    Key(#[from] rcgen::Error),
 }
 
 /// A key pair with its self-signed certificate and ID.
@@ -82,21 +122,22 @@ impl Identity {
         match (key_path.exists(), cert_path.exists()) {
             (true, true) => Ok((Self::load(dir, &key_path, &cert_path)?, false)),
             (false, false) => Ok((Self::create(dir, &key_path, &cert_path, common_name)?, true)),
-            (true, false) => Err(corrupt(dir, format!("{CERT_FILE} is missing"))),
-            (false, true) => Err(corrupt(dir, format!("{KEY_FILE} is missing"))),
+            (true, false) => Err(corrupt(dir, Damage::Missing(CERT_FILE), None)),
+            (false, true) => Err(corrupt(dir, Damage::Missing(KEY_FILE), None)),
         }
     }
 
     fn load(dir: &Path, key_path: &Path, cert_path: &Path) -> Result<Identity, IdentityError> {
         let key_pem = fs::read(key_path).map_err(|source| IdentityError::Read { path: key_path.into(), source })?;
         let cert_pem = fs::read(cert_path).map_err(|source| IdentityError::Read { path: cert_path.into(), source })?;
-        let key = PrivatePkcs8KeyDer::from_pem_slice(&key_pem).map_err(|e| corrupt(dir, format!("{KEY_FILE}: {e}")))?;
-        let cert = CertificateDer::from_pem_slice(&cert_pem).map_err(|e| corrupt(dir, format!("{CERT_FILE}: {e}")))?;
-        let id = key_id_of(&cert).map_err(|e| corrupt(dir, format!("{CERT_FILE}: {e}")))?;
+        let unreadable = |file, e: ParseError| corrupt(dir, Damage::Unreadable(file), Some(e));
+        let key = PrivatePkcs8KeyDer::from_pem_slice(&key_pem).map_err(|e| unreadable(KEY_FILE, e.into()))?;
+        let cert = CertificateDer::from_pem_slice(&cert_pem).map_err(|e| unreadable(CERT_FILE, e.into()))?;
+        let id = key_id_of(&cert).map_err(|e| unreadable(CERT_FILE, e.into()))?;
         // The certificate must belong to the key: compare public keys.
-        let pair = rcgen::KeyPair::try_from(&key).map_err(|e| corrupt(dir, format!("{KEY_FILE}: {e}")))?;
+        let pair = rcgen::KeyPair::try_from(&key).map_err(|e| unreadable(KEY_FILE, e.into()))?;
         if KeyId::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&pair)) != id {
-            return Err(corrupt(dir, format!("{CERT_FILE} does not belong to {KEY_FILE}")));
+            return Err(corrupt(dir, Damage::Mismatch, None));
         }
         warn_if_readable_by_others(key_path);
         Ok(Identity { cert, key, id })
@@ -116,8 +157,8 @@ impl Identity {
     }
 }
 
-fn corrupt(dir: &Path, detail: String) -> IdentityError {
-    IdentityError::Corrupt { dir: dir.into(), detail }
+fn corrupt(dir: &Path, damage: Damage, cause: Option<ParseError>) -> IdentityError {
+    IdentityError::Corrupt { dir: dir.into(), damage, cause }
 }
 
 /// The key ID of a DER certificate: SHA-256 of its SubjectPublicKeyInfo.

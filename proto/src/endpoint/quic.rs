@@ -26,22 +26,22 @@ pub const SERVER_NAME: &str = "lanreach";
 #[derive(Debug, thiserror::Error)]
 pub enum QuicError {
     /// rustls refused the configuration.
-    #[error("TLS configuration: {0}")]
+    #[error("bad TLS configuration")]
     Tls(#[from] rustls::Error),
     /// The provider lacks the QUIC initial cipher suite.
-    #[error("TLS configuration: {0}")]
+    #[error("bad TLS configuration")]
     InitialSuite(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
     /// The other side presented no certificate.
     #[error("the other side presented no certificate")]
     NoCertificate,
     /// The other side's certificate does not parse.
-    #[error("the other side's certificate is malformed: {0}")]
-    BadCertificate(webpki::Error),
+    #[error("the other side's certificate is malformed")]
+    BadCertificate(#[source] webpki::Error),
     /// Keying material could not be exported.
     #[error("cannot export keying material from the TLS session")]
     Exporter,
     /// A UDP socket could not be set up.
-    #[error("cannot open a UDP socket on {addr}: {source}")]
+    #[error("cannot open a UDP socket on {addr}")]
     Socket {
         /// The address.
         addr: SocketAddr,

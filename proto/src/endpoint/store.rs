@@ -12,7 +12,7 @@ use super::identity::{IdentityError, create_private_dir, write_private};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Reading failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -20,11 +20,19 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The file is not valid JSON of the expected shape.
-    #[error("{path} is damaged ({source}); fix or delete it")]
+    #[error("{path} is damaged (fix or delete it)")]
     Parse {
         /// The file.
         path: PathBuf,
         /// What the parser said.
+        source: serde_json::Error,
+    },
+    /// The value does not serialise (not expected for our types).
+    #[error("cannot encode {path}")]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// What the serialiser said.
         source: serde_json::Error,
     },
     /// Writing failed.
@@ -47,7 +55,7 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
         create_private_dir(dir)?;
     }
     let mut bytes =
-        serde_json::to_vec_pretty(value).map_err(|source| StoreError::Parse { path: path.into(), source })?;
+        serde_json::to_vec_pretty(value).map_err(|source| StoreError::Encode { path: path.into(), source })?;
     bytes.push(b'\n');
     write_private(path, &bytes)?;
     Ok(())
