@@ -184,7 +184,7 @@ fn loopback_fallback(bound: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr
 }
 
 /// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

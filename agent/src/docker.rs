@@ -24,20 +24,20 @@ const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 
 /// Published ports on this host.
 #[derive(Debug, Clone)]
-pub struct DockerView {
+pub(crate) struct DockerView {
     /// Every publication.
     pub publishes: Vec<DockerPublish>,
 }
 
 impl DockerView {
     /// The publications of `port`.
-    pub fn for_port(&self, port: CheckedPort) -> Vec<DockerPublish> {
+    pub(crate) fn for_port(&self, port: CheckedPort) -> Vec<DockerPublish> {
         self.publishes.iter().filter(|d| d.host_port == port.port && d.proto == port.proto).cloned().collect()
     }
 }
 
 /// The Engine API socket: `DOCKER_HOST=unix://…` or the default path.
-pub fn socket_path() -> PathBuf {
+pub(crate) fn socket_path() -> PathBuf {
     match std::env::var("DOCKER_HOST") {
         Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
         _ => PathBuf::from("/var/run/docker.sock"),
@@ -46,7 +46,7 @@ pub fn socket_path() -> PathBuf {
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// Connecting, writing or reading failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -66,7 +66,7 @@ pub enum ApiError {
 
 /// What is wrong with an HTTP answer; part of [`ApiError::Http`]'s message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpProblem {
+pub(crate) enum HttpProblem {
     /// No blank line after the header.
     NoHeaderEnd,
     /// A chunk size line without its end or not in hex.
@@ -86,7 +86,7 @@ impl std::fmt::Display for HttpProblem {
 }
 
 /// `GET path` on the Engine API; returns the body of a 200 answer.
-pub async fn get(socket: &std::path::Path, path: &str) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn get(socket: &std::path::Path, path: &str) -> Result<Vec<u8>, ApiError> {
     tokio::time::timeout(API_TIMEOUT, async {
         let mut stream = tokio::net::UnixStream::connect(socket).await?;
         stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").as_bytes()).await?;
@@ -270,7 +270,7 @@ fn from_proxies(inventory: &Inventory) -> Vec<DockerPublish> {
 /// else docker-proxy command lines (which know no container names, images or inner
 /// listeners). An API that exists but cannot be used is worth a warning: the verdicts
 /// for published ports are then less precise.
-pub async fn inspect(inventory: &Inventory) -> DockerView {
+pub(crate) async fn inspect(inventory: &Inventory) -> DockerView {
     let socket = socket_path();
     if socket.exists() {
         match from_api(&socket).await {

@@ -19,7 +19,7 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 
 /// The agent as a report shows it.
-pub fn agent_info(name: &str, id: KeyId, interfaces: &[InterfaceAddress]) -> AgentInfo {
+pub(crate) fn agent_info(name: &str, id: KeyId, interfaces: &[InterfaceAddress]) -> AgentInfo {
     AgentInfo {
         name: name.to_owned(),
         id: id.short(),
@@ -35,7 +35,7 @@ pub fn agent_info(name: &str, id: KeyId, interfaces: &[InterfaceAddress]) -> Age
 /// LAN peer outside the tunnel cannot reach them, and their silence is no firewall.
 /// A peer that dialled a loopback address runs on this machine: it probes that
 /// loopback address only (`--local` is the self-check of the LAN addresses).
-pub fn plan_targets(
+pub(crate) fn plan_targets(
     interfaces: &[InterfaceAddress],
     dialled: Option<IpAddr>,
     peer_addresses: &[IpAddr],
@@ -57,11 +57,11 @@ pub fn plan_targets(
 }
 
 /// Most ports `--exposed` adds to a plan.
-pub const MAX_EXPOSED_PORTS: usize = 128;
+pub(crate) const MAX_EXPOSED_PORTS: usize = 128;
 
 /// What the user asked to diagnose besides the matrix.
 #[derive(Debug, Clone, Default)]
-pub struct Checks {
+pub(crate) struct Checks {
     /// `--check` ports.
     pub ports: Vec<CheckedPort>,
     /// `--exposed`.
@@ -71,7 +71,7 @@ pub struct Checks {
 impl Checks {
     /// The ports to probe: the checked ones, then (with `--exposed`) every listening
     /// TCP port but lanreach's own (`skip`). Scans the socket tables only for `--exposed`.
-    pub async fn ports_to_probe(&self, skip: &[u16]) -> Vec<(CheckedPort, PortSource)> {
+    pub(crate) async fn ports_to_probe(&self, skip: &[u16]) -> Vec<(CheckedPort, PortSource)> {
         let mut out: Vec<(CheckedPort, PortSource)> = self.ports.iter().map(|p| (*p, PortSource::Check)).collect();
         if self.exposed {
             let inventory = inventory().await;
@@ -83,12 +83,12 @@ impl Checks {
 }
 
 /// The socket inventory, read on a blocking thread (it walks every process's fds).
-pub async fn inventory() -> Inventory {
+pub(crate) async fn inventory() -> Inventory {
     tokio::task::spawn_blocking(crate::sockets::listening).await.unwrap_or_default()
 }
 
 /// A fresh plan over `listeners` and `ports` with a random session and key.
-pub fn new_plan(
+pub(crate) fn new_plan(
     listeners: &[ListenerSpec],
     targets: &[IpAddr],
     allow_loopback: bool,
@@ -104,7 +104,7 @@ pub fn new_plan(
 
 /// The inside facts about `ports`, read now: sockets, owners, Docker, and for ports the
 /// peer got HTTP 400/403/421 from, what this machine gets with `Host: localhost`.
-pub async fn service_inputs(
+pub(crate) async fn service_inputs(
     ports: &[(CheckedPort, PortSource)],
     plan: &ProbePlan,
     results: &ProbeResults,
@@ -149,12 +149,12 @@ fn local_address(listeners: &[SocketFact], port: u16) -> Option<SocketAddr> {
 }
 
 /// Whether this kernel is WSL2's.
-pub fn wsl2() -> bool {
+pub(crate) fn wsl2() -> bool {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|r| is_wsl2(&r)).unwrap_or(false)
 }
 
 /// The interface an address belongs to.
-pub fn interface_of(ip: IpAddr, interfaces: &[InterfaceAddress]) -> Option<String> {
+pub(crate) fn interface_of(ip: IpAddr, interfaces: &[InterfaceAddress]) -> Option<String> {
     let ip = ip.to_canonical();
     interfaces.iter().find(|i| i.ip == ip).map(|i| {
         if i.kind == InterfaceKind::Loopback { format!("{} (loopback)", i.interface) } else { i.interface.clone() }
@@ -163,7 +163,7 @@ pub fn interface_of(ip: IpAddr, interfaces: &[InterfaceAddress]) -> Option<Strin
 
 /// What the agent knows about one peer.
 #[derive(Debug, Clone)]
-pub struct PeerFacts {
+pub(crate) struct PeerFacts {
     /// Its name (sanitised).
     pub name: String,
     /// Its key ID.
@@ -177,7 +177,7 @@ pub struct PeerFacts {
 }
 
 /// The peer as a report shows it.
-pub fn peer_info(peer: &PeerFacts, interfaces: &[InterfaceAddress]) -> PeerInfo {
+pub(crate) fn peer_info(peer: &PeerFacts, interfaces: &[InterfaceAddress]) -> PeerInfo {
     PeerInfo {
         name: peer.name.clone(),
         id: peer.id.short(),

@@ -6,29 +6,29 @@
 //!
 //! | module | what lives there |
 //! |---|---|
-//! | [`app`] | `main`: flags → [`Config`] → the command → an exit code; `serve` wires the rest together |
+//! | `app` | `main`: flags → [`Config`] → the command → an exit code; `serve` wires the rest together |
 //! | [`cli`] | the command line, validated once into a [`Config`] |
 //! | [`control`] | the QUIC endpoint: accepting connections, the handshake and one peer's session under deadlines |
 //! | [`listeners`] | the test listeners (TCP and UDP on every bind address that matters) and the knock they answer |
-//! | [`inside`] | the agent's inside view of a run: plan targets, the plan, the inside facts about `--check` ports |
-//! | [`sockets`] | the socket inventory from /proc (which program listens where) |
-//! | [`docker`] | Docker's publications and the sockets inside containers (Engine API) |
-//! | [`local`] | `--local`: the single-machine self-check |
+//! | `inside` | the agent's inside view of a run: plan targets, the plan, the inside facts about `--check` ports |
+//! | `sockets` | the socket inventory from /proc (which program listens where) |
+//! | `docker` | Docker's publications and the sockets inside containers (Engine API) |
+//! | `local` | `--local`: the single-machine self-check |
 //! | [`trust`] | the trusted-peers file |
-//! | [`render`] | everything the agent prints (banner, events, errors, peer lists) |
+//! | `render` | everything the agent prints (banner, events, errors, peer lists) |
 //!
 //! The protocol, the rules and the report are in `lanreach-proto`; this crate owns
 //! sockets, tasks, timers and the terminal.
 
-pub mod app;
+mod app;
 pub mod cli;
 pub mod control;
-pub mod docker;
-pub mod inside;
+mod docker;
+mod inside;
 pub mod listeners;
-pub mod local;
-pub mod render;
-pub mod sockets;
+mod local;
+mod render;
+mod sockets;
 pub mod trust;
 
 pub use app::{EXIT_ERROR, EXIT_UNREACHABLE, main, run};

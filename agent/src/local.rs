@@ -19,7 +19,7 @@ use crate::inside::{self, Checks};
 use crate::listeners::Listeners;
 
 /// Runs the self-check and returns its report.
-pub async fn run(config: &Config) -> Result<Report, AgentError> {
+pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
     let (identity, _) = Identity::load_or_create(&config.state_dir, &host_name())?;
     let interfaces = interfaces::list().unwrap_or_default();
     let listeners = Listeners::open(&interfaces, config.ports)?;

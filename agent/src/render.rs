@@ -18,7 +18,7 @@ use crate::control::{Event, SessionError};
 use crate::trust::TrustedPeer;
 
 /// The `lanreach-peer` commands that reach this agent, one per address.
-pub fn peer_commands(addrs: &[SocketAddr], code: &PairingCode) -> Vec<String> {
+pub(crate) fn peer_commands(addrs: &[SocketAddr], code: &PairingCode) -> Vec<String> {
     addrs
         .iter()
         .map(|a| {
@@ -34,7 +34,7 @@ pub fn peer_commands(addrs: &[SocketAddr], code: &PairingCode) -> Vec<String> {
 
 /// What the start-up banner shows.
 #[derive(Debug, Clone, Copy)]
-pub struct Banner<'a> {
+pub(crate) struct Banner<'a> {
     /// The agent's name.
     pub name: &'a str,
     /// Its key ID.
@@ -54,7 +54,7 @@ pub struct Banner<'a> {
 }
 
 /// The start-up banner.
-pub fn banner(b: &Banner<'_>) -> String {
+pub(crate) fn banner(b: &Banner<'_>) -> String {
     if b.quiet {
         return code_block(b.code, b.reachable, b.id, false);
     }
@@ -72,12 +72,12 @@ pub fn banner(b: &Banner<'_>) -> String {
 }
 
 /// The pairing link for the first address peers can dial.
-pub fn link(reachable: &[SocketAddr], code: &PairingCode, id: KeyId) -> Option<PairingLink> {
+pub(crate) fn link(reachable: &[SocketAddr], code: &PairingCode, id: KeyId) -> Option<PairingLink> {
     reachable.first().map(|a| PairingLink::new(&a.ip().to_string(), a.port(), code, &id))
 }
 
 /// A QR code of `text` for a terminal, two rows per line.
-pub fn qr(text: &str) -> Option<String> {
+pub(crate) fn qr(text: &str) -> Option<String> {
     use qrcode::render::unicode::Dense1x2;
     let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
     Some(code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build())
@@ -106,7 +106,7 @@ fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, with_qr: 
 }
 
 /// A spinner on stderr (only used on a terminal).
-pub fn spinner(message: &str) -> indicatif::ProgressBar {
+pub(crate) fn spinner(message: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(message.to_owned());
     bar.enable_steady_tick(Duration::from_millis(120));
@@ -128,7 +128,7 @@ fn hello_lines(hello: &Hello) -> String {
 }
 
 /// One event as the user reads it; `None` when `quiet` leaves it out.
-pub fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: bool) -> Option<String> {
+pub(crate) fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: bool) -> Option<String> {
     if quiet && !matches!(event, Event::CodeChanged(_) | Event::PeerFailed { .. } | Event::TrustFileError(_)) {
         return None;
     }
@@ -177,12 +177,12 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
 }
 
 /// A report for stdout: the terminal rendering, or one JSON document.
-pub fn report(report: &Report, json: bool, paint: Paint) -> String {
+pub(crate) fn report(report: &Report, json: bool, paint: Paint) -> String {
     if json { format!("{}\n", report.to_json()) } else { lanreach_proto::render::render_text(report, paint) }
 }
 
 /// The `peers` list.
-pub fn peers(list: &[TrustedPeer]) -> String {
+pub(crate) fn peers(list: &[TrustedPeer]) -> String {
     if list.is_empty() {
         return "No trusted peers yet: run lanreach-peer with the agent's pairing code.\n".into();
     }
@@ -195,12 +195,12 @@ pub fn peers(list: &[TrustedPeer]) -> String {
 
 /// An error and its causes on one line, each once ([`text::error_chain`]: no message
 /// repeats its cause).
-pub fn error_chain(e: &anyhow::Error) -> String {
+pub(crate) fn error_chain(e: &anyhow::Error) -> String {
     text::error_chain(e.as_ref())
 }
 
 /// Writes status text to stderr, ignoring a closed stderr.
-pub fn status(text: &str) {
+pub(crate) fn status(text: &str) {
     let _ = std::io::stderr().write_all(lanreach_proto::text::terminal_safe(text).as_bytes());
 }
 

@@ -15,7 +15,7 @@ const CMDLINE_MAX: usize = 512;
 
 /// The listening sockets of this machine.
 #[derive(Debug, Clone, Default)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     /// Every listening socket (`pid: None` where the owner is not visible).
     pub sockets: Vec<SocketFact>,
 }
@@ -51,7 +51,7 @@ fn owners() -> HashMap<u64, Owner> {
 }
 
 /// Every listening socket of this machine's network namespace.
-pub fn listening() -> Inventory {
+pub(crate) fn listening() -> Inventory {
     let mut found: Vec<(Proto, SocketAddr, u64)> = Vec::new();
     for table in [procfs::net::tcp(), procfs::net::tcp6()] {
         for e in table.into_iter().flatten() {
@@ -93,14 +93,14 @@ pub fn listening() -> Inventory {
 }
 
 /// The system default for IPv6 sockets that do not choose: net.ipv6.bindv6only.
-pub fn bindv6only_default() -> Option<bool> {
+pub(crate) fn bindv6only_default() -> Option<bool> {
     std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").ok().map(|v| v.trim() == "1")
 }
 
 /// Settles IPV6_V6ONLY of `[::]` TCP sockets that /proc left open, by dialling the port
 /// on 127.0.0.1 (nothing else listens there for IPv4, or the socket would be known):
 /// accepted means dual-stack, refused means IPv6-only. Falls back to the system default.
-pub async fn refine_v6only(sockets: &mut [SocketFact]) {
+pub(crate) async fn refine_v6only(sockets: &mut [SocketFact]) {
     for s in sockets.iter_mut() {
         if s.v6only.is_some() || !(s.bind.is_ipv6() && s.bind.ip().is_unspecified()) {
             continue;
@@ -121,12 +121,12 @@ pub async fn refine_v6only(sockets: &mut [SocketFact]) {
 
 impl Inventory {
     /// The sockets on `port`.
-    pub fn for_port(&self, port: CheckedPort) -> Vec<SocketFact> {
+    pub(crate) fn for_port(&self, port: CheckedPort) -> Vec<SocketFact> {
         self.sockets.iter().filter(|s| s.proto == port.proto && s.bind.port() == port.port).cloned().collect()
     }
 
     /// Every listening TCP port except `skip` (lanreach's own), for `--exposed`.
-    pub fn tcp_ports(&self, skip: &[u16]) -> Vec<CheckedPort> {
+    pub(crate) fn tcp_ports(&self, skip: &[u16]) -> Vec<CheckedPort> {
         let mut ports: Vec<u16> = self
             .sockets
             .iter()

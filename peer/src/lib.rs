@@ -6,20 +6,20 @@
 //!
 //! | module | what lives there |
 //! |---|---|
-//! | [`app`] | `main`: flags → [`Config`] → the command → an exit code; candidates from an address, a link or mDNS |
+//! | `app` | `main`: flags → [`Config`] → the command → an exit code; candidates from an address, a link or mDNS |
 //! | [`cli`] | the command line, validated once into a [`Config`] |
 //! | [`connect`] | one session: QUIC under a deadline, key pins, handshake, Hello, round trip, the probe run, the report |
 //! | [`known`] | the known-agents file (pinned agent keys) |
-//! | [`render`] | everything the peer prints (session header, progress, errors, discovery results) |
+//! | `render` | everything the peer prints (session header, progress, errors, discovery results) |
 //!
 //! The protocol, the plan checks, the probe engine and the report are in
 //! `lanreach-proto`; this crate owns the connection, the terminal and the exit code.
 
-pub mod app;
+mod app;
 pub mod cli;
 pub mod connect;
 pub mod known;
-pub mod render;
+mod render;
 pub use lanreach_proto::target;
 
 pub use app::{EXIT_ERROR, EXIT_UNREACHABLE, main};

@@ -20,7 +20,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// The report of a successful session.
-pub fn outcome(o: &Completed) -> String {
+pub(crate) fn outcome(o: &Completed) -> String {
     let name = printable(&o.hello.name, 64);
     let how = match o.method {
         AuthMethod::Paired => format!(
@@ -46,7 +46,7 @@ pub fn outcome(o: &Completed) -> String {
 }
 
 /// An error as the user reads it: what happened, the likely causes, what to do.
-pub fn error(e: &PeerError) -> String {
+pub(crate) fn error(e: &PeerError) -> String {
     let head = format!("lanreach-peer: {}", error_chain(e));
     let body = match e {
         PeerError::NoAnswer { addr, .. } => format!(
@@ -109,7 +109,7 @@ fn handshake_advice(target: &Target, e: &HandshakeError) -> String {
 }
 
 /// A progress bar on stderr fed from `progress`, and the task that feeds it.
-pub fn progress_bar(progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+pub(crate) fn progress_bar(progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message("connecting to the agent…");
     bar.enable_steady_tick(lanreach_proto::defaults::PROGRESS_TICK);
@@ -128,7 +128,7 @@ pub fn progress_bar(progress: Arc<Progress>) -> (indicatif::ProgressBar, tokio::
 }
 
 /// The agents `--list` found.
-pub fn found(agents: &[Found]) -> String {
+pub(crate) fn found(agents: &[Found]) -> String {
     let mut out = String::new();
     for a in agents {
         let addrs: Vec<String> = a.addresses.iter().map(|ip| ip.to_string()).collect();
@@ -144,7 +144,7 @@ pub fn found(agents: &[Found]) -> String {
 }
 
 /// Discovery found nothing: say so, and give the manual path.
-pub fn nothing_found() -> String {
+pub(crate) fn nothing_found() -> String {
     "lanreach-peer: no lanreach agent answered over mDNS on this network.\n\
      Multicast is blocked on many Wi-Fi networks and not available in Termux; type the address the agent prints \
      instead:\n  lanreach-peer HOST --code CODE\n"
@@ -152,7 +152,7 @@ pub fn nothing_found() -> String {
 }
 
 /// What `--forget` did.
-pub fn forgotten(target: &Target, gone: &[KnownAgent]) -> String {
+pub(crate) fn forgotten(target: &Target, gone: &[KnownAgent]) -> String {
     let mut out = String::new();
     for a in gone {
         out.push_str(&format!(

@@ -1,6 +1,7 @@
 //! Helpers shared by the agent's integration tests.
 
 #![allow(dead_code)] // each test file uses a different part
+#![allow(unreachable_pub)] // helpers of test crates, shared by `mod support;`
 
 pub mod lab;
 
