@@ -109,7 +109,7 @@ fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, with_qr: 
 pub(crate) fn spinner(message: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(message.to_owned());
-    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.enable_steady_tick(lanreach_proto::defaults::SPINNER_TICK);
     bar
 }
 

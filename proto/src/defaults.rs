@@ -151,6 +151,9 @@ pub const BROWSE_SETTLE: Duration = Duration::from_millis(800);
 /// Refresh interval of the peer's progress display.
 pub const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
+/// Refresh interval of the agent's "waiting for a peer" spinner.
+pub const SPINNER_TICK: Duration = Duration::from_millis(120);
+
 // ---- Relations ---------------------------------------------------------------------
 
 const fn ms(d: Duration) -> u128 {
