@@ -128,3 +128,59 @@ fn idle_connections_cannot_exhaust_the_test_listeners() {
     let _ = s.lab.wait_exit(&attack, std::time::Duration::from_secs(15));
     eprintln!("mallory at the end: {}", attack.stdout().trim());
 }
+
+/// A fake agent claims a bystander's address as its own and plans a scan of 512 ports
+/// there (TCP and UDP test-listener probes and service probes). The peer sends the
+/// bystander at most its knocks, and the fake agent learns nothing about its ports.
+#[test]
+fn a_hostile_agent_cannot_use_the_peer_to_scan_a_bystander() {
+    if !lab::available_with("a_hostile_agent_cannot_use_the_peer_to_scan_a_bystander", &["nft", "python3"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let phone = lab.node("phone", 2);
+    let mallory = lab.node("mallory", 66);
+    let bystander = lab.node("bystander", 77);
+    // The bystander runs a web server (a scan would find it) and counts what the phone sends.
+    lab.spawn(&bystander, "python3", &["-m", "http.server", "80", "--bind", "0.0.0.0"]);
+    lab.wait_tcp_listen(&bystander, 80);
+    lab.nft(
+        &bystander,
+        "table inet watch {\n chain input {\n type filter hook input priority 0;\n ip saddr 198.51.100.2 counter\n }\n}\n",
+    );
+    let mut fake = lab.spawn(
+        &mallory,
+        arg(&attack_bin()),
+        &[
+            "fake-agent",
+            "--listen",
+            "198.51.100.66:47800",
+            "--code",
+            "7K3Q-M2XD",
+            "--claim",
+            &bystander.v4,
+            "--ports",
+            "512",
+        ],
+    );
+    fake.wait_line("fake agent ready");
+    let peer_state = tempfile::tempdir().expect("dir");
+    let state = arg(peer_state.path()).to_owned();
+    let out = lab.run(&phone, arg(&peer_bin()), &[&mallory.v4, "--code", "7K3Q-M2XD", "--state-dir", &state]);
+    let _ = lab.wait_exit(&fake, std::time::Duration::from_secs(30));
+    let learnt = fake.stdout();
+    eprintln!("peer: {}\nfake agent learnt: {learnt}", String::from_utf8_lossy(&out.stderr));
+    let counters = lab.run(&bystander, "nft", &["list", "table", "inet", "watch"]);
+    let listing = String::from_utf8_lossy(&counters.stdout).into_owned();
+    let packets: u64 = listing
+        .split("packets ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in {listing}"));
+    eprintln!("packets from the phone at the bystander: {packets}");
+    assert!(learnt.contains("probes="), "the fake agent got results: {learnt}");
+    assert!(learnt.contains("port=0 "), "the fake agent learnt port outcomes at the bystander: {learnt}");
+    // One TCP knock and one UDP knock, each retried once, and what TCP adds to them.
+    assert!(packets <= 8, "the phone sent {packets} packets to the bystander");
+}

@@ -53,6 +53,25 @@ enum Attack {
         #[arg(long, default_value_t = 5)]
         hold: u64,
     },
+    /// A fake agent: pairs with a peer, claims a bystander's addresses as its own, plans
+    /// a scan of them and prints what the peer's results tell about the bystander.
+    FakeAgent {
+        /// Where to serve the control channel.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The pairing code the peer will type.
+        #[arg(long)]
+        code: String,
+        /// An address to claim as the agent's own (a bystander's); repeatable.
+        #[arg(long = "claim", required = true)]
+        claims: Vec<std::net::IpAddr>,
+        /// Ports 1..=N to plan at each claimed address (TCP and UDP, listeners and services).
+        #[arg(long, default_value_t = 512)]
+        ports: u16,
+        /// Seconds to wait for the peer.
+        #[arg(long, default_value_t = 20)]
+        wait: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +89,9 @@ fn main() -> ExitCode {
                 self::streams(target, connections, streams, bytes, Duration::from_secs(hold)).await
             }
             Attack::IdleTcp { targets, count, hold } => idle_tcp(&targets, count, Duration::from_secs(hold)).await,
+            Attack::FakeAgent { listen, code, claims, ports, wait } => {
+                fake_agent(listen, &code, &claims, ports, Duration::from_secs(wait)).await
+            }
         }
     });
     match result {
@@ -168,6 +190,84 @@ async fn idle_tcp(targets: &[SocketAddr], count: usize, hold: Duration) -> Resul
         }
     }
     Ok(format!("connections={} still_open={open}", held.len()))
+}
+
+/// The plan a scanning agent would like: every port at every claimed address, as
+/// wildcard test-listener probes (TCP and UDP) and as service probes.
+fn scan_plan(claims: &[std::net::IpAddr], ports: u16) -> lanreach_proto::plan::ProbePlan {
+    use lanreach_proto::vocab::{PlannedProbe, Proto, ServiceProbe};
+    let mut probes = Vec::new();
+    let mut services = Vec::new();
+    for ip in claims {
+        let any: std::net::IpAddr = if ip.is_ipv4() { [0, 0, 0, 0].into() } else { [0u16; 8].into() };
+        for port in 1..=ports {
+            for proto in [Proto::Tcp, Proto::Udp] {
+                let id = u32::try_from(probes.len()).unwrap_or(u32::MAX);
+                let (bind, target) = (SocketAddr::new(any, port), SocketAddr::new(*ip, port));
+                probes.push(PlannedProbe { id, proto, bind, target });
+            }
+            let id = u32::try_from(services.len()).unwrap_or(u32::MAX);
+            services.push(ServiceProbe { id, proto: Proto::Tcp, target: SocketAddr::new(*ip, port) });
+        }
+    }
+    probes.truncate(lanreach_proto::plan::MAX_PROBES);
+    services.truncate(lanreach_proto::plan::MAX_SERVICE_PROBES);
+    lanreach_proto::plan::ProbePlan { session: [7; 16], key: [9; 32], probes, services }
+}
+
+async fn fake_agent(
+    listen: SocketAddr,
+    code: &str,
+    claims: &[std::net::IpAddr],
+    ports: u16,
+    wait: Duration,
+) -> Result<String, Error> {
+    use lanreach_proto::channel::Channel;
+    use lanreach_proto::code::CodeBook;
+    use lanreach_proto::msg::{Hello, HelloAddress, Message, ReportJson};
+    use lanreach_proto::vocab::Outcome;
+    use lanreach_proto::{conversation, handshake};
+    use rand::SeedableRng;
+
+    let dir = tempfile::tempdir()?;
+    let (identity, _) = Identity::load_or_create(dir.path(), "fake-agent")?;
+    let endpoint = quic::endpoint(quic::udp_socket(listen)?, Some(quic::server_config(&identity)?))?;
+    eprintln!("fake agent ready on {listen}");
+    let incoming = timeout(wait, endpoint.accept()).await?.ok_or("endpoint closed")?;
+    let conn = incoming.await?;
+    let peer_id = quic::remote_key_id(&conn)?;
+    let binding = quic::binding(&conn, identity.id, peer_id)?;
+    let (send, recv) = conn.accept_bi().await?;
+    let mut ch = Channel::new(recv, send);
+    let codes = std::sync::Mutex::new(CodeBook::new(code.parse()?, rand::rngs::StdRng::from_entropy()));
+    handshake::agent_handshake(&mut ch, &codes, false, &binding, &mut rand::rngs::OsRng).await?;
+    let mut addresses = vec![HelloAddress { ip: listen.ip(), interface: "eth0".into() }];
+    addresses.extend(claims.iter().map(|ip| HelloAddress { ip: *ip, interface: "eth0".into() }));
+    let hello = Hello { name: "box".into(), os: "linux".into(), software: "lanreach-agent 0.1.0".into(), addresses };
+    conversation::hello_as_agent(&mut ch, hello).await?;
+    let plan = scan_plan(claims, ports);
+    ch.send(&Message::Plan(plan.clone())).await?;
+    let (results, _) = timeout(Duration::from_secs(60), conversation::await_results(&mut ch, &plan)).await??;
+    // What the results say about the bystander, port by port.
+    let mut learnt = std::collections::BTreeMap::<&str, usize>::new();
+    let outcomes = results.results.iter().map(|r| r.outcome).chain(results.services.iter().map(|r| r.outcome));
+    for outcome in outcomes {
+        let key = match outcome {
+            Outcome::Open | Outcome::Refused | Outcome::Reset | Outcome::EmptyReply | Outcome::Foreign => "port",
+            Outcome::Timeout => "silent",
+            Outcome::Unreachable => "no_route",
+            Outcome::NotProbed => "not_probed",
+        };
+        *learnt.entry(key).or_default() += 1;
+    }
+    let _ = ch.send(&Message::Report(ReportJson { json: "{}".into() })).await;
+    let _ = ch.shutdown().await;
+    let _ = timeout(Duration::from_secs(2), conn.closed()).await;
+    let counts: Vec<String> = ["port", "silent", "no_route", "not_probed"]
+        .iter()
+        .map(|k| format!("{k}={}", learnt.get(k).copied().unwrap_or(0)))
+        .collect();
+    Ok(format!("probes={} {}", plan.probes.len() + plan.services.len(), counts.join(" ")))
 }
 
 #[cfg(test)]

@@ -108,6 +108,11 @@ pub const UDP_SPACING: Duration = Duration::from_millis(5);
 /// Attempts per probe: the first, and one retry after silence.
 pub const ATTEMPTS: u8 = 2;
 
+/// Most addresses a run knocks at that are not proven to be the agent's (the address
+/// the control channel reached is proven): a hostile agent that claims other hosts'
+/// addresses gets one knock (and its retry) per address and protocol, at this many.
+pub const MAX_CLAIMED_ADDRESSES: usize = 8;
+
 /// The whole probe run ends by then, whatever the per-attempt deadlines.
 pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
 

@@ -7,12 +7,15 @@
 //! every call. The rules:
 //!
 //! - **Knock first.** At an address not yet known to be the agent's, only the knocks go
-//!   out: the probes of the plan's wildcard test listeners of the address's own family.
+//!   out: one probe of a wildcard test listener of the address's own family per
+//!   protocol, at no more than [`MAX_CLAIMED_ADDRESSES`] such addresses per run.
 //!   A knock answered with this session's MAC (`open`) verifies the address, and only
 //!   then do its other probes start (test listeners and the user's services). Once every
 //!   knock at an address has failed, its other probes are `not_probed`: the peer sends
-//!   nothing more to a host that has not proved to be the agent's. Trusted addresses
-//!   (the one the control channel reached) are probed in full without a knock.
+//!   nothing more to a host that has not proved to be the agent's, and what it reports
+//!   about that address is one coarse reason (`unreachable`: no route; `timeout`:
+//!   silent; `not_probed`: not the agent), never what answered on which port. Trusted
+//!   addresses (the one the control channel reached) are probed in full without a knock.
 //! - **One retry after silence.** An attempt that heard nothing is retried once (up to
 //!   [`ATTEMPTS`] in all); any answer settles the probe, silence after the last attempt
 //!   is `timeout`.
@@ -26,7 +29,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::defaults::{ATTEMPTS, CONCURRENCY, RUN_DEADLINE, UDP_SPACING, probe_timeout};
+use crate::defaults::{ATTEMPTS, CONCURRENCY, MAX_CLAIMED_ADDRESSES, RUN_DEADLINE, UDP_SPACING, probe_timeout};
 use crate::plan::ProbePlan;
 use crate::vocab::{Outcome, ProbeResult, ProbeResults, Proto, ServiceResult};
 
@@ -213,13 +216,32 @@ impl Run {
                 }
             }
         };
-        let listeners = plan.probes.iter().map(|p| {
-            // A wildcard listener of the target's family answers at any address of the
-            // agent's, so its knock tells whether the address is the agent's at all.
-            let knock =
-                !is_trusted(p.target.ip()) && p.bind.ip().is_unspecified() && p.bind.is_ipv4() == p.target.is_ipv4();
-            (ProbeKind::Listener, p.id, p.proto, p.target, knock)
-        });
+        // A wildcard listener of the target's family answers at any address of the
+        // agent's, so its knock tells whether the address is the agent's at all. One
+        // knock per claimed address and protocol, at no more than MAX_CLAIMED_ADDRESSES
+        // addresses: a plan cannot make the peer knock all over another host.
+        let mut knocked: Vec<(IpAddr, Proto)> = Vec::new();
+        let mut claimed: Vec<IpAddr> = Vec::new();
+        let listeners: Vec<_> = plan
+            .probes
+            .iter()
+            .map(|p| {
+                let ip = p.target.ip().to_canonical();
+                let wildcard = p.bind.ip().is_unspecified() && p.bind.is_ipv4() == p.target.is_ipv4();
+                let mut knock = false;
+                if wildcard && !is_trusted(ip) && !knocked.contains(&(ip, p.proto)) {
+                    if !claimed.contains(&ip) && claimed.len() < MAX_CLAIMED_ADDRESSES {
+                        claimed.push(ip);
+                    }
+                    if claimed.contains(&ip) {
+                        knocked.push((ip, p.proto));
+                        knock = true;
+                    }
+                }
+                (ProbeKind::Listener, p.id, p.proto, p.target, knock)
+            })
+            .collect();
+        let listeners = listeners.into_iter();
         let services = plan.services.iter().map(|p| (ProbeKind::Service, p.id, p.proto, p.target, false));
         let slots: Vec<Slot> = listeners
             .chain(services)
@@ -326,8 +348,20 @@ impl Run {
     /// are `not_probed`.
     pub fn finish(self) -> ProbeResults {
         let mut results = ProbeResults { results: Vec::new(), services: Vec::new() };
+        let reasons: Vec<Option<Outcome>> = (0..self.addresses.len()).map(|a| self.coarse_reason(a)).collect();
         for slot in &self.slots {
             let settled = match slot.state {
+                // An address that never proved to be the agent's: its knocks report one
+                // coarse reason for the whole address, never what answered there.
+                _ if slot.knock && reasons[slot.address].is_some() => {
+                    let attempts = match slot.state {
+                        State::Done(s) => s.attempts,
+                        State::InFlight { attempt } => attempt,
+                        State::Retry { attempts } => attempts,
+                        State::Waiting => 0,
+                    };
+                    Settled::without_answer(reasons[slot.address].unwrap_or(Outcome::NotProbed), attempts)
+                }
                 State::Done(settled) => settled,
                 State::InFlight { attempt } => Settled::without_answer(Outcome::Timeout, attempt),
                 State::Retry { attempts } => Settled::without_answer(Outcome::Timeout, attempts),
@@ -355,6 +389,32 @@ impl Run {
             }
         }
         results
+    }
+
+    /// For an address that did not prove to be the agent's, the one thing the agent
+    /// may learn about it: `unreachable` (no route), `timeout` (silent) or `not_probed`
+    /// (something else answered, or nothing was sent). `None` for a verified address.
+    fn coarse_reason(&self, address: usize) -> Option<Outcome> {
+        if self.addresses[address].trust == Trust::Verified {
+            return None;
+        }
+        let knocks: Vec<Option<Outcome>> = self
+            .slots
+            .iter()
+            .filter(|s| s.knock && s.address == address)
+            .map(|s| match s.state {
+                State::Done(settled) => Some(settled.outcome),
+                State::InFlight { .. } | State::Retry { .. } => Some(Outcome::Timeout),
+                State::Waiting => None,
+            })
+            .collect();
+        Some(if knocks.contains(&Some(Outcome::Unreachable)) {
+            Outcome::Unreachable
+        } else if !knocks.is_empty() && knocks.iter().all(|k| *k == Some(Outcome::Timeout)) {
+            Outcome::Timeout
+        } else {
+            Outcome::NotProbed
+        })
     }
 
     /// When the next UDP attempt may start.
@@ -567,7 +627,8 @@ mod tests {
     }
 
     /// Whatever way the knock fails, nothing more goes to that address: its other
-    /// listener probes and its service probes are `not_probed`.
+    /// listener probes and its service probes are `not_probed`, and the knock reports
+    /// only the coarse reason (no route, silent, or not the agent) with no errno or rtt.
     #[test]
     fn a_failed_knock_leaves_the_address_not_probed() {
         let plan = plan(
@@ -575,9 +636,9 @@ mod tests {
             &[(Proto::Tcp, "127.0.0.2:80"), (Proto::Udp, "127.0.0.2:53")],
         );
         let table: [(&str, &Behaviour, Outcome, u8); 5] = [
-            ("refused", &|_| after(MS, outcome(Outcome::Refused)), Outcome::Refused, 1),
-            ("foreign (no MAC)", &|_| after(MS, outcome(Outcome::Foreign)), Outcome::Foreign, 1),
-            ("empty reply", &|_| after(MS, outcome(Outcome::EmptyReply)), Outcome::EmptyReply, 1),
+            ("refused", &|_| after(MS, outcome(Outcome::Refused)), Outcome::NotProbed, 1),
+            ("foreign (no MAC)", &|_| after(MS, outcome(Outcome::Foreign)), Outcome::NotProbed, 1),
+            ("empty reply", &|_| after(MS, outcome(Outcome::EmptyReply)), Outcome::NotProbed, 1),
             ("unreachable", &|_| after(MS, outcome(Outcome::Unreachable)), Outcome::Unreachable, 1),
             ("silence", &silent, Outcome::Timeout, 2),
         ];
@@ -590,9 +651,42 @@ mod tests {
             );
             assert_eq!(sim.results.results[0].attempts, attempts, "{name}");
             assert_eq!(sim.results.results[1].attempts, 0, "{name}");
+            assert_eq!((sim.results.results[0].errno, sim.results.results[0].rtt_us), (None, None), "{name}");
             let sent: Vec<_> = sim.orders_to("127.0.0.2").iter().map(|o| (o.1, o.2)).collect();
             assert_eq!(sent, vec![(ProbeKind::Listener, 0); attempts as usize], "{name}: only the knock is sent");
         }
+    }
+
+    /// A hostile plan that claims a bystander's address with 2040 wildcard probes per
+    /// protocol gets one knock per protocol there (and the retry after silence), and
+    /// at most MAX_CLAIMED_ADDRESSES claimed addresses are knocked at all.
+    #[test]
+    fn a_claimed_address_gets_one_knock_per_protocol_and_eight_addresses_at_most() {
+        let mut probes = Vec::new();
+        for port in 1..=2040u16 {
+            for proto in [Proto::Tcp, Proto::Udp] {
+                let id = u32::try_from(probes.len()).expect("small");
+                let bind = SocketAddr::from(([0, 0, 0, 0], port));
+                probes.push(PlannedProbe { id, proto, bind, target: SocketAddr::from(([203, 0, 113, 9], port)) });
+            }
+        }
+        let hostile = ProbePlan { session: [1; 16], key: [2; 32], probes, services: vec![] };
+        let sim = simulate(&hostile, &[], config(64), &silent);
+        let sent = sim.orders_to("203.0.113.9");
+        assert_eq!(sent.len(), 4, "one TCP and one UDP knock, each retried once: {sent:?}");
+        assert!(sim.results.results.iter().all(|r| matches!(r.outcome, Outcome::Timeout | Outcome::NotProbed)));
+
+        let mut probes = Vec::new();
+        for host in 1..=20u8 {
+            let id = u32::try_from(probes.len()).expect("small");
+            let target = SocketAddr::from(([203, 0, 113, host], 4000));
+            probes.push(PlannedProbe { id, proto: Proto::Tcp, bind: "0.0.0.0:4000".parse().expect("bind"), target });
+        }
+        let many = ProbePlan { session: [1; 16], key: [2; 32], probes, services: vec![] };
+        let sim = simulate(&many, &[], config(64), &|_| after(MS, outcome(Outcome::Refused)));
+        let knocked: std::collections::BTreeSet<IpAddr> = sim.started.iter().map(|(_, o)| o.target.ip()).collect();
+        assert_eq!(knocked.len(), MAX_CLAIMED_ADDRESSES, "{knocked:?}");
+        assert!(sim.results.results.iter().all(|r| r.outcome == Outcome::NotProbed), "nothing about them is reported");
     }
 
     /// Two knocks at one address (TCP and UDP wildcards): one with the MAC suffices.
