@@ -248,3 +248,37 @@ pub fn binding(conn: &quinn::Connection, agent: KeyId, peer: KeyId) -> Result<Bi
     conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"").map_err(|_| QuicError::Exporter)?;
     Ok(Binding { agent, peer, exporter })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Real QUIC on loopback with both sides' configurations: the peer may open exactly
+    /// one bidirectional stream and no unidirectional one; the agent may open none, so
+    /// a hostile agent cannot make a peer buffer streams either.
+    #[tokio::test]
+    async fn each_side_may_open_only_the_streams_the_protocol_needs() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (agent_id, _) = Identity::load_or_create(&dir.path().join("a"), "agent").expect("identity");
+        let (peer_id, _) = Identity::load_or_create(&dir.path().join("p"), "peer").expect("identity");
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let server = endpoint(udp_socket(loopback).expect("socket"), Some(server_config(&agent_id).expect("server")))
+            .expect("endpoint");
+        let addr = server.local_addr().expect("addr");
+        let mut client = endpoint(udp_socket(loopback).expect("socket"), None).expect("endpoint");
+        client.set_default_client_config(client_config(&peer_id).expect("client"));
+        let (peer_side, agent_side) = tokio::join!(
+            async { client.connect(addr, SERVER_NAME).expect("connect").await.expect("connected") },
+            async { server.accept().await.expect("incoming").await.expect("accepted") },
+        );
+        let short = Duration::from_millis(300);
+        let first = tokio::time::timeout(short, peer_side.open_bi()).await;
+        assert!(matches!(first, Ok(Ok(_))), "the peer opens the control stream");
+        assert!(tokio::time::timeout(short, peer_side.open_bi()).await.is_err(), "a second stream waits forever");
+        assert!(tokio::time::timeout(short, peer_side.open_uni()).await.is_err(), "no unidirectional streams");
+        assert!(tokio::time::timeout(short, agent_side.open_bi()).await.is_err(), "the agent opens no streams");
+        assert!(tokio::time::timeout(short, agent_side.open_uni()).await.is_err(), "the agent opens no streams");
+        assert!(agent_side.send_datagram(vec![0u8; 100].into()).is_err(), "no datagrams");
+    }
+}
