@@ -40,11 +40,14 @@ fn agent_not_answering_exits_2_within_the_deadline_and_names_causes() {
 #[test]
 fn usage_errors_exit_2_and_name_the_flag() {
     let state = tempfile::tempdir().expect("tempdir");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["127.0.0.1", "--code", "7K3Q"], "--code"),
         (&["127.0.0.1", "--connect-timeout", "0"], "--connect-timeout"),
         (&["[::1"], "HOST[:PORT]"),
         (&[], "HOST[:PORT]"),
+        // Typos of IPv4 addresses are named, never resolved to some other address.
+        (&["198.51.100", "--code", "7K3Q-M2XD"], "\"198.51.100\" is not HOST[:PORT] (not a standard IPv4 address"),
+        (&["300.1.1.1", "--code", "7K3Q-M2XD"], "\"300.1.1.1\" is not HOST[:PORT] (not a standard IPv4 address"),
     ];
     for (args, needle) in cases {
         let out = peer(args, state.path());

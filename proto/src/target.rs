@@ -57,12 +57,26 @@ impl FromStr for Target {
         if !is_ip && (host.contains(':') || !host.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))) {
             return Err(bad("not an IP address or host name"));
         }
+        if !is_ip && looks_numeric(host) {
+            // Name resolution would take `198.51.100` as 198.51.0.100 and `300.1.1.1` as
+            // a name: a typo must not dial some other address.
+            return Err(bad("not a standard IPv4 address: four numbers 0-255 separated by dots"));
+        }
         Ok(Target {
             host: host.to_ascii_lowercase(),
             port: port.unwrap_or(DEFAULT_CONTROL_PORT),
             port_given: port.is_some(),
         })
     }
+}
+
+/// Whether `host` is numeric the way only an IP address is: its last label is a number
+/// (decimal, or the legacy `0x…` hex form). No host name ends in a numeric label.
+fn looks_numeric(host: &str) -> bool {
+    let last = host.trim_end_matches('.').rsplit('.').next().unwrap_or("");
+    let hex = last.strip_prefix("0x").or_else(|| last.strip_prefix("0X"));
+    !last.is_empty()
+        && (last.chars().all(|c| c.is_ascii_digit()) || hex.is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit())))
 }
 
 impl Target {
@@ -104,6 +118,19 @@ mod tests {
     fn mistakes_are_named() {
         for bad in ["", "host:0", "host:99999", "[::1", "[::1]x", "a b", ":5000"] {
             assert!(bad.parse::<Target>().is_err(), "{bad:?}");
+        }
+        // Legacy and mistyped IPv4 forms are usage errors, never dialled elsewhere.
+        for typo in ["198.51.100", "300.1.1.1", "198.51.100.7.", "3325256711", "0x7f.1", "198.51.100.07x"] {
+            let err = typo.parse::<Target>();
+            if typo == "198.51.100.07x" {
+                assert!(err.is_ok(), "a name whose last label is not numeric: {err:?}");
+                continue;
+            }
+            let err = err.expect_err(typo).to_string();
+            assert!(err.contains("not a standard IPv4 address") && err.contains(typo), "{typo}: {err}");
+        }
+        for name in ["my-laptop.local", "host1", "1password.example", "box.lan"] {
+            assert!(name.parse::<Target>().is_ok(), "{name}");
         }
     }
 
