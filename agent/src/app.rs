@@ -11,7 +11,7 @@ use crate::cli::{self, Cli, Config};
 use crate::control::{self, Agent, Event};
 use crate::{local, render, trust};
 use lanreach_proto::endpoint::store::StateFile;
-use lanreach_proto::endpoint::{discovery, interfaces};
+use lanreach_proto::endpoint::{discovery, interfaces, term};
 use lanreach_proto::render::Paint;
 use lanreach_proto::text::error_chain;
 
@@ -42,7 +42,7 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
     match &config.command {
         cli::Command::ListPeers => {
             let peers = trust::TrustedPeers::load(&config.state_dir)?;
-            print!("{}", render::peers(&peers.peers));
+            term::out(&render::peers(&peers.peers));
             Ok(true)
         }
         cli::Command::RemovePeer(which) => {
@@ -53,26 +53,30 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             }
             peers.save(&config.state_dir)?;
             for p in gone {
-                println!("Removed peer \"{}\" (ID {}); it must pair again with a code.", p.name, p.id);
+                term::out(&format!("Removed peer \"{}\" (ID {}); it must pair again with a code.\n", p.name, p.id));
             }
             Ok(true)
         }
         cli::Command::Completions(shell) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "lanreach-agent", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "lanreach-agent", &mut script);
+            term::out_bytes(&script);
             Ok(true)
         }
         cli::Command::Man => {
+            let mut page = Vec::new();
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-                .render(&mut std::io::stdout())
-                .context("cannot write the man page")?;
+                .render(&mut page)
+                .context("cannot render the man page")?;
+            term::out_bytes(&page);
             Ok(true)
         }
         cli::Command::Serve => runtime()?.block_on(serve(config)),
         cli::Command::Local => {
             let report = runtime()?.block_on(local::run(&config))?;
             let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
-            print!("{}", render::report(&report, config.json, paint));
+            term::out(&render::report(&report, config.json, paint));
             Ok(report.checked_ports_reachable())
         }
     }
@@ -131,8 +135,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
                 }
                 let text = render::report(report, json, paint);
                 let print = || {
-                    print!("{text}");
-                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                    term::out(&text);
                 };
                 match &spinner {
                     Some(bar) => bar.suspend(print),

@@ -286,3 +286,21 @@ fn help_texts_match_their_snapshots() {
     help_snapshot(Path::new(env!("CARGO_BIN_EXE_lanreach-agent")), "lanreach-agent.help");
     help_snapshot(&peer_bin(), "lanreach-peer.help");
 }
+
+/// `lanreach-agent … | head -1`: a reader that goes away ends either binary quietly
+/// with the documented status 141, never a panic ("failed printing to stdout").
+#[test]
+fn a_closed_pipe_ends_quietly_with_status_141() {
+    for (bin, args) in
+        [(PathBuf::from(env!("CARGO_BIN_EXE_lanreach-agent")), ["completions", "bash"]), (peer_bin(), ["man", ""])]
+    {
+        let args: Vec<&str> = args.iter().copied().filter(|a| !a.is_empty()).collect();
+        let mut child =
+            Command::new(&bin).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start");
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let out = child.wait_with_output().expect("wait");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{bin:?} {args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{bin:?} {args:?} printed: {stderr}");
+    }
+}

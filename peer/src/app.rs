@@ -33,13 +33,21 @@ pub fn main() -> ExitCode {
     };
     match &config.command {
         cli::Command::Completions(shell) => {
-            clap_complete::generate(*shell, &mut Cli::command(), "lanreach-peer", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "lanreach-peer", &mut script);
+            term::out_bytes(&script);
             ExitCode::SUCCESS
         }
-        cli::Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&format!("lanreach-peer: cannot write the man page: {}\n", error_chain(&e))),
-        },
+        cli::Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => {
+                    term::out_bytes(&page);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("lanreach-peer: cannot render the man page: {}\n", error_chain(&e))),
+            }
+        }
         cli::Command::Forget(target) => forget(&config, target),
         cli::Command::List => with_runtime(|rt| rt.block_on(list(&config))),
         cli::Command::Connect { find, code } => with_runtime(|rt| rt.block_on(connect(&config, find, code.as_ref()))),
@@ -64,7 +72,7 @@ async fn list(config: &Config) -> ExitCode {
     match discovery::browse(BROWSE_TIMEOUT).await {
         Ok(found) if found.is_empty() => fail(&render::nothing_found()),
         Ok(found) => {
-            print!("{}", render::found(&found));
+            term::out(&render::found(&found));
             ExitCode::SUCCESS
         }
         Err(e) => fail(&format!("lanreach-peer: {}\n{}", error_chain(&e), render::nothing_found())),
@@ -149,15 +157,14 @@ async fn session(
 fn print_outcome(config: &Config, outcome: &Completed) -> ExitCode {
     if config.json {
         status(config, &render::outcome(outcome));
-        println!("{}", outcome.report.to_json());
+        term::out(&format!("{}\n", outcome.report.to_json()));
     } else {
         let paint = Paint::new(term::stdout_colour());
         if !config.quiet {
-            println!("{}", render::outcome(outcome));
+            term::out(&format!("{}\n", render::outcome(outcome)));
         }
-        print!("{}", lanreach_proto::render::render_text(&outcome.report, paint));
+        term::out(&lanreach_proto::render::render_text(&outcome.report, paint));
     }
-    let _ = std::io::stdout().flush();
     if outcome.report.checked_ports_reachable() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) }
 }
 
@@ -170,7 +177,7 @@ fn forget(config: &Config, target: &target::Target) -> ExitCode {
     if let Err(e) = known.save(&config.state_dir) {
         return fail_with(&e);
     }
-    print!("{}", render::forgotten(target, &gone));
+    term::out(&render::forgotten(target, &gone));
     if gone.is_empty() { ExitCode::from(EXIT_ERROR) } else { ExitCode::SUCCESS }
 }
 

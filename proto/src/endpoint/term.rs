@@ -38,3 +38,34 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .with_ansi(stderr_fancy())
         .try_init();
 }
+
+/// Exit status when standard output is closed before everything was written
+/// (`lanreach-peer … | head -1`): 141, the status a shell reports for a program ended by
+/// SIGPIPE, so scripts see the same thing as with any other Unix tool.
+pub const EXIT_CLOSED_PIPE: u8 = 141;
+
+/// Exit status when standard output cannot be written for another reason (disk full,
+/// I/O error): the binaries' general error status.
+pub const EXIT_STDOUT_FAILED: u8 = 2;
+
+/// Writes `bytes` to standard output and flushes. A reader that went away ends the
+/// program at once and quietly with [`EXIT_CLOSED_PIPE`]; any other write error is named
+/// on stderr and ends it with [`EXIT_STDOUT_FAILED`]. Never panics, unlike `print!`.
+pub fn out_bytes(bytes: &[u8]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let result = stdout.write_all(bytes).and_then(|()| stdout.flush());
+    match result {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(i32::from(EXIT_CLOSED_PIPE)),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "cannot write to standard output: {e}");
+            std::process::exit(i32::from(EXIT_STDOUT_FAILED));
+        }
+    }
+}
+
+/// [`out_bytes`] for text.
+pub fn out(text: &str) {
+    out_bytes(text.as_bytes());
+}
