@@ -47,14 +47,9 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
         }
         cli::Command::RemovePeer(which) => {
             let mut peers = trust::TrustedPeers::load(&config.state_dir)?;
-            let gone = peers.remove(which);
-            if gone.is_empty() {
-                return Err(trust::NoSuchPeer(which.clone()).into());
-            }
+            let gone = peers.remove(which)?;
             peers.save(&config.state_dir)?;
-            for p in gone {
-                term::out(&format!("Removed peer \"{}\" (ID {}); it must pair again with a code.\n", p.name, p.id));
-            }
+            term::out(&format!("Removed peer \"{}\" (ID {}); it must pair again with a code.\n", gone.name, gone.id));
             Ok(true)
         }
         cli::Command::Completions(shell) => {

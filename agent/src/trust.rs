@@ -10,10 +10,21 @@ use serde::{Deserialize, Serialize};
 /// File name inside the state directory.
 pub const FILE: &str = "trusted_peers.json";
 
-/// `peers remove` named no trusted peer.
+/// Why `peers remove` removed nothing.
 #[derive(Debug, thiserror::Error)]
-#[error("no trusted peer matches {0:?}; see lanreach-agent peers")]
-pub struct NoSuchPeer(pub String);
+pub enum RemoveError {
+    /// No trusted peer has that name or ID.
+    #[error("no trusted peer matches {0:?}; see lanreach-agent peers")]
+    NoSuchPeer(String),
+    /// Several peers share the name: the user must say which, by ID.
+    #[error("{} trusted peers are named {name:?}; remove one by its ID: {}", ids.len(), ids.join(", "))]
+    Ambiguous {
+        /// The name given.
+        name: String,
+        /// The IDs of the peers with that name.
+        ids: Vec<String>,
+    },
+}
 
 /// One trusted peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,12 +67,20 @@ impl TrustedPeers {
         });
     }
 
-    /// Removes every peer whose ID matches `text` (see [`KeyId::matches`]) or whose
-    /// name equals it; returns the removed peers.
-    pub fn remove(&mut self, text: &str) -> Vec<TrustedPeer> {
-        let (gone, kept) = self.peers.drain(..).partition(|p| p.id.matches(text) || p.name == text);
-        self.peers = kept;
-        gone
+    /// Removes the one peer whose ID matches `text` (see [`KeyId::matches`]) or whose
+    /// name equals it, and returns it. Several matches remove nothing: names are not
+    /// unique (two phones called "phone"), so the user must name one by its ID.
+    pub fn remove(&mut self, text: &str) -> Result<TrustedPeer, RemoveError> {
+        let matching: Vec<usize> =
+            (0..self.peers.len()).filter(|&i| self.peers[i].id.matches(text) || self.peers[i].name == text).collect();
+        match matching.as_slice() {
+            [] => Err(RemoveError::NoSuchPeer(text.to_owned())),
+            [one] => Ok(self.peers.remove(*one)),
+            many => Err(RemoveError::Ambiguous {
+                name: text.to_owned(),
+                ids: many.iter().map(|&i| self.peers[i].id.short()).collect(),
+            }),
+        }
     }
 }
 
@@ -83,9 +102,24 @@ mod tests {
         peers.save(dir.path()).expect("save");
         let mut loaded = TrustedPeers::load(dir.path()).expect("load");
         assert!(loaded.contains(&a) && loaded.contains(&b));
-        let gone = loaded.remove(&a.short()[..9]);
-        assert_eq!(gone.len(), 1);
-        assert_eq!(loaded.remove("laptop").len(), 1);
+        let gone = loaded.remove(&a.short()[..9]).expect("by ID");
+        assert_eq!(gone.id, a);
+        assert_eq!(loaded.remove("laptop").expect("by name").id, b);
         assert!(loaded.peers.is_empty());
+        assert!(matches!(loaded.remove("laptop"), Err(RemoveError::NoSuchPeer(_))));
+    }
+
+    #[test]
+    fn a_shared_name_removes_nothing_and_lists_the_ids() {
+        let mut peers = TrustedPeers::default();
+        let (a, b) = (KeyId::from_spki(b"a"), KeyId::from_spki(b"b"));
+        let from: SocketAddr = "198.51.100.2:5000".parse().expect("addr");
+        peers.add(a, "phone", from);
+        peers.add(b, "phone", from);
+        let err = peers.remove("phone").expect_err("ambiguous");
+        let text = err.to_string();
+        assert!(text.contains(&a.short()) && text.contains(&b.short()) && text.contains("by its ID"), "{text}");
+        assert_eq!(peers.peers.len(), 2, "nothing removed");
+        assert_eq!(peers.remove(&b.short()).expect("by ID").id, b);
     }
 }

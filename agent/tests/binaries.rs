@@ -304,3 +304,39 @@ fn a_closed_pipe_ends_quietly_with_status_141() {
         assert!(stderr.is_empty(), "{bin:?} {args:?} printed: {stderr}");
     }
 }
+
+/// Two trusted peers share the name "phone": `peers remove phone` removes neither and
+/// lists their IDs; removing by ID then works.
+#[test]
+fn removing_a_shared_name_asks_for_the_id() {
+    let (agent_state, first, second) =
+        (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    let mut agent = AgentProcess::start(agent_state.path(), &["--control", &control, "--code", "7K3Q-M2XD"]);
+    agent.wait_line("pairing code:");
+    let out = peer(first.path(), &[&control, "--code", "7K3Q-M2XD", "--name", "phone"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    agent.wait_line("Paired with peer");
+    let next = agent.wait_line("pairing code:");
+    let code = next.split("pairing code:").nth(1).and_then(|r| r.split_whitespace().next()).expect("new code");
+    let out = peer(second.path(), &[&control, "--code", code, "--name", "phone"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let agent_cmd = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lanreach-agent"))
+            .arg("--state-dir")
+            .arg(agent_state.path())
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = agent_cmd(&["peers", "remove", "phone"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("2 trusted peers are named \"phone\"") && err.contains("by its ID"), "{err}");
+    let listing = text(&agent_cmd(&["peers"]).stdout);
+    assert_eq!(listing.matches("phone").count(), 2, "nothing was removed: {listing}");
+    let id = err.rsplit(", ").next().expect("an ID").trim().to_owned();
+    let out = agent_cmd(&["peers", "remove", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&agent_cmd(&["peers"]).stdout).matches("phone").count(), 1);
+}
