@@ -37,7 +37,7 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Your own ports to diagnose, e.g. 3000 or 3000,8080 or 53/udp
+    /// Your own ports to diagnose, e.g. 3000, 3000,8080, 3000-3010 or 53/udp
     #[arg(long, value_name = "PORTS")]
     pub check: Option<String>,
 

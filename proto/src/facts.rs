@@ -32,7 +32,7 @@ impl fmt::Display for CheckedPort {
 
 /// A `--check` list that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--check {given:?}: {why}; give ports like 3000 or 3000,8080 or 53/udp")]
+#[error("--check {given:?}: {why}; give ports like 3000, 3000,8080, 3000-3010 or 53/udp")]
 pub struct BadPorts {
     /// What was typed.
     pub given: String,
@@ -46,8 +46,12 @@ pub struct BadPorts {
 pub enum PortsProblem {
     /// A protocol other than `tcp` or `udp` after the slash.
     UnknownProtocol(String),
-    /// Not a number from 1 to 65535.
+    /// Not a number at all.
     NotAPort(String),
+    /// A number outside 1–65535.
+    OutOfRange(String),
+    /// A range whose end comes before its start.
+    BackwardsRange(String),
     /// Nothing but commas and spaces.
     Empty,
     /// More than [`MAX_CHECKED_PORTS`].
@@ -59,35 +63,58 @@ impl fmt::Display for PortsProblem {
         match self {
             PortsProblem::UnknownProtocol(p) => write!(f, "unknown protocol {p:?}"),
             PortsProblem::NotAPort(n) => write!(f, "{n:?} is not a port"),
+            PortsProblem::OutOfRange(n) => write!(f, "{n} is not a port: ports go from 1 to 65535"),
+            PortsProblem::BackwardsRange(r) => write!(f, "{r:?} ends before it starts"),
             PortsProblem::Empty => f.write_str("no port given"),
             PortsProblem::TooMany => write!(f, "at most {MAX_CHECKED_PORTS} ports"),
         }
     }
 }
 
-/// Parses `3000`, `3000,8080`, `53/udp`, `8080/tcp`.
+/// Parses `3000`, `3000,8080`, `3000-3010`, `53/udp`, `8080/tcp`, `5000-5010/udp`.
 pub fn parse_ports(text: &str) -> Result<Vec<CheckedPort>, BadPorts> {
     let bad = |why| BadPorts { given: text.to_owned(), why };
+    let port_of = |n: &str| -> Result<u16, BadPorts> {
+        let n = n.trim();
+        match n.parse::<u64>() {
+            Ok(p) if (1..=65535).contains(&p) => u16::try_from(p).map_err(|_| bad(PortsProblem::OutOfRange(n.into()))),
+            Ok(_) => Err(bad(PortsProblem::OutOfRange(n.to_owned()))),
+            Err(_) => Err(bad(PortsProblem::NotAPort(n.to_owned()))),
+        }
+    };
     let mut out = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (num, proto) = match item.split_once('/') {
+        let (nums, proto) = match item.split_once('/') {
             Some((n, p)) if p.eq_ignore_ascii_case("tcp") => (n, Proto::Tcp),
             Some((n, p)) if p.eq_ignore_ascii_case("udp") => (n, Proto::Udp),
             Some((_, p)) => return Err(bad(PortsProblem::UnknownProtocol(p.to_owned()))),
             None => (item, Proto::Tcp),
         };
-        let port: u16 =
-            num.parse().ok().filter(|p| *p != 0).ok_or_else(|| bad(PortsProblem::NotAPort(num.to_owned())))?;
-        let checked = CheckedPort { port, proto };
-        if !out.contains(&checked) {
-            out.push(checked);
+        let (first, last) = match nums.split_once('-') {
+            Some((a, b)) => (port_of(a)?, port_of(b)?),
+            None => {
+                let p = port_of(nums)?;
+                (p, p)
+            }
+        };
+        if last < first {
+            return Err(bad(PortsProblem::BackwardsRange(nums.to_owned())));
+        }
+        if usize::from(last - first) >= MAX_CHECKED_PORTS {
+            return Err(bad(PortsProblem::TooMany));
+        }
+        for port in first..=last {
+            let checked = CheckedPort { port, proto };
+            if !out.contains(&checked) {
+                out.push(checked);
+            }
+            if out.len() > MAX_CHECKED_PORTS {
+                return Err(bad(PortsProblem::TooMany));
+            }
         }
     }
     if out.is_empty() {
         return Err(bad(PortsProblem::Empty));
-    }
-    if out.len() > MAX_CHECKED_PORTS {
-        return Err(bad(PortsProblem::TooMany));
     }
     Ok(out)
 }
@@ -183,6 +210,21 @@ mod tests {
         assert_eq!(parse_ports(" 3000, 8080/tcp,53/UDP,3000").expect("ok").len(), 3);
         assert!(parse_ports("0").is_err() && parse_ports("x").is_err() && parse_ports("1/sctp").is_err());
         assert!(parse_ports("").is_err());
+    }
+
+    #[test]
+    fn ranges_and_out_of_range_ports() {
+        let ports = parse_ports("3000-3010,53/udp").expect("ok");
+        assert_eq!(ports.len(), 12);
+        assert_eq!(ports[10], CheckedPort { port: 3010, proto: Proto::Tcp });
+        assert_eq!(parse_ports("5000-5001/udp").expect("ok")[1], CheckedPort { port: 5001, proto: Proto::Udp });
+        let err = parse_ports("70000").expect_err("out of range").to_string();
+        assert!(err.contains("70000 is not a port: ports go from 1 to 65535"), "{err}");
+        let err = parse_ports("3010-3000").expect_err("backwards").to_string();
+        assert!(err.contains("ends before it starts"), "{err}");
+        let err = parse_ports("1-65535").expect_err("too many").to_string();
+        assert!(err.contains(&format!("at most {MAX_CHECKED_PORTS} ports")), "{err}");
+        assert!(parse_ports("0").is_err() && parse_ports("3000-").is_err());
     }
 
     #[test]
