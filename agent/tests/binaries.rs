@@ -340,3 +340,35 @@ fn removing_a_shared_name_asks_for_the_id() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&agent_cmd(&["peers"]).stdout).matches("phone").count(), 1);
 }
+
+/// `--state-dir` naming a file says so, on both binaries, with exit code 2 (on
+/// loopback only: the agent serves 127.0.0.1 without mDNS, the peer dials 127.0.0.1).
+#[test]
+fn a_state_dir_that_is_a_file_is_named_as_such() {
+    let file = tempfile::NamedTempFile::new().expect("file");
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    let runs: [(PathBuf, Vec<&str>); 2] = [
+        (PathBuf::from(env!("CARGO_BIN_EXE_lanreach-agent")), vec!["--control", &control, "--no-mdns"]),
+        (peer_bin(), vec!["127.0.0.1:9", "--code", "7K3Q-M2XD"]),
+    ];
+    for (bin, args) in runs {
+        let mut child = Command::new(&bin)
+            .arg("--state-dir")
+            .arg(file.path())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        let started = std::time::Instant::now();
+        while matches!(child.try_wait(), Ok(None)) && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(2), "{bin:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("is a file, not a directory"), "{bin:?}: {err}");
+        assert!(!err.contains("os error 17"), "{bin:?}: {err}");
+    }
+}

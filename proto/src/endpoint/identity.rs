@@ -26,6 +26,13 @@ pub enum IdentityError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The state directory's path names a file (or something else that is not a
+    /// directory).
+    #[error("the state directory {path} is a file, not a directory; give --state-dir a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
     /// A file could not be read.
     #[error("cannot read {path}")]
     Read {
@@ -173,6 +180,9 @@ pub fn create_private_dir(dir: &Path) -> Result<(), IdentityError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    if dir.exists() && !dir.is_dir() {
+        return Err(IdentityError::NotADirectory { path: dir.into() });
+    }
     builder.create(dir).map_err(|source| IdentityError::CreateDir { path: dir.into(), source })
 }
 
