@@ -64,7 +64,8 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
                 .render(&mut page)
                 .context("cannot render the man page")?;
-            term::out_bytes(&page);
+            let page = String::from_utf8_lossy(&page);
+            term::out(&term::finish_man_page(&page, "lanreach-agent", render::MAN_SECTIONS));
             Ok(true)
         }
         cli::Command::Serve => runtime()?.block_on(serve(config)),

@@ -17,6 +17,40 @@ use lanreach_proto::text::{self, printable};
 use crate::control::{Event, SessionError};
 use crate::trust::TrustedPeer;
 
+/// The man page's sections beyond the options (roff).
+pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
+    (
+        "EXIT STATUS",
+        concat!(
+            ".TP\n0\nSuccess: with \\fB\\-\\-once\\fR or \\fB\\-\\-local\\fR, every \\fB\\-\\-check\\fR port is ",
+            "reachable; a serving agent stopped with Ctrl\\-C or SIGTERM.\n",
+            ".TP\n1\nWith \\fB\\-\\-once\\fR or \\fB\\-\\-local\\fR: a \\fB\\-\\-check\\fR port is not reachable.\n",
+            ".TP\n2\nUsage error, the control port in use, a state file that cannot be read or written.\n",
+            ".TP\n141\nStandard output was closed before everything was written (as with SIGPIPE).\n",
+        ),
+    ),
+    (
+        "FILES",
+        concat!(
+            ".TP\n\\fI$XDG_CONFIG_HOME/lanreach/agent/\\fR (or \\fB\\-\\-state\\-dir\\fR)\n",
+            "\\fIidentity.key\\fR, \\fIidentity.crt\\fR: this agent's key and certificate (mode 0600); ",
+            "\\fItrusted_peers.json\\fR: the peers paired with it, re\\-read on every connection.\n",
+        ),
+    ),
+    (
+        "EXAMPLES",
+        concat!(
+            ".TP\n\\fBlanreach\\-agent \\-\\-check 3000\\fR\nServe peers and diagnose port 3000; the other device ",
+            "runs the printed \\fBlanreach\\-peer\\fR command.\n",
+            ".TP\n\\fBlanreach\\-agent \\-\\-local \\-\\-check 3000\\fR\nSingle\\-machine self\\-check of port 3000.\n",
+            ".TP\n\\fBlanreach\\-agent peers remove 42NH\\-JQHR\\fR\nStop trusting a peer.\n",
+            ".TP\n\\fBlanreach\\-agent completions bash > ~/.local/share/bash\\-completion/completions/",
+            "lanreach\\-agent\\fR\nInstall bash completions (zsh: a directory in \\fI$fpath\\fR as ",
+            "\\fI_lanreach\\-agent\\fR; fish: \\fI~/.config/fish/completions/lanreach\\-agent.fish\\fR).\n",
+        ),
+    ),
+];
+
 /// The `lanreach-peer` commands that reach this agent, one per address.
 pub(crate) fn peer_commands(addrs: &[SocketAddr], code: &PairingCode) -> Vec<String> {
     addrs

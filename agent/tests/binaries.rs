@@ -256,7 +256,13 @@ fn completions_and_man_pages_generate() {
         }
         let out = Command::new(&bin).arg("man").output().expect("run");
         assert_eq!(out.status.code(), Some(0));
-        assert!(text(&out.stdout).starts_with(".ie") || text(&out.stdout).contains(".TH"), "{name} man");
+        let page = text(&out.stdout);
+        assert!(page.starts_with(".ie") || page.contains(".TH"), "{name} man");
+        for section in [".SH COMMANDS", ".SH EXIT STATUS", ".SH FILES", ".SH EXAMPLES"] {
+            assert!(page.contains(section), "{name} man page lacks {section}");
+        }
+        assert!(!page.contains("(1)"), "{name} man page names pages that do not exist");
+        assert!(page.contains("completions bash"), "{name} man page says where completions go");
     }
 }
 

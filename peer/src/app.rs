@@ -42,7 +42,8 @@ pub fn main() -> ExitCode {
             let mut page = Vec::new();
             match clap_mangen::Man::new(Cli::command()).render(&mut page) {
                 Ok(()) => {
-                    term::out_bytes(&page);
+                    let page = String::from_utf8_lossy(&page);
+                    term::out(&term::finish_man_page(&page, "lanreach-peer", render::MAN_SECTIONS));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&format!("lanreach-peer: cannot render the man page: {}\n", error_chain(&e))),

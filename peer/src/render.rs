@@ -19,6 +19,39 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// The man page's sections beyond the options (roff).
+pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
+    (
+        "EXIT STATUS",
+        concat!(
+            ".TP\n0\nThe report arrived and every port the agent checks is reachable.\n",
+            ".TP\n1\nA port the agent checks is not reachable from this device.\n",
+            ".TP\n2\nUsage error, no answer from the agent, failed authentication, a refused plan.\n",
+            ".TP\n141\nStandard output was closed before everything was written (as with SIGPIPE).\n",
+        ),
+    ),
+    (
+        "FILES",
+        concat!(
+            ".TP\n\\fI$XDG_CONFIG_HOME/lanreach/peer/\\fR (or \\fB\\-\\-state\\-dir\\fR)\n",
+            "\\fIidentity.key\\fR, \\fIidentity.crt\\fR: this device's key and certificate (mode 0600); ",
+            "\\fIknown_agents.json\\fR: the agents' pinned keys, by address.\n",
+        ),
+    ),
+    (
+        "EXAMPLES",
+        concat!(
+            ".TP\n\\fBlanreach\\-peer 198.51.100.1 \\-\\-code 7K3Q\\-M2XD\\fR\nPair with the agent at that address ",
+            "and print its report.\n",
+            ".TP\n\\fBlanreach\\-peer 198.51.100.1 \\-\\-json\\fR\nReconnect with pinned keys; the report as JSON.\n",
+            ".TP\n\\fBlanreach\\-peer \\-\\-forget 198.51.100.1\\fR\nForget a pinned agent key, to pair again.\n",
+            ".TP\n\\fBlanreach\\-peer completions bash > ~/.local/share/bash\\-completion/completions/",
+            "lanreach\\-peer\\fR\nInstall bash completions (zsh: a directory in \\fI$fpath\\fR as ",
+            "\\fI_lanreach\\-peer\\fR; fish: \\fI~/.config/fish/completions/lanreach\\-peer.fish\\fR).\n",
+        ),
+    ),
+];
+
 /// The report of a successful session.
 pub(crate) fn outcome(o: &Completed) -> String {
     let name = printable(&o.hello.name, 64);

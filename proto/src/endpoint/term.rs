@@ -69,3 +69,62 @@ pub fn out_bytes(bytes: &[u8]) {
 pub fn out(text: &str) {
     out_bytes(text.as_bytes());
 }
+
+/// Finishes a man page rendered by clap_mangen: its SUBCOMMANDS section names pages
+/// such as `lanreach-agent-peers(1)` that do not exist, so it becomes a COMMANDS list of
+/// the subcommands themselves (`name`, `what it does`); `sections` (title, roff body)
+/// follow it, before VERSION. The bodies are roff text written by the binaries.
+pub fn finish_man_page(page: &str, program: &str, sections: &[(&str, &str)]) -> String {
+    let (head, rest) = match page.find(".SH SUBCOMMANDS\n") {
+        Some(i) => (&page[..i], &page[i + ".SH SUBCOMMANDS\n".len()..]),
+        None => match page.find(".SH VERSION\n") {
+            Some(i) => (&page[..i], &page[i..]),
+            None => (page, ""),
+        },
+    };
+    let (subcommands, tail) = match rest.find("\n.SH ") {
+        Some(i) if !rest.starts_with(".SH ") => (&rest[..i + 1], &rest[i + 1..]),
+        _ => ("", rest),
+    };
+    let mut out = head.to_owned();
+    let prefix = format!("{}\\-", program.replace('-', "\\-"));
+    let mut commands = String::new();
+    for item in subcommands.split(".TP\n").filter(|s| !s.trim().is_empty()) {
+        let (name, about) = item.split_once('\n').unwrap_or((item, ""));
+        let name = name.trim().trim_start_matches(&prefix).trim_end_matches("(1)");
+        if name == "help" {
+            continue;
+        }
+        commands.push_str(&format!(".TP\n\\fB{name}\\fR\n{about}"));
+        if !about.ends_with('\n') {
+            commands.push('\n');
+        }
+    }
+    if !commands.is_empty() {
+        out.push_str(".SH COMMANDS\n");
+        out.push_str(&commands);
+    }
+    for (title, body) in sections {
+        out.push_str(&format!(".SH {title}\n{}", body.trim_end()));
+        out.push('\n');
+    }
+    out.push_str(tail);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn man_pages_list_commands_without_missing_pages_and_gain_sections() {
+        let page = ".TH x\n.SH OPTIONS\nopts\n.SH SUBCOMMANDS\n.TP\nlanreach\\-agent\\-peers(1)\nList peers\n.TP\n\
+                    lanreach\\-agent\\-help(1)\nPrint help\n.SH VERSION\nv0.1.0\n";
+        let done = finish_man_page(page, "lanreach-agent", &[("EXIT STATUS", ".TP\n0\nok\n")]);
+        assert!(!done.contains("(1)"), "{done}");
+        assert!(done.contains(".SH COMMANDS\n.TP\n\\fBpeers\\fR\nList peers\n"), "{done}");
+        assert!(!done.contains("help"), "{done}");
+        let exit = done.find(".SH EXIT STATUS").expect("exit status");
+        assert!(exit < done.find(".SH VERSION").expect("version"), "{done}");
+    }
+}
