@@ -205,7 +205,16 @@ impl Listeners {
                 Err(e @ ListenError::RangeExhausted(..)) => return Err(e),
                 Err(e) if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => return Err(e),
                 Err(e) => {
-                    tracing::warn!("skipping test listener: {}", lanreach_proto::text::error_chain(&e));
+                    // An address still in duplicate address detection (a fresh IPv6
+                    // link-local one) cannot be bound for a moment: not worth a warning.
+                    let tentative = matches!(&e, ListenError::Bind { source, .. }
+                        if source.kind() == std::io::ErrorKind::AddrNotAvailable);
+                    let text = lanreach_proto::text::error_chain(&e);
+                    if tentative {
+                        tracing::debug!("skipping test listener: {text}");
+                    } else {
+                        tracing::warn!("skipping test listener: {text}");
+                    }
                     continue;
                 }
             };

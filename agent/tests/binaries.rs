@@ -378,3 +378,23 @@ fn a_state_dir_that_is_a_file_is_named_as_such() {
         assert!(!err.contains("os error 17"), "{bin:?}: {err}");
     }
 }
+
+/// At the default verbosity a warning reads as a sentence, not as a log line with a
+/// timestamp, a level and a module path.
+#[test]
+fn warnings_are_sentences_at_the_default_verbosity() {
+    use std::os::unix::fs::PermissionsExt;
+    let state = tempfile::tempdir().expect("dir");
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    // A first start creates the identity; make its key readable by others.
+    {
+        let mut agent = AgentProcess::start(state.path(), &["--control", &control, "--no-mdns"]);
+        agent.wait_line("pairing code:");
+    }
+    let key = state.path().join("identity.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut agent = AgentProcess::start(state.path(), &["--control", &control, "--no-mdns"]);
+    let warning = agent.wait_line("readable by other users");
+    assert!(warning.starts_with(&key.display().to_string()), "a plain sentence: {warning}");
+    assert!(!warning.contains("WARN") && !warning.contains("lanreach_proto::"), "{warning}");
+}

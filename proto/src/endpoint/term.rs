@@ -30,13 +30,18 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "info",
         (false, _) => "debug",
     };
+    let custom = std::env::var_os("LANREACH_LOG").is_some();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LANREACH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(stderr_fancy())
-        .try_init();
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(stderr_fancy());
+    // At the default verbosity a warning is a sentence for a person, not a log line with
+    // a timestamp, a level and a module path; `-v` and `LANREACH_LOG` show those.
+    let _ = if verbose == 0 && !custom {
+        builder.without_time().with_level(false).with_target(false).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Exit status when standard output is closed before everything was written
