@@ -155,12 +155,17 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
     agent
         .serve(async {
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = term::shutdown_signal() => {}
                 _ = done_rx => {}
             }
         })
         .await;
-    printer.abort();
+    // Every event sender is gone with the agent: the printer prints what is left and
+    // clears its spinner, so no remnant stays on the last line.
+    let printer_abort = printer.abort_handle();
+    if tokio::time::timeout(lanreach_proto::defaults::SHUTDOWN_GRACE, printer).await.is_err() {
+        printer_abort.abort();
+    }
     if !config.quiet {
         render::status("Agent stopped.\n");
     }
@@ -180,27 +185,4 @@ fn loopback_fallback(bound: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr
         })
         .take(1)
         .collect()
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

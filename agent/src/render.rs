@@ -195,6 +195,9 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
     let attempts =
         if failures > 0 { format!(" (failed attempt {failures} of {MAX_FAILED_ATTEMPTS})") } else { String::new() };
     let what = match error {
+        e if lanreach_proto::endpoint::quic::stopped_by_other_side(e) => {
+            "the peer was stopped (Ctrl-C on its device)".into()
+        }
         SessionError::Handshake(HandshakeError::WrongCode) => format!("pairing failed: wrong code{attempts}"),
         SessionError::Handshake(HandshakeError::CodeRetired) => "pairing failed: the peer used a retired code".into(),
         SessionError::Handshake(HandshakeError::NotTrusted) => {

@@ -71,6 +71,20 @@ enum Attack {
         /// Seconds to wait for the peer.
         #[arg(long, default_value_t = 20)]
         wait: u64,
+        /// What to do after pairing: `scan` (send the plan, collect results), `shutdown`
+        /// (send the plan, then close as an agent stopped with Ctrl-C), `stall` (send
+        /// nothing and print how the peer closes).
+        #[arg(long, default_value = "scan")]
+        then: String,
+    },
+    /// A fake peer: pairs with an agent, exchanges Hellos, receives the plan, then
+    /// closes the connection as a peer stopped with Ctrl-C.
+    FakePeer {
+        /// The agent's control address.
+        target: SocketAddr,
+        /// The pairing code the agent printed.
+        #[arg(long)]
+        code: String,
     },
 }
 
@@ -89,9 +103,10 @@ fn main() -> ExitCode {
                 self::streams(target, connections, streams, bytes, Duration::from_secs(hold)).await
             }
             Attack::IdleTcp { targets, count, hold } => idle_tcp(&targets, count, Duration::from_secs(hold)).await,
-            Attack::FakeAgent { listen, code, claims, ports, wait } => {
-                fake_agent(listen, &code, &claims, ports, Duration::from_secs(wait)).await
+            Attack::FakeAgent { listen, code, claims, ports, wait, then } => {
+                fake_agent(listen, &code, &claims, ports, Duration::from_secs(wait), &then).await
             }
+            Attack::FakePeer { target, code } => fake_peer(target, &code).await,
         }
     });
     match result {
@@ -221,6 +236,7 @@ async fn fake_agent(
     claims: &[std::net::IpAddr],
     ports: u16,
     wait: Duration,
+    then: &str,
 ) -> Result<String, Error> {
     use lanreach_proto::channel::Channel;
     use lanreach_proto::code::CodeBook;
@@ -241,12 +257,27 @@ async fn fake_agent(
     let mut ch = Channel::new(recv, send);
     let codes = std::sync::Mutex::new(CodeBook::new(code.parse()?, rand::rngs::StdRng::from_entropy()));
     handshake::agent_handshake(&mut ch, &codes, false, &binding, &mut rand::rngs::OsRng).await?;
+    if then == "stall" {
+        eprintln!("stalling");
+        let reason = timeout(Duration::from_secs(30), conn.closed()).await?;
+        return Ok(match reason {
+            quinn::ConnectionError::ApplicationClosed(c) => format!("closed code={}", c.error_code),
+            other => format!("closed {other}"),
+        });
+    }
     let mut addresses = vec![HelloAddress { ip: listen.ip(), interface: "eth0".into() }];
     addresses.extend(claims.iter().map(|ip| HelloAddress { ip: *ip, interface: "eth0".into() }));
     let hello = Hello { name: "box".into(), os: "linux".into(), software: "lanreach-agent 0.1.0".into(), addresses };
     conversation::hello_as_agent(&mut ch, hello).await?;
     let plan = scan_plan(claims, ports);
     ch.send(&Message::Plan(plan.clone())).await?;
+    if then == "shutdown" {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        eprintln!("stopping");
+        conn.close(lanreach_proto::defaults::close::SHUTDOWN.into(), b"agent shutting down");
+        endpoint.wait_idle().await;
+        return Ok("stopped".into());
+    }
     let (results, _) = timeout(Duration::from_secs(60), conversation::await_results(&mut ch, &plan)).await??;
     // What the results say about the bystander, port by port.
     let mut learnt = std::collections::BTreeMap::<&str, usize>::new();
@@ -268,6 +299,34 @@ async fn fake_agent(
         .map(|k| format!("{k}={}", learnt.get(k).copied().unwrap_or(0)))
         .collect();
     Ok(format!("probes={} {}", plan.probes.len() + plan.services.len(), counts.join(" ")))
+}
+
+async fn fake_peer(target: SocketAddr, code: &str) -> Result<String, Error> {
+    use lanreach_proto::channel::Channel;
+    use lanreach_proto::msg::Hello;
+    use lanreach_proto::{conversation, handshake};
+
+    let dir = tempfile::tempdir()?;
+    let (identity, _) = Identity::load_or_create(dir.path(), "fake-peer")?;
+    let local: SocketAddr = if target.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
+    let endpoint = quic::endpoint(quic::udp_socket(local)?, None)?;
+    let conn = timeout(
+        Duration::from_secs(5),
+        endpoint.connect_with(quic::client_config(&identity)?, target, quic::SERVER_NAME)?,
+    )
+    .await??;
+    let agent_id = quic::remote_key_id(&conn)?;
+    let binding = quic::binding(&conn, agent_id, identity.id)?;
+    let (send, recv) = conn.open_bi().await?;
+    let mut ch = Channel::new(recv, send);
+    let code = code.parse()?;
+    handshake::peer_handshake(&mut ch, "fake-peer", Some(&code), &binding, &mut rand::rngs::OsRng).await?;
+    let hello = Hello { name: "fake-peer".into(), os: "linux".into(), software: "x".into(), addresses: vec![] };
+    conversation::hello_as_peer(&mut ch, hello).await?;
+    let plan = conversation::recv_plan(&mut ch).await?;
+    conn.close(lanreach_proto::defaults::close::SHUTDOWN.into(), b"peer stopped");
+    endpoint.wait_idle().await;
+    Ok(format!("stopped after a plan of {} probes", plan.probes.len()))
 }
 
 #[cfg(test)]

@@ -20,6 +20,10 @@ use lanreach_proto::text::error_chain;
 /// Exit code when a port the agent checks is not reachable from here.
 pub const EXIT_UNREACHABLE: u8 = 1;
 
+/// Exit code when the user stops the peer (Ctrl-C, SIGTERM): 128 + SIGINT, as shells
+/// report it.
+pub const EXIT_STOPPED: u8 = 130;
+
 /// Exit code for usage, connection and authentication errors.
 pub const EXIT_ERROR: u8 = 2;
 
@@ -119,6 +123,10 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
                 if candidates.len() > 1 =>
             {
                 last = Some(e);
+            }
+            Err(PeerError::Stopped) => {
+                let _ = fail(&render::error(&PeerError::Stopped));
+                return ExitCode::from(EXIT_STOPPED);
             }
             Err(e) => return fail(&render::error(&e)),
         }

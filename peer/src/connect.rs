@@ -19,7 +19,7 @@ use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::quic::{self, QuicError};
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::store::StoreError;
-use lanreach_proto::endpoint::{interfaces, os_description};
+use lanreach_proto::endpoint::{interfaces, os_description, term};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
 use lanreach_proto::msg::{Hello, Message, RejectCode};
 use lanreach_proto::plan;
@@ -131,6 +131,15 @@ pub enum PeerError {
         /// What is wrong with it.
         reason: plan::PlanError,
     },
+    /// The agent's user stopped it (Ctrl-C, SIGTERM) during the session.
+    #[error("the agent at {addr} was stopped (Ctrl-C or SIGTERM on its machine)")]
+    AgentStopped {
+        /// The address dialled.
+        addr: SocketAddr,
+    },
+    /// This peer was stopped by its user (Ctrl-C, SIGTERM); the agent was told so.
+    #[error("stopped")]
+    Stopped,
     /// The agent's report does not parse.
     #[error("the agent at {addr} sent a report this version cannot read")]
     BadReport {
@@ -264,7 +273,27 @@ pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
         Ok(Err(source)) => return Err(PeerError::Connection { addr, source }),
         Ok(Ok(conn)) => conn,
     };
-    let result = authenticated_session(s, &identity, &mut known, &conn, addr).await;
+    // The session, unless the user stops this peer (the agent is told at once) or the
+    // agent closes the connection first (noticed at once, also in the middle of the
+    // probe run, which reads nothing from the agent).
+    let result = tokio::select! {
+        biased;
+        result = authenticated_session(s, &identity, &mut known, &conn, addr) => result,
+        _ = term::shutdown_signal() => {
+            conn.close(close::SHUTDOWN.into(), b"peer stopped");
+            Err(PeerError::Stopped)
+        }
+        source = conn.closed() => Err(PeerError::Connection { addr, source }),
+    };
+    let result = match result {
+        Err(e)
+            if !matches!(e, PeerError::Stopped)
+                && conn.close_reason().is_some_and(|r| quic::stopped_by_other_side(&r)) =>
+        {
+            Err(PeerError::AgentStopped { addr })
+        }
+        other => other,
+    };
     if result.is_err() {
         conn.close(close::REFUSED.into(), b"failed");
     }

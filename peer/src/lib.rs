@@ -22,6 +22,6 @@ pub mod known;
 mod render;
 pub use lanreach_proto::target;
 
-pub use app::{EXIT_ERROR, EXIT_UNREACHABLE, main};
+pub use app::{EXIT_ERROR, EXIT_STOPPED, EXIT_UNREACHABLE, main};
 pub use cli::{Cli, Config};
 pub use connect::{Completed, PeerError};

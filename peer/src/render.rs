@@ -27,6 +27,7 @@ pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
             ".TP\n0\nThe report arrived and every port the agent checks is reachable.\n",
             ".TP\n1\nA port the agent checks is not reachable from this device.\n",
             ".TP\n2\nUsage error, no answer from the agent, failed authentication, a refused plan.\n",
+            ".TP\n130\nStopped with Ctrl\\-C or SIGTERM (the agent is told at once).\n",
             ".TP\n141\nStandard output was closed before everything was written (as with SIGPIPE).\n",
         ),
     ),
@@ -113,6 +114,9 @@ pub(crate) fn error(e: &PeerError) -> String {
         }
         PeerError::Connection { .. } => {
             "The agent closed the connection or became unreachable; check that it is still running.".into()
+        }
+        PeerError::AgentStopped { addr } => {
+            format!("Start it again on that machine (lanreach-agent), then run this again: lanreach-peer {addr}")
         }
         _ => String::new(),
     };

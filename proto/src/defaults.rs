@@ -25,7 +25,8 @@ pub mod close {
     pub const DONE: u32 = 0;
     /// The side refused or gave up (a `Reject` was sent, or a deadline passed).
     pub const REFUSED: u32 = 1;
-    /// The agent is shutting down.
+    /// The sender was stopped by its user (Ctrl-C, SIGTERM): the other side says so
+    /// ("the agent was stopped", "the peer was stopped") at once.
     pub const SHUTDOWN: u32 = 2;
 }
 

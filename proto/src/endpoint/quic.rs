@@ -212,6 +212,42 @@ pub fn client_config(identity: &Identity) -> Result<quinn::ClientConfig, QuicErr
     Ok(config)
 }
 
+/// Whether `err` (or one of its causes) is the other side closing the connection
+/// because its user stopped it ([`close::SHUTDOWN`](crate::defaults::close::SHUTDOWN)).
+pub fn stopped_by_other_side(err: &(dyn std::error::Error + 'static)) -> bool {
+    let stopped = |c: &quinn::ConnectionError| {
+        matches!(c, quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(crate::defaults::close::SHUTDOWN))
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        // An io::Error hides the error it wraps from `source()`: look inside.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        for candidate in [Some(e), inner].into_iter().flatten() {
+            if let Some(c) = candidate.downcast_ref::<quinn::ConnectionError>()
+                && stopped(c)
+            {
+                return true;
+            }
+            if let Some(quinn::ReadError::ConnectionLost(c)) = candidate.downcast_ref::<quinn::ReadError>()
+                && stopped(c)
+            {
+                return true;
+            }
+            if let Some(quinn::WriteError::ConnectionLost(c)) = candidate.downcast_ref::<quinn::WriteError>()
+                && stopped(c)
+            {
+                return true;
+            }
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// A UDP socket bound to `addr`; IPv6 sockets get IPV6_V6ONLY so that `[::]` and
 /// `0.0.0.0` can be bound side by side.
 pub fn udp_socket(addr: SocketAddr) -> Result<UdpSocket, QuicError> {
