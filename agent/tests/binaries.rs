@@ -398,3 +398,34 @@ fn warnings_are_sentences_at_the_default_verbosity() {
     assert!(warning.starts_with(&key.display().to_string()), "a plain sentence: {warning}");
     assert!(!warning.contains("WARN") && !warning.contains("lanreach_proto::"), "{warning}");
 }
+
+/// `lanreach-peer` with no arguments reconnects to the one agent it has paired with;
+/// `lanreach-peer agents` lists the pins; with two agents it names both and asks.
+#[test]
+fn no_arguments_reach_the_one_paired_agent_and_several_are_listed() {
+    let (first_state, second_state, peer_state) =
+        (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let first = format!("127.0.0.1:{}", free_udp_port());
+    let mut agent =
+        AgentProcess::start(first_state.path(), &["--control", &first, "--code", "7K3Q-M2XD", "--name", "desk"]);
+    agent.wait_line("pairing code:");
+    let out = peer(peer_state.path(), &[&first, "--code", "7K3Q-M2XD"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let out = peer(peer_state.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "no arguments, one pinned agent: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("lanreach report"), "{}", text(&out.stdout));
+    let listing = text(&peer(peer_state.path(), &["agents"]).stdout);
+    assert!(listing.contains("\"desk\"") && listing.contains(&first), "{listing}");
+
+    let second = format!("127.0.0.1:{}", free_udp_port());
+    let mut other =
+        AgentProcess::start(second_state.path(), &["--control", &second, "--code", "7K3Q-M2XD", "--name", "attic"]);
+    other.wait_line("pairing code:");
+    let out = peer(peer_state.path(), &[&second, "--code", "7K3Q-M2XD"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = peer(peer_state.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("paired with 2 agents; name one") && err.contains("desk") && err.contains("attic"), "{err}");
+}

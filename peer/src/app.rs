@@ -54,6 +54,13 @@ pub fn main() -> ExitCode {
             }
         }
         cli::Command::Forget(target) => forget(&config, target),
+        cli::Command::Agents => match known::KnownAgents::load(&config.state_dir) {
+            Ok(known) => {
+                term::out(&render::known_agents(&known));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail_with(&e),
+        },
         cli::Command::List => with_runtime(|rt| rt.block_on(list(&config))),
         cli::Command::Connect { find, code } => with_runtime(|rt| rt.block_on(connect(&config, find, code.as_ref()))),
     }
@@ -89,6 +96,10 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
     let candidates: Vec<(target::Target, Option<String>)> = match find {
         cli::Find::At(t) => vec![(t.clone(), None)],
         cli::Find::Link(t, id) => vec![(t.clone(), id.clone())],
+        cli::Find::Pinned => match pinned_agent(config) {
+            Ok(target) => vec![(target, None)],
+            Err(code) => return code,
+        },
         cli::Find::Discover => {
             status(config, "No address given: looking for lanreach agents on this network (mDNS)…\n");
             let found = match discovery::browse(BROWSE_TIMEOUT).await {
@@ -134,6 +145,22 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
     match last {
         Some(e) => fail(&render::error(&e)),
         None => fail(&render::nothing_found()),
+    }
+}
+
+/// The one agent this device has paired with, at the address it was last pinned at;
+/// with none or several, the reason (exit 2).
+fn pinned_agent(config: &Config) -> Result<target::Target, ExitCode> {
+    let known = known::KnownAgents::load(&config.state_dir).map_err(|e| fail_with(&e))?;
+    let agents = known.by_agent();
+    match agents.as_slice() {
+        [] => Err(fail_with(&cli::UsageError::NoTarget)),
+        [one] => one[0].address.parse().map_err(|e| fail_with(&e)),
+        _ => Err(fail(&format!(
+            "lanreach-peer: this device has paired with {} agents; name one:\n{}",
+            agents.len(),
+            render::known_agents(&known)
+        ))),
     }
 }
 

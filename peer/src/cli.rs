@@ -19,7 +19,8 @@ pub const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 10.0;
 #[command(name = "lanreach-peer", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// The agent: HOST, HOST:PORT or a lanreach:// link as the agent prints it; leave it
-    /// out (with --code) to find the agent on the LAN
+    /// out with --code to find the agent on the LAN, or with nothing to reach the one
+    /// agent paired before
     #[arg(value_name = "HOST[:PORT]|LINK")]
     pub target: Option<String>,
 
@@ -32,7 +33,7 @@ pub struct Cli {
     pub connect_timeout: f64,
 
     /// Directory for this peer's identity and known agents [default: ~/.config/lanreach/peer]
-    #[arg(long, value_name = "DIR", env = "LANREACH_PEER_STATE_DIR")]
+    #[arg(long, value_name = "DIR", env = "LANREACH_PEER_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
 
     /// Name shown to the agent [default: the host name]
@@ -79,6 +80,8 @@ pub enum PeerCommand {
     },
     /// Print the man page (roff; view it with `man -l -`)
     Man,
+    /// List the agents this device has paired with (their pinned keys and addresses)
+    Agents,
 }
 
 /// How to find the agent.
@@ -90,6 +93,8 @@ pub enum Find {
     Link(Target, Option<String>),
     /// Browse the LAN over mDNS.
     Discover,
+    /// The one agent this device has paired with (no address and no code given).
+    Pinned,
 }
 
 /// What to do, checked.
@@ -110,6 +115,8 @@ pub enum Command {
     Completions(clap_complete::Shell),
     /// Print the man page.
     Man,
+    /// List the pinned agents.
+    Agents,
 }
 
 /// The checked configuration.
@@ -163,7 +170,7 @@ pub enum UsageError {
     /// An empty `--name`.
     #[error("--name must not be empty")]
     EmptyName,
-    /// Neither a target, nor a code to discover with, nor `--forget`/`--list`.
+    /// Neither a target, nor a code to discover with, nor a pinned agent.
     #[error(
         "name the agent (lanreach-peer HOST[:PORT] --code CODE, or the lanreach:// link it prints), or give --code \
          CODE alone to find it on this network"
@@ -184,6 +191,7 @@ impl Cli {
         let command = match (self.command, self.forget, self.list, self.target) {
             (Some(PeerCommand::Completions { shell }), ..) => Command::Completions(shell),
             (Some(PeerCommand::Man), ..) => Command::Man,
+            (Some(PeerCommand::Agents), ..) => Command::Agents,
             (None, Some(host), ..) => Command::Forget(host.parse()?),
             (None, None, true, _) => Command::List,
             (None, None, false, Some(text)) if text.to_ascii_lowercase().starts_with(lanreach_proto::link::SCHEME) => {
@@ -195,7 +203,7 @@ impl Cli {
             }
             (None, None, false, Some(text)) => Command::Connect { find: Find::At(text.parse()?), code },
             (None, None, false, None) if code.is_some() => Command::Connect { find: Find::Discover, code },
-            (None, None, false, None) => return Err(UsageError::NoTarget),
+            (None, None, false, None) => Command::Connect { find: Find::Pinned, code: None },
         };
         let state_dir = match self.state_dir {
             Some(dir) => dir,
@@ -268,7 +276,7 @@ mod tests {
             config(&["--code", "7K3Q-M2XD"]).expect("ok").command,
             Command::Connect { find: Find::Discover, .. }
         ));
-        assert!(matches!(config(&[]), Err(UsageError::NoTarget)));
+        assert!(matches!(config(&[]).expect("ok").command, Command::Connect { find: Find::Pinned, code: None }));
         assert!(matches!(config(&["--list"]).expect("ok").command, Command::List));
     }
 

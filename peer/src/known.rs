@@ -52,6 +52,21 @@ impl KnownAgents {
         self.agents.push(KnownAgent { address, id, name: name.to_owned(), paired_at: store::now_unix() });
     }
 
+    /// The pinned agents, one entry per key, each with its addresses (most recently
+    /// pinned first); agents most recently paired first.
+    pub fn by_agent(&self) -> Vec<Vec<&KnownAgent>> {
+        let mut out: Vec<Vec<&KnownAgent>> = Vec::new();
+        let mut sorted: Vec<&KnownAgent> = self.agents.iter().collect();
+        sorted.sort_by_key(|a| std::cmp::Reverse(a.paired_at));
+        for a in sorted {
+            match out.iter_mut().find(|group| group[0].id == a.id) {
+                Some(group) => group.push(a),
+                None => out.push(vec![a]),
+            }
+        }
+        out
+    }
+
     /// Removes the pins that `target` names; returns them.
     pub fn forget(&mut self, target: &Target) -> Vec<KnownAgent> {
         let (gone, kept) =
@@ -78,6 +93,9 @@ mod tests {
         let mut known = KnownAgents::load(dir.path()).expect("load");
         assert_eq!(known.get(&a).map(|k| k.id), Some(id));
         assert!(known.knows(&id).is_some());
+        assert_eq!(known.by_agent().len(), 1, "one agent at two addresses");
+        known.pin(&"198.51.100.8".parse().expect("t"), KeyId::from_spki(b"other"), "box2");
+        assert_eq!(known.by_agent().len(), 2);
         let forgotten = known.forget(&"2001:db8::7".parse().expect("t"));
         assert_eq!(forgotten.len(), 1);
         assert!(known.get(&b).is_none() && known.get(&a).is_some());

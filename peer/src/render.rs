@@ -189,6 +189,27 @@ pub(crate) fn nothing_found() -> String {
 }
 
 /// What `--forget` did.
+/// The pinned agents, one line each with the command that reaches it.
+pub(crate) fn known_agents(known: &crate::known::KnownAgents) -> String {
+    let agents = known.by_agent();
+    if agents.is_empty() {
+        return "No agents paired yet: pair with lanreach-peer HOST --code CODE (the agent prints both).\n".into();
+    }
+    let mut out = String::new();
+    for addresses in agents {
+        let first = addresses[0];
+        let all: Vec<&str> = addresses.iter().map(|a| a.address.as_str()).collect();
+        out.push_str(&format!(
+            "  \"{}\" (ID {}) at {}: lanreach-peer {}\n",
+            printable(&first.name, 64),
+            first.id,
+            all.join(", "),
+            first.address
+        ));
+    }
+    out
+}
+
 pub(crate) fn forgotten(target: &Target, gone: &[KnownAgent]) -> String {
     let mut out = String::new();
     for a in gone {
