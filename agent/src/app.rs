@@ -83,6 +83,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<bool> {
+    // Caught from now on: a SIGTERM right after the banner still stops the agent cleanly.
+    let mut stop = term::Stop::install();
     let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let agent = Agent::bind(&config, events)?;
     let bound = agent.local_addrs();
@@ -155,7 +157,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
     agent
         .serve(async {
             tokio::select! {
-                _ = term::shutdown_signal() => {}
+                _ = stop.recv() => {}
                 _ = done_rx => {}
             }
         })

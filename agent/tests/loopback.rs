@@ -126,6 +126,7 @@ impl Peer {
             probe_timeout: None,
             expect_id: None,
             progress: None,
+            events: None,
         };
         connect::run(&session).await
     }
@@ -411,6 +412,7 @@ async fn peer_refuses_a_plan_over_its_caps() {
         probe_timeout: None,
         expect_id: None,
         progress: None,
+        events: None,
     };
     let err = connect::run(&session).await.expect_err("plan refused");
     assert!(matches!(err, PeerError::PlanRefused { .. }), "{err:?}");
@@ -596,6 +598,7 @@ async fn copied_agent_certificate_without_its_key_is_refused_by_the_peer() {
         probe_timeout: None,
         expect_id: None,
         progress: None,
+        events: None,
     };
     let err = connect::run(&session).await.expect_err("a copied certificate is not the agent");
     match &err {

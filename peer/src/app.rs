@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{self, Cli, Config};
-use crate::connect::{self, Completed, PeerError};
+use crate::connect::{self, Completed, PeerError, SessionEvent};
 use crate::{known, render, target};
 use lanreach_proto::defaults::BROWSE_TIMEOUT;
 use lanreach_proto::endpoint::store::StateFile;
@@ -172,6 +172,20 @@ async fn session(
 ) -> Result<Completed, PeerError> {
     let progress = Arc::new(connect::Progress::default());
     let bar = (term::stderr_fancy() && !config.quiet).then(|| render::progress_bar(progress.clone()));
+    // What is known is printed as soon as it is known, above the progress display: on
+    // stdout before the report, or on stderr when stdout carries JSON.
+    let spinner = bar.as_ref().map(|(bar, _)| bar.clone());
+    let print_now = |event: SessionEvent<'_>| {
+        if config.quiet {
+            return;
+        }
+        let text = render::session_event(&event);
+        let write = || if config.json { status(config, &text) } else { term::out(&text) };
+        match &spinner {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    };
     let options = connect::Options {
         target,
         code,
@@ -181,6 +195,7 @@ async fn session(
         probe_timeout: config.probe_timeout,
         expect_id,
         progress: Some(progress.clone()),
+        events: Some(&print_now),
     };
     let result = connect::run(&options).await;
     if let Some((bar, ticker)) = bar {
@@ -191,13 +206,13 @@ async fn session(
 }
 
 fn print_outcome(config: &Config, outcome: &Completed) -> ExitCode {
+    // The header was printed as the session went (see `session`).
     if config.json {
-        status(config, &render::outcome(outcome));
         term::out(&format!("{}\n", outcome.report.to_json()));
     } else {
         let paint = Paint::new(term::stdout_colour());
         if !config.quiet {
-            term::out(&format!("{}\n", render::outcome(outcome)));
+            term::out("\n");
         }
         term::out(&lanreach_proto::render::render_text(&outcome.report, paint));
     }

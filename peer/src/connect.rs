@@ -220,7 +220,7 @@ pub async fn resolve(target: &Target) -> Result<SocketAddr, PeerError> {
 }
 
 /// Settings of one session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options<'a> {
     /// The agent.
     pub target: &'a Target,
@@ -238,6 +238,32 @@ pub struct Options<'a> {
     pub expect_id: Option<&'a str>,
     /// Where to count probes, for a progress display.
     pub progress: Option<Arc<Progress>>,
+    /// Told what is known as soon as it is known (for printing it at once).
+    pub events: Option<&'a (dyn Fn(SessionEvent<'_>) + Sync)>,
+}
+
+/// What a session has learnt so far, in the order it learns it.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionEvent<'a> {
+    /// Authenticated (paired now or with pinned keys) and the agent's Hello received.
+    Introduced {
+        /// The agent's address as named.
+        target: &'a Target,
+        /// The address dialled.
+        addr: SocketAddr,
+        /// The agent's key ID.
+        agent_id: KeyId,
+        /// This peer's key ID.
+        our_id: KeyId,
+        /// How.
+        method: AuthMethod,
+        /// Six digits both sides show.
+        verification: &'a str,
+        /// The agent's Hello.
+        hello: &'a Hello,
+    },
+    /// The round trip was measured.
+    Rtt(&'a Rtt),
 }
 
 /// Probe progress, shared with whoever displays it.
@@ -276,10 +302,11 @@ pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
     // The session, unless the user stops this peer (the agent is told at once) or the
     // agent closes the connection first (noticed at once, also in the middle of the
     // probe run, which reads nothing from the agent).
+    let mut stop = term::Stop::install();
     let result = tokio::select! {
         biased;
         result = authenticated_session(s, &identity, &mut known, &conn, addr) => result,
-        _ = term::shutdown_signal() => {
+        _ = stop.recv() => {
             conn.close(close::SHUTDOWN.into(), b"peer stopped");
             Err(PeerError::Stopped)
         }
@@ -339,6 +366,12 @@ async fn authenticated_session(
             return Err(protocol_error(addr, source, |source| PeerError::Handshake { target, source }));
         }
     };
+    let verification = lanreach_proto::pairing::verification(&binding);
+    let tell = |event: SessionEvent<'_>| {
+        if let Some(events) = s.events {
+            events(event);
+        }
+    };
     // Pin at once: the agent trusts us from this moment, whatever happens next.
     let pinned_name = known.get(&target).map(|k| k.name.clone()).unwrap_or_default();
     known.pin(&target, presented, &pinned_name);
@@ -358,6 +391,15 @@ async fn authenticated_session(
         .map_err(failed("the Hello exchange"))?;
     known.pin(&target, presented, &printable(&hello.name, 64));
     known.save(s.state_dir)?;
+    tell(SessionEvent::Introduced {
+        target: &target,
+        addr,
+        agent_id: presented,
+        our_id: identity.id,
+        method,
+        verification: &verification,
+        hello: &hello,
+    });
 
     let plan = timeout(STEP_TIMEOUT, conversation::recv_plan(&mut ch))
         .await
@@ -381,6 +423,7 @@ async fn authenticated_session(
     }
     samples.sort();
     let rtt = Rtt { median: samples[samples.len() / 2], min: samples[0], quic: conn.rtt() };
+    tell(SessionEvent::Rtt(&rtt));
 
     let config = match s.probe_timeout {
         Some(t) => EngineConfig { attempt_timeout: t, concurrency: CONCURRENCY },
@@ -403,7 +446,6 @@ async fn authenticated_session(
     // We have everything: finish our stream and close; `run` lets the close go out.
     let _ = ch.shutdown().await;
     conn.close(close::DONE.into(), b"done");
-    let verification = lanreach_proto::pairing::verification(&binding);
     Ok(Completed { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report, verification })
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use lanreach_proto::endpoint::discovery::Found;
 
-use crate::connect::{Completed, PeerError, Progress};
+use crate::connect::{PeerError, Progress, SessionEvent};
 use crate::known::KnownAgent;
 use crate::target::Target;
 
@@ -53,30 +53,35 @@ pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The report of a successful session.
-pub(crate) fn outcome(o: &Completed) -> String {
-    let name = printable(&o.hello.name, 64);
-    let how = match o.method {
-        AuthMethod::Paired => format!(
-            "Paired with agent \"{name}\" (ID {}) at {}.\nverification: {} (the agent shows the same)\n\
-             Its key is pinned: next time `lanreach-peer {}` needs no code.\n",
-            o.agent_id, o.addr, o.verification, o.target
-        ),
-        AuthMethod::Pinned => {
-            format!("Connected to agent \"{name}\" (ID {}) at {} with pinned keys.\n", o.agent_id, o.addr)
+/// The header of a session, one part per [`SessionEvent`], printed as soon as known.
+pub(crate) fn session_event(event: &SessionEvent<'_>) -> String {
+    match *event {
+        SessionEvent::Introduced { target, addr, agent_id, our_id, method, verification, hello } => {
+            let name = printable(&hello.name, 64);
+            let how = match method {
+                AuthMethod::Paired => format!(
+                    "Paired with agent \"{name}\" (ID {agent_id}) at {addr}.\nverification: {verification} (the agent \
+                     shows the same)\nIts key is pinned: next time `lanreach-peer {target}` needs no code.\n"
+                ),
+                AuthMethod::Pinned => {
+                    format!("Connected to agent \"{name}\" (ID {agent_id}) at {addr} with pinned keys.\n")
+                }
+            };
+            format!(
+                "{how}Agent: {} on {}\n  addresses: {}\nThis peer: ID {our_id}\n",
+                printable(&hello.software, 64),
+                printable(&hello.os, 96),
+                hello.address_list(),
+            )
         }
-    };
-    format!(
-        "{how}Agent: {} on {}\n  addresses: {}\nThis peer: ID {}\nRound-trip time: {} (median of {} pings; fastest {}, QUIC estimate {})\n",
-        printable(&o.hello.software, 64),
-        printable(&o.hello.os, 96),
-        o.hello.address_list(),
-        o.our_id,
-        ms(o.rtt.median),
-        lanreach_proto::defaults::PINGS,
-        ms(o.rtt.min),
-        ms(o.rtt.quic),
-    )
+        SessionEvent::Rtt(rtt) => format!(
+            "Round-trip time: {} (median of {} pings; fastest {}, QUIC estimate {})\n",
+            ms(rtt.median),
+            lanreach_proto::defaults::PINGS,
+            ms(rtt.min),
+            ms(rtt.quic),
+        ),
+    }
 }
 
 /// An error as the user reads it: what happened, the likely causes, what to do.

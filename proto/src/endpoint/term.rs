@@ -117,25 +117,39 @@ pub fn finish_man_page(page: &str, program: &str, sections: &[(&str, &str)]) -> 
     out
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+/// Ctrl-C and SIGTERM, caught from the moment [`Stop::install`] returns: a signal that
+/// arrives before anything waits for it is not lost and does not kill the program.
+#[derive(Debug)]
+pub struct Stop {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Stop {
+    /// Starts catching Ctrl-C (SIGINT) and SIGTERM. Needs a Tokio runtime.
+    pub fn install() -> Stop {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+            Stop { signals: signals.ok() }
+        }
+        #[cfg(not(unix))]
+        {
+            Stop {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Completes when one of the signals arrives (or has arrived since `install`).
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some((interrupt, terminate)) = &mut self.signals {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
