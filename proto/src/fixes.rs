@@ -383,12 +383,14 @@ fn partial(f: &ServiceFacts<'_>, who: &str, program: Program, cx: &FixContext) -
         format!(": {who} listens on {}, so a firewall rule stops the rest", binds.join(", "))
     } else {
         let scope: Vec<String> = f.listeners.iter().map(|l| format!("{} ({})", l.bind, scope_words(l))).collect();
-        format!(": {who} listens on {} only", scope.join(", "))
+        format!(": {who} listens on {}", scope.join(", "))
     };
+    let answered = answered.join(", ");
+    let but = if answered.ends_with("dialled") { ", but" } else { " but" };
     let message = format!(
-        "Port {port}: reachable at {} but {}{why}. Clients that use the other address fail.",
-        answered.join(", "),
-        not.join(", ")
+        "Port {port}: reachable at {answered}{but} {}{why}. A device that uses {} cannot connect.",
+        not.join(", "),
+        if missed.len() == 1 { "that address" } else { "those addresses" }
     );
     let fix = if listening_there && !f.listeners.is_empty() {
         firewall_fix(port.proto, Some(port.port))
