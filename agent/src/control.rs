@@ -491,7 +491,7 @@ mod tests {
     use lanreach_proto::addr::InterfaceKind;
 
     fn iface(name: &str, ip: &str, kind: InterfaceKind) -> InterfaceAddress {
-        InterfaceAddress { interface: name.into(), ip: ip.parse().expect("ip"), index: None, kind }
+        InterfaceAddress { interface: name.into(), ip: ip.parse().expect("ip"), index: None, kind, prefix: None }
     }
 
     #[test]

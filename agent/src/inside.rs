@@ -25,7 +25,7 @@ pub(crate) fn agent_info(name: &str, id: KeyId, interfaces: &[InterfaceAddress])
         id: id.short(),
         addresses: interfaces
             .iter()
-            .map(|i| AddressInfo { ip: i.ip, interface: i.interface.clone(), kind: i.kind })
+            .map(|i| AddressInfo { ip: i.ip, interface: i.interface.clone(), kind: i.kind, prefix: i.prefix })
             .collect(),
     }
 }
@@ -182,6 +182,7 @@ pub(crate) fn peer_info(peer: &PeerFacts, interfaces: &[InterfaceAddress]) -> Pe
         name: peer.name.clone(),
         id: peer.id.short(),
         seen_from: Some(peer.from),
+        dialled: peer.arrived_at,
         arrival_interface: peer.arrived_at.and_then(|ip| interface_of(ip, interfaces)),
         addresses: peer.addresses.clone(),
         probe_sources: Vec::new(),
@@ -193,7 +194,7 @@ mod tests {
     use super::*;
 
     fn iface(name: &str, ip: &str, kind: InterfaceKind) -> InterfaceAddress {
-        InterfaceAddress { interface: name.into(), ip: ip.parse().expect("ip"), index: Some(2), kind }
+        InterfaceAddress { interface: name.into(), ip: ip.parse().expect("ip"), index: Some(2), kind, prefix: None }
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
         name: config.name.clone(),
         id: identity.id.short(),
         seen_from: None,
+        dialled: None,
         arrival_interface: None,
         addresses: targets,
         probe_sources: Vec::new(),

@@ -125,18 +125,29 @@ impl Inventory {
         self.sockets.iter().filter(|s| s.proto == port.proto && s.bind.port() == port.port).cloned().collect()
     }
 
-    /// Every listening TCP port except `skip` (lanreach's own), for `--exposed`.
+    /// Every listening TCP port except `skip` (this agent's own) and those of any
+    /// lanreach agent (another one's test listeners are not the user's services), for
+    /// `--exposed`.
     pub(crate) fn tcp_ports(&self, skip: &[u16]) -> Vec<CheckedPort> {
         let mut ports: Vec<u16> = self
             .sockets
             .iter()
-            .filter(|s| s.proto == Proto::Tcp && !skip.contains(&s.bind.port()))
+            .filter(|s| s.proto == Proto::Tcp && !skip.contains(&s.bind.port()) && !is_lanreach(s))
             .map(|s| s.bind.port())
             .collect();
         ports.sort_unstable();
         ports.dedup();
         ports.into_iter().map(|port| CheckedPort { port, proto: Proto::Tcp }).collect()
     }
+}
+
+/// Whether a lanreach agent owns `socket` (its test listeners), by the program's name or
+/// the file name of its command's first word. A socket whose owner is not visible
+/// (another user's agent, without root) cannot be told apart.
+fn is_lanreach(socket: &SocketFact) -> bool {
+    const AGENT: &str = "lanreach-agent";
+    let first = socket.cmdline.as_deref().and_then(|c| c.split_whitespace().next()).unwrap_or("");
+    socket.program.as_deref() == Some(AGENT) || first.rsplit('/').next() == Some(AGENT)
 }
 
 #[cfg(test)]
@@ -158,6 +169,26 @@ mod tests {
         assert_eq!(u.len(), 1, "{u:?}");
         assert!(inv.tcp_ports(&[]).contains(&CheckedPort { port, proto: Proto::Tcp }));
         assert!(!inv.tcp_ports(&[port]).contains(&CheckedPort { port, proto: Proto::Tcp }));
+    }
+
+    #[test]
+    fn another_agents_listeners_are_not_audited() {
+        let sock = |port: u16, program: &str, cmdline: &str| SocketFact {
+            proto: Proto::Tcp,
+            bind: SocketAddr::from(([0, 0, 0, 0], port)),
+            v6only: None,
+            pid: Some(1),
+            program: Some(program.into()),
+            cmdline: Some(cmdline.into()),
+        };
+        let inv = Inventory {
+            sockets: vec![
+                sock(40001, "lanreach-agent", "/usr/local/bin/lanreach-agent --once"),
+                sock(40002, "tokio-runtime-w", "/tmp/target/debug/lanreach-agent --check 3000"),
+                sock(5432, "postgres", "postgres -D /var/lib/postgresql"),
+            ],
+        };
+        assert_eq!(inv.tcp_ports(&[]), [CheckedPort { port: 5432, proto: Proto::Tcp }]);
     }
 
     #[test]

@@ -135,7 +135,7 @@ macro_rules! lab_test {
 }
 
 lab_test!(bound_to_loopback_is_loopback_only, [], {
-    let report = scenario("127.0.0.1", |s| s.http_server("127.0.0.1"), "loopback_only", "--bind 0.0.0.0");
+    let report = scenario("127.0.0.1", |s| s.http_server("127.0.0.1"), "loopback_only", "--bind ::");
     let l = &service(&report, PORT)["listeners"][0];
     assert_eq!(l["bind"], "127.0.0.1:3000");
     assert_eq!(l["program"], "python3", "the agent names the program");
@@ -143,22 +143,88 @@ lab_test!(bound_to_loopback_is_loopback_only, [], {
 });
 
 lab_test!(bound_to_ipv6_loopback_is_loopback_only, [], {
-    scenario("[::1]", |s| s.http_server("::1"), "loopback_only", "0.0.0.0");
+    let report = scenario("[::1]", |s| s.http_server("::1"), "loopback_only", "--bind ::");
+    let f = finding(&report, "loopback_only");
+    assert_eq!(f["fix"], "run `python3 -m http.server 3000 --bind ::` (every IPv4 and IPv6 address)");
+});
+
+// Issue 10 item 6: a fix in the terms of the bind found — `[::1]`, not "127.0.0.1/localhost".
+lab_test!(generic_server_on_ipv6_loopback_gets_a_fix_naming_its_bind, ["socat"], {
+    let report = scenario(
+        "socat on [::1]",
+        |s| {
+            let host = s.host.clone();
+            s.lab.spawn(&host, "socat", &["TCP6-LISTEN:3000,bind=[::1],reuseaddr,fork", "SYSTEM:echo hello"]);
+            s.lab.wait_tcp_listen(&host, PORT);
+        },
+        "loopback_only",
+        "instead of [::1]:3000",
+    );
+    assert_eq!(
+        finding(&report, "loopback_only")["fix"],
+        "make the server listen on [::]:3000 with IPV6_V6ONLY off (every IPv4 and IPv6 address) instead of [::1]:3000"
+    );
 });
 
 lab_test!(bound_to_every_address_is_reachable, [], {
-    let report = scenario("0.0.0.0", |s| s.http_server("0.0.0.0"), "reachable", "");
+    // python's http.server makes "::" a dual-stack socket: every IPv4 and IPv6 address.
+    let report = scenario("[::] dual-stack", |s| s.http_server("::"), "reachable", "");
     let probes = service(&report, PORT)["probes"].as_array().expect("probes").clone();
     let lan = probes.iter().find(|p| p["target"] == "198.51.100.1:3000").expect("probe at the LAN address");
     assert_eq!((lan["outcome"].as_str(), lan["http_status"].as_u64()), (Some("open"), Some(200)));
 });
 
 lab_test!(bound_to_the_lan_address_is_reachable, [], {
-    scenario("LAN address", |s| s.http_server("198.51.100.1"), "reachable", "");
+    // A phone with IPv4 only: the LAN address is every address it can reach.
+    scenario(
+        "LAN address",
+        |s| {
+            s.lab.drop_ipv6(&s.phone);
+            s.http_server("198.51.100.1");
+        },
+        "reachable",
+        "",
+    );
+});
+
+// Issue 10 item 1: one family answers, the dialled one does not.
+lab_test!(one_family_answering_is_partial_naming_the_dialled_address, [], {
+    let report = scenario(
+        "[::] v6only, peer with IPv4 and IPv6 dialling IPv4",
+        |s| {
+            let host = s.host.clone();
+            s.stand_in(&host, "v6only");
+        },
+        "partial",
+        "clear IPV6_V6ONLY on the server's [::]:3000 socket",
+    );
+    assert_eq!(report["peer"]["dialled"], "198.51.100.1");
+    let message = finding(&report, "partial")["message"].as_str().expect("message").to_owned();
+    assert!(
+        message
+            .contains("reachable at 2001:db8:1::1 (IPv6) but refused at 198.51.100.1 (IPv4), the address you dialled"),
+        "{message}"
+    );
+    assert!(message.contains("[::]:3000 (IPv6 only)"), "{message}");
+});
+
+lab_test!(ipv4_wildcard_with_an_ipv6_peer_is_partial_with_the_dual_stack_fix, [], {
+    let report = scenario(
+        "0.0.0.0, peer with IPv4 and IPv6",
+        |s| s.http_server("0.0.0.0"),
+        "partial",
+        "run `python3 -m http.server 3000 --bind ::` (every IPv4 and IPv6 address)",
+    );
+    let message = finding(&report, "partial")["message"].as_str().expect("message").to_owned();
+    assert!(
+        message
+            .contains("reachable at 198.51.100.1 (IPv4), the address you dialled, but refused at 2001:db8:1::1 (IPv6)"),
+        "{message}"
+    );
 });
 
 lab_test!(bound_to_another_interface_is_interface_only, [], {
-    scenario(
+    let report = scenario(
         "second interface",
         |s| {
             // A second network the phone has no route to (another NIC, a VPN).
@@ -166,7 +232,61 @@ lab_test!(bound_to_another_interface_is_interface_only, [], {
             s.http_server("203.0.113.1");
         },
         "interface_only",
-        "0.0.0.0:3000",
+        "--bind ::",
+    );
+    // Issue 10 item 6: one fix, not "0.0.0.0, or …; … instead of 127.0.0.1/localhost".
+    assert_eq!(
+        finding(&report, "interface_only")["fix"],
+        "run `python3 -m http.server 3000 --bind ::` (every IPv4 and IPv6 address)"
+    );
+});
+
+// Issue 10 item 4: an address on a network the peer is not on is information.
+lab_test!(another_network_is_information_not_a_problem, [], {
+    let report = scenario(
+        "second interface, server on every address",
+        |s| {
+            s.lab.second_interface(&s.host, "eth1", "203.0.113.1", "2001:db8:2::1");
+            s.http_server("::");
+        },
+        "reachable",
+        "",
+    );
+    let findings = report["findings"].as_array().expect("findings");
+    let errors: Vec<&Value> = findings.iter().filter(|f| f["severity"] == "error").collect();
+    assert!(errors.is_empty(), "nothing to fix, yet: {errors:?}");
+    let other = finding(&report, "other_network");
+    assert_eq!(other["severity"], "info");
+    let message = other["message"].as_str().expect("message");
+    assert!(message.contains("203.0.113.1 (eth1)") && message.contains("not on"), "{message}");
+});
+
+// Issue 10 item 7: PHP's built-in server gets PHP's own flag, and that flag works.
+lab_test!(php_builtin_server_gets_its_own_flag, ["php"], {
+    let report = scenario(
+        "php -S localhost:3000",
+        |s| {
+            let host = s.host.clone();
+            let www = arg(s.www.path()).to_owned();
+            s.lab.spawn(&host, "php", &["-S", "localhost:3000", "-t", &www]);
+            s.lab.wait_tcp_listen(&host, PORT);
+        },
+        "loopback_only",
+        "php -S [::]:3000",
+    );
+    let fix = finding(&report, "loopback_only")["fix"].as_str().expect("fix").to_owned();
+    assert!(!fix.contains("make the server listen"), "PHP's terms, not generic advice: {fix}");
+    // Following the advice makes the port reachable over both families.
+    scenario(
+        "php -S [::]:3000",
+        |s| {
+            let host = s.host.clone();
+            let www = arg(s.www.path()).to_owned();
+            s.lab.spawn(&host, "php", &["-S", "[::]:3000", "-t", &www]);
+            s.lab.wait_tcp_listen(&host, PORT);
+        },
+        "reachable",
+        "",
     );
 });
 
@@ -266,7 +386,7 @@ lab_test!(host_header_check_is_http_host_check, [], {
 
 lab_test!(exposed_lists_every_listening_port_with_its_program, [], {
     let mut scene = Scene::new();
-    scene.http_server("0.0.0.0");
+    scene.http_server("::");
     // A second server the user did not ask about, on loopback.
     let host = scene.host.clone();
     let www = arg(scene.www.path()).to_owned();
@@ -312,4 +432,28 @@ lab_test!(forbidden_for_everyone_is_reachable_not_a_host_check, [], {
         "reachable",
         "",
     );
+});
+
+// Issue 10 item 11: another lanreach agent's test listeners are not the user's services.
+lab_test!(exposed_leaves_out_another_agents_test_listeners, [], {
+    let mut scene = Scene::new();
+    scene.http_server("::");
+    let other_state = tempfile::tempdir().expect("dir");
+    let host = scene.host.clone();
+    let mut other = scene.lab.spawn(
+        &host,
+        env!("CARGO_BIN_EXE_lanreach-agent"),
+        &["--state-dir", arg(other_state.path()), "--control", "198.51.100.1:47900", "--no-mdns", "--name", "other"],
+    );
+    other.wait_line("pairing code:");
+    scene.agent("3000", &["--exposed"]);
+    let (code, report) = scene.peer();
+    assert_eq!(code, Some(0));
+    let services = report["services"].as_array().expect("services");
+    let agents: Vec<&Value> = services
+        .iter()
+        .filter(|s| s["listeners"].as_array().expect("listeners").iter().any(|l| l["program"] == "lanreach-agent"))
+        .collect();
+    assert!(agents.is_empty(), "another agent's test listeners audited as the user's: {agents:?}");
+    assert_eq!(service(&report, PORT)["verdict"], "reachable");
 });

@@ -7,13 +7,14 @@ use std::net::IpAddr;
 use crate::addr::InterfaceKind;
 use crate::facts::{PortSource, ServiceInput};
 use crate::fixes;
+use crate::fixes::FixContext;
 use crate::plan::ProbePlan;
 use crate::report::{
     AddressInfo, AgentInfo, Finding, FindingCode, ListenerInfo, Mode, PeerInfo, ProbeReport, Report, SCHEMA,
     ServiceListener, ServiceProbeReport, ServiceReport, Severity, Verdict,
 };
-use crate::verdict::{ServiceFacts, verdict};
-use crate::vocab::{ListenerHit, ListenerSpec, Outcome, ProbeResults, ServiceProbe, ServiceResult};
+use crate::verdict::{ServiceFacts, path_open, verdict};
+use crate::vocab::{ListenerHit, ListenerSpec, Outcome, ProbeResults, Proto, ServiceProbe, ServiceResult};
 
 /// Everything a report is made from.
 #[derive(Debug, Clone)]
@@ -72,7 +73,8 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
     let mut service_reports = Vec::new();
     let mut service_findings = Vec::new();
     for input in services {
-        let (r, f) = judge(input, &plan.services, &results.services, &probes, wsl2);
+        let cx = fix_context(&probes, input.port.proto, peer.dialled, wsl2);
+        let (r, f) = judge(input, &plan.services, &results.services, &probes, &cx);
         service_reports.push(r);
         service_findings.extend(f);
     }
@@ -100,7 +102,7 @@ fn judge(
     plan: &[ServiceProbe],
     results: &[ServiceResult],
     path: &[ProbeReport],
-    wsl2: bool,
+    cx: &FixContext,
 ) -> (ServiceReport, Option<Finding>) {
     let probes: Vec<ServiceProbeReport> = plan
         .iter()
@@ -116,14 +118,15 @@ fn judge(
             }
         })
         .collect();
-    let verdict = verdict(&ServiceFacts {
+    let facts = ServiceFacts {
         port: input.port,
         listeners: &input.listeners,
         docker: &input.docker,
         probes: &probes,
         path,
         local_http_status: input.local_http_status,
-    });
+    };
+    let verdict = verdict(&facts);
     let unconfirmed = verdict == Verdict::Reachable && !probes.iter().any(|p| p.outcome == Outcome::Open);
     let finding = if unconfirmed {
         Some(Finding {
@@ -137,8 +140,7 @@ fn judge(
             fix: "test with the protocol's own client from the other device".into(),
         })
     } else {
-        (verdict != Verdict::Reachable)
-            .then(|| fixes::finding(input.port, verdict, &input.listeners, &input.docker, wsl2))
+        (verdict != Verdict::Reachable).then(|| fixes::finding(&facts, verdict, cx))
     };
     let finding = finding.map(|mut f| {
         if input.source == PortSource::Exposed {
@@ -161,6 +163,19 @@ fn judge(
         verdict,
     };
     (report, finding)
+}
+
+/// Where the peer reaches this machine over `proto` (the path picture: a wildcard test
+/// listener answered at an address of the family), for fixes in the right terms. With no
+/// answer at all, the families the plan targeted.
+fn fix_context(path: &[ProbeReport], proto: Proto, dialled: Option<IpAddr>, wsl2: bool) -> FixContext {
+    let reached = |v4: bool| path.iter().any(|p| p.target.is_ipv4() == v4 && path_open(path, proto, p.target.ip()));
+    let (v4, v6) = (reached(true), reached(false));
+    if v4 || v6 {
+        return FixContext { dialled, v4, v6, wsl2 };
+    }
+    let targeted = |v4: bool| path.iter().any(|p| p.target.is_ipv4() == v4);
+    FixContext { dialled, v4: targeted(true) || !targeted(false), v6: targeted(false), wsl2 }
 }
 
 /// What binding to `bind` means, in words.

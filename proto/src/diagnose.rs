@@ -25,6 +25,7 @@ pub fn diagnose(r: &Report) -> Vec<Finding> {
     for proto in [Proto::Tcp, Proto::Udp] {
         wildcard_findings(r, proto, &mut out);
     }
+    other_network_findings(r, &mut out);
     loopback_findings(r, &mut out);
     specific_findings(r, &mut out);
     family_findings(r, &mut out);
@@ -66,11 +67,18 @@ fn is_cross_family(p: &ProbeReport) -> bool {
     p.bind.ip().is_unspecified() && p.bind.is_ipv4() != p.target.is_ipv4()
 }
 
+/// A wildcard probe that met silence or "no route" at an address on a network the peer is
+/// not on (a second NIC, a container link, a VPN): the way there is missing, which is no
+/// problem to fix (DESIGN §5), so it is information, not a firewall or routing error.
+fn elsewhere(r: &Report, p: &ProbeReport) -> bool {
+    matches!(p.outcome, Outcome::Timeout | Outcome::Unreachable) && !r.on_peer_network(p.target.ip())
+}
+
 /// Wildcard listeners listen on every address, so their outcome at a target says what
 /// the path and the firewall do with traffic to that address.
 fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
     let mut by_outcome: BTreeMap<&'static str, Vec<IpAddr>> = BTreeMap::new();
-    for p in r.probes.iter().filter(|p| p.proto == proto && is_wildcard(p)) {
+    for p in r.probes.iter().filter(|p| p.proto == proto && is_wildcard(p) && !elsewhere(r, p)) {
         let key = match (p.outcome, p.errno) {
             (Outcome::Unreachable, Some(EHOSTUNREACH)) if p.rtt_ms.is_some_and(|ms| ms < 1000.0) => "prohibited",
             (o, _) => o.as_str(),
@@ -151,6 +159,37 @@ fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
     }
 }
 
+/// Addresses on networks the peer is not on, whose test listeners did not answer.
+fn other_network_findings(r: &Report, out: &mut Vec<Finding>) {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for p in r.probes.iter().filter(|p| is_wildcard(p) && elsewhere(r, p)) {
+        if !ips.contains(&p.target.ip()) {
+            ips.push(p.target.ip());
+        }
+    }
+    if ips.is_empty() {
+        return;
+    }
+    let named: Vec<String> = ips
+        .iter()
+        .map(|ip| match r.agent.addresses.iter().find(|a| a.ip == *ip) {
+            Some(a) => format!("{ip} ({})", a.interface),
+            None => ip.to_string(),
+        })
+        .collect();
+    out.push(finding(
+        FindingCode::OtherNetwork,
+        Severity::Info,
+        format!(
+            "{} {} on a network the peer is not on (another interface, a container link or a VPN): the peer has \
+             no way there, so its probes met silence or \"no route\". Devices on that network may still reach it.",
+            named.join(", "),
+            if ips.len() == 1 { "is" } else { "are" }
+        ),
+        "",
+    ));
+}
+
 fn loopback_findings(r: &Report, out: &mut Vec<Finding>) {
     if r.mode != Mode::Peer {
         return;
@@ -205,7 +244,7 @@ fn family_findings(r: &Report, out: &mut Vec<Finding>) {
             "listen on both 0.0.0.0 and :: (or on a dual-stack :: socket) to serve IPv4 and IPv6 clients",
         ));
     }
-    let tried_v6 = r.probes.iter().any(|p| p.target.is_ipv6());
+    let tried_v6 = r.probes.iter().any(|p| p.target.is_ipv6() && r.on_peer_network(p.target.ip()));
     if !tried_v6 {
         out.push(finding(
             FindingCode::Ipv4OnlyTested,
@@ -254,17 +293,30 @@ fn path_findings(r: &Report, out: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{AgentInfo, PeerInfo};
+    use crate::report::{AddressInfo, AgentInfo, PeerInfo};
 
     fn report(mode: Mode, probes: &[(Proto, &str, &str, Outcome)]) -> Report {
         Report {
             schema: crate::report::SCHEMA.into(),
             mode,
-            agent: AgentInfo { name: "a".into(), id: "X".into(), addresses: vec![] },
+            agent: AgentInfo {
+                name: "a".into(),
+                id: "X".into(),
+                addresses: [("198.51.100.1", 24), ("2001:db8::1", 64), ("203.0.113.1", 24)]
+                    .iter()
+                    .map(|(ip, prefix)| AddressInfo {
+                        ip: ip.parse().expect("ip"),
+                        interface: if ip.starts_with("203.") { "eth1" } else { "eth0" }.into(),
+                        kind: crate::addr::InterfaceKind::Lan,
+                        prefix: Some(*prefix),
+                    })
+                    .collect(),
+            },
             peer: PeerInfo {
                 name: "p".into(),
                 id: "Y".into(),
                 seen_from: Some("198.51.100.2:5000".parse().expect("addr")),
+                dialled: Some("198.51.100.1".parse().expect("ip")),
                 arrival_interface: None,
                 addresses: vec!["198.51.100.2".parse().expect("ip")],
                 probe_sources: vec![],
@@ -364,6 +416,29 @@ mod tests {
         );
         let c = codes(&r);
         assert!(c.contains(&"ipv6_unreachable".to_owned()) && c.contains(&"firewall_drops_tcp".to_owned()), "{c:?}");
+    }
+
+    /// A second NIC, container link or VPN the peer has no way to: information, not a
+    /// problem, while the same failure on the peer's own network stays an error.
+    #[test]
+    fn failures_at_another_network_are_information() {
+        let mut r = report(
+            Mode::Peer,
+            &[
+                (Tcp, "0.0.0.0:4000", "198.51.100.1:4000", Open),
+                (Tcp, "0.0.0.0:4000", "203.0.113.1:4000", Unreachable),
+                (Udp, "0.0.0.0:4000", "203.0.113.1:4000", Timeout),
+            ],
+        );
+        let found = diagnose(&r);
+        assert!(found.iter().all(|f| f.severity != Severity::Error), "{found:?}");
+        let other = found.iter().find(|f| f.code == "other_network").expect("other_network");
+        assert!(other.message.contains("203.0.113.1 (eth1) is on a network the peer is not on"), "{}", other.message);
+        // The peer declares an address in 203.0.113.0/24: its own network, a real error.
+        r.peer.addresses.push("203.0.113.7".parse().expect("ip"));
+        let c = codes(&r);
+        assert!(c.contains(&"address_unreachable".to_owned()) && c.contains(&"firewall_drops_udp".to_owned()), "{c:?}");
+        assert!(!c.contains(&"other_network".to_owned()), "{c:?}");
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! Program recognition and fix texts: what is wrong, in words, and the fix in the terms
-//! of the program that was found (Vite, Flask, Docker…), the firewall's commands and
-//! WSL2's own explanation.
+//! of the program that was found (Vite, Flask, PHP, Hugo, Docker…) and of the bind that
+//! was found, the firewall's commands and WSL2's own explanation. One fix per situation:
+//! a server that must serve IPv4 and IPv6 clients is told the bind that serves both.
 
-use crate::facts::{CheckedPort, DockerPublish, SocketFact};
-use crate::report::{Finding, FindingCode, Severity, Verdict};
-use crate::vocab::Proto;
+use std::net::IpAddr;
+
+use crate::facts::SocketFact;
+use crate::report::{Finding, FindingCode, ServiceProbeReport, Severity, Verdict};
+use crate::verdict::{ServiceFacts, missed_probes};
+use crate::vocab::{Outcome, Proto};
 
 /// A program recognised from its name and command line, for fixes in its own terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Program {
-    /// Vite dev server.
+    /// Vite dev server (and what runs on it: SvelteKit, Remix's Vite mode…).
     Vite,
     /// Next.js.
     NextJs,
@@ -17,7 +21,23 @@ pub enum Program {
     WebpackDevServer,
     /// Create React App.
     CreateReactApp,
-    /// Any other Node.js program (Express…).
+    /// Angular's `ng serve`.
+    Angular,
+    /// Vue CLI's `vue-cli-service serve`.
+    VueCli,
+    /// Astro's dev server.
+    Astro,
+    /// Nuxt (`nuxi dev`).
+    Nuxt,
+    /// Remix's app server (`remix-serve`, `remix dev`).
+    Remix,
+    /// Expo / React Native's Metro bundler.
+    Expo,
+    /// `npx serve`.
+    Serve,
+    /// `http-server` (npm).
+    HttpServer,
+    /// Any other Node.js program (`http.createServer`, Express…).
     Node,
     /// `python -m http.server`.
     PythonHttpServer,
@@ -27,67 +47,251 @@ pub enum Program {
     Django,
     /// Uvicorn (FastAPI…).
     Uvicorn,
+    /// Gunicorn.
+    Gunicorn,
+    /// Jupyter Notebook / JupyterLab.
+    Jupyter,
     /// Ruby on Rails.
     Rails,
+    /// Puma on its own.
+    Puma,
+    /// Jekyll.
+    Jekyll,
+    /// Hugo.
+    Hugo,
+    /// PHP's built-in server (`php -S`).
+    PhpBuiltin,
+    /// Laravel's `php artisan serve`.
+    Laravel,
+    /// Spring Boot.
+    SpringBoot,
+    /// ASP.NET Core's Kestrel (`dotnet run`).
+    Kestrel,
+    /// A Go program (`go run`, a binary built by `go build`).
+    Go,
+    /// Flutter's web server (`flutter run -d web-server`).
+    FlutterWeb,
     /// Docker's userland proxy.
     DockerProxy,
     /// Anything else.
     Other,
 }
 
-/// Recognises a program from its name and command line.
+/// Recognises a program from its name (the kernel's `comm`, at most 15 characters) and
+/// its command line.
 pub fn recognise(program: Option<&str>, cmdline: Option<&str>) -> Program {
     let name = program.unwrap_or("").to_ascii_lowercase();
-    let cmd = cmdline.unwrap_or("").to_ascii_lowercase();
+    let raw = cmdline.unwrap_or("");
+    let cmd = raw.to_ascii_lowercase();
     let has = |s: &str| cmd.contains(s);
+    // The file names of the first two words: `node /x/.bin/serve`, `/usr/bin/php8.2 -S`.
+    let words: Vec<&str> = cmd.split_whitespace().take(2).map(|w| w.rsplit('/').next().unwrap_or(w)).collect();
+    let runs = |exe: &str| name == exe || words.contains(&exe);
+    let php = name.starts_with("php") || words.first().is_some_and(|w| w.starts_with("php"));
     if name == "docker-proxy" || has("docker-proxy") {
         Program::DockerProxy
-    } else if has("vite") {
+    } else if has("expo start")
+        || has("@expo/cli")
+        || has(".bin/expo")
+        || has("metro")
+        || (has("react-native") && has(" start"))
+    {
+        Program::Expo
+    } else if has("ng serve") || has("@angular/cli") {
+        Program::Angular
+    } else if has("vue-cli-service") {
+        Program::VueCli
+    } else if has(".bin/astro") || has("astro dev") || has("astro preview") {
+        Program::Astro
+    } else if has("nuxi") || has(".bin/nuxt") || has("nuxt dev") {
+        Program::Nuxt
+    } else if has("vite") || has("svelte-kit") {
         Program::Vite
     } else if has("next dev") || has("next-server") || has("next start") || has("/next ") {
         Program::NextJs
+    } else if has("remix-serve") || has("remix dev") || has(".bin/remix") {
+        Program::Remix
     } else if has("webpack") {
         Program::WebpackDevServer
     } else if has("react-scripts") {
         Program::CreateReactApp
+    } else if has("http-server") {
+        Program::HttpServer
+    } else if runs("serve") || has(".bin/serve") || has("/serve/build/main.js") {
+        Program::Serve
+    } else if has("flutter_tools") || has("flutter run") {
+        Program::FlutterWeb
     } else if name.starts_with("node") || has("node ") {
         Program::Node
     } else if has("http.server") {
         Program::PythonHttpServer
+    } else if has("jupyter") {
+        Program::Jupyter
     } else if has("flask") {
         Program::Flask
     } else if has("manage.py") || has("django") {
         Program::Django
     } else if has("uvicorn") {
         Program::Uvicorn
-    } else if has("rails") || has("puma") {
+    } else if has("gunicorn") {
+        Program::Gunicorn
+    } else if php && (has("artisan") || has("laravel")) {
+        Program::Laravel
+    } else if php && raw.contains(" -S") {
+        Program::PhpBuiltin
+    } else if has("rails") {
         Program::Rails
+    } else if has("puma") {
+        Program::Puma
+    } else if has("jekyll") {
+        Program::Jekyll
+    } else if runs("hugo") {
+        Program::Hugo
+    } else if has("springframework.boot") || has("spring-boot") || has("bootrun") {
+        Program::SpringBoot
+    } else if runs("dotnet") || has("aspnetcore") {
+        Program::Kestrel
+    } else if has("/go-build") {
+        Program::Go
     } else {
         Program::Other
     }
 }
 
-fn bind_fix(program: Program, port: u16) -> String {
+/// What a fix is written for besides the port's own facts: where the peer reaches this
+/// machine, and where the agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FixContext {
+    /// The address the peer dialled (none in `--local` mode).
+    pub dialled: Option<IpAddr>,
+    /// The peer reaches this machine over IPv4 (the test listeners' path picture).
+    pub v4: bool,
+    /// The peer reaches this machine over IPv6.
+    pub v6: bool,
+    /// The agent runs inside WSL2.
+    pub wsl2: bool,
+}
+
+/// The bind a fix asks for: every IPv4 address, or (when IPv6 clients must be served too)
+/// `::`, which the runtimes named here open dual-stack, serving IPv4 as well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Every {
+    v6: bool,
+}
+
+impl Every {
+    /// The host to listen on: `::` or `0.0.0.0`.
+    fn host(self) -> &'static str {
+        if self.v6 { "::" } else { "0.0.0.0" }
+    }
+
+    /// `[::]:PORT` or `0.0.0.0:PORT`.
+    fn host_port(self, port: u16) -> String {
+        if self.v6 { format!("[::]:{port}") } else { format!("0.0.0.0:{port}") }
+    }
+
+    /// In words.
+    fn words(self) -> &'static str {
+        if self.v6 { "every IPv4 and IPv6 address" } else { "every IPv4 address" }
+    }
+}
+
+/// The address a browser on the other device opens, for fixes that need it in a URL.
+fn url_host(dialled: Option<IpAddr>) -> String {
+    match dialled {
+        Some(IpAddr::V6(v6)) => format!("[{v6}]"),
+        Some(ip) => ip.to_string(),
+        None => "THIS-MACHINE'S-ADDRESS".into(),
+    }
+}
+
+/// The fix that makes `program` listen on every address the peer needs, in its own
+/// terms, instead of `found` (the binds seen, e.g. `[::1]:8080`).
+fn bind_fix(program: Program, port: u16, found: &[SocketFact], cx: &FixContext) -> String {
+    let binds: Vec<String> = found.iter().map(|l| l.bind.to_string()).collect();
+    let instead = if binds.is_empty() { String::new() } else { format!(" instead of {}", binds.join(", ")) };
+    // IPv6 clients count when the peer reaches this machine over IPv6, or the server
+    // already serves IPv6 (a fix must not take that away).
+    let any = Every { v6: cx.v6 || found.iter().any(|l| l.bind.is_ipv6() && !l.bind.ip().is_loopback()) };
+    let (h, hp, words) = (any.host(), any.host_port(port), any.words());
     match program {
         Program::Vite => {
-            "start Vite with `vite --host` (or `npm run dev -- --host`), or set `server.host: true` in vite.config"
+            "start Vite with `vite --host` (or `npm run dev -- --host`), or set `server.host: true` in vite.config: \
+             it then listens on every address"
                 .into()
         }
-        Program::NextJs => format!("start Next.js with `next dev -H 0.0.0.0 -p {port}`"),
+        Program::NextJs => format!("start Next.js with `next dev -H {h} -p {port}` ({words})"),
         Program::WebpackDevServer => {
-            "run webpack-dev-server with `--host 0.0.0.0` (or `devServer.host: '0.0.0.0'`)".into()
+            format!("run webpack-dev-server with `--host {h}` (or `devServer.host: '{h}'`) to listen on {words}")
         }
-        Program::CreateReactApp => "start it with `HOST=0.0.0.0 npm start`".into(),
-        Program::Node => format!("listen on every address: `app.listen({port}, '0.0.0.0')` (or leave out the host)"),
-        Program::PythonHttpServer => format!("run `python3 -m http.server {port} --bind 0.0.0.0`"),
-        Program::Flask => format!("run `flask run --host=0.0.0.0 --port={port}` (or `app.run(host='0.0.0.0')`)"),
-        Program::Django => {
-            format!("run `python manage.py runserver 0.0.0.0:{port}` and add this machine's address to ALLOWED_HOSTS")
+        Program::CreateReactApp => format!("start it with `HOST={h} npm start` ({words})"),
+        Program::Angular => format!("start it with `ng serve --host {h} --port {port}` ({words})"),
+        Program::VueCli => {
+            format!("start it with `vue-cli-service serve --host {h} --port {port}` (or `devServer.host: '{h}'` in vue.config.js)")
         }
-        Program::Uvicorn => format!("run uvicorn with `--host 0.0.0.0 --port {port}`"),
-        Program::Rails => format!("run `rails server -b 0.0.0.0 -p {port}`"),
+        Program::Astro => {
+            "start Astro with `astro dev --host` (or `server: { host: true }` in astro.config): it then listens on \
+             every address"
+                .into()
+        }
+        Program::Nuxt => format!("start Nuxt with `nuxi dev --host {h} --port {port}` ({words})"),
+        Program::Remix => format!("start the app server with `HOST={h} remix-serve build/index.js` ({words}); with Remix on Vite, `remix vite:dev --host`"),
+        Program::Expo => "start it with `npx expo start --lan` (Metro then serves the other devices of this network; `--tunnel` when they are on another network)".into(),
+        Program::Serve => format!("run `serve -l {port}`: a bare port listens on every address (`-l tcp://localhost:{port}` limits it to this machine)"),
+        Program::HttpServer => format!("run `http-server -a {h} -p {port}` ({words})"),
+        Program::Node => format!(
+            "in the code that starts the server, call `.listen({port})` with no host (e.g. `server.listen({port})`): \
+             Node then listens on every IPv4 and IPv6 address{instead}"
+        ),
+        Program::PythonHttpServer => format!("run `python3 -m http.server {port} --bind {h}` ({words})"),
+        Program::Flask => format!("run `flask run --host={h} --port={port}` (or `app.run(host='{h}')`) to listen on {words}"),
+        Program::Django => format!(
+            "run `python manage.py runserver {hp}` ({words}) and add this machine's address to ALLOWED_HOSTS"
+        ),
+        Program::Uvicorn => format!("run uvicorn with `--host {h} --port {port}` ({words})"),
+        Program::Gunicorn => format!("run gunicorn with `--bind {hp}` ({words})"),
+        Program::Jupyter => {
+            let ip = if any.v6 { "'*'" } else { "0.0.0.0" };
+            format!("start it with `jupyter lab --ip={ip} --port={port}` (or `jupyter notebook --ip={ip}`) to listen on {words}")
+        }
+        Program::Rails => format!("run `rails server -b {h} -p {port}` ({words})"),
+        // Puma renames its process (`puma 6.4 (tcp://localhost:3000) [app]`), so a Rails
+        // app under Puma looks like Puma alone.
+        Program::Puma => format!("run `rails server -b {h} -p {port}` (Rails) or puma with `-b tcp://{hp}` ({words})"),
+        // WEBrick opens `::` IPv6-only: Jekyll serves one family at a time.
+        Program::Jekyll => format!(
+            "run `jekyll serve --host 0.0.0.0 --port {port}` (every IPv4 address: open it by this machine's IPv4 address; Jekyll serves one address family at a time)"
+        ),
+        Program::Hugo => format!(
+            "run `hugo server --bind {h} --port {port} --baseURL http://{}:{port}/` (links then use the address other devices open)",
+            url_host(cx.dialled)
+        ),
+        Program::PhpBuiltin => format!(
+            "restart PHP's built-in server as `php -S {hp}` with the rest of its arguments ({words}; `-S localhost:{port}` serves this machine only)"
+        ),
+        Program::Laravel => format!("run `php artisan serve --host={h} --port={port}` ({words})"),
+        Program::SpringBoot => format!(
+            "set `server.address={h}` (e.g. `java -jar app.jar --server.address={h}`), or leave `server.address` out: Spring Boot then listens on every address"
+        ),
+        Program::Kestrel => {
+            let url = if any.v6 { format!("http://[::]:{port}") } else { format!("http://0.0.0.0:{port}") };
+            format!("run `dotnet run --urls {url}` (or set ASPNETCORE_URLS={url}) to listen on {words}")
+        }
+        Program::Go => format!(
+            "in the Go code, listen on \":{port}\" with no host (e.g. `http.ListenAndServe(\":{port}\", handler)`): Go then listens on every IPv4 and IPv6 address{instead}"
+        ),
+        Program::FlutterWeb => format!(
+            "run `flutter run -d web-server --web-hostname {h} --web-port {port}` ({words})"
+        ),
         Program::DockerProxy | Program::Other => {
-            format!("make the server listen on 0.0.0.0:{port} (every address) instead of 127.0.0.1/localhost")
+            let v6only = found.iter().any(|l| l.bind.is_ipv6() && l.bind.ip().is_unspecified() && l.v6only == Some(true));
+            if v6only && cx.v4 {
+                format!("clear IPV6_V6ONLY on the server's [::]:{port} socket (it then accepts IPv4 too), or let it listen on 0.0.0.0:{port} as well")
+            } else if any.v6 {
+                format!("make the server listen on [::]:{port} with IPV6_V6ONLY off (every IPv4 and IPv6 address){instead}")
+            } else {
+                format!("make the server listen on 0.0.0.0:{port} (every IPv4 address){instead}")
+            }
         }
     }
 }
@@ -130,15 +334,99 @@ pub fn firewall_fix(proto: Proto, port: Option<u16>) -> String {
     }
 }
 
+fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+/// What a probe that was not answered met, in words.
+fn met(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Refused => "refused",
+        Outcome::Timeout => "silent (timed out)",
+        Outcome::Unreachable => "unreachable",
+        Outcome::Reset => "reset",
+        Outcome::EmptyReply => "closed without an answer",
+        Outcome::Foreign => "answered by something else",
+        Outcome::NotProbed => "not probed",
+        Outcome::Open => "open",
+    }
+}
+
+/// `2001:db8::10 (IPv6)`, with `, the address you dialled` for the dialled one.
+fn at(ip: IpAddr, dialled: Option<IpAddr>) -> String {
+    let you = if dialled == Some(ip) { ", the address you dialled" } else { "" };
+    format!("{ip} ({}){you}", family(ip))
+}
+
+/// Probes in report order with the dialled address first.
+fn dialled_first(mut probes: Vec<&ServiceProbeReport>, dialled: Option<IpAddr>) -> Vec<&ServiceProbeReport> {
+    probes.sort_by_key(|p| Some(p.target.ip()) != dialled);
+    probes
+}
+
+/// The `partial` finding: where the port answers and where not, and the fix for why not.
+fn partial(f: &ServiceFacts<'_>, who: &str, program: Program, cx: &FixContext) -> (String, String) {
+    let port = f.port;
+    let open: Vec<&ServiceProbeReport> = f.probes.iter().filter(|p| p.outcome == Outcome::Open).collect();
+    let open = dialled_first(open, cx.dialled);
+    let missed = dialled_first(missed_probes(f), cx.dialled);
+    let answered: Vec<String> = open.iter().map(|p| at(p.target.ip(), cx.dialled)).collect();
+    let not: Vec<String> =
+        missed.iter().map(|p| format!("{} at {}", met(p.outcome), at(p.target.ip(), cx.dialled))).collect();
+    let binds: Vec<String> = f.listeners.iter().map(|l| l.bind.to_string()).collect();
+    // Where a socket accepts the address yet the port did not answer, a firewall is in
+    // the way; elsewhere the bind leaves the address out.
+    let listening_there = missed.iter().all(|p| f.listeners.iter().any(|l| l.accepts(p.target.ip())));
+    let why = if f.listeners.is_empty() {
+        String::new()
+    } else if listening_there {
+        format!(": {who} listens on {}, so a firewall rule stops the rest", binds.join(", "))
+    } else {
+        let scope: Vec<String> = f.listeners.iter().map(|l| format!("{} ({})", l.bind, scope_words(l))).collect();
+        format!(": {who} listens on {}", scope.join(", "))
+    };
+    let answered = answered.join(", ");
+    let but = if answered.ends_with("dialled") { ", but" } else { " but" };
+    let message = format!(
+        "Port {port}: reachable at {answered}{but} {}{why}. A device that uses {} cannot connect.",
+        not.join(", "),
+        if missed.len() == 1 { "that address" } else { "those addresses" }
+    );
+    let fix = if listening_there && !f.listeners.is_empty() {
+        firewall_fix(port.proto, Some(port.port))
+    } else {
+        bind_fix(
+            program,
+            port.port,
+            f.listeners,
+            &FixContext { v4: true, v6: cx.v6 || missed.iter().any(|p| p.target.is_ipv6()), ..*cx },
+        )
+    };
+    (message, fix)
+}
+
+/// What a socket's bind accepts, in words.
+fn scope_words(l: &SocketFact) -> &'static str {
+    let ip = l.bind.ip();
+    if ip.is_loopback() {
+        "this machine only"
+    } else if ip.is_unspecified() && ip.is_ipv4() {
+        "IPv4 only"
+    } else if ip.is_unspecified() {
+        match l.v6only {
+            Some(true) => "IPv6 only",
+            Some(false) => "IPv4 and IPv6",
+            None => "IPv6, IPv4 unknown",
+        }
+    } else {
+        "that address only"
+    }
+}
+
 /// The finding for a port's verdict: what is wrong, in words, and the fix for what
-/// was found. `wsl2` adds WSL2's own explanation where the cause may be its NAT.
-pub fn finding(
-    port: CheckedPort,
-    verdict: Verdict,
-    listeners: &[SocketFact],
-    docker: &[DockerPublish],
-    wsl2: bool,
-) -> Finding {
+/// was found. With `cx.wsl2`, WSL2's own explanation where the cause may be its NAT.
+pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Finding {
+    let (port, listeners, docker) = (f.port, f.listeners, f.docker);
     let who = listeners.iter().find_map(|l| {
         l.program.as_deref().map(|p| match l.pid {
             Some(pid) => format!("{p} (pid {pid})"),
@@ -163,25 +451,29 @@ pub fn finding(
     let container = docker.first();
     let (severity, message, fix) = match verdict {
         Verdict::Reachable => (Severity::Info, format!("Port {port} is reachable from the peer ({who} on {binds})."), String::new()),
+        Verdict::Partial => {
+            let (message, fix) = partial(f, &who, program, cx);
+            (Severity::Error, message, fix)
+        }
         Verdict::LoopbackOnly => (
             Severity::Error,
             format!("Port {port}: {who} listens on {binds} only, which accepts connections from this machine alone."),
-            bind_fix(program, n),
+            bind_fix(program, n, listeners, cx),
         ),
         Verdict::InterfaceOnly => (
             Severity::Error,
             format!("Port {port}: {who} listens only on {binds}, an address the peer did not reach (another network interface or a VPN)."),
-            format!("listen on 0.0.0.0:{n}, or on the address the other device uses; {}", bind_fix(program, n)),
+            bind_fix(program, n, listeners, cx),
         ),
         Verdict::Ipv4Only => (
             Severity::Error,
-            format!("Port {port}: {who} listens on IPv4 only ({binds}), but the peer reaches this machine over IPv6 only."),
-            "listen on :: as well (or on a dual-stack :: socket), or give the other device an IPv4 route".into(),
+            format!("Port {port}: {who} listens on IPv4 only ({binds}), but the peer reaches this machine over IPv6."),
+            bind_fix(program, n, listeners, &FixContext { v6: true, ..*cx }),
         ),
         Verdict::Ipv6Only => (
             Severity::Error,
-            format!("Port {port}: {who} listens on IPv6 only ({binds}), but the peer reaches this machine over IPv4 only."),
-            "listen on 0.0.0.0 as well, or clear IPV6_V6ONLY on the :: socket".into(),
+            format!("Port {port}: {who} listens on IPv6 only ({binds}), but the peer reaches this machine over IPv4."),
+            bind_fix(program, n, listeners, &FixContext { v4: true, ..*cx }),
         ),
         Verdict::FirewallDrop => (
             Severity::Error,
@@ -212,10 +504,14 @@ pub fn finding(
         Verdict::ContainerLoopback => {
             let c = container.map(|c| format!("{} ({})", c.container, c.image)).unwrap_or_else(|| "the container".into());
             let inner = container.map(|c| c.container_port).unwrap_or(n);
+            let own = match program {
+                Program::DockerProxy | Program::Other => String::new(),
+                p => format!("; {}", bind_fix(p, inner, &[], &FixContext { v6: false, ..*cx })),
+            };
             (
                 Severity::Error,
                 format!("Port {port}: Docker publishes it, but the app inside container {c} listens on 127.0.0.1:{inner}, which Docker's forwarding cannot reach (connections are accepted, then closed)."),
-                format!("make the app in the container listen on 0.0.0.0:{inner}; {}", bind_fix(program, inner)),
+                format!("make the app in the container listen on 0.0.0.0:{inner} instead of 127.0.0.1:{inner}, then restart it{own}"),
             )
         }
         Verdict::PublishedLoopback => {
@@ -238,7 +534,7 @@ pub fn finding(
             "check Wi-Fi client isolation (guest networks), the host firewall's default policy, and that both devices are on the same network".into(),
         ),
     };
-    let fix = if wsl2 && verdict != Verdict::Reachable {
+    let fix = if cx.wsl2 && verdict != Verdict::Reachable {
         format!(
             "{fix}. This agent runs inside WSL2, which sits behind Windows' NAT: other devices reach Windows, not WSL. \
              Use WSL's mirrored networking (`networkingMode=mirrored` in %UserProfile%\\.wslconfig) or forward the port: \
@@ -253,8 +549,12 @@ pub fn finding(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::CheckedPort;
+    use crate::report::ProbeReport;
 
     const P: CheckedPort = CheckedPort { port: 3000, proto: Proto::Tcp };
+    const BOTH: FixContext = FixContext { dialled: None, v4: true, v6: true, wsl2: false };
+    const V4: FixContext = FixContext { dialled: None, v4: true, v6: false, wsl2: false };
 
     fn sock(bind: &str, program: &str, cmdline: &str) -> SocketFact {
         SocketFact {
@@ -267,30 +567,190 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fixes_speak_the_programs_language() {
-        let vite = sock("127.0.0.1:5173", "node", "node /app/node_modules/.bin/vite");
-        let f = finding(P, Verdict::LoopbackOnly, &[vite], &[], false);
-        assert_eq!(f.code, "loopback_only");
-        assert!(f.fix.contains("--host") && f.message.contains("node (pid 42)"), "{f:?}");
-        let flask = sock("127.0.0.1:5000", "python3", "python3 -m flask run");
-        assert!(finding(P, Verdict::LoopbackOnly, &[flask], &[], false).fix.contains("flask run --host=0.0.0.0"));
-        let django = sock("0.0.0.0:8000", "python3", "python manage.py runserver");
-        assert!(finding(P, Verdict::HttpHostCheck, &[django], &[], false).fix.contains("ALLOWED_HOSTS"));
-        let fw = finding(P, Verdict::FirewallDrop, &[], &[], false);
-        assert!(
-            fw.fix.contains("dport 3000") && fw.fix.contains("ufw allow 3000/tcp") && fw.fix.contains("firewall-cmd")
-        );
-        let wsl = finding(P, Verdict::LoopbackOnly, &[], &[], true);
-        assert!(wsl.fix.contains("WSL2") && wsl.fix.contains("portproxy"));
+    fn find(verdict: Verdict, listeners: &[SocketFact], cx: &FixContext) -> Finding {
+        let f = ServiceFacts { port: P, listeners, docker: &[], probes: &[], path: &[], local_http_status: None };
+        finding(&f, verdict, cx)
     }
 
     #[test]
-    fn recognises_frameworks() {
-        assert_eq!(recognise(Some("node"), Some("node /x/next dev")), Program::NextJs);
-        assert_eq!(recognise(Some("node"), Some("node /x/webpack serve")), Program::WebpackDevServer);
-        assert_eq!(recognise(Some("python3"), Some("python3 -m http.server 8000")), Program::PythonHttpServer);
-        assert_eq!(recognise(Some("docker-proxy"), None), Program::DockerProxy);
+    fn fixes_speak_the_programs_language() {
+        let vite = sock("127.0.0.1:5173", "node", "node /app/node_modules/.bin/vite");
+        let f = find(Verdict::LoopbackOnly, &[vite], &BOTH);
+        assert_eq!(f.code, "loopback_only");
+        assert!(f.fix.contains("--host") && f.message.contains("node (pid 42)"), "{f:?}");
+        let flask = sock("127.0.0.1:5000", "python3", "python3 -m flask run");
+        assert!(find(Verdict::LoopbackOnly, &[flask], &V4).fix.contains("flask run --host=0.0.0.0"));
+        let django = sock("0.0.0.0:8000", "python3", "python manage.py runserver");
+        assert!(find(Verdict::HttpHostCheck, &[django], &BOTH).fix.contains("ALLOWED_HOSTS"));
+        let fw = find(Verdict::FirewallDrop, &[], &BOTH);
+        assert!(
+            fw.fix.contains("dport 3000") && fw.fix.contains("ufw allow 3000/tcp") && fw.fix.contains("firewall-cmd")
+        );
+        let wsl = find(Verdict::LoopbackOnly, &[], &FixContext { wsl2: true, ..BOTH });
+        assert!(wsl.fix.contains("WSL2") && wsl.fix.contains("portproxy"));
+    }
+
+    /// One fix per situation, in the terms of the bind found: no "127.0.0.1" for a
+    /// server on [::1], no second generic sentence after the specific one, and the bind
+    /// that serves both families when the peer reaches this machine over both.
+    #[test]
+    fn one_fix_in_the_terms_of_the_bind_found() {
+        let socat = sock("[::1]:8080", "socat", "socat TCP6-LISTEN:8080,bind=[::1] EXEC:cat");
+        let f = find(Verdict::LoopbackOnly, &[socat], &BOTH);
+        assert_eq!(
+            f.fix,
+            "make the server listen on [::]:3000 with IPV6_V6ONLY off (every IPv4 and IPv6 address) instead of [::1]:8080"
+        );
+        let other = sock("203.0.113.1:7002", "python3", "python3 -m http.server 7002 --bind 203.0.113.1");
+        let f = find(Verdict::InterfaceOnly, std::slice::from_ref(&other), &BOTH);
+        assert_eq!(f.fix, "run `python3 -m http.server 3000 --bind ::` (every IPv4 and IPv6 address)");
+        let f = find(Verdict::InterfaceOnly, &[other], &V4);
+        assert_eq!(f.fix, "run `python3 -m http.server 3000 --bind 0.0.0.0` (every IPv4 address)");
+        let generic = sock("203.0.113.1:7002", "myserver", "./myserver");
+        let f = find(Verdict::InterfaceOnly, &[generic], &V4);
+        assert_eq!(f.fix, "make the server listen on 0.0.0.0:3000 (every IPv4 address) instead of 203.0.113.1:7002");
+        assert!(!f.fix.contains("127.0.0.1/localhost") && f.fix.matches("listen").count() == 1, "{f:?}");
+        // A v6-only :: socket reached over IPv4: clear the option, in its own words.
+        let v6only = sock("[::]:3000", "myserver", "./myserver");
+        let f = find(Verdict::Ipv6Only, &[v6only], &V4);
+        assert!(f.fix.starts_with("clear IPV6_V6ONLY on the server's [::]:3000 socket"), "{}", f.fix);
+    }
+
+    /// Recorded process names and command lines of the dev servers people run, and the
+    /// flag each fix names.
+    #[test]
+    fn recognises_dev_servers_from_recorded_command_lines() {
+        use Program::*;
+        let table: &[(&str, &str, Program, &str)] = &[
+            ("node", "node /app/node_modules/.bin/vite", Vite, "vite --host"),
+            ("node", "node /app/node_modules/.bin/vite dev", Vite, "--host"), // SvelteKit
+            ("node", "node /app/node_modules/.bin/remix vite:dev", Vite, "--host"),
+            ("node", "node /x/node_modules/.bin/next dev", NextJs, "next dev -H :: -p 3000"),
+            ("next-server (v1", "next-server (v14.2.3)", NextJs, "next dev -H ::"),
+            ("node", "node /x/node_modules/.bin/webpack serve", WebpackDevServer, "--host ::"),
+            ("node", "node /x/node_modules/react-scripts/scripts/start.js", CreateReactApp, "HOST=:: npm start"),
+            ("ng serve", "ng serve", Angular, "ng serve --host :: --port 3000"),
+            ("node", "node /app/node_modules/.bin/ng serve --port 4200", Angular, "ng serve --host ::"),
+            ("node", "node /app/node_modules/.bin/vue-cli-service serve", VueCli, "vue-cli-service serve --host ::"),
+            ("node", "node /app/node_modules/.bin/astro dev", Astro, "astro dev --host"),
+            ("node", "node /app/node_modules/.bin/nuxi dev", Nuxt, "nuxi dev --host ::"),
+            ("node", "node /app/node_modules/.bin/remix-serve build/index.js", Remix, "HOST=:: remix-serve"),
+            ("node", "node /app/node_modules/.bin/expo start", Expo, "expo start --lan"),
+            ("node", "node /app/node_modules/react-native/cli.js start", Expo, "--lan"),
+            ("node", "node /app/node_modules/.bin/react-native start", Expo, "--lan"),
+            (
+                "node",
+                "node /root/.npm/_npx/2f5/node_modules/.bin/serve -l tcp://localhost:3000",
+                Serve,
+                "serve -l 3000",
+            ),
+            ("node", "node /usr/local/bin/http-server -a 127.0.0.1 -p 8080", HttpServer, "http-server -a :: -p 3000"),
+            ("node", "node server.js", Node, "`.listen(3000)` with no host"),
+            ("python3", "python3 -m http.server 8000 --bind 127.0.0.1", PythonHttpServer, "--bind ::"),
+            ("flask", "/usr/bin/python3 /usr/local/bin/flask run", Flask, "flask run --host=:: --port=3000"),
+            ("python", "python manage.py runserver", Django, "runserver [::]:3000"),
+            ("uvicorn", "/usr/bin/python3 /usr/local/bin/uvicorn main:app", Uvicorn, "--host :: --port 3000"),
+            ("gunicorn", "/usr/bin/python3 /usr/local/bin/gunicorn app:app", Gunicorn, "--bind [::]:3000"),
+            ("jupyter-lab", "/usr/bin/python3 /usr/bin/jupyter-lab", Jupyter, "jupyter lab --ip='*' --port=3000"),
+            ("python3", "/usr/bin/python3 /usr/bin/jupyter-notebook --no-browser", Jupyter, "--ip='*'"),
+            ("ruby", "puma 6.4.2 (tcp://localhost:3000) [app]", Puma, "rails server -b :: -p 3000"),
+            ("ruby", "ruby bin/rails server", Rails, "rails server -b :: -p 3000"),
+            ("puma", "puma 6.4.2 (tcp://127.0.0.1:9292) [site]", Puma, "-b tcp://[::]:3000"),
+            ("jekyll", "ruby /usr/bin/jekyll serve", Jekyll, "jekyll serve --host 0.0.0.0"),
+            ("hugo", "hugo server", Hugo, "hugo server --bind :: --port 3000"),
+            ("php8.2", "php -S localhost:8080", PhpBuiltin, "php -S [::]:3000"),
+            ("php", "/usr/bin/php8.2 -S 127.0.0.1:8000 -t public", PhpBuiltin, "php -S [::]:3000"),
+            (
+                "php8.2",
+                "/usr/bin/php8.2 -S 127.0.0.1:8000 /app/vendor/laravel/framework/src/Illuminate/Foundation/Console/../resources/server.php",
+                Laravel,
+                "php artisan serve --host=::",
+            ),
+            ("php-fpm8.2", "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)", Other, ""),
+            (
+                "java",
+                "java -jar target/demo-0.0.1-SNAPSHOT.jar org.springframework.boot.loader.JarLauncher",
+                SpringBoot,
+                "server.address=::",
+            ),
+            (
+                "java",
+                "/usr/lib/jvm/java-17/bin/java -cp /app/build/classes:/root/.gradle/spring-boot-3.2.0.jar com.example.App",
+                SpringBoot,
+                "server.address",
+            ),
+            ("dotnet", "dotnet run --urls http://localhost:5000", Kestrel, "dotnet run --urls http://[::]:3000"),
+            ("dotnet", "/usr/share/dotnet/dotnet bin/Debug/net8.0/App.dll", Kestrel, "ASPNETCORE_URLS"),
+            ("main", "/tmp/go-build1234567/b001/exe/main", Go, "listen on \":3000\" with no host"),
+            (
+                "dart",
+                "/opt/flutter/bin/cache/dart-sdk/bin/dart /opt/flutter/bin/cache/flutter_tools.snapshot run -d web-server",
+                FlutterWeb,
+                "--web-hostname :: --web-port 3000",
+            ),
+            ("docker-proxy", "/usr/bin/docker-proxy -proto tcp -host-ip 0.0.0.0", DockerProxy, ""),
+            ("nginx", "nginx: master process /usr/sbin/nginx", Other, "[::]:3000"),
+        ];
+        for (name, cmdline, program, flag) in table {
+            assert_eq!(recognise(Some(name), Some(cmdline)), *program, "{name}: {cmdline}");
+            let f = find(Verdict::LoopbackOnly, &[sock("127.0.0.1:3000", name, cmdline)], &BOTH);
+            assert!(f.fix.contains(flag), "{cmdline}: {:?} lacks {flag:?}", f.fix);
+            // Express's `app` is one way to start a Node server among others.
+            assert!(!f.fix.contains("app.listen"), "{cmdline}: {}", f.fix);
+        }
         assert_eq!(recognise(None, None), Program::Other);
+    }
+
+    #[test]
+    fn partly_reachable_says_where_and_why() {
+        let path: Vec<ProbeReport> = [("0.0.0.0:40000", "198.51.100.10:40000"), ("[::]:40001", "[2001:db8::10]:40001")]
+            .iter()
+            .map(|(b, t)| ProbeReport {
+                proto: Proto::Tcp,
+                bind: b.parse().expect("bind"),
+                target: t.parse().expect("target"),
+                outcome: Outcome::Open,
+                rtt_ms: Some(0.3),
+                errno: None,
+                attempts: 1,
+                seen_by_listener: true,
+            })
+            .collect();
+        let probe = |t: &str, outcome| ServiceProbeReport {
+            target: t.parse().expect("target"),
+            outcome,
+            rtt_ms: None,
+            http_status: None,
+            errno: None,
+        };
+        let probes = [probe("198.51.100.10:3000", Outcome::Refused), probe("[2001:db8::10]:3000", Outcome::Open)];
+        let listeners = [sock("[::]:3000", "python3", "python3 server.py")];
+        let f = ServiceFacts {
+            port: P,
+            listeners: &listeners,
+            docker: &[],
+            probes: &probes,
+            path: &path,
+            local_http_status: None,
+        };
+        let cx = FixContext { dialled: Some("198.51.100.10".parse().expect("ip")), ..BOTH };
+        let found = finding(&f, Verdict::Partial, &cx);
+        assert_eq!(found.severity, Severity::Error);
+        assert!(
+            found.message.contains(
+                "reachable at 2001:db8::10 (IPv6) but refused at 198.51.100.10 (IPv4), the address you dialled"
+            ),
+            "{}",
+            found.message
+        );
+        assert!(found.message.contains("[::]:3000 (IPv6 only)"), "{}", found.message);
+        assert!(found.fix.starts_with("clear IPV6_V6ONLY"), "{}", found.fix);
+        // Listening at the silent address: a firewall, not the bind.
+        let dual = [SocketFact { v6only: Some(false), ..listeners[0].clone() }];
+        let probes = [probe("198.51.100.10:3000", Outcome::Open), probe("[2001:db8::10]:3000", Outcome::Timeout)];
+        let f = ServiceFacts { listeners: &dual, probes: &probes, ..f };
+        let found = finding(&f, Verdict::Partial, &cx);
+        assert!(found.message.contains("silent (timed out) at 2001:db8::10 (IPv6)"), "{}", found.message);
+        assert!(found.fix.contains("ufw allow 3000/tcp"), "{}", found.fix);
     }
 }

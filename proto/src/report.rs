@@ -35,6 +35,29 @@ pub struct AddressInfo {
     pub interface: String,
     /// What kind of network it is on.
     pub kind: InterfaceKind,
+    /// The length of its network's prefix (`24` for a /24), when known: which other
+    /// addresses share its network.
+    #[serde(default)]
+    pub prefix: Option<u8>,
+}
+
+impl AddressInfo {
+    /// Whether `ip` is on this address's network (same prefix); false when the prefix
+    /// is not known.
+    pub fn same_network(&self, ip: IpAddr) -> bool {
+        let Some(len) = self.prefix else { return false };
+        match (self.ip, ip.to_canonical()) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The agent side.
@@ -57,6 +80,10 @@ pub struct PeerInfo {
     pub id: String,
     /// Source address of its control connection as the agent saw it (none in local mode).
     pub seen_from: Option<SocketAddr>,
+    /// The agent address the peer dialled (where its control connection arrived; none in
+    /// local mode): the address the user typed or discovered, judged first.
+    #[serde(default)]
+    pub dialled: Option<IpAddr>,
     /// The agent interface the control connection arrived on, when known.
     pub arrival_interface: Option<String>,
     /// The addresses the peer declared in its Hello.
@@ -222,6 +249,10 @@ finding_codes! {
     UdpUnconfirmed => "udp_unconfirmed",
     /// Port verdict `reachable`.
     Reachable => "reachable",
+    /// Port verdict `partial`.
+    Partial => "partial",
+    /// Test listeners at an address on a network the peer is not on did not answer.
+    OtherNetwork => "other_network",
     /// Port verdict `interface_only`.
     InterfaceOnly => "interface_only",
     /// Port verdict `ipv4_only`.
@@ -328,8 +359,10 @@ impl<'de> Deserialize<'de> for FindingCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// The peer reached it.
+    /// The peer reached it at every address of this host it can reach.
     Reachable,
+    /// Answered at some addresses the peer can reach, refused or silent at others.
+    Partial,
     /// Bound to 127.0.0.1 / ::1 only.
     LoopbackOnly,
     /// Bound only to an address the peer did not dial (another NIC, a VPN).
@@ -358,8 +391,9 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in a stable order.
-    pub const ALL: [Verdict; 13] = [
+    pub const ALL: [Verdict; 14] = [
         Verdict::Reachable,
+        Verdict::Partial,
         Verdict::LoopbackOnly,
         Verdict::InterfaceOnly,
         Verdict::Ipv4Only,
@@ -378,6 +412,7 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Reachable => "reachable",
+            Verdict::Partial => "partial",
             Verdict::LoopbackOnly => "loopback_only",
             Verdict::InterfaceOnly => "interface_only",
             Verdict::Ipv4Only => "ipv4_only",
@@ -455,6 +490,37 @@ impl Report {
 }
 
 impl Report {
+    /// Whether `ip`, an address of this agent, is on a network the peer is on, as far as
+    /// the report knows: the address it dialled, another address of the interface it
+    /// dialled, an address whose prefix holds one of the peer's own addresses (or the
+    /// source its traffic came from), or an address where some probe was answered. In
+    /// `local` mode every address counts: the machine probes itself.
+    pub fn on_peer_network(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        if self.mode == Mode::Local || self.peer.dialled.map(|d| d.to_canonical()) == Some(ip) {
+            return true;
+        }
+        let own = self.agent.addresses.iter().find(|a| a.ip.to_canonical() == ip);
+        let dialled_interface = self
+            .peer
+            .dialled
+            .and_then(|d| self.agent.addresses.iter().find(|a| a.ip.to_canonical() == d.to_canonical()))
+            .map(|a| a.interface.as_str());
+        if own.is_some_and(|a| Some(a.interface.as_str()) == dialled_interface) {
+            return true;
+        }
+        let mut peer_ips = self.peer.addresses.iter().copied().chain(self.peer.seen_from.map(|s| s.ip()));
+        if own.is_some_and(|a| peer_ips.any(|p| a.same_network(p))) {
+            return true;
+        }
+        self.probes.iter().any(|p| p.target.ip().to_canonical() == ip && p.outcome == Outcome::Open)
+            || self
+                .services
+                .iter()
+                .flat_map(|s| &s.probes)
+                .any(|p| p.target.ip().to_canonical() == ip && p.outcome == Outcome::Open)
+    }
+
     /// Whether every port named with `--check` is reachable (the exit code's question).
     pub fn checked_ports_reachable(&self) -> bool {
         self.services.iter().filter(|s| s.source == PortSource::Check).all(|s| s.verdict == Verdict::Reachable)

@@ -29,8 +29,9 @@ fn http_rejects(status: Option<u16>) -> bool {
 }
 
 /// Whether traffic of `proto` reached this host at `ip`: a wildcard test listener of
-/// that family answered there.
-fn path_open(path: &[ProbeReport], proto: Proto, ip: IpAddr) -> bool {
+/// that family answered there. These are the addresses the peer can reach, where a
+/// `reachable` port must answer.
+pub fn path_open(path: &[ProbeReport], proto: Proto, ip: IpAddr) -> bool {
     path.iter().any(|p| {
         p.proto == proto
             && p.bind.ip().is_unspecified()
@@ -40,9 +41,16 @@ fn path_open(path: &[ProbeReport], proto: Proto, ip: IpAddr) -> bool {
     })
 }
 
+/// The port's outside probes that were not answered at an address the peer can reach
+/// ([`path_open`]): where a port that answers elsewhere is only partly reachable.
+pub fn missed_probes<'a>(f: &ServiceFacts<'a>) -> Vec<&'a ServiceProbeReport> {
+    f.probes.iter().filter(|p| p.outcome != Outcome::Open && path_open(f.path, f.port.proto, p.target.ip())).collect()
+}
+
 /// The verdict for one port.
 ///
-/// Outside evidence from the LAN wins (an answer at a non-loopback address is reachable
+/// `reachable` means answered at every address the peer can reach ([`path_open`]);
+/// answered at some and not at others is `partial`. Outside evidence from the LAN wins (an answer at a non-loopback address is reachable
 /// whatever the inside facts say: something may forward the port unseen). Without it,
 /// inside facts about bind scope decide, since a peer on this machine (loopback) or the
 /// `--local` self-check cannot show what the LAN sees. Then the path picture of the
@@ -58,8 +66,10 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
     let answer = |open: &[&ServiceProbeReport]| {
         if local_ok && open.iter().all(|p| http_rejects(p.http_status)) {
             Verdict::HttpHostCheck
-        } else {
+        } else if missed_probes(f).is_empty() {
             Verdict::Reachable
+        } else {
+            Verdict::Partial
         }
     };
     let open_lan = open_at(true);
@@ -107,30 +117,47 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
     if reachable.is_empty() {
         return Verdict::NetworkBlocked;
     }
-    let covered =
-        |ip: IpAddr| f.listeners.iter().any(|l| l.accepts(ip)) || published.iter().any(|d| d.host_ip.is_unspecified());
+    let covered = |ip: IpAddr| {
+        f.listeners.iter().any(|l| l.accepts(ip))
+            || published.iter().any(|d| d.host_ip.is_unspecified() && d.host_ip.is_ipv4() == ip.is_ipv4())
+    };
     let matching: Vec<IpAddr> = reachable.iter().copied().filter(|ip| covered(*ip)).collect();
     let silent_at =
         |ips: &[IpAddr]| f.probes.iter().any(|p| ips.contains(&p.target.ip()) && p.outcome == Outcome::Timeout);
+    // The bind leaves out these addresses the peer reaches: which family, or which
+    // interface, is missing.
+    let bind_gap = |ips: &[IpAddr]| {
+        let v4 = f.listeners.iter().any(|l| l.bind.is_ipv4() || l.accepts(IpAddr::from([127, 0, 0, 1])));
+        let v6 = f.listeners.iter().any(|l| l.bind.is_ipv6());
+        let reach_v4 = ips.iter().any(IpAddr::is_ipv4);
+        let reach_v6 = ips.iter().any(IpAddr::is_ipv6);
+        match (v4, v6, reach_v4, reach_v6) {
+            (true, false, false, true) => Verdict::Ipv4Only,
+            (false, true, true, false) => Verdict::Ipv6Only,
+            _ => Verdict::InterfaceOnly,
+        }
+    };
     if matching.is_empty() {
         // A wrong bind address is refused; silence where the path is open is a filter.
         if silent_at(&reachable) {
             return Verdict::FirewallDrop;
         }
-        let v4 = f.listeners.iter().any(|l| l.bind.is_ipv4() || l.accepts(IpAddr::from([127, 0, 0, 1])));
-        let v6 = f.listeners.iter().any(|l| l.bind.is_ipv6());
-        let reach_v4 = reachable.iter().any(IpAddr::is_ipv4);
-        let reach_v6 = reachable.iter().any(IpAddr::is_ipv6);
-        return match (v4, v6, reach_v4, reach_v6) {
-            (true, false, false, true) => Verdict::Ipv4Only,
-            (false, true, true, false) => Verdict::Ipv6Only,
-            _ => Verdict::InterfaceOnly,
-        };
+        return bind_gap(&reachable);
     }
     if silent_at(&matching) {
         // Many UDP servers stay silent at an empty datagram: listening, with the UDP path
-        // open, is as far as UDP can be confirmed (`judge` says so in a warning).
-        if proto == Proto::Udp { Verdict::Reachable } else { Verdict::FirewallDrop }
+        // open, is as far as UDP can be confirmed (`judge` says so in a warning) — at every
+        // address the peer reaches, or the bind (refused elsewhere) or a firewall (a
+        // refusal where a socket listens) is what the peer meets.
+        let all_silent =
+            f.probes.iter().filter(|p| matching.contains(&p.target.ip())).all(|p| p.outcome == Outcome::Timeout);
+        let unmatched: Vec<IpAddr> = reachable.iter().copied().filter(|ip| !matching.contains(ip)).collect();
+        match proto {
+            Proto::Udp if !all_silent => Verdict::FirewallReject,
+            Proto::Udp if !unmatched.is_empty() => bind_gap(&unmatched),
+            Proto::Udp => Verdict::Reachable,
+            Proto::Tcp => Verdict::FirewallDrop,
+        }
     } else {
         Verdict::FirewallReject
     }
@@ -245,7 +272,17 @@ mod tests {
             local_http_status: Some(403),
         };
         assert_eq!(verdict(&f), Verdict::Reachable);
-        assert_eq!(v(&[any], &[], &[probe(LAN, EmptyReply, None)], &p), Verdict::ProxyNoBackend);
+        assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, EmptyReply, None)], &p), Verdict::ProxyNoBackend);
+        // Answered over one family, refused over the other that the peer also reaches.
+        let both = [probe(LAN, Open, Some(200)), probe(LAN6, Refused, None)];
+        assert_eq!(v(std::slice::from_ref(&any), &[], &both, &p), Verdict::Partial);
+        let v6only = sock("[::]:3000", "python3", "python3 server.py");
+        let both = [probe(LAN, Refused, None), probe(LAN6, Open, Some(200))];
+        assert_eq!(v(std::slice::from_ref(&v6only), &[], &both, &p), Verdict::Partial);
+        // The other family's path is closed: not an address the peer can reach.
+        let v4_path = path(&[("198.51.100.1:40000", Open), ("[2001:db8::1]:40001", Timeout)]);
+        let both = [probe(LAN, Open, Some(200)), probe(LAN6, Timeout, None)];
+        assert_eq!(v(&[any], &[], &both, &v4_path), Verdict::Reachable);
     }
 
     #[test]

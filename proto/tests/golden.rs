@@ -28,7 +28,16 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn agent() -> AgentInfo {
-    let a = |ip_: &str, interface: &str, kind| AddressInfo { ip: ip(ip_), interface: interface.into(), kind };
+    let a = |ip_: &str, interface: &str, kind| {
+        let prefix = Some(if ip(ip_).is_loopback() {
+            if ip_.contains(':') { 128 } else { 8 }
+        } else if ip_.contains(':') {
+            64
+        } else {
+            24
+        });
+        AddressInfo { ip: ip(ip_), interface: interface.into(), kind, prefix }
+    };
     AgentInfo {
         name: "box".into(),
         id: "B9V8-BCP5-FBB2-0VWE".into(),
@@ -46,6 +55,7 @@ fn peer() -> PeerInfo {
         name: "phone".into(),
         id: "SD8Z-HYQH-4NQD-55BY".into(),
         seen_from: Some("198.51.100.2:46265".parse().expect("addr")),
+        dialled: Some(ip(LAN4)),
         arrival_interface: Some("eth0".into()),
         addresses: vec![ip(PEER4), ip(PEER6)],
         probe_sources: vec![],

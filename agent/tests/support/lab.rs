@@ -212,9 +212,10 @@ impl Lab {
                         out.push_str(&line);
                         out.push('\n');
                     }
-                    if tx.send(line).is_err() {
-                        break;
-                    }
+                    // Keep draining after the caller dropped its `Spawned`: a closed pipe
+                    // would make the program's next log line fail (python's http.server
+                    // then drops the connection it was answering).
+                    let _ = tx.send(line);
                 }
             });
         }

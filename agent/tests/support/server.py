@@ -2,8 +2,8 @@
 """Stand-in servers for the LAN-in-a-box service tests.
 
     server.py v6only PORT      HTTP on [::]:PORT with IPV6_V6ONLY set
-    server.py hostcheck PORT   HTTP on 0.0.0.0:PORT answering 403 unless Host is localhost
-    server.py deny PORT        HTTP on 0.0.0.0:PORT answering 403 to everyone (auth, no index)
+    server.py hostcheck PORT   HTTP on [::]:PORT (dual-stack) answering 403 unless Host is localhost
+    server.py deny PORT        HTTP on [::]:PORT (dual-stack) answering 403 to everyone (auth, no index)
 
 Each prints "ready" once it listens and serves until killed.
 """
@@ -50,14 +50,22 @@ class V6OnlyServer(http.server.HTTPServer):
         super().server_bind()
 
 
+class DualStackServer(http.server.HTTPServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "v6only":
         server = V6OnlyServer(("::", port), Ok)
     elif mode == "hostcheck":
-        server = http.server.HTTPServer(("0.0.0.0", port), HostCheck)
+        server = DualStackServer(("::", port), HostCheck)
     elif mode == "deny":
-        server = http.server.HTTPServer(("0.0.0.0", port), Deny)
+        server = DualStackServer(("::", port), Deny)
     else:
         sys.exit(f"unknown mode {mode}")
     print("ready", flush=True)

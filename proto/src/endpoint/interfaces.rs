@@ -18,6 +18,8 @@ pub struct InterfaceAddress {
     pub index: Option<u32>,
     /// What kind of network it is on.
     pub kind: InterfaceKind,
+    /// Its network's prefix length (`24` for a /24), when the system said.
+    pub prefix: Option<u8>,
 }
 
 /// Every address of every interface that is up, loopback included, sorted by kind.
@@ -28,6 +30,10 @@ pub fn list() -> std::io::Result<Vec<InterfaceAddress>> {
         .map(|i| InterfaceAddress {
             kind: classify(&i.name, i.ip(), i.is_p2p()),
             ip: i.ip(),
+            prefix: Some(match &i.addr {
+                if_addrs::IfAddr::V4(a) => a.prefixlen,
+                if_addrs::IfAddr::V6(a) => a.prefixlen,
+            }),
             index: i.index,
             interface: i.name,
         })

@@ -1,0 +1,206 @@
+//! Every verdict × family × (peer, `--local`, a peer on this machine) through the rules:
+//! synthetic inside facts (sockets, Docker), path pictures and outside probe outcomes,
+//! walked exhaustively. Whatever the combination, `reachable` only comes with an outside
+//! probe answered at each address the peer can reach (DESIGN §5), and `partial` only
+//! with an answer at one of them and none at another.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+
+use lanreach_proto::facts::{CheckedPort, DockerPublish, SocketFact};
+use lanreach_proto::report::{ProbeReport, ServiceProbeReport, Verdict};
+use lanreach_proto::verdict::{ServiceFacts, path_open, verdict};
+use lanreach_proto::vocab::{Outcome, Proto};
+
+const PORT: u16 = 3000;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+/// Who probes which addresses of this host.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// A peer on another device: the LAN addresses of the families it has.
+    Peer,
+    /// `--local`: this machine dials its own LAN addresses (over lo).
+    Local,
+    /// A peer on this machine that dialled a loopback address.
+    LoopbackPeer,
+}
+
+fn targets(mode: Mode, families: (bool, bool)) -> Vec<IpAddr> {
+    let (v4, v6) = families;
+    let (a4, a6) = match mode {
+        Mode::Peer | Mode::Local => (ip("198.51.100.10"), ip("2001:db8::10")),
+        Mode::LoopbackPeer => (ip("127.0.0.1"), ip("::1")),
+    };
+    let mut out = Vec::new();
+    if v4 {
+        out.push(a4);
+    }
+    if v6 {
+        out.push(a6);
+    }
+    out
+}
+
+fn sock(proto: Proto, bind: &str, v6only: Option<bool>) -> SocketFact {
+    SocketFact {
+        proto,
+        bind: bind.parse().expect("bind"),
+        v6only,
+        pid: Some(7),
+        program: Some("server".into()),
+        cmdline: Some("server".into()),
+    }
+}
+
+/// The ways people bind a server, one list of sockets each.
+fn listener_sets(proto: Proto) -> Vec<Vec<SocketFact>> {
+    let s = |b: &str, o| sock(proto, b, o);
+    vec![
+        vec![],
+        vec![s("127.0.0.1:3000", None)],
+        vec![s("[::1]:3000", None)],
+        vec![s("0.0.0.0:3000", None)],
+        vec![s("[::]:3000", Some(true))],
+        vec![s("[::]:3000", Some(false))],
+        vec![s("[::]:3000", None)],
+        vec![s("198.51.100.10:3000", None)],
+        vec![s("[2001:db8::10]:3000", None)],
+        vec![s("203.0.113.1:3000", None)],
+        vec![s("0.0.0.0:3000", None), s("[::]:3000", Some(true))],
+    ]
+}
+
+fn docker_sets(proto: Proto) -> Vec<Vec<DockerPublish>> {
+    let publish = |host_ip: &str, inner: &str| DockerPublish {
+        container: "web".into(),
+        image: "app:1".into(),
+        host_ip: ip(host_ip),
+        host_port: PORT,
+        container_port: PORT,
+        proto,
+        inner_listeners: Some(vec![inner.parse().expect("inner")]),
+    };
+    vec![
+        vec![],
+        vec![publish("0.0.0.0", "0.0.0.0:3000")],
+        vec![publish("127.0.0.1", "0.0.0.0:3000")],
+        vec![publish("0.0.0.0", "127.0.0.1:3000")],
+    ]
+}
+
+/// The path picture: a wildcard test listener of the target's family, with `outcome`.
+fn path_probe(proto: Proto, target: IpAddr, outcome: Outcome) -> ProbeReport {
+    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:40000" } else { "[::]:40001" }.parse().expect("bind");
+    ProbeReport {
+        proto,
+        bind,
+        target: SocketAddr::new(target, bind.port()),
+        outcome,
+        rtt_ms: None,
+        errno: None,
+        attempts: 1,
+        seen_by_listener: outcome == Outcome::Open,
+    }
+}
+
+/// Every combination of `choices` over `n` places.
+fn product<T: Copy>(choices: &[T], n: usize) -> Vec<Vec<T>> {
+    let mut out = vec![Vec::new()];
+    for _ in 0..n {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| choices.iter().map(move |c| [prefix.clone(), vec![*c]].concat()))
+            .collect();
+    }
+    out
+}
+
+#[test]
+fn reachable_only_when_every_address_the_peer_can_reach_answered() {
+    let mut seen: HashSet<Verdict> = HashSet::new();
+    let mut walked = 0u64;
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let port = CheckedPort { port: PORT, proto };
+        for mode in [Mode::Peer, Mode::Local, Mode::LoopbackPeer] {
+            for families in [(true, false), (false, true), (true, true)] {
+                let targets = targets(mode, families);
+                for path_outcomes in product(&[Outcome::Open, Outcome::Timeout, Outcome::Unreachable], targets.len()) {
+                    let path: Vec<ProbeReport> =
+                        targets.iter().zip(&path_outcomes).map(|(t, o)| path_probe(proto, *t, *o)).collect();
+                    for outcomes in product(&Outcome::ALL, targets.len()) {
+                        for http in [None, Some(403)] {
+                            let probes: Vec<ServiceProbeReport> = targets
+                                .iter()
+                                .zip(&outcomes)
+                                .map(|(t, o)| ServiceProbeReport {
+                                    target: SocketAddr::new(*t, PORT),
+                                    outcome: *o,
+                                    rtt_ms: None,
+                                    http_status: if *o == Outcome::Open { http } else { None },
+                                    errno: None,
+                                })
+                                .collect();
+                            for listeners in listener_sets(proto) {
+                                for docker in docker_sets(proto) {
+                                    let f = ServiceFacts {
+                                        port,
+                                        listeners: &listeners,
+                                        docker: &docker,
+                                        probes: &probes,
+                                        path: &path,
+                                        local_http_status: Some(200),
+                                    };
+                                    let v = verdict(&f);
+                                    walked += 1;
+                                    seen.insert(v);
+                                    check(v, &f, mode);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let missing: Vec<Verdict> = Verdict::ALL.into_iter().filter(|v| !seen.contains(v)).collect();
+    assert!(missing.is_empty(), "verdicts no combination produced: {missing:?} ({walked} walked)");
+}
+
+fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
+    let reachable_at: Vec<&ServiceProbeReport> =
+        f.probes.iter().filter(|p| path_open(f.path, f.port.proto, p.target.ip())).collect();
+    let answered = |p: &&ServiceProbeReport| p.outcome == Outcome::Open;
+    let context = || {
+        format!(
+            "{mode:?} {:?}\nlisteners {:?}\ndocker {:?}\nprobes {:?}\npath {:?}",
+            v, f.listeners, f.docker, f.probes, f.path
+        )
+    };
+    match v {
+        Verdict::Reachable if f.probes.iter().any(|p| p.outcome == Outcome::Open) => {
+            assert!(reachable_at.iter().all(answered), "reachable, yet not answered everywhere: {}", context());
+        }
+        Verdict::Reachable => {
+            // UDP only: a listening socket that stays silent where the UDP path is open is
+            // `reachable` with the `udp_unconfirmed` warning (issue 10 item 3 replaces this
+            // with evidence). Never after a refusal, never for TCP.
+            assert_eq!(f.port.proto, Proto::Udp, "reachable without an answer: {}", context());
+            assert!(
+                !reachable_at.is_empty() && reachable_at.iter().all(|p| p.outcome == Outcome::Timeout),
+                "UDP reachable without an answer: {}",
+                context()
+            );
+        }
+        Verdict::Partial => {
+            assert!(f.probes.iter().any(|p| p.outcome == Outcome::Open), "partial without an answer: {}", context());
+            assert!(!reachable_at.iter().all(answered), "partial, yet answered everywhere: {}", context());
+        }
+        _ => {}
+    }
+}
