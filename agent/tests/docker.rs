@@ -76,25 +76,14 @@ fn image() {
 struct Container(String);
 
 impl Container {
-    fn run(publish: &str, app_bind: &str) -> Container {
+    /// A container of the test image with `options` (`-p …`, `--label …`) whose app
+    /// (busybox httpd) listens on `app_bind` inside.
+    fn run(options: &[&str], app_bind: &str) -> Container {
         let name = format!("lanreach-test-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        let out = docker(&[
-            "run",
-            "-d",
-            "--rm",
-            "--name",
-            &name,
-            "-p",
-            publish,
-            IMAGE,
-            "/bin/busybox",
-            "httpd",
-            "-f",
-            "-p",
-            app_bind,
-            "-h",
-            "/www",
-        ]);
+        let mut args = vec!["run", "-d", "--rm", "--name", &name];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&[IMAGE, "/bin/busybox", "httpd", "-f", "-p", app_bind, "-h", "/www"]);
+        let out = docker(&args);
         assert!(out.status.success(), "docker run: {}", String::from_utf8_lossy(&out.stderr));
         let c = Container(name);
         // Wait until the app inside listens.
@@ -163,7 +152,7 @@ fn app_bound_to_loopback_inside_the_container_is_container_loopback() {
     }
     image();
     let port = host_port();
-    let _c = Container::run(&format!("{port}:3000"), "127.0.0.1:3000");
+    let _c = Container::run(&["-p", &format!("{port}:3000")], "127.0.0.1:3000");
     let (code, report) = check(port);
     let s = service(&report, port);
     assert_eq!(s["verdict"], "container_loopback", "{s}");
@@ -190,7 +179,7 @@ fn published_on_loopback_is_published_loopback() {
     }
     image();
     let port = host_port();
-    let _c = Container::run(&format!("127.0.0.1:{port}:3000"), "0.0.0.0:3000");
+    let _c = Container::run(&["-p", &format!("127.0.0.1:{port}:3000")], "0.0.0.0:3000");
     let (code, report) = check(port);
     let s = service(&report, port);
     assert_eq!(s["verdict"], "published_loopback", "{s}");
@@ -212,7 +201,7 @@ fn published_on_every_address_with_the_app_on_every_address_is_reachable() {
     }
     image();
     let port = host_port();
-    let _c = Container::run(&format!("{port}:3000"), "0.0.0.0:3000");
+    let _c = Container::run(&["-p", &format!("{port}:3000")], "0.0.0.0:3000");
     let (code, report) = check(port);
     let s = service(&report, port);
     assert_eq!(s["verdict"], "reachable", "{s}");
