@@ -116,14 +116,15 @@ fn judge(
             }
         })
         .collect();
-    let verdict = verdict(&ServiceFacts {
+    let facts = ServiceFacts {
         port: input.port,
         listeners: &input.listeners,
         docker: &input.docker,
         probes: &probes,
         path,
         local_http_status: input.local_http_status,
-    });
+    };
+    let verdict = verdict(&facts);
     let unconfirmed = verdict == Verdict::Reachable && !probes.iter().any(|p| p.outcome == Outcome::Open);
     let finding = if unconfirmed {
         Some(Finding {
@@ -137,8 +138,7 @@ fn judge(
             fix: "test with the protocol's own client from the other device".into(),
         })
     } else {
-        (verdict != Verdict::Reachable)
-            .then(|| fixes::finding(input.port, verdict, &input.listeners, &input.docker, wsl2))
+        (verdict != Verdict::Reachable).then(|| fixes::finding(&facts, verdict, wsl2))
     };
     let finding = finding.map(|mut f| {
         if input.source == PortSource::Exposed {

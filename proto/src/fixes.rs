@@ -2,9 +2,10 @@
 //! of the program that was found (Vite, Flask, Docker…), the firewall's commands and
 //! WSL2's own explanation.
 
-use crate::facts::{CheckedPort, DockerPublish, SocketFact};
-use crate::report::{Finding, FindingCode, Severity, Verdict};
-use crate::vocab::Proto;
+use crate::facts::DockerPublish;
+use crate::report::{Finding, FindingCode, ServiceProbeReport, Severity, Verdict};
+use crate::verdict::ServiceFacts;
+use crate::vocab::{Outcome, Proto};
 
 /// A program recognised from its name and command line, for fixes in its own terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,15 +131,66 @@ pub fn firewall_fix(proto: Proto, port: Option<u16>) -> String {
     }
 }
 
+/// `-p` / `ports:` notation for publishing container port `inner` on host port `host`.
+fn publish_spec(host: u16, inner: u16, proto: Proto) -> String {
+    match proto {
+        Proto::Tcp => format!("{host}:{inner}"),
+        Proto::Udp => format!("{host}:{inner}/udp"),
+    }
+}
+
+/// What this report's outside probes of a published port met, in words. Docker's two
+/// paths fail differently when the app inside listens on its loopback: its NAT rules
+/// (connections from other devices) forward to the container's own address and are
+/// refused; its userland proxy (connections from this machine) accepts, then closes.
+fn docker_path_seen(probes: &[ServiceProbeReport]) -> String {
+    const SEEN: &[(Outcome, &str)] = &[
+        (
+            Outcome::Refused,
+            "refused: Docker's NAT rules forward it to the container's own address, where nothing listens",
+        ),
+        (Outcome::EmptyReply, "accepted by Docker's userland proxy (docker-proxy), then closed without an answer"),
+        (Outcome::Reset, "accepted, then reset by the proxy in front of the container"),
+        (Outcome::Unreachable, "rejected with \"host unreachable\""),
+        (Outcome::Timeout, "not answered at all (a firewall may drop it as well)"),
+    ];
+    let mut parts = Vec::new();
+    for (outcome, words) in SEEN {
+        let at: Vec<String> = probes.iter().filter(|p| p.outcome == *outcome).map(|p| p.target.to_string()).collect();
+        match at.as_slice() {
+            [] => {}
+            [one] => parts.push(format!("the connection to {one} was {words}")),
+            many => parts.push(format!("connections to {} were {words}", many.join(", "))),
+        }
+    }
+    if parts.is_empty() { "connections from other devices cannot reach it".into() } else { parts.join("; ") }
+}
+
+/// The finding for a container whose app listens on its own loopback behind a
+/// publication: where it listens, and what this report's probes met on the way.
+fn container_loopback(f: &ServiceFacts<'_>, c: Option<&DockerPublish>) -> (String, String) {
+    let port = f.port;
+    let inner = c.map(|c| c.container_port).unwrap_or(port.port);
+    let (name, published) = match c {
+        Some(c) => (format!("{} ({})", c.container, c.image), format!(" on {}:{}", c.host_ip, c.host_port)),
+        None => ("the container".to_owned(), String::new()),
+    };
+    let message = format!(
+        "Port {port}: Docker publishes it{published}, but the app inside container {name} listens on \
+         127.0.0.1:{inner}, the container's own loopback, which Docker's forwarding cannot reach; {}.",
+        docker_path_seen(f.probes)
+    );
+    let fix = format!(
+        "make the app in the container listen on 0.0.0.0:{inner} (every address of the container) instead of \
+         127.0.0.1, then restart it"
+    );
+    (message, fix)
+}
+
 /// The finding for a port's verdict: what is wrong, in words, and the fix for what
 /// was found. `wsl2` adds WSL2's own explanation where the cause may be its NAT.
-pub fn finding(
-    port: CheckedPort,
-    verdict: Verdict,
-    listeners: &[SocketFact],
-    docker: &[DockerPublish],
-    wsl2: bool,
-) -> Finding {
+pub fn finding(facts: &ServiceFacts<'_>, verdict: Verdict, wsl2: bool) -> Finding {
+    let (port, listeners, docker) = (facts.port, facts.listeners, facts.docker);
     let who = listeners.iter().find_map(|l| {
         l.program.as_deref().map(|p| match l.pid {
             Some(pid) => format!("{p} (pid {pid})"),
@@ -210,21 +262,22 @@ pub fn finding(
             },
         ),
         Verdict::ContainerLoopback => {
-            let c = container.map(|c| format!("{} ({})", c.container, c.image)).unwrap_or_else(|| "the container".into());
-            let inner = container.map(|c| c.container_port).unwrap_or(n);
-            (
-                Severity::Error,
-                format!("Port {port}: Docker publishes it, but the app inside container {c} listens on 127.0.0.1:{inner}, which Docker's forwarding cannot reach (connections are accepted, then closed)."),
-                format!("make the app in the container listen on 0.0.0.0:{inner}; {}", bind_fix(program, inner)),
-            )
+            let (message, fix) = container_loopback(facts, container);
+            (Severity::Error, message, fix)
         }
         Verdict::PublishedLoopback => {
             let c = container.map(|c| format!("{} ({})", c.container, c.image)).unwrap_or_else(|| "the container".into());
             let inner = container.map(|c| c.container_port).unwrap_or(n);
+            let loopback = match container.map(|c| c.host_ip) {
+                Some(ip @ std::net::IpAddr::V6(_)) => format!("[{ip}]"),
+                Some(ip) => ip.to_string(),
+                None => "127.0.0.1".into(),
+            };
+            let spec = publish_spec(n, inner, port.proto);
             (
                 Severity::Error,
-                format!("Port {port}: container {c} is published on 127.0.0.1 only (`-p 127.0.0.1:{n}:{inner}`), so only this machine can reach it."),
-                format!("publish it on every address: `docker run -p {n}:{inner} …` (or `ports: [\"{n}:{inner}\"]` in compose)"),
+                format!("Port {port}: container {c} is published on {loopback} only (`-p {loopback}:{spec}`), so only this machine can reach it."),
+                format!("publish it on every address: `docker run -p {spec} …` (or `ports: [\"{spec}\"]` in compose)"),
             )
         }
         Verdict::HttpHostCheck => (
@@ -253,8 +306,23 @@ pub fn finding(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::{CheckedPort, SocketFact};
 
     const P: CheckedPort = CheckedPort { port: 3000, proto: Proto::Tcp };
+
+    fn facts(listeners: &[SocketFact]) -> ServiceFacts<'_> {
+        ServiceFacts { port: P, listeners, docker: &[], probes: &[], path: &[], local_http_status: None }
+    }
+
+    fn probe(target: &str, outcome: Outcome) -> ServiceProbeReport {
+        ServiceProbeReport {
+            target: target.parse().expect("target"),
+            outcome,
+            rtt_ms: None,
+            http_status: None,
+            errno: None,
+        }
+    }
 
     fn sock(bind: &str, program: &str, cmdline: &str) -> SocketFact {
         SocketFact {
@@ -270,19 +338,46 @@ mod tests {
     #[test]
     fn fixes_speak_the_programs_language() {
         let vite = sock("127.0.0.1:5173", "node", "node /app/node_modules/.bin/vite");
-        let f = finding(P, Verdict::LoopbackOnly, &[vite], &[], false);
+        let f = finding(&facts(&[vite]), Verdict::LoopbackOnly, false);
         assert_eq!(f.code, "loopback_only");
         assert!(f.fix.contains("--host") && f.message.contains("node (pid 42)"), "{f:?}");
         let flask = sock("127.0.0.1:5000", "python3", "python3 -m flask run");
-        assert!(finding(P, Verdict::LoopbackOnly, &[flask], &[], false).fix.contains("flask run --host=0.0.0.0"));
+        assert!(finding(&facts(&[flask]), Verdict::LoopbackOnly, false).fix.contains("flask run --host=0.0.0.0"));
         let django = sock("0.0.0.0:8000", "python3", "python manage.py runserver");
-        assert!(finding(P, Verdict::HttpHostCheck, &[django], &[], false).fix.contains("ALLOWED_HOSTS"));
-        let fw = finding(P, Verdict::FirewallDrop, &[], &[], false);
+        assert!(finding(&facts(&[django]), Verdict::HttpHostCheck, false).fix.contains("ALLOWED_HOSTS"));
+        let fw = finding(&facts(&[]), Verdict::FirewallDrop, false);
         assert!(
             fw.fix.contains("dport 3000") && fw.fix.contains("ufw allow 3000/tcp") && fw.fix.contains("firewall-cmd")
         );
-        let wsl = finding(P, Verdict::LoopbackOnly, &[], &[], true);
+        let wsl = finding(&facts(&[]), Verdict::LoopbackOnly, true);
         assert!(wsl.fix.contains("WSL2") && wsl.fix.contains("portproxy"));
+    }
+
+    #[test]
+    fn container_loopback_says_what_the_probes_met() {
+        let publish = DockerPublish {
+            container: "web".into(),
+            image: "app:1".into(),
+            host_ip: "0.0.0.0".parse().expect("ip"),
+            host_port: 3000,
+            container_port: 8080,
+            proto: Proto::Tcp,
+            inner_listeners: Some(vec!["127.0.0.1:8080".parse().expect("addr")]),
+        };
+        let docker = [publish];
+        // From another device: Docker's NAT rules, refused.
+        let lan = [probe("198.51.100.1:3000", Outcome::Refused)];
+        let f =
+            finding(&ServiceFacts { docker: &docker, probes: &lan, ..facts(&[]) }, Verdict::ContainerLoopback, false);
+        assert!(f.message.contains("198.51.100.1:3000 was refused") && !f.message.contains("accepted"), "{f:?}");
+        assert!(f.message.contains("web (app:1)") && f.message.contains("127.0.0.1:8080"), "{f:?}");
+        assert!(f.message.contains("Docker publishes it on 0.0.0.0:3000"), "{f:?}");
+        assert!(f.fix.contains("0.0.0.0:8080") && !f.fix.contains("127.0.0.1/localhost"), "{f:?}");
+        // From this machine: docker-proxy accepts, then closes.
+        let local = [probe("127.0.0.1:3000", Outcome::EmptyReply)];
+        let f =
+            finding(&ServiceFacts { docker: &docker, probes: &local, ..facts(&[]) }, Verdict::ContainerLoopback, false);
+        assert!(f.message.contains("accepted by Docker's userland proxy") && !f.message.contains("refused"), "{f:?}");
     }
 
     #[test]
