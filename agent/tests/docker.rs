@@ -3,10 +3,12 @@
 //! linked busybox from Debian's busybox-static. The verdicts come from Docker's facts
 //! joined with what the probes saw.
 //!
-//! Two vantage points: a peer on this machine over loopback (Docker's userland proxy
-//! answers), and a peer in a namespace joined to the root namespace by a veth pair with
+//! Three vantage points: a peer on this machine over loopback (Docker's userland proxy
+//! answers); a peer in a namespace joined to the root namespace by a veth pair with
 //! documentation addresses (`lab::RootLink`), which takes Docker's LAN path through its
-//! NAT rules. No traffic leaves this machine.
+//! NAT rules; and an agent in a namespace of its own while the containers run on the
+//! host's engine (a devcontainer that mounts the host's docker.sock is in that place).
+//! No traffic leaves this machine.
 //!
 //! Skips loudly where no engine answers, unless `LANREACH_REQUIRE_DOCKER=1` (set by
 //! CI when `docker info` works), where it fails instead; the namespace tests also need
@@ -295,4 +297,46 @@ fn app_on_loopback_in_a_published_container_is_refused_over_docker_nat_and_the_r
     assert!(text.contains(&format!("127.0.0.1:3000 in container {}", c.0)), "{text}");
     assert!(text.contains(&format!("published on 0.0.0.0:{port}")), "{text}");
     assert!(!text.contains(&format!("docker {} → 0.0.0.0", c.0)), "{text}");
+}
+
+#[test]
+fn an_agent_in_its_own_namespace_blames_its_own_socket_owner_not_the_hosts_docker() {
+    let test = "an_agent_in_its_own_namespace_blames_its_own_socket_owner_not_the_hosts_docker";
+    if !engine_and_lab(test) || !lab::available_with(test, &["node"]) {
+        return;
+    }
+    image();
+    // On the host's engine: `port` published on 127.0.0.1, and a container listening on
+    // `other` without publishing it.
+    let (port, other) = (host_port(), host_port());
+    let _published = Container::run(&["-p", &format!("127.0.0.1:{port}:3000")], "0.0.0.0:3000");
+    let _unpublished = Container::run(&[], &format!("0.0.0.0:{other}"));
+    // In the agent's namespace, node holds `port` on 127.0.0.1; nothing holds `other`.
+    let mut lab = Lab::new();
+    let host = lab.node("host", 1);
+    let phone = lab.node("phone", 2);
+    let app = format!("require('http').createServer((q, s) => s.end('ok')).listen({port}, '127.0.0.1')");
+    lab.spawn(&host, "node", &["-e", &app]);
+    lab.wait_tcp_listen(&host, port);
+    let (agent_state, peer_state) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let check = format!("{port},{other}");
+    let args = ["--state-dir", arg(agent_state.path()), "--code", CODE, "--once", "--no-mdns", "--check", &check];
+    let mut agent = lab.spawn(&host, env!("CARGO_BIN_EXE_lanreach-agent"), &args);
+    agent.wait_line("pairing code:");
+    let out =
+        lab.run(&phone, arg(&peer_bin()), &[&host.v4, "--code", CODE, "--json", "--state-dir", arg(peer_state.path())]);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "{report}");
+
+    let s = service(&report, port);
+    assert_eq!(s["verdict"], "loopback_only", "{s}");
+    assert_eq!(s["docker"], serde_json::json!([]), "the host's publication is not about this namespace: {s}");
+    let f = finding(&report, "loopback_only");
+    assert!(f["message"].as_str().expect("message").contains("node"), "{f}");
+    let fix = f["fix"].as_str().expect("fix");
+    assert!(fix.contains("0.0.0.0") && !fix.contains("docker"), "{f}");
+
+    let s = service(&report, other);
+    assert_eq!(s["verdict"], "not_listening", "a container on another namespace's engine is not here: {s}");
 }
