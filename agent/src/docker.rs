@@ -1,6 +1,7 @@
 //! Docker's view of published ports: the Engine API on its unix socket when it answers
 //! (containers, their port bindings, and the sockets listening inside each container's
-//! network namespace), otherwise the docker-proxy processes' command lines.
+//! network namespace, published or not), otherwise the docker-proxy processes' command
+//! lines.
 //!
 //! The API is machine-wide, but its facts are about the engine's network namespace: an
 //! agent in another one (a namespace, a devcontainer that mounts the host's docker.sock)
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 use lanreach_proto::addr::canonical;
 use lanreach_proto::defaults::DOCKER_API_TIMEOUT as API_TIMEOUT;
 use lanreach_proto::endpoint::interfaces;
-use lanreach_proto::facts::{CheckedPort, DockerPublish};
+use lanreach_proto::facts::{CheckedPort, DockerPublish, UnpublishedContainer};
 use lanreach_proto::text::{error_chain, printable};
 use lanreach_proto::vocab::Proto;
 use serde::Deserialize;
@@ -28,17 +29,68 @@ use crate::sockets::Inventory;
 /// Largest API response read.
 const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 
-/// Docker's facts about this agent's network namespace: the publications that reach it.
+/// Docker's facts about this agent's network namespace: the publications that reach
+/// it, and the containers listening in network namespaces of their own.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DockerView {
     /// Every publication.
     pub publishes: Vec<DockerPublish>,
+    /// Running containers with network namespaces of their own (empty unless the engine
+    /// runs in the agent's namespace).
+    containers: Vec<Running>,
+}
+
+/// A running container in a network namespace of its own.
+#[derive(Debug, Clone)]
+struct Running {
+    name: String,
+    image: String,
+    compose_service: Option<String>,
+    /// The sockets listening in its namespace.
+    listening: Vec<(Proto, SocketAddr)>,
+    /// Its publications: container port, protocol, host port.
+    published: Vec<(u16, Proto, u16)>,
 }
 
 impl DockerView {
     /// The publications of `port`.
     pub(crate) fn for_port(&self, port: CheckedPort) -> Vec<DockerPublish> {
         self.publishes.iter().filter(|d| d.host_port == port.port && d.proto == port.proto).cloned().collect()
+    }
+
+    /// The containers with a socket on `port` in their own namespace and no publication
+    /// on that host port.
+    pub(crate) fn unpublished_for_port(&self, port: CheckedPort) -> Vec<UnpublishedContainer> {
+        let mut out = Vec::new();
+        for c in &self.containers {
+            let listeners: Vec<SocketAddr> = c
+                .listening
+                .iter()
+                .filter(|(proto, a)| *proto == port.proto && a.port() == port.port)
+                .map(|(_, a)| *a)
+                .collect();
+            let published_here = c.published.iter().any(|(_, proto, host)| *proto == port.proto && *host == port.port);
+            if listeners.is_empty() || published_here {
+                continue;
+            }
+            let mut published_as: Vec<u16> = c
+                .published
+                .iter()
+                .filter(|(inner, proto, _)| *inner == port.port && *proto == port.proto)
+                .map(|(_, _, host)| *host)
+                .collect();
+            published_as.sort_unstable();
+            published_as.dedup();
+            out.push(UnpublishedContainer {
+                container: c.name.clone(),
+                image: c.image.clone(),
+                proto: port.proto,
+                listeners,
+                compose_service: c.compose_service.clone(),
+                published_as,
+            });
+        }
+        out
     }
 }
 
@@ -148,6 +200,10 @@ struct Container {
     #[serde(default)]
     ports: Vec<Port>,
     #[serde(default)]
+    labels: HashMap<String, String>,
+    #[serde(default)]
+    host_config: HostConfig,
+    #[serde(default)]
     network_settings: NetworkSettings,
 }
 
@@ -160,6 +216,13 @@ struct Port {
     public_port: Option<u16>,
     #[serde(rename = "Type")]
     kind: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostConfig {
+    #[serde(default)]
+    network_mode: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -341,16 +404,21 @@ async fn from_api(socket: &std::path::Path, inventory: &Inventory) -> Result<Doc
              docker-proxy listens here"
         );
     }
-    let mut view = DockerView { publishes: Vec::new() };
+    let mut view = DockerView { publishes: Vec::new(), containers: Vec::new() };
     for c in &containers {
         let mut publishes = c.publications();
         if engine != EngineNamespace::Ours {
             publishes.retain(|p| forwarded_here(p, inventory));
+            if publishes.is_empty() {
+                continue;
+            }
         }
-        if publishes.is_empty() {
+        let own_namespace = engine == EngineNamespace::Ours && c.host_config.network_mode != "host";
+        if publishes.is_empty() && !own_namespace {
             continue;
         }
-        // The sockets inside, for the publications' inner listeners.
+        // The sockets inside: for the publications' inner listeners, and for the ports the
+        // container listens on without a publication.
         let pid = match get(socket, &format!("/containers/{}/json", c.id)).await {
             Ok(body) => serde_json::from_slice::<Inspect>(&body).ok().map(|i| i.state.pid),
             Err(_) => None,
@@ -359,6 +427,22 @@ async fn from_api(socket: &std::path::Path, inventory: &Inventory) -> Result<Doc
         for p in &mut publishes {
             p.inner_listeners =
                 listening.as_ref().map(|l| l.iter().filter(|(proto, _)| *proto == p.proto).map(|(_, a)| *a).collect());
+        }
+        if own_namespace && let Some(listening) = listening {
+            view.containers.push(Running {
+                name: c.name(),
+                image: c.image.clone(),
+                compose_service: c.labels.get("com.docker.compose.service").cloned(),
+                listening,
+                published: c
+                    .ports
+                    .iter()
+                    .filter_map(|p| {
+                        let proto = if p.kind == "udp" { Proto::Udp } else { Proto::Tcp };
+                        p.public_port.map(|host| (p.private_port, proto, host))
+                    })
+                    .collect(),
+            });
         }
         view.publishes.extend(publishes);
     }
@@ -422,7 +506,7 @@ pub(crate) async fn inspect(inventory: &Inventory) -> DockerView {
             }
         }
     }
-    DockerView { publishes: from_proxies(inventory) }
+    DockerView { publishes: from_proxies(inventory), containers: Vec::new() }
 }
 
 #[cfg(test)]
@@ -446,6 +530,8 @@ mod tests {
             {"IP":"0.0.0.0","PrivatePort":8080,"PublicPort":8080,"Type":"tcp"},
             {"IP":"::","PrivatePort":8080,"PublicPort":8080,"Type":"tcp"},
             {"PrivatePort":9000,"Type":"tcp"}],
+            "Labels":{"com.docker.compose.service":"web"},
+            "HostConfig":{"NetworkMode":"default"},
             "NetworkSettings":{"Networks":{"bridge":{"Gateway":"172.17.0.1","IPv6Gateway":""}}}},
             {"Id":"def","Names":["/old"],"Image":"x"}]"#;
         let c: Vec<Container> = serde_json::from_slice(json).expect("parses");
@@ -454,6 +540,7 @@ mod tests {
         let p = c[0].publications();
         assert_eq!(p.len(), 2, "one publication per port, the 0.0.0.0 and :: bindings merged: {p:?}");
         assert_eq!(c[0].gateways().collect::<Vec<_>>(), [IpAddr::from([172, 17, 0, 1])]);
+        assert_eq!(c[0].labels.get("com.docker.compose.service").map(String::as_str), Some("web"));
         // An engine that leaves fields out still parses.
         assert!(c[1].publications().is_empty() && c[1].gateways().next().is_none());
     }
@@ -497,6 +584,33 @@ mod tests {
         assert!(forwarded_here(&publish, &inv(vec![socket("rootlesskit")])));
         assert!(!forwarded_here(&publish, &inv(vec![socket("node")])));
         assert!(!forwarded_here(&publish, &inv(vec![])));
+    }
+
+    #[test]
+    fn unpublished_ports_of_running_containers() {
+        let c = Running {
+            name: "web".into(),
+            image: "app:1".into(),
+            compose_service: Some("web".into()),
+            listening: vec![
+                (Proto::Tcp, "0.0.0.0:3000".parse().expect("addr")),
+                (Proto::Tcp, "127.0.0.1:9000".parse().expect("addr")),
+                (Proto::Udp, "0.0.0.0:5353".parse().expect("addr")),
+            ],
+            published: vec![(9000, Proto::Tcp, 8080)],
+        };
+        let view = DockerView { publishes: Vec::new(), containers: vec![c] };
+        let port = |port, proto| CheckedPort { port, proto };
+        let u = view.unpublished_for_port(port(3000, Proto::Tcp));
+        assert_eq!(u.len(), 1);
+        assert_eq!((u[0].container.as_str(), u[0].compose_service.as_deref()), ("web", Some("web")));
+        assert!(u[0].published_as.is_empty());
+        assert!(view.unpublished_for_port(port(3000, Proto::Udp)).is_empty());
+        assert_eq!(view.unpublished_for_port(port(5353, Proto::Udp)).len(), 1);
+        // Published, but on another host port.
+        assert_eq!(view.unpublished_for_port(port(9000, Proto::Tcp))[0].published_as, [8080]);
+        // Published on the checked port: a publication, not an unpublished container.
+        assert!(view.unpublished_for_port(port(8080, Proto::Tcp)).is_empty());
     }
 
     #[test]

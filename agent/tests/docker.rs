@@ -263,6 +263,51 @@ fn engine_and_lab(test: &str) -> bool {
 }
 
 #[test]
+fn a_container_listening_on_an_unpublished_port_is_named_with_the_publish_fix() {
+    let test = "a_container_listening_on_an_unpublished_port_is_named_with_the_publish_fix";
+    if !engine_and_lab(test) {
+        return;
+    }
+    image();
+    // Nothing on this machine listens on `port`; the app does, inside its container.
+    let port = host_port();
+    let c = Container::run(&[], &format!("0.0.0.0:{port}"));
+    let mut lab = Lab::new();
+    let link = lab.root_link("phone");
+    let (code, text, report) = check_from_lan(&lab, &link, port);
+    let s = service(&report, port);
+    assert_eq!(s["verdict"], "container_not_published", "{s}");
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(s["unpublished"][0]["container"], c.0.as_str(), "{s}");
+    let f = finding(&report, "container_not_published");
+    let message = f["message"].as_str().expect("message");
+    assert!(message.contains(&c.0) && message.contains(&format!("0.0.0.0:{port}")), "{f}");
+    assert!(!message.contains("nothing listens on it"), "{f}");
+    let fix = f["fix"].as_str().expect("fix");
+    assert!(fix.contains(&format!("docker run -p {port}:{port}")), "{f}");
+    assert!(text.contains(&format!("0.0.0.0:{port} in container {}", c.0)), "{text}");
+}
+
+#[test]
+fn a_compose_service_listening_on_an_unpublished_port_gets_the_ports_line() {
+    let test = "a_compose_service_listening_on_an_unpublished_port_gets_the_ports_line";
+    if !engine(test) {
+        return;
+    }
+    image();
+    let port = host_port();
+    let labels = ["--label", "com.docker.compose.project=lanreach-test", "--label", "com.docker.compose.service=web"];
+    let _c = Container::run(&labels, &format!("0.0.0.0:{port}"));
+    let (code, report) = check(port);
+    let s = service(&report, port);
+    assert_eq!(s["verdict"], "container_not_published", "{s}");
+    assert_eq!(code, Some(1));
+    let f = finding(&report, "container_not_published");
+    let fix = f["fix"].as_str().expect("fix");
+    assert!(fix.contains(&format!("ports: [\"{port}:{port}\"]")) && fix.contains("service `web`"), "{f}");
+}
+
+#[test]
 fn app_on_loopback_in_a_published_container_is_refused_over_docker_nat_and_the_report_says_so() {
     let test = "app_on_loopback_in_a_published_container_is_refused_over_docker_nat_and_the_report_says_so";
     if !engine_and_lab(test) {

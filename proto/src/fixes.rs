@@ -187,6 +187,56 @@ fn container_loopback(f: &ServiceFacts<'_>, c: Option<&DockerPublish>) -> (Strin
     (message, fix)
 }
 
+/// The finding for a port that nothing here listens on while a container does, in its
+/// own network namespace, without a publication on the port.
+fn container_not_published(f: &ServiceFacts<'_>) -> (String, String) {
+    let port = f.port;
+    let n = port.port;
+    let mut containers = f.unpublished.iter().filter(|c| c.proto == port.proto);
+    let Some(c) = containers.next() else {
+        return (format!("Port {port}: nothing listens on it on this machine."), String::new());
+    };
+    let others = match containers.count() {
+        0 => String::new(),
+        1 => " (and one more container)".to_owned(),
+        more => format!(" (and {more} more containers)"),
+    };
+    let binds: Vec<String> = c.listeners.iter().map(ToString::to_string).collect();
+    let loopback_only = !c.listeners.is_empty() && c.listeners.iter().all(|a| a.ip().is_loopback());
+    let published = if c.published_as.is_empty() {
+        "Docker does not publish it, so no other device can reach it".to_owned()
+    } else {
+        let ports: Vec<String> = c.published_as.iter().map(ToString::to_string).collect();
+        format!("Docker publishes it on host port {} instead, not on {n}", ports.join(", "))
+    };
+    let mut message = format!(
+        "Port {port}: nothing on this machine listens on it, but container {} ({}){others} does, inside its own \
+         network namespace ({}); {published}.",
+        c.container,
+        c.image,
+        binds.join(", ")
+    );
+    let spec = publish_spec(n, n, port.proto);
+    let mut fix = match &c.compose_service {
+        Some(service) => format!(
+            "publish it: add `ports: [\"{spec}\"]` to service `{service}` in the compose file, then run \
+             `docker compose up -d` (which recreates the container)"
+        ),
+        None => format!(
+            "publish it: start the container with `docker run -p {spec} …` (a running container cannot gain a \
+             published port: remove it and run it again)"
+        ),
+    };
+    if let Some(first) = c.published_as.first() {
+        fix = format!("use port {first}, or {fix}");
+    }
+    if loopback_only {
+        message.push_str(" The app there listens on the container's loopback only, which no publication reaches.");
+        fix.push_str(&format!("; and make the app listen on 0.0.0.0:{n} inside the container"));
+    }
+    (message, fix)
+}
+
 /// The finding for a port's verdict: what is wrong, in words, and the fix for what
 /// was found. `wsl2` adds WSL2's own explanation where the cause may be its NAT.
 pub fn finding(facts: &ServiceFacts<'_>, verdict: Verdict, wsl2: bool) -> Finding {
@@ -280,6 +330,10 @@ pub fn finding(facts: &ServiceFacts<'_>, verdict: Verdict, wsl2: bool) -> Findin
                 format!("publish it on every address: `docker run -p {spec} …` (or `ports: [\"{spec}\"]` in compose)"),
             )
         }
+        Verdict::ContainerNotPublished => {
+            let (message, fix) = container_not_published(facts);
+            (Severity::Error, message, fix)
+        }
         Verdict::HttpHostCheck => (
             Severity::Error,
             format!("Port {port}: the connection works, but {who} rejects the request's Host/Origin (HTTP 400/403/421): it only answers requests for localhost."),
@@ -306,12 +360,20 @@ pub fn finding(facts: &ServiceFacts<'_>, verdict: Verdict, wsl2: bool) -> Findin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{CheckedPort, SocketFact};
+    use crate::facts::{CheckedPort, SocketFact, UnpublishedContainer};
 
     const P: CheckedPort = CheckedPort { port: 3000, proto: Proto::Tcp };
 
     fn facts(listeners: &[SocketFact]) -> ServiceFacts<'_> {
-        ServiceFacts { port: P, listeners, docker: &[], probes: &[], path: &[], local_http_status: None }
+        ServiceFacts {
+            port: P,
+            listeners,
+            docker: &[],
+            unpublished: &[],
+            probes: &[],
+            path: &[],
+            local_http_status: None,
+        }
     }
 
     fn probe(target: &str, outcome: Outcome) -> ServiceProbeReport {
@@ -378,6 +440,45 @@ mod tests {
         let f =
             finding(&ServiceFacts { docker: &docker, probes: &local, ..facts(&[]) }, Verdict::ContainerLoopback, false);
         assert!(f.message.contains("accepted by Docker's userland proxy") && !f.message.contains("refused"), "{f:?}");
+    }
+
+    #[test]
+    fn an_unpublished_container_gets_the_publish_fix() {
+        let web = |compose: Option<&str>, bind: &str, published_as: Vec<u16>| UnpublishedContainer {
+            container: "web".into(),
+            image: "app:1".into(),
+            proto: Proto::Tcp,
+            listeners: vec![bind.parse().expect("addr")],
+            compose_service: compose.map(Into::into),
+            published_as,
+        };
+        let f = |c: &[UnpublishedContainer]| {
+            finding(&ServiceFacts { unpublished: c, ..facts(&[]) }, Verdict::ContainerNotPublished, false)
+        };
+        let plain = f(&[web(None, "0.0.0.0:3000", vec![])]);
+        assert_eq!(plain.code, "container_not_published");
+        assert!(plain.message.contains("container web (app:1)") && plain.message.contains("0.0.0.0:3000"), "{plain:?}");
+        assert!(plain.fix.contains("`docker run -p 3000:3000 …`"), "{plain:?}");
+        let compose = f(&[web(Some("api"), "0.0.0.0:3000", vec![])]);
+        assert!(compose.fix.contains("`ports: [\"3000:3000\"]` to service `api`"), "{compose:?}");
+        let inside_lo = f(&[web(None, "127.0.0.1:3000", vec![])]);
+        assert!(
+            inside_lo.fix.contains("docker run -p 3000:3000") && inside_lo.fix.contains("0.0.0.0:3000"),
+            "{inside_lo:?}"
+        );
+        let elsewhere = f(&[web(None, "0.0.0.0:3000", vec![8080])]);
+        assert!(
+            elsewhere.message.contains("host port 8080") && elsewhere.fix.starts_with("use port 8080"),
+            "{elsewhere:?}"
+        );
+        let udp = CheckedPort { port: 5353, proto: Proto::Udp };
+        let dns = [UnpublishedContainer { proto: Proto::Udp, ..web(None, "0.0.0.0:5353", vec![]) }];
+        let f = finding(
+            &ServiceFacts { port: udp, unpublished: &dns, ..facts(&[]) },
+            Verdict::ContainerNotPublished,
+            false,
+        );
+        assert!(f.fix.contains("-p 5353:5353/udp"), "{f:?}");
     }
 
     #[test]

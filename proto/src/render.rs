@@ -99,6 +99,13 @@ pub fn render_text(r: &Report, paint: Paint) -> String {
                     _ => format!("{} (owner not visible)", l.bind),
                 })
                 .chain(s.docker.iter().flat_map(|d| publication_lines(d, &clean)))
+                .chain(s.unpublished.iter().flat_map(|c| {
+                    let name = clean(&c.container);
+                    let mut lines: Vec<String> =
+                        c.listeners.iter().map(|a| format!("{a} in container {name}")).collect();
+                    lines.push("  not published".into());
+                    lines
+                }))
                 .collect();
             let probes: Vec<String> = s
                 .probes

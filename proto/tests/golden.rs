@@ -149,6 +149,7 @@ fn python_on_loopback() -> ServiceInput {
             cmdline: Some("python3 -m http.server 3000 --bind 127.0.0.1".into()),
         }],
         docker: vec![],
+        unpublished: vec![],
         local_http_status: None,
     }
 }
