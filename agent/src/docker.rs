@@ -1,17 +1,24 @@
 //! Docker's view of published ports: the Engine API on its unix socket when it answers
 //! (containers, their port bindings, and the sockets listening inside each container's
-//! network namespace), otherwise the docker-proxy processes' command lines.
+//! network namespace, published or not), otherwise the docker-proxy processes' command
+//! lines.
+//!
+//! The API is machine-wide, but its facts are about the engine's network namespace: an
+//! agent in another one (a namespace, a devcontainer that mounts the host's docker.sock)
+//! leaves them out, but for publications whose forwarder listens in its own namespace.
 //!
 //! The API call is one HTTP/1.0 GET over the unix socket, written here: the whole
 //! exchange is a request line and a JSON body, which does not justify a client crate
 //! with its own HTTP stack (bollard pulls in hyper, tower and ~80 crates).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use lanreach_proto::addr::canonical;
 use lanreach_proto::defaults::DOCKER_API_TIMEOUT as API_TIMEOUT;
-use lanreach_proto::facts::{CheckedPort, DockerPublish};
+use lanreach_proto::endpoint::interfaces;
+use lanreach_proto::facts::{CheckedPort, DockerPublish, UnpublishedContainer};
 use lanreach_proto::text::{error_chain, printable};
 use lanreach_proto::vocab::Proto;
 use serde::Deserialize;
@@ -22,17 +29,68 @@ use crate::sockets::Inventory;
 /// Largest API response read.
 const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 
-/// Published ports on this host.
-#[derive(Debug, Clone)]
+/// Docker's facts about this agent's network namespace: the publications that reach
+/// it, and the containers listening in network namespaces of their own.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct DockerView {
     /// Every publication.
     pub publishes: Vec<DockerPublish>,
+    /// Running containers with network namespaces of their own (empty unless the engine
+    /// runs in the agent's namespace).
+    containers: Vec<Running>,
+}
+
+/// A running container in a network namespace of its own.
+#[derive(Debug, Clone)]
+struct Running {
+    name: String,
+    image: String,
+    compose_service: Option<String>,
+    /// The sockets listening in its namespace.
+    listening: Vec<(Proto, SocketAddr)>,
+    /// Its publications: container port, protocol, host port.
+    published: Vec<(u16, Proto, u16)>,
 }
 
 impl DockerView {
     /// The publications of `port`.
     pub(crate) fn for_port(&self, port: CheckedPort) -> Vec<DockerPublish> {
         self.publishes.iter().filter(|d| d.host_port == port.port && d.proto == port.proto).cloned().collect()
+    }
+
+    /// The containers with a socket on `port` in their own namespace and no publication
+    /// on that host port.
+    pub(crate) fn unpublished_for_port(&self, port: CheckedPort) -> Vec<UnpublishedContainer> {
+        let mut out = Vec::new();
+        for c in &self.containers {
+            let listeners: Vec<SocketAddr> = c
+                .listening
+                .iter()
+                .filter(|(proto, a)| *proto == port.proto && a.port() == port.port)
+                .map(|(_, a)| *a)
+                .collect();
+            let published_here = c.published.iter().any(|(_, proto, host)| *proto == port.proto && *host == port.port);
+            if listeners.is_empty() || published_here {
+                continue;
+            }
+            let mut published_as: Vec<u16> = c
+                .published
+                .iter()
+                .filter(|(inner, proto, _)| *inner == port.port && *proto == port.proto)
+                .map(|(_, _, host)| *host)
+                .collect();
+            published_as.sort_unstable();
+            published_as.dedup();
+            out.push(UnpublishedContainer {
+                container: c.name.clone(),
+                image: c.image.clone(),
+                proto: port.proto,
+                listeners,
+                compose_service: c.compose_service.clone(),
+                published_as,
+            });
+        }
+        out
     }
 }
 
@@ -141,6 +199,12 @@ struct Container {
     image: String,
     #[serde(default)]
     ports: Vec<Port>,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+    #[serde(default)]
+    host_config: HostConfig,
+    #[serde(default)]
+    network_settings: NetworkSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +216,29 @@ struct Port {
     public_port: Option<u16>,
     #[serde(rename = "Type")]
     kind: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostConfig {
+    #[serde(default)]
+    network_mode: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NetworkSettings {
+    #[serde(default)]
+    networks: HashMap<String, Network>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Network {
+    #[serde(default)]
+    gateway: String,
+    #[serde(default, rename = "IPv6Gateway")]
+    ipv6_gateway: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,72 +253,200 @@ struct State {
     pid: u32,
 }
 
-/// Listening sockets inside the network namespace of process `pid`.
-fn inner_listeners(pid: u32, proto: Proto) -> Option<Vec<SocketAddr>> {
+impl Container {
+    fn name(&self) -> String {
+        self.names
+            .first()
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_else(|| self.id.chars().take(12).collect())
+    }
+
+    /// Its publications, without the inner listeners (Docker lists the 0.0.0.0 and ::
+    /// bindings of one port separately: one is kept).
+    fn publications(&self) -> Vec<DockerPublish> {
+        let mut out: Vec<DockerPublish> = Vec::new();
+        for p in &self.ports {
+            let Some(host_port) = p.public_port else { continue };
+            let proto = if p.kind == "udp" { Proto::Udp } else { Proto::Tcp };
+            let host_ip: IpAddr = p.ip.as_deref().and_then(|ip| ip.parse().ok()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            if out.iter().any(|d| {
+                d.host_port == host_port && d.proto == proto && d.host_ip.is_unspecified() && host_ip.is_unspecified()
+            }) {
+                continue;
+            }
+            out.push(DockerPublish {
+                container: self.name(),
+                image: self.image.clone(),
+                host_ip,
+                host_port,
+                container_port: p.private_port,
+                proto,
+                inner_listeners: None,
+            });
+        }
+        out
+    }
+
+    /// The gateways of its networks: addresses of the engine's bridges.
+    fn gateways(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.network_settings
+            .networks
+            .values()
+            .flat_map(|n| [n.gateway.as_str(), n.ipv6_gateway.as_str()])
+            .filter_map(|g| g.parse().ok())
+    }
+}
+
+/// Sockets listening inside the network namespace of process `pid`: TCP in LISTEN, UDP
+/// unconnected.
+fn listening_in(pid: u32) -> Option<Vec<(Proto, SocketAddr)>> {
     let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
     let mut out = Vec::new();
-    match proto {
-        Proto::Tcp => {
-            for table in [process.tcp(), process.tcp6()] {
-                for e in table.ok()? {
-                    if e.state == procfs::net::TcpState::Listen {
-                        out.push(canonical(e.local_address));
-                    }
-                }
+    for table in [process.tcp(), process.tcp6()] {
+        for e in table.ok()? {
+            if e.state == procfs::net::TcpState::Listen {
+                out.push((Proto::Tcp, canonical(e.local_address)));
             }
         }
-        Proto::Udp => {
-            for table in [process.udp(), process.udp6()] {
-                for e in table.ok()? {
-                    out.push(canonical(e.local_address));
-                }
+    }
+    for table in [process.udp(), process.udp6()] {
+        for e in table.ok()? {
+            if e.remote_address.port() == 0 {
+                out.push((Proto::Udp, canonical(e.local_address)));
             }
         }
     }
     Some(out)
 }
 
-async fn from_api(socket: &std::path::Path) -> Result<Vec<DockerPublish>, ApiError> {
+/// Where Docker's engine runs, seen from this agent. Its facts (publications, the
+/// containers' own sockets) are about the engine's network namespace: they apply to
+/// this agent's ports only when that namespace is the agent's (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EngineNamespace {
+    /// The agent's own.
+    Ours,
+    /// Another one (the agent runs in a namespace or a devcontainer of its own).
+    Other,
+    /// Nothing tells.
+    Unknown,
+}
+
+/// Decides where the engine runs: the namespace inodes when both are readable (the
+/// engine's needs root, or the same user, and the same PID namespace); otherwise
+/// whether a gateway of a container network (an address of the engine's bridges) is an
+/// address of this namespace.
+fn engine_namespace(own: Option<u64>, engine: Option<u64>, gateways: &[IpAddr], local: &[IpAddr]) -> EngineNamespace {
+    if let (Some(own), Some(engine)) = (own, engine) {
+        return if own == engine { EngineNamespace::Ours } else { EngineNamespace::Other };
+    }
+    if gateways.is_empty() {
+        EngineNamespace::Unknown
+    } else if gateways.iter().any(|g| local.contains(g)) {
+        EngineNamespace::Ours
+    } else {
+        EngineNamespace::Other
+    }
+}
+
+/// The network namespace inode behind `/proc/…/ns/net` (`net:[4026531833]`).
+fn netns_inode(path: &str) -> Option<u64> {
+    let link = std::fs::read_link(path).ok()?;
+    link.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// The PID of the process serving the API socket (the engine), when it is visible from
+/// this PID namespace.
+async fn engine_pid(socket: &std::path::Path) -> Option<u32> {
+    let stream = tokio::time::timeout(API_TIMEOUT, tokio::net::UnixStream::connect(socket)).await.ok()?.ok()?;
+    let pid = stream.peer_cred().ok()?.pid()?;
+    u32::try_from(pid).ok().filter(|p| *p != 0)
+}
+
+/// Where the engine behind `socket` runs (see [`engine_namespace`]).
+async fn locate_engine(socket: &std::path::Path, containers: &[Container]) -> EngineNamespace {
+    let own = netns_inode("/proc/self/ns/net");
+    let engine = engine_pid(socket).await.and_then(|pid| netns_inode(&format!("/proc/{pid}/ns/net")));
+    let gateways: Vec<IpAddr> = containers.iter().flat_map(Container::gateways).collect();
+    let local: Vec<IpAddr> = if own.is_some() && engine.is_some() {
+        Vec::new()
+    } else {
+        interfaces::list().unwrap_or_default().into_iter().map(|i| i.ip).collect()
+    };
+    engine_namespace(own, engine, &gateways, &local)
+}
+
+/// Whether one of Docker's forwarders (docker-proxy, or rootless Docker's rootlesskit)
+/// listens on `publish`'s host port in this namespace: the publication then reaches
+/// this namespace whatever namespace the engine runs in.
+fn forwarded_here(publish: &DockerPublish, inventory: &Inventory) -> bool {
+    inventory.sockets.iter().any(|s| {
+        s.proto == publish.proto
+            && s.bind.port() == publish.host_port
+            && [s.program.as_deref(), s.cmdline.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|n| n.contains("docker-proxy") || n.contains("rootlesskit"))
+    })
+}
+
+async fn from_api(socket: &std::path::Path, inventory: &Inventory) -> Result<DockerView, ApiError> {
     let containers: Vec<Container> = serde_json::from_slice(&get(socket, "/containers/json").await?)?;
-    let mut out = Vec::new();
-    // Only containers that publish ports matter; inspecting the others would only add
-    // API round trips before the report.
-    for c in containers.into_iter().filter(|c| c.ports.iter().any(|p| p.public_port.is_some())) {
+    let engine = locate_engine(socket, &containers).await;
+    if engine != EngineNamespace::Ours && !containers.is_empty() {
+        let why = if engine == EngineNamespace::Other {
+            "Docker's engine runs in another network namespace than this agent"
+        } else {
+            "nothing shows that Docker's engine runs in this agent's network namespace"
+        };
+        tracing::info!(
+            "{why}: its containers and publications are left out of the verdicts, but for publications whose \
+             docker-proxy listens here"
+        );
+    }
+    let mut view = DockerView { publishes: Vec::new(), containers: Vec::new() };
+    for c in &containers {
+        let mut publishes = c.publications();
+        if engine != EngineNamespace::Ours {
+            publishes.retain(|p| forwarded_here(p, inventory));
+            if publishes.is_empty() {
+                continue;
+            }
+        }
+        let own_namespace = engine == EngineNamespace::Ours && c.host_config.network_mode != "host";
+        if publishes.is_empty() && !own_namespace {
+            continue;
+        }
+        // The sockets inside: for the publications' inner listeners, and for the ports the
+        // container listens on without a publication.
         let pid = match get(socket, &format!("/containers/{}/json", c.id)).await {
             Ok(body) => serde_json::from_slice::<Inspect>(&body).ok().map(|i| i.state.pid),
             Err(_) => None,
         };
-        let name = c
-            .names
-            .first()
-            .map(|n| n.trim_start_matches('/').to_owned())
-            .unwrap_or_else(|| c.id.chars().take(12).collect());
-        for p in &c.ports {
-            let Some(host_port) = p.public_port else { continue };
-            let proto = if p.kind == "udp" { Proto::Udp } else { Proto::Tcp };
-            let host_ip: IpAddr = p.ip.as_deref().and_then(|ip| ip.parse().ok()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            let publish = DockerPublish {
-                container: name.clone(),
-                image: c.image.clone(),
-                host_ip,
-                host_port,
-                container_port: p.private_port,
-                proto,
-                inner_listeners: pid.filter(|p| *p != 0).and_then(|pid| inner_listeners(pid, proto)),
-            };
-            // Docker lists 0.0.0.0 and :: bindings of one port separately.
-            if !out.iter().any(|d: &DockerPublish| {
-                d.container == publish.container
-                    && d.host_port == host_port
-                    && d.proto == proto
-                    && d.host_ip.is_unspecified()
-                    && host_ip.is_unspecified()
-            }) {
-                out.push(publish);
-            }
+        let listening = pid.filter(|p| *p != 0).and_then(listening_in);
+        for p in &mut publishes {
+            p.inner_listeners =
+                listening.as_ref().map(|l| l.iter().filter(|(proto, _)| *proto == p.proto).map(|(_, a)| *a).collect());
         }
+        if own_namespace && let Some(listening) = listening {
+            view.containers.push(Running {
+                name: c.name(),
+                image: c.image.clone(),
+                compose_service: c.labels.get("com.docker.compose.service").cloned(),
+                listening,
+                published: c
+                    .ports
+                    .iter()
+                    .filter_map(|p| {
+                        let proto = if p.kind == "udp" { Proto::Udp } else { Proto::Tcp };
+                        p.public_port.map(|host| (p.private_port, proto, host))
+                    })
+                    .collect(),
+            });
+        }
+        view.publishes.extend(publishes);
     }
-    Ok(out)
+    Ok(view)
 }
 
 /// Reads docker-proxy command lines (`-host-ip X -host-port N -container-ip Y
@@ -273,8 +488,8 @@ fn from_proxies(inventory: &Inventory) -> Vec<DockerPublish> {
 pub(crate) async fn inspect(inventory: &Inventory) -> DockerView {
     let socket = socket_path();
     if socket.exists() {
-        match from_api(&socket).await {
-            Ok(publishes) => return DockerView { publishes },
+        match from_api(&socket, inventory).await {
+            Ok(view) => return view,
             Err(e) => {
                 let hint = match &e {
                     ApiError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -291,7 +506,7 @@ pub(crate) async fn inspect(inventory: &Inventory) -> DockerView {
             }
         }
     }
-    DockerView { publishes: from_proxies(inventory) }
+    DockerView { publishes: from_proxies(inventory), containers: Vec::new() }
 }
 
 #[cfg(test)]
@@ -312,10 +527,97 @@ mod tests {
     fn container_json_parses() {
         let json = br#"[{"Id":"abc","Names":["/web"],"Image":"app:1","Ports":[
             {"IP":"127.0.0.1","PrivatePort":3000,"PublicPort":3000,"Type":"tcp"},
-            {"PrivatePort":9000,"Type":"tcp"}]}]"#;
+            {"IP":"0.0.0.0","PrivatePort":8080,"PublicPort":8080,"Type":"tcp"},
+            {"IP":"::","PrivatePort":8080,"PublicPort":8080,"Type":"tcp"},
+            {"PrivatePort":9000,"Type":"tcp"}],
+            "Labels":{"com.docker.compose.service":"web"},
+            "HostConfig":{"NetworkMode":"default"},
+            "NetworkSettings":{"Networks":{"bridge":{"Gateway":"172.17.0.1","IPv6Gateway":""}}}},
+            {"Id":"def","Names":["/old"],"Image":"x"}]"#;
         let c: Vec<Container> = serde_json::from_slice(json).expect("parses");
-        assert_eq!(c[0].ports.len(), 2);
+        assert_eq!(c[0].ports.len(), 4);
         assert_eq!(c[0].ports[0].ip.as_deref(), Some("127.0.0.1"));
+        let p = c[0].publications();
+        assert_eq!(p.len(), 2, "one publication per port, the 0.0.0.0 and :: bindings merged: {p:?}");
+        assert_eq!(c[0].gateways().collect::<Vec<_>>(), [IpAddr::from([172, 17, 0, 1])]);
+        assert_eq!(c[0].labels.get("com.docker.compose.service").map(String::as_str), Some("web"));
+        // An engine that leaves fields out still parses.
+        assert!(c[1].publications().is_empty() && c[1].gateways().next().is_none());
+    }
+
+    #[test]
+    fn docker_facts_apply_only_in_the_engines_namespace() {
+        use EngineNamespace::*;
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        let gw = [ip("172.17.0.1")];
+        // Namespace inodes decide when both are readable.
+        assert_eq!(engine_namespace(Some(1), Some(1), &[], &[]), Ours);
+        assert_eq!(engine_namespace(Some(2), Some(1), &gw, &gw), Other);
+        // Otherwise (not root, another PID namespace): is a bridge's gateway here?
+        assert_eq!(engine_namespace(Some(2), None, &gw, &[ip("127.0.0.1"), ip("172.17.0.1")]), Ours);
+        let devcontainer = [ip("127.0.0.1"), ip("172.17.0.2")];
+        assert_eq!(engine_namespace(Some(2), None, &gw, &devcontainer), Other);
+        assert_eq!(engine_namespace(None, None, &[], &devcontainer), Unknown);
+    }
+
+    #[test]
+    fn a_forwarder_listening_here_keeps_a_publication() {
+        let publish = DockerPublish {
+            container: "web".into(),
+            image: "app:1".into(),
+            host_ip: "0.0.0.0".parse().expect("ip"),
+            host_port: 3000,
+            container_port: 3000,
+            proto: Proto::Tcp,
+            inner_listeners: None,
+        };
+        let socket = |program: &str| SocketFact {
+            proto: Proto::Tcp,
+            bind: "0.0.0.0:3000".parse().expect("addr"),
+            v6only: None,
+            pid: Some(9),
+            program: Some(program.into()),
+            cmdline: Some(program.into()),
+        };
+        let inv = |s: Vec<SocketFact>| Inventory { sockets: s };
+        assert!(forwarded_here(&publish, &inv(vec![socket("docker-proxy")])));
+        assert!(forwarded_here(&publish, &inv(vec![socket("rootlesskit")])));
+        assert!(!forwarded_here(&publish, &inv(vec![socket("node")])));
+        assert!(!forwarded_here(&publish, &inv(vec![])));
+    }
+
+    #[test]
+    fn unpublished_ports_of_running_containers() {
+        let c = Running {
+            name: "web".into(),
+            image: "app:1".into(),
+            compose_service: Some("web".into()),
+            listening: vec![
+                (Proto::Tcp, "0.0.0.0:3000".parse().expect("addr")),
+                (Proto::Tcp, "127.0.0.1:9000".parse().expect("addr")),
+                (Proto::Udp, "0.0.0.0:5353".parse().expect("addr")),
+            ],
+            published: vec![(9000, Proto::Tcp, 8080)],
+        };
+        let view = DockerView { publishes: Vec::new(), containers: vec![c] };
+        let port = |port, proto| CheckedPort { port, proto };
+        let u = view.unpublished_for_port(port(3000, Proto::Tcp));
+        assert_eq!(u.len(), 1);
+        assert_eq!((u[0].container.as_str(), u[0].compose_service.as_deref()), ("web", Some("web")));
+        assert!(u[0].published_as.is_empty());
+        assert!(view.unpublished_for_port(port(3000, Proto::Udp)).is_empty());
+        assert_eq!(view.unpublished_for_port(port(5353, Proto::Udp)).len(), 1);
+        // Published, but on another host port.
+        assert_eq!(view.unpublished_for_port(port(9000, Proto::Tcp))[0].published_as, [8080]);
+        // Published on the checked port: a publication, not an unpublished container.
+        assert!(view.unpublished_for_port(port(8080, Proto::Tcp)).is_empty());
+    }
+
+    #[test]
+    fn our_own_namespace_has_an_inode() {
+        assert!(netns_inode("/proc/self/ns/net").is_some());
+        let here = listening_in(std::process::id());
+        assert!(here.is_some(), "our own socket tables are readable");
     }
 
     #[test]

@@ -131,6 +131,7 @@ pub(crate) async fn service_inputs(
             source: *source,
             listeners,
             docker: docker.for_port(*port),
+            unpublished: docker.unpublished_for_port(*port),
             local_http_status,
         });
     }

@@ -122,6 +122,7 @@ fn judge(
         port: input.port,
         listeners: &input.listeners,
         docker: &input.docker,
+        unpublished: &input.unpublished,
         probes: &probes,
         path,
         local_http_status: input.local_http_status,
@@ -159,6 +160,7 @@ fn judge(
         proto: input.port.proto,
         listeners,
         docker: input.docker.clone(),
+        unpublished: input.unpublished.clone(),
         probes,
         verdict,
     };

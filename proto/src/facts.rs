@@ -1,6 +1,8 @@
 //! The inside facts about the user's ports: which ports were asked about (`--check`
-//! parsing), the sockets listening on this machine, Docker's publications, and whether
-//! this kernel is WSL2's. Gathered by the agent, judged by [`crate::verdict`].
+//! parsing), the sockets listening on this machine, Docker's publications and the
+//! containers that listen without one, and whether this kernel is WSL2's. Every fact is
+//! about the agent's own network namespace: Docker facts only reach here when Docker's
+//! engine shares it. Gathered by the agent, judged by [`crate::verdict`].
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -166,6 +168,25 @@ pub struct DockerPublish {
     pub inner_listeners: Option<Vec<SocketAddr>>,
 }
 
+/// A running container with a socket on the port inside its own network namespace, which
+/// Docker does not publish on that port of this host: no other device can reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpublishedContainer {
+    /// Container name.
+    pub container: String,
+    /// Image.
+    pub image: String,
+    /// Protocol.
+    pub proto: Proto,
+    /// The sockets on the port inside the container's network namespace.
+    pub listeners: Vec<SocketAddr>,
+    /// The compose service it belongs to (label `com.docker.compose.service`), if any.
+    pub compose_service: Option<String>,
+    /// Host ports where Docker does publish this container port (another port than the
+    /// one checked); empty when it is not published at all.
+    pub published_as: Vec<u16>,
+}
+
 /// Why a port is in the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -187,6 +208,9 @@ pub struct ServiceInput {
     pub listeners: Vec<SocketFact>,
     /// Docker publications of it.
     pub docker: Vec<DockerPublish>,
+    /// Running containers that listen on it inside their own network namespace, where
+    /// Docker does not publish it.
+    pub unpublished: Vec<UnpublishedContainer>,
     /// The HTTP status this machine gets for `GET /` with `Host: localhost`, asked
     /// only when the peer's answer was 400, 403 or 421 (to tell a Host check from a
     /// page that refuses everyone).

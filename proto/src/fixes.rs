@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use crate::facts::SocketFact;
+use crate::facts::{DockerPublish, SocketFact};
 use crate::report::{Finding, FindingCode, ServiceProbeReport, Severity, Verdict};
 use crate::verdict::{ServiceFacts, missed_probes};
 use crate::vocab::{Outcome, Proto};
@@ -423,6 +423,112 @@ fn scope_words(l: &SocketFact) -> &'static str {
     }
 }
 
+/// `-p` / `ports:` notation for publishing container port `inner` on host port `host`.
+fn publish_spec(host: u16, inner: u16, proto: Proto) -> String {
+    match proto {
+        Proto::Tcp => format!("{host}:{inner}"),
+        Proto::Udp => format!("{host}:{inner}/udp"),
+    }
+}
+
+/// What this report's outside probes of a published port met, in words. Docker's two
+/// paths fail differently when the app inside listens on its loopback: its NAT rules
+/// (connections from other devices) forward to the container's own address and are
+/// refused; its userland proxy (connections from this machine) accepts, then closes.
+fn docker_path_seen(probes: &[ServiceProbeReport]) -> String {
+    const SEEN: &[(Outcome, &str)] = &[
+        (
+            Outcome::Refused,
+            "refused: Docker's NAT rules forward it to the container's own address, where nothing listens",
+        ),
+        (Outcome::EmptyReply, "accepted by Docker's userland proxy (docker-proxy), then closed without an answer"),
+        (Outcome::Reset, "accepted, then reset by the proxy in front of the container"),
+        (Outcome::Unreachable, "rejected with \"host unreachable\""),
+        (Outcome::Timeout, "not answered at all (a firewall may drop it as well)"),
+    ];
+    let mut parts = Vec::new();
+    for (outcome, words) in SEEN {
+        let at: Vec<String> = probes.iter().filter(|p| p.outcome == *outcome).map(|p| p.target.to_string()).collect();
+        match at.as_slice() {
+            [] => {}
+            [one] => parts.push(format!("the connection to {one} was {words}")),
+            many => parts.push(format!("connections to {} were {words}", many.join(", "))),
+        }
+    }
+    if parts.is_empty() { "connections from other devices cannot reach it".into() } else { parts.join("; ") }
+}
+
+/// The finding for a container whose app listens on its own loopback behind a
+/// publication: where it listens, and what this report's probes met on the way.
+fn container_loopback(f: &ServiceFacts<'_>, c: Option<&DockerPublish>) -> (String, String) {
+    let port = f.port;
+    let inner = c.map(|c| c.container_port).unwrap_or(port.port);
+    let (name, published) = match c {
+        Some(c) => (format!("{} ({})", c.container, c.image), format!(" on {}:{}", c.host_ip, c.host_port)),
+        None => ("the container".to_owned(), String::new()),
+    };
+    let message = format!(
+        "Port {port}: Docker publishes it{published}, but the app inside container {name} listens on \
+         127.0.0.1:{inner}, the container's own loopback, which Docker's forwarding cannot reach; {}.",
+        docker_path_seen(f.probes)
+    );
+    let fix = format!(
+        "make the app in the container listen on 0.0.0.0:{inner} (every address of the container) instead of \
+         127.0.0.1, then restart it"
+    );
+    (message, fix)
+}
+
+/// The finding for a port that nothing here listens on while a container does, in its
+/// own network namespace, without a publication on the port.
+fn container_not_published(f: &ServiceFacts<'_>) -> (String, String) {
+    let port = f.port;
+    let n = port.port;
+    let mut containers = f.unpublished.iter().filter(|c| c.proto == port.proto);
+    let Some(c) = containers.next() else {
+        return (format!("Port {port}: nothing listens on it on this machine."), String::new());
+    };
+    let others = match containers.count() {
+        0 => String::new(),
+        1 => " (and one more container)".to_owned(),
+        more => format!(" (and {more} more containers)"),
+    };
+    let binds: Vec<String> = c.listeners.iter().map(ToString::to_string).collect();
+    let loopback_only = !c.listeners.is_empty() && c.listeners.iter().all(|a| a.ip().is_loopback());
+    let published = if c.published_as.is_empty() {
+        "Docker does not publish it, so no other device can reach it".to_owned()
+    } else {
+        let ports: Vec<String> = c.published_as.iter().map(ToString::to_string).collect();
+        format!("Docker publishes it on host port {} instead, not on {n}", ports.join(", "))
+    };
+    let mut message = format!(
+        "Port {port}: nothing on this machine listens on it, but container {} ({}){others} does, inside its own \
+         network namespace ({}); {published}.",
+        c.container,
+        c.image,
+        binds.join(", ")
+    );
+    let spec = publish_spec(n, n, port.proto);
+    let mut fix = match &c.compose_service {
+        Some(service) => format!(
+            "publish it: add `ports: [\"{spec}\"]` to service `{service}` in the compose file, then run \
+             `docker compose up -d` (which recreates the container)"
+        ),
+        None => format!(
+            "publish it: start the container with `docker run -p {spec} …` (a running container cannot gain a \
+             published port: remove it and run it again)"
+        ),
+    };
+    if let Some(first) = c.published_as.first() {
+        fix = format!("use port {first}, or {fix}");
+    }
+    if loopback_only {
+        message.push_str(" The app there listens on the container's loopback only, which no publication reaches.");
+        fix.push_str(&format!("; and make the app listen on 0.0.0.0:{n} inside the container"));
+    }
+    (message, fix)
+}
+
 /// The finding for a port's verdict: what is wrong, in words, and the fix for what
 /// was found. With `cx.wsl2`, WSL2's own explanation where the cause may be its NAT.
 pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Finding {
@@ -502,26 +608,31 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
             },
         ),
         Verdict::ContainerLoopback => {
-            let c = container.map(|c| format!("{} ({})", c.container, c.image)).unwrap_or_else(|| "the container".into());
-            let inner = container.map(|c| c.container_port).unwrap_or(n);
-            let own = match program {
-                Program::DockerProxy | Program::Other => String::new(),
-                p => format!("; {}", bind_fix(p, inner, &[], &FixContext { v6: false, ..*cx })),
-            };
-            (
-                Severity::Error,
-                format!("Port {port}: Docker publishes it, but the app inside container {c} listens on 127.0.0.1:{inner}, which Docker's forwarding cannot reach (connections are accepted, then closed)."),
-                format!("make the app in the container listen on 0.0.0.0:{inner} instead of 127.0.0.1:{inner}, then restart it{own}"),
-            )
+            let (message, mut fix) = container_loopback(f, container);
+            if !matches!(program, Program::DockerProxy | Program::Other) {
+                let inner = container.map(|c| c.container_port).unwrap_or(n);
+                fix.push_str(&format!("; {}", bind_fix(program, inner, &[], &FixContext { v6: false, ..*cx })));
+            }
+            (Severity::Error, message, fix)
         }
         Verdict::PublishedLoopback => {
             let c = container.map(|c| format!("{} ({})", c.container, c.image)).unwrap_or_else(|| "the container".into());
             let inner = container.map(|c| c.container_port).unwrap_or(n);
+            let loopback = match container.map(|c| c.host_ip) {
+                Some(ip @ std::net::IpAddr::V6(_)) => format!("[{ip}]"),
+                Some(ip) => ip.to_string(),
+                None => "127.0.0.1".into(),
+            };
+            let spec = publish_spec(n, inner, port.proto);
             (
                 Severity::Error,
-                format!("Port {port}: container {c} is published on 127.0.0.1 only (`-p 127.0.0.1:{n}:{inner}`), so only this machine can reach it."),
-                format!("publish it on every address: `docker run -p {n}:{inner} …` (or `ports: [\"{n}:{inner}\"]` in compose)"),
+                format!("Port {port}: container {c} is published on {loopback} only (`-p {loopback}:{spec}`), so only this machine can reach it."),
+                format!("publish it on every address: `docker run -p {spec} …` (or `ports: [\"{spec}\"]` in compose)"),
             )
+        }
+        Verdict::ContainerNotPublished => {
+            let (message, fix) = container_not_published(f);
+            (Severity::Error, message, fix)
         }
         Verdict::HttpHostCheck => (
             Severity::Error,
@@ -549,12 +660,34 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::CheckedPort;
+    use crate::facts::{CheckedPort, UnpublishedContainer};
     use crate::report::ProbeReport;
 
     const P: CheckedPort = CheckedPort { port: 3000, proto: Proto::Tcp };
     const BOTH: FixContext = FixContext { dialled: None, v4: true, v6: true, wsl2: false };
     const V4: FixContext = FixContext { dialled: None, v4: true, v6: false, wsl2: false };
+
+    fn facts(listeners: &[SocketFact]) -> ServiceFacts<'_> {
+        ServiceFacts {
+            port: P,
+            listeners,
+            docker: &[],
+            unpublished: &[],
+            probes: &[],
+            path: &[],
+            local_http_status: None,
+        }
+    }
+
+    fn probe(target: &str, outcome: Outcome) -> ServiceProbeReport {
+        ServiceProbeReport {
+            target: target.parse().expect("target"),
+            outcome,
+            rtt_ms: None,
+            http_status: None,
+            errno: None,
+        }
+    }
 
     fn sock(bind: &str, program: &str, cmdline: &str) -> SocketFact {
         SocketFact {
@@ -568,7 +701,7 @@ mod tests {
     }
 
     fn find(verdict: Verdict, listeners: &[SocketFact], cx: &FixContext) -> Finding {
-        let f = ServiceFacts { port: P, listeners, docker: &[], probes: &[], path: &[], local_http_status: None };
+        let f = ServiceFacts { listeners, ..facts(&[]) };
         finding(&f, verdict, cx)
     }
 
@@ -614,6 +747,72 @@ mod tests {
         let v6only = sock("[::]:3000", "myserver", "./myserver");
         let f = find(Verdict::Ipv6Only, &[v6only], &V4);
         assert!(f.fix.starts_with("clear IPV6_V6ONLY on the server's [::]:3000 socket"), "{}", f.fix);
+    }
+
+    #[test]
+    fn container_loopback_says_what_the_probes_met() {
+        let publish = DockerPublish {
+            container: "web".into(),
+            image: "app:1".into(),
+            host_ip: "0.0.0.0".parse().expect("ip"),
+            host_port: 3000,
+            container_port: 8080,
+            proto: Proto::Tcp,
+            inner_listeners: Some(vec!["127.0.0.1:8080".parse().expect("addr")]),
+        };
+        let docker = [publish];
+        // From another device: Docker's NAT rules, refused.
+        let lan = [probe("198.51.100.1:3000", Outcome::Refused)];
+        let f =
+            finding(&ServiceFacts { docker: &docker, probes: &lan, ..facts(&[]) }, Verdict::ContainerLoopback, &BOTH);
+        assert!(f.message.contains("198.51.100.1:3000 was refused") && !f.message.contains("accepted"), "{f:?}");
+        assert!(f.message.contains("web (app:1)") && f.message.contains("127.0.0.1:8080"), "{f:?}");
+        assert!(f.message.contains("Docker publishes it on 0.0.0.0:3000"), "{f:?}");
+        assert!(f.fix.contains("0.0.0.0:8080") && !f.fix.contains("127.0.0.1/localhost"), "{f:?}");
+        // From this machine: docker-proxy accepts, then closes.
+        let local = [probe("127.0.0.1:3000", Outcome::EmptyReply)];
+        let f =
+            finding(&ServiceFacts { docker: &docker, probes: &local, ..facts(&[]) }, Verdict::ContainerLoopback, &BOTH);
+        assert!(f.message.contains("accepted by Docker's userland proxy") && !f.message.contains("refused"), "{f:?}");
+    }
+
+    #[test]
+    fn an_unpublished_container_gets_the_publish_fix() {
+        let web = |compose: Option<&str>, bind: &str, published_as: Vec<u16>| UnpublishedContainer {
+            container: "web".into(),
+            image: "app:1".into(),
+            proto: Proto::Tcp,
+            listeners: vec![bind.parse().expect("addr")],
+            compose_service: compose.map(Into::into),
+            published_as,
+        };
+        let f = |c: &[UnpublishedContainer]| {
+            finding(&ServiceFacts { unpublished: c, ..facts(&[]) }, Verdict::ContainerNotPublished, &BOTH)
+        };
+        let plain = f(&[web(None, "0.0.0.0:3000", vec![])]);
+        assert_eq!(plain.code, "container_not_published");
+        assert!(plain.message.contains("container web (app:1)") && plain.message.contains("0.0.0.0:3000"), "{plain:?}");
+        assert!(plain.fix.contains("`docker run -p 3000:3000 …`"), "{plain:?}");
+        let compose = f(&[web(Some("api"), "0.0.0.0:3000", vec![])]);
+        assert!(compose.fix.contains("`ports: [\"3000:3000\"]` to service `api`"), "{compose:?}");
+        let inside_lo = f(&[web(None, "127.0.0.1:3000", vec![])]);
+        assert!(
+            inside_lo.fix.contains("docker run -p 3000:3000") && inside_lo.fix.contains("0.0.0.0:3000"),
+            "{inside_lo:?}"
+        );
+        let elsewhere = f(&[web(None, "0.0.0.0:3000", vec![8080])]);
+        assert!(
+            elsewhere.message.contains("host port 8080") && elsewhere.fix.starts_with("use port 8080"),
+            "{elsewhere:?}"
+        );
+        let udp = CheckedPort { port: 5353, proto: Proto::Udp };
+        let dns = [UnpublishedContainer { proto: Proto::Udp, ..web(None, "0.0.0.0:5353", vec![]) }];
+        let f = finding(
+            &ServiceFacts { port: udp, unpublished: &dns, ..facts(&[]) },
+            Verdict::ContainerNotPublished,
+            &BOTH,
+        );
+        assert!(f.fix.contains("-p 5353:5353/udp"), "{f:?}");
     }
 
     /// Recorded process names and command lines of the dev servers people run, and the
@@ -725,14 +924,7 @@ mod tests {
         };
         let probes = [probe("198.51.100.10:3000", Outcome::Refused), probe("[2001:db8::10]:3000", Outcome::Open)];
         let listeners = [sock("[::]:3000", "python3", "python3 server.py")];
-        let f = ServiceFacts {
-            port: P,
-            listeners: &listeners,
-            docker: &[],
-            probes: &probes,
-            path: &path,
-            local_http_status: None,
-        };
+        let f = ServiceFacts { listeners: &listeners, probes: &probes, path: &path, ..facts(&[]) };
         let cx = FixContext { dialled: Some("198.51.100.10".parse().expect("ip")), ..BOTH };
         let found = finding(&f, Verdict::Partial, &cx);
         assert_eq!(found.severity, Severity::Error);

@@ -2,9 +2,9 @@
 //! protocol and the findings, with colour only where [`Paint`] allows it. Every string in
 //! a report came over the network: none reaches the terminal without [`printable`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use crate::facts::PortSource;
+use crate::facts::{DockerPublish, PortSource};
 use crate::report::{Mode, ProbeReport, Report, ServiceReport, Severity};
 use crate::text::printable;
 use crate::vocab::{Outcome, Proto};
@@ -98,9 +98,14 @@ pub fn render_text(r: &Report, paint: Paint) -> String {
                     (Some(p), None) => format!("{} {}", l.bind, clean(p)),
                     _ => format!("{} (owner not visible)", l.bind),
                 })
-                .chain(
-                    s.docker.iter().map(|d| format!("docker {} → {}:{}", clean(&d.container), d.host_ip, d.host_port)),
-                )
+                .chain(s.docker.iter().flat_map(|d| publication_lines(d, &clean)))
+                .chain(s.unpublished.iter().flat_map(|c| {
+                    let name = clean(&c.container);
+                    let mut lines: Vec<String> =
+                        c.listeners.iter().map(|a| format!("{a} in container {name}")).collect();
+                    lines.push("  not published".into());
+                    lines
+                }))
                 .collect();
             let probes: Vec<String> = s
                 .probes
@@ -164,9 +169,51 @@ pub fn render_text(r: &Report, paint: Paint) -> String {
     out
 }
 
+/// A Docker publication in the "listening here" column: where the app listens inside
+/// the container (that is what listens, not Docker's forwarding on the host address),
+/// then the publication itself.
+fn publication_lines(d: &DockerPublish, clean: &impl Fn(&str) -> String) -> Vec<String> {
+    let name = clean(&d.container);
+    let host = SocketAddr::new(d.host_ip, d.host_port);
+    let Some(inner) = &d.inner_listeners else {
+        return vec![format!("docker {name} → {host} (port {} inside)", d.container_port)];
+    };
+    let on_port: Vec<&SocketAddr> = inner.iter().filter(|a| a.port() == d.container_port).collect();
+    let mut lines: Vec<String> = on_port.iter().map(|a| format!("{a} in container {name}")).collect();
+    if lines.is_empty() {
+        lines.push(format!("nothing on port {} in container {name}", d.container_port));
+    }
+    lines.push(format!("  published on {host}"));
+    lines
+}
+
 fn cell(p: &ProbeReport) -> String {
     match (p.outcome, p.rtt_ms) {
         (Outcome::Open, Some(ms)) => format!("open {ms:.1} ms"),
         (outcome, _) => outcome.as_str().replace('_', " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publication_shows_where_the_app_listens_inside() {
+        let mut d = DockerPublish {
+            container: "web".into(),
+            image: "app:1".into(),
+            host_ip: "0.0.0.0".parse().expect("ip"),
+            host_port: 8080,
+            container_port: 3000,
+            proto: Proto::Tcp,
+            inner_listeners: Some(vec!["127.0.0.1:3000".parse().expect("addr"), "0.0.0.0:9000".parse().expect("addr")]),
+        };
+        let clean = |s: &str| printable(s, 64);
+        assert_eq!(publication_lines(&d, &clean), ["127.0.0.1:3000 in container web", "  published on 0.0.0.0:8080"]);
+        d.inner_listeners = Some(Vec::new());
+        assert_eq!(publication_lines(&d, &clean)[0], "nothing on port 3000 in container web");
+        d.inner_listeners = None;
+        assert_eq!(publication_lines(&d, &clean), ["docker web → 0.0.0.0:8080 (port 3000 inside)"]);
     }
 }

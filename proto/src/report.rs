@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::addr::InterfaceKind;
-use crate::facts::{DockerPublish, PortSource};
+use crate::facts::{DockerPublish, PortSource, UnpublishedContainer};
 use crate::vocab::{Outcome, Proto};
 
 /// Schema name of the JSON report.
@@ -271,6 +271,8 @@ finding_codes! {
     ContainerLoopback => "container_loopback",
     /// Port verdict `published_loopback`.
     PublishedLoopback => "published_loopback",
+    /// Port verdict `container_not_published`.
+    ContainerNotPublished => "container_not_published",
     /// Port verdict `http_host_check`.
     HttpHostCheck => "http_host_check",
     /// Port verdict `network_blocked`.
@@ -383,6 +385,9 @@ pub enum Verdict {
     ContainerLoopback,
     /// Docker: published with `-p 127.0.0.1:…`.
     PublishedLoopback,
+    /// Docker: nothing on this machine listens on the port, but a container does, inside
+    /// its own network namespace, without a publication on it.
+    ContainerNotPublished,
     /// TCP works but the app rejects the Host/Origin (400, 403, 421).
     HttpHostCheck,
     /// Not even the agent's wildcard test listeners are reachable.
@@ -391,7 +396,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in a stable order.
-    pub const ALL: [Verdict; 14] = [
+    pub const ALL: [Verdict; 15] = [
         Verdict::Reachable,
         Verdict::Partial,
         Verdict::LoopbackOnly,
@@ -404,6 +409,7 @@ impl Verdict {
         Verdict::ProxyNoBackend,
         Verdict::ContainerLoopback,
         Verdict::PublishedLoopback,
+        Verdict::ContainerNotPublished,
         Verdict::HttpHostCheck,
         Verdict::NetworkBlocked,
     ];
@@ -423,6 +429,7 @@ impl Verdict {
             Verdict::ProxyNoBackend => "proxy_no_backend",
             Verdict::ContainerLoopback => "container_loopback",
             Verdict::PublishedLoopback => "published_loopback",
+            Verdict::ContainerNotPublished => "container_not_published",
             Verdict::HttpHostCheck => "http_host_check",
             Verdict::NetworkBlocked => "network_blocked",
         }
@@ -470,6 +477,10 @@ pub struct ServiceReport {
     pub listeners: Vec<ServiceListener>,
     /// Docker publications of it.
     pub docker: Vec<DockerPublish>,
+    /// Running containers listening on it inside their own network namespace without a
+    /// publication on it (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpublished: Vec<UnpublishedContainer>,
     /// Outside probes of it.
     pub probes: Vec<ServiceProbeReport>,
     /// The verdict.

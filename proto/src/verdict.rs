@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::facts::{CheckedPort, DockerPublish, SocketFact};
+use crate::facts::{CheckedPort, DockerPublish, SocketFact, UnpublishedContainer};
 use crate::report::{ProbeReport, ServiceProbeReport, Verdict};
 use crate::vocab::{Outcome, Proto};
 
@@ -16,6 +16,8 @@ pub struct ServiceFacts<'a> {
     pub listeners: &'a [SocketFact],
     /// Docker publications of it.
     pub docker: &'a [DockerPublish],
+    /// Containers listening on it inside their own network namespace, unpublished.
+    pub unpublished: &'a [UnpublishedContainer],
     /// Outside probes of it.
     pub probes: &'a [ServiceProbeReport],
     /// The test-listener probes (the path picture).
@@ -103,7 +105,13 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
         }
     }
     if f.listeners.is_empty() && published.is_empty() {
-        return Verdict::NotListening;
+        // The app may run in a container, listening in the container's own network
+        // namespace: only a publication would bring the port to this machine's addresses.
+        return if f.unpublished.iter().any(|c| c.proto == proto) {
+            Verdict::ContainerNotPublished
+        } else {
+            Verdict::NotListening
+        };
     }
     if !f.listeners.is_empty() && f.listeners.iter().all(|l| l.bind.ip().is_loopback()) && published.is_empty() {
         return Verdict::LoopbackOnly;
@@ -221,7 +229,15 @@ mod tests {
         probes: &[ServiceProbeReport],
         path: &[ProbeReport],
     ) -> Verdict {
-        verdict(&ServiceFacts { port: P, listeners, docker, probes, path, local_http_status: Some(200) })
+        verdict(&ServiceFacts {
+            port: P,
+            listeners,
+            docker,
+            unpublished: &[],
+            probes,
+            path,
+            local_http_status: Some(200),
+        })
     }
 
     fn lan_path() -> Vec<ProbeReport> {
@@ -267,6 +283,7 @@ mod tests {
             port: P,
             listeners: std::slice::from_ref(&any),
             docker: &[],
+            unpublished: &[],
             probes: &[probe(LAN, Open, Some(403))],
             path: &p,
             local_http_status: Some(403),
@@ -317,5 +334,40 @@ mod tests {
         assert_eq!(v(&[], &inside_lo, &[probe(LAN, Refused, None)], &p), Verdict::ContainerLoopback);
         let app_down = [publish("0.0.0.0", Some("0.0.0.0:9999"))];
         assert_eq!(v(&[], &app_down, &[probe(LAN, Refused, None)], &p), Verdict::ProxyNoBackend);
+    }
+
+    #[test]
+    fn a_container_listening_without_a_publication() {
+        use Outcome::*;
+        let p = lan_path();
+        let web = |proto| UnpublishedContainer {
+            container: "web".into(),
+            image: "app:1".into(),
+            proto,
+            listeners: vec!["0.0.0.0:3000".parse().expect("addr")],
+            compose_service: None,
+            published_as: Vec::new(),
+        };
+        let facts = |listeners, unpublished| ServiceFacts {
+            port: P,
+            listeners,
+            docker: &[],
+            unpublished,
+            probes: &[],
+            path: &p,
+            local_http_status: None,
+        };
+        let refused = [probe(LAN, Refused, None)];
+        let tcp = [web(Proto::Tcp)];
+        assert_eq!(verdict(&ServiceFacts { probes: &refused, ..facts(&[], &tcp) }), Verdict::ContainerNotPublished);
+        // A peer on this machine is refused on loopback all the same.
+        let local = [probe("127.0.0.1:3000", Refused, None)];
+        assert_eq!(verdict(&ServiceFacts { probes: &local, ..facts(&[], &tcp) }), Verdict::ContainerNotPublished);
+        // A UDP socket in a container says nothing about TCP.
+        let udp = [web(Proto::Udp)];
+        assert_eq!(verdict(&ServiceFacts { probes: &refused, ..facts(&[], &udp) }), Verdict::NotListening);
+        // A socket on this machine is the port's owner: the container is not what the peer meets.
+        let lo = [sock("127.0.0.1:3000", "node", "node server.js")];
+        assert_eq!(verdict(&ServiceFacts { probes: &refused, ..facts(&lo, &tcp) }), Verdict::LoopbackOnly);
     }
 }

@@ -159,6 +159,7 @@ fn python_on_loopback() -> ServiceInput {
             cmdline: Some("python3 -m http.server 3000 --bind 127.0.0.1".into()),
         }],
         docker: vec![],
+        unpublished: vec![],
         local_http_status: None,
     }
 }

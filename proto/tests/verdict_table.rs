@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
-use lanreach_proto::facts::{CheckedPort, DockerPublish, SocketFact};
+use lanreach_proto::facts::{CheckedPort, DockerPublish, SocketFact, UnpublishedContainer};
 use lanreach_proto::report::{ProbeReport, ServiceProbeReport, Verdict};
 use lanreach_proto::verdict::{ServiceFacts, path_open, verdict};
 use lanreach_proto::vocab::{Outcome, Proto};
@@ -74,6 +74,19 @@ fn listener_sets(proto: Proto) -> Vec<Vec<SocketFact>> {
         vec![s("203.0.113.1:3000", None)],
         vec![s("0.0.0.0:3000", None), s("[::]:3000", Some(true))],
     ]
+}
+
+/// No container, or one listening on the port inside its own namespace, unpublished.
+fn unpublished_sets(proto: Proto) -> Vec<Vec<UnpublishedContainer>> {
+    let inside = UnpublishedContainer {
+        container: "web".into(),
+        image: "app:1".into(),
+        proto,
+        listeners: vec![SocketAddr::from(([0, 0, 0, 0], PORT))],
+        compose_service: None,
+        published_as: vec![],
+    };
+    vec![vec![], vec![inside]]
 }
 
 fn docker_sets(proto: Proto) -> Vec<Vec<DockerPublish>> {
@@ -147,11 +160,15 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
                                 })
                                 .collect();
                             for listeners in listener_sets(proto) {
-                                for docker in docker_sets(proto) {
+                                for (docker, unpublished) in docker_sets(proto)
+                                    .into_iter()
+                                    .flat_map(|d| unpublished_sets(proto).into_iter().map(move |u| (d.clone(), u)))
+                                {
                                     let f = ServiceFacts {
                                         port,
                                         listeners: &listeners,
                                         docker: &docker,
+                                        unpublished: &unpublished,
                                         probes: &probes,
                                         path: &path,
                                         local_http_status: Some(200),

@@ -246,6 +246,70 @@ impl Lab {
     }
 }
 
+/// A namespace joined to the root namespace by a veth pair, for tests of paths that only
+/// exist there (Docker's NAT rules): the root end is `lrrootK` with `203.0.113.(4K+1)/30`,
+/// the namespace end `eth0` with `203.0.113.(4K+2)/30`, IPv6 off on both and no default
+/// route, so nothing in the namespace can send to any other address. Slot K is claimed by
+/// creating the link (atomic across test processes); the link is removed on drop, and with
+/// the namespace when the lab goes.
+pub struct RootLink {
+    /// The root end's name.
+    name: String,
+    /// The root end's address (the agent's side).
+    pub root_ip: String,
+    /// The namespace at the other end.
+    pub node: Node,
+}
+
+impl Lab {
+    /// Adds a namespace `role` joined to the root namespace (see [`RootLink`]).
+    pub fn root_link(&mut self, role: &str) -> RootLink {
+        let ns = format!("{}-{role}", self.prefix);
+        sh(&["ip", "netns", "add", &ns]);
+        let free = |slot: u8| {
+            let subnet = format!("203.0.113.{}/30", slot * 4);
+            let used = sh(&["ip", "-o", "addr", "show", "to", &subnet]);
+            used.stdout.is_empty()
+        };
+        for slot in 1..63u8 {
+            let name = format!("lrroot{slot}");
+            if !free(slot) {
+                continue;
+            }
+            let made = Command::new("ip")
+                .args(["link", "add", &name, "type", "veth", "peer", "name", "eth0", "netns", &ns])
+                .output()
+                .expect("run ip");
+            if !made.status.success() {
+                continue; // another test holds this slot
+            }
+            let node = Node {
+                ns: ns.clone(),
+                v4: format!("203.0.113.{}", slot * 4 + 2),
+                v6: String::new(),
+                bridge_port: String::new(),
+            };
+            self.nodes.push(node.clone());
+            let link = RootLink { name: name.clone(), root_ip: format!("203.0.113.{}", slot * 4 + 1), node };
+            sh(&["sysctl", "-q", "-w", &format!("net.ipv6.conf.{name}.disable_ipv6=1")]);
+            sh(&["ip", "addr", "add", &format!("{}/30", link.root_ip), "dev", &name]);
+            sh(&["ip", "link", "set", &name, "up"]);
+            sh(&["ip", "netns", "exec", &ns, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.disable_ipv6=1"]);
+            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            sh(&["ip", "-n", &ns, "addr", "add", &format!("{}/30", link.node.v4), "dev", "eth0"]);
+            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+            return link;
+        }
+        panic!("no free 203.0.113.0/30 slot for a root link");
+    }
+}
+
+impl Drop for RootLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.name]).output();
+    }
+}
+
 /// Starts `program args` in `node`'s namespace with piped output.
 fn start_in(node: &Node, program: &str, args: &[&str]) -> Child {
     Command::new("ip")
