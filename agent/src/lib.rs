@@ -9,6 +9,7 @@
 //! | [`app`] | `main`: flags → [`Config`] → the command → an exit code; `serve` wires the rest together |
 //! | [`cli`] | the command line, validated once into a [`Config`] |
 //! | [`control`] | the QUIC endpoint: accepting connections, the handshake and one peer's session under deadlines |
+//! | `gate` | admission at the door: a place per connection in the unauthenticated pool or the pool of sessions |
 //! | [`listeners`] | the test listeners (TCP and UDP on every bind address that matters) and the knock they answer |
 //! | [`inside`] | the agent's inside view of a run: plan targets, the plan, the inside facts about `--check` ports |
 //! | [`sockets`] | the socket inventory from /proc (which program listens where) |
@@ -24,6 +25,7 @@ pub mod app;
 pub mod cli;
 pub mod control;
 pub mod docker;
+mod gate;
 pub mod inside;
 pub mod listeners;
 pub mod local;

@@ -152,7 +152,8 @@ pub fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: bool) ->
         Event::PeerFinished { name, rtt, pings, .. } => {
             format!("  round-trip time to \"{name}\": {} (QUIC, after {pings} pings); session done.\n", duration(*rtt))
         }
-        Event::PeerFailed { from, error, failures } => failure(*from, error, *failures),
+        Event::PeerFailed { from, error, failures, .. } => failure(*from, error, *failures),
+        Event::Refused { from, why } => format!("Peer at {from}: refused: {why}.\n"),
         Event::TrustFileError(e) => format!("warning: trusted peers file: {e}\n"),
     })
 }
@@ -166,11 +167,20 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
         SessionError::Handshake(HandshakeError::NotTrusted) => {
             "refused: this peer is not paired (it needs the pairing code)".into()
         }
-        SessionError::Handshake(HandshakeError::Busy) => "refused: too many pairing attempts at once".into(),
+        SessionError::Handshake(HandshakeError::Busy) => {
+            "refused: pairing attempts are under way (the code's last ones, or one from the same address)".into()
+        }
+        SessionError::Handshake(HandshakeError::Backoff { wait }) => format!(
+            "refused: a pairing attempt from this address failed moments ago (it may try again in {} s)",
+            wait.as_millis().div_ceil(1000)
+        ),
         SessionError::Handshake(HandshakeError::VersionMismatch { ours, theirs }) => {
             format!("refused: the peer speaks protocol version {theirs}, this agent {ours}; install matching versions")
         }
-        SessionError::Timeout(step) => format!("gave up: no progress during {step}{attempts}"),
+        SessionError::NoConfirmation => format!("pairing failed: no confirmation in time{attempts}"),
+        SessionError::Timeout(step) => format!("gave up: no progress during {step}"),
+        SessionError::Evicted => "closed before it authenticated, to make room for newer connections".into(),
+        SessionError::SessionsFull => "refused: too many peers are connected".into(),
         other => format!("connection closed: {other}{attempts}"),
     };
     format!("Peer at {from}: {what}.\n")
