@@ -17,6 +17,7 @@
 //! | [`local`] | `--local`: the single-machine self-check |
 //! | [`trust`] | the trusted-peers file |
 //! | [`render`] | everything the agent prints (banner, events, errors, peer lists) |
+//! | [`screen`] | when it prints it: failures from outside rate-limited, the current pairing code last |
 //!
 //! The protocol, the rules and the report are in `lanreach-proto`; this crate owns
 //! sockets, tasks, timers and the terminal.
@@ -30,6 +31,7 @@ pub mod inside;
 pub mod listeners;
 pub mod local;
 pub mod render;
+pub mod screen;
 pub mod sockets;
 pub mod trust;
 

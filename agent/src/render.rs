@@ -105,6 +105,25 @@ fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, with_qr: 
     out
 }
 
+/// A new pairing code and how to use it, with the reason for the change.
+pub fn new_code(why: &str, code: &PairingCode, reachable: &[SocketAddr], id: KeyId) -> String {
+    format!("New pairing code ({why}):\n{}", code_block(code, reachable, id, false))
+}
+
+/// The code in force, on one line, after other lines pushed it up the screen.
+pub fn code_reminder(code: &PairingCode, reachable: &[SocketAddr]) -> String {
+    match peer_commands(reachable, code).first() {
+        Some(cmd) => format!("pairing code: {code}   (still valid: {cmd})\n"),
+        None => format!("pairing code: {code}   (still valid)\n"),
+    }
+}
+
+/// Failed or refused connections that were not described one by one.
+pub fn undescribed_failures(count: usize, sources: usize, secs: u64) -> String {
+    let addresses = if sources == 1 { "1 address".to_owned() } else { format!("{sources} addresses") };
+    format!("… and {count} more connections from {addresses} failed or were refused in the last {secs} s.\n")
+}
+
 /// A spinner on stderr (only used on a terminal).
 pub fn spinner(message: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
@@ -138,7 +157,7 @@ pub fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: bool) ->
                 RetireReason::Used => "the last code was used",
                 RetireReason::TooManyFailures => "the last code had too many failed attempts and is retired",
             };
-            format!("New pairing code ({why}):\n{}", code_block(new, reachable, id, false))
+            new_code(why, new, reachable, id)
         }
         Event::PeerAuthenticated { from, name, id, method, verification } => match method {
             AuthMethod::Paired => format!(

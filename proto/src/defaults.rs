@@ -133,6 +133,10 @@ pub const PAIR_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Sources whose failed pairing attempts the agent remembers.
 pub const MAX_BACKOFF_SOURCES: usize = 1024;
 
+/// The agent reprints its pairing code at most this often, and reports failed
+/// connections one by one only a few times per such period (then as a count).
+pub const CODE_REPRINT: Duration = Duration::from_secs(5);
+
 // ---- The probe run -----------------------------------------------------------------
 
 /// Shortest per-attempt deadline, whatever the measured round trip. A lost SYN or
@@ -197,6 +201,10 @@ pub const BROWSE_SETTLE: Duration = Duration::from_millis(800);
 /// Refresh interval of the peer's progress display.
 pub const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
+/// How often the agent's screen prints what waited (a summary of failures, the code
+/// again); see [`CODE_REPRINT`].
+pub const SCREEN_TICK: Duration = Duration::from_millis(500);
+
 // ---- Relations ---------------------------------------------------------------------
 
 const fn ms(d: Duration) -> u128 {
@@ -233,6 +241,8 @@ const _: () = {
     assert!(RETRY_ABOVE < MAX_UNAUTHENTICATED);
     // Three failed attempts (one code's worth) fit in the memory of one source.
     assert!(MAX_BACKOFF_SOURCES > 3);
+    // The screen looks often enough to keep to its reprint period.
+    assert!(ms(SCREEN_TICK) * 4 <= ms(CODE_REPRINT));
     // Keep-alives hold the connection open while the peer probes in silence.
     assert!(ms(KEEP_ALIVE) * 2 < ms(IDLE_TIMEOUT));
     // A refusal is read before the other side's step deadline gives up.
