@@ -101,6 +101,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
         },
         _ => None,
     };
+    let stop = shutdown_signal();
     render::status(&render::banner(&render::Banner {
         name: agent.name(),
         id: agent.id(),
@@ -166,7 +167,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
     agent
         .serve(async {
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = stop => {}
                 _ = done_rx => {}
             }
         })
@@ -193,25 +194,33 @@ fn loopback_fallback(bound: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr
         .collect()
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a SIGTERM that arrives right after the banner (a
+/// service manager, a test) must not meet the default action and kill the agent before
+/// it says goodbye and frees its port.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let handlers = signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)));
+        async move {
+            match handlers {
+                Ok((mut term, mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
