@@ -86,8 +86,13 @@ fn paired_laptop(s: &mut Scene) -> (Node, TempDir) {
     let laptop = s.lab.node("laptop", 3);
     let state = tempfile::tempdir().expect("dir");
     let code = shown_code(&mut s.agent);
+    let started = Instant::now();
     let out = s.run_peer(&laptop, state.path(), "laptop", Some(&code));
     stdout_of_success(&out);
+    eprintln!(
+        "without an attack: the laptop's run (pair, probe, report) took {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     s.agent.wait_line("New pairing code");
     s.agent.wait_line("pairing code:");
     (laptop, state)
@@ -194,6 +199,7 @@ fn silent_connections_do_not_lock_out_pairing_or_pinned_peers() {
     let from = sources(&s);
     let target = s.target();
     let lines_before = s.agent.lines().len();
+    let rss_before = s.agent.rss_kib();
     let started = Instant::now();
     let attack = s.lab.spawn(
         &s.mallory,
@@ -203,6 +209,7 @@ fn silent_connections_do_not_lock_out_pairing_or_pinned_peers() {
     // Let the flood fill whatever it can fill.
     std::thread::sleep(Duration::from_secs(3));
     both_get_reports_during(&mut s, &laptop, laptop_state.path(), "1000 silent connections at 100/s from 16 addresses");
+    eprintln!("agent RSS {rss_before} KiB before the silent flood, {} KiB during it", s.agent.rss_kib());
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "the peers finished after the flood ({:?})",
