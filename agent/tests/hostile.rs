@@ -186,40 +186,46 @@ fn sources(s: &Scene) -> String {
     s.lab.extra_addresses(&s.mallory, 100, 16).join(",")
 }
 
+/// While mallory runs `attack` against the agent from 16 addresses (`attack` names the
+/// subcommand and its options; `done` is the key of its result line), the phone pairs
+/// with the code on the agent's screen and the laptop reconnects with its pins, both get
+/// their reports, and the agent's screen stays readable.
+fn peers_get_through(test: &str, attack: &[&str], done: &str, what: &str) {
+    if !lab::available(test) {
+        return;
+    }
+    let mut s = scene(&[]);
+    let (laptop, laptop_state) = paired_laptop(&mut s);
+    let (from, target) = (sources(&s), s.target());
+    let mut args = vec![attack[0], &target, "--from", &from];
+    args.extend_from_slice(&attack[1..]);
+    let lines_before = s.agent.lines().len();
+    let rss_before = s.agent.rss_kib();
+    let started = Instant::now();
+    let mut attack = s.lab.spawn(&s.mallory, arg(&attack_bin()), &args);
+    // Let the flood fill whatever it can fill.
+    std::thread::sleep(Duration::from_secs(3));
+    both_get_reports_during(&mut s, &laptop, laptop_state.path(), what);
+    eprintln!("agent RSS {rss_before} KiB before {what}, {} KiB during it", s.agent.rss_kib());
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "the peers finished after the flood ({elapsed:?})");
+    let result = attack.wait_line_for(done, Duration::from_secs(30));
+    eprintln!("{what}: {result}");
+    std::thread::sleep(SCREEN_SETTLES);
+    screen_stays_readable(&mut s.agent, lines_before, what);
+}
+
 /// 1000 connections that complete TLS and then say nothing, 100 a second from 16
 /// addresses: the phone still pairs and gets its report, and a peer paired before
 /// reconnects (128 such connections once locked everyone out for 10 s).
 #[test]
 fn silent_connections_do_not_lock_out_pairing_or_pinned_peers() {
-    if !lab::available("silent_connections_do_not_lock_out_pairing_or_pinned_peers") {
-        return;
-    }
-    let mut s = scene(&[]);
-    let (laptop, laptop_state) = paired_laptop(&mut s);
-    let from = sources(&s);
-    let target = s.target();
-    let lines_before = s.agent.lines().len();
-    let rss_before = s.agent.rss_kib();
-    let started = Instant::now();
-    let attack = s.lab.spawn(
-        &s.mallory,
-        arg(&attack_bin()),
-        &["silent", &target, "--count", "1000", "--rate", "100", "--from", &from, "--hold", "2"],
+    peers_get_through(
+        "silent_connections_do_not_lock_out_pairing_or_pinned_peers",
+        &["silent", "--count", "1000", "--rate", "100", "--hold", "2"],
+        "attempted=",
+        "1000 silent connections at 100/s from 16 addresses",
     );
-    // Let the flood fill whatever it can fill.
-    std::thread::sleep(Duration::from_secs(3));
-    both_get_reports_during(&mut s, &laptop, laptop_state.path(), "1000 silent connections at 100/s from 16 addresses");
-    eprintln!("agent RSS {rss_before} KiB before the silent flood, {} KiB during it", s.agent.rss_kib());
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "the peers finished after the flood ({:?})",
-        started.elapsed()
-    );
-    let mut attack = attack;
-    let result = attack.wait_line_for("attempted=", Duration::from_secs(30));
-    eprintln!("silent flood: {result}");
-    std::thread::sleep(SCREEN_SETTLES);
-    screen_stays_readable(&mut s.agent, lines_before, "the silent flood");
 }
 
 /// 4000 QUIC Initials that never go further (half-open connections, as from spoofed
@@ -227,31 +233,12 @@ fn silent_connections_do_not_lock_out_pairing_or_pinned_peers() {
 /// and a peer paired before reconnects (10 of 10 pairings once failed).
 #[test]
 fn half_open_connections_do_not_lock_out_pairing_or_pinned_peers() {
-    if !lab::available("half_open_connections_do_not_lock_out_pairing_or_pinned_peers") {
-        return;
-    }
-    let mut s = scene(&[]);
-    let (laptop, laptop_state) = paired_laptop(&mut s);
-    let from = sources(&s);
-    let target = s.target();
-    let lines_before = s.agent.lines().len();
-    let started = Instant::now();
-    let mut attack = s.lab.spawn(
-        &s.mallory,
-        arg(&attack_bin()),
-        &["initials", &target, "--count", "4000", "--rate", "400", "--from", &from],
+    peers_get_through(
+        "half_open_connections_do_not_lock_out_pairing_or_pinned_peers",
+        &["initials", "--count", "4000", "--rate", "400"],
+        "sent=",
+        "4000 QUIC Initials at 400/s from 16 addresses",
     );
-    std::thread::sleep(Duration::from_secs(2));
-    both_get_reports_during(&mut s, &laptop, laptop_state.path(), "4000 QUIC Initials at 400/s from 16 addresses");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "the peers finished after the flood ({:?})",
-        started.elapsed()
-    );
-    let result = attack.wait_line_for("sent=", Duration::from_secs(30));
-    eprintln!("Initial flood: {result}");
-    std::thread::sleep(SCREEN_SETTLES);
-    screen_stays_readable(&mut s.agent, lines_before, "the Initial flood");
 }
 
 /// Mallory keeps trying to burn the pairing code: wrong guesses, attempts that take the

@@ -295,9 +295,22 @@ impl Tally {
     }
 }
 
-/// Waits for every task, at most `limit`, then stops the rest.
-async fn finish(tasks: &mut JoinSet<()>, limit: Duration) {
-    let _ = timeout(limit, async { while tasks.join_next().await.is_some() {} }).await;
+/// Starts `one(i, endpoint)` for each `i` below `count` at `rate`, taking the endpoints
+/// in turn; then waits for the tasks (`hold` and a little more at most) and stops the
+/// rest.
+async fn at_rate<F, Fut>(endpoints: &[quinn::Endpoint], count: usize, rate: Rate, hold: Duration, one: F)
+where
+    F: Fn(usize, quinn::Endpoint) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut tick = rate.ticker();
+    let mut tasks = JoinSet::new();
+    for i in 0..count {
+        tick.tick().await;
+        tasks.spawn(one(i, endpoints[i % endpoints.len()].clone()));
+        while tasks.try_join_next().is_some() {}
+    }
+    let _ = timeout(hold + Duration::from_secs(6), async { while tasks.join_next().await.is_some() {} }).await;
     tasks.shutdown().await;
 }
 
@@ -347,22 +360,18 @@ async fn silent(
     let endpoints = clients(target, from, &identity)?;
     let tally = Tally::new(&["attempted", "established", "refused", "failed", "closed_by_agent"]);
     let started = Instant::now();
-    let mut tick = rate.ticker();
-    let mut tasks = JoinSet::new();
-    for i in 0..count {
-        tick.tick().await;
-        let (endpoint, tally) = (endpoints[i % endpoints.len()].clone(), tally.clone());
-        let left = count.saturating_sub(i) as f64 / rate.0;
-        let hold = Duration::from_secs_f64(left) + hold;
+    at_rate(&endpoints, count, rate, hold, |i, endpoint| {
+        let tally = tally.clone();
+        // Held until the attack ends: the last connection for `hold`.
+        let hold = Duration::from_secs_f64(count.saturating_sub(i) as f64 / rate.0) + hold;
         tally.add("attempted");
-        tasks.spawn(async move {
+        async move {
             if let Some(conn) = connect(&endpoint, target, &tally).await {
                 hold_silent(&conn, Instant::now(), hold, &tally).await;
             }
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-    finish(&mut tasks, hold + Duration::from_secs(6)).await;
+        }
+    })
+    .await;
     Ok(tally.line(started))
 }
 
@@ -503,20 +512,16 @@ async fn guess(
         "closed_by_agent",
     ]);
     let started = Instant::now();
-    let mut tick = rate.ticker();
-    let mut tasks = JoinSet::new();
-    for (i, &kind) in kinds.iter().enumerate() {
-        tick.tick().await;
-        let (endpoint, tally, identity) = (endpoints[i % endpoints.len()].clone(), tally.clone(), identity.clone());
+    at_rate(&endpoints, kinds.len(), rate, hold, |i, endpoint| {
+        let (kind, tally, identity) = (kinds[i], tally.clone(), identity.clone());
         tally.add("attempts");
-        tasks.spawn(async move {
+        async move {
             if let Some(conn) = connect(&endpoint, target, &tally).await {
                 attempt(kind, conn, identity, hold, tally).await;
             }
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-    finish(&mut tasks, hold + Duration::from_secs(6)).await;
+        }
+    })
+    .await;
     Ok(tally.line(started))
 }
 
