@@ -287,9 +287,9 @@ impl Tally {
         let mut parts: Vec<String> = lock(&self.counts).iter().map(|(k, n)| format!("{k}={n}")).collect();
         let mut held = lock(&self.held).clone();
         held.sort_unstable();
-        let median = held.get(held.len() / 2).copied().unwrap_or(0);
-        let max = held.last().copied().unwrap_or(0);
-        parts.push(format!("held_median_ms={median} held_max_ms={max}"));
+        if let (Some(median), Some(max)) = (held.get(held.len() / 2), held.last()) {
+            parts.push(format!("held_median_ms={median} held_max_ms={max}"));
+        }
         parts.push(format!("seconds={:.1}", started.elapsed().as_secs_f64()));
         parts.join(" ")
     }
@@ -375,22 +375,38 @@ async fn silent(
     Ok(tally.line(started))
 }
 
+/// Whether a datagram from the agent is a QUIC Retry (long header, type 3 in QUIC v1:
+/// the type bits are not under header protection).
+fn is_retry(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|b| b & 0xb0 == 0xb0)
+}
+
+/// Counts what the agent sends back on `socket` (Retry packets, anything else) until
+/// the task is stopped.
+async fn count_answers(socket: Arc<tokio::net::UdpSocket>, tally: Arc<Tally>) {
+    let mut buf = vec![0u8; 2048];
+    while let Ok((n, _)) = socket.recv_from(&mut buf).await {
+        tally.add(if is_retry(&buf[..n]) { "answered_retry" } else { "answered_other" });
+    }
+}
+
 async fn initials(target: SocketAddr, count: usize, rate: Rate, from: &[IpAddr]) -> Result<String, Error> {
     let (identity, _dir) = identity()?;
     let config = quic::client_config(&identity)?;
     let locals = if from.is_empty() { vec![any_of(target)] } else { from.to_vec() };
+    let tally = Tally::new(&["sent", "answered_retry", "answered_other"]);
     let mut sockets = Vec::new();
+    let mut listeners = JoinSet::new();
     for ip in locals {
-        sockets.push(tokio::net::UdpSocket::from_std({
-            let s = quic::udp_socket(SocketAddr::new(ip, 0))?;
-            s.set_nonblocking(true)?;
-            s
-        })?);
+        let socket = quic::udp_socket(SocketAddr::new(ip, 0))?;
+        socket.set_nonblocking(true)?;
+        let socket = Arc::new(tokio::net::UdpSocket::from_std(socket)?);
+        listeners.spawn(count_answers(socket.clone(), tally.clone()));
+        sockets.push(socket);
     }
     let mut endpoint = quinn_proto::Endpoint::new(Arc::new(quinn_proto::EndpointConfig::default()), None, false, None);
     let started = Instant::now();
     let mut tick = rate.ticker();
-    let (mut sent, mut bytes) = (0usize, 0usize);
     let mut buf = Vec::with_capacity(1500);
     for i in 0..count {
         tick.tick().await;
@@ -400,14 +416,16 @@ async fn initials(target: SocketAddr, count: usize, rate: Rate, from: &[IpAddr])
         if let Some(t) = conn.poll_transmit(now, 1, &mut buf)
             && sockets[i % sockets.len()].send_to(&buf[..t.size], target).await.is_ok()
         {
-            sent += 1;
-            bytes += t.size;
+            tally.add("sent");
         }
         // This client never answers: forget the connection at once.
         drop(conn);
         let _ = endpoint.handle_event(handle, quinn_proto::EndpointEvent::drained());
     }
-    Ok(format!("sent={sent} bytes={bytes} seconds={:.1}", started.elapsed().as_secs_f64()))
+    // The last answers (and the agent's retransmissions to half-open connections).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    listeners.shutdown().await;
+    Ok(tally.line(started))
 }
 
 /// One kind of pairing attempt.
@@ -544,6 +562,8 @@ mod tests {
         ]);
         assert!(matches!(cli, Ok(Cli { attack: Attack::Silent { ref from, .. } }) if from.len() == 2), "{cli:?}");
         assert!(Rate::new(0.0).is_err() && Rate::new(100.0).is_ok());
+        // A QUIC v1 Retry, and an Initial.
+        assert!(is_retry(&[0xf0, 0, 0, 0, 1]) && !is_retry(&[0xc3, 0, 0, 0, 1]));
     }
 
     #[test]
