@@ -9,11 +9,14 @@ use clap::Parser;
 
 use crate::cli::{self, Cli, Config};
 use crate::control::{self, Agent, Event};
+use crate::screen::Screen;
 use crate::{local, render, trust};
+use lanreach_proto::defaults::SCREEN_TICK;
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::{discovery, interfaces, term};
 use lanreach_proto::render::Paint;
 use lanreach_proto::text::error_chain;
+use tokio::time::Instant;
 
 /// Exit code when a port named with `--check` is not reachable.
 pub const EXIT_UNREACHABLE: u8 = 1;
@@ -118,14 +121,26 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let all_reachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let verdicts = all_reachable.clone();
-    let id = agent.id();
+    let mut screen = Screen::new(agent.code(), &reachable, agent.id(), quiet, Instant::now().into_std());
     let printer = tokio::spawn(async move {
         let spinner = fancy.then(|| render::spinner("waiting for a peer…"));
+        let show = |text: &str| match (&spinner, text.is_empty()) {
+            (_, true) => {}
+            (Some(bar), false) => bar.suspend(|| render::status(text)),
+            (None, false) => render::status(text),
+        };
         let mut done = Some(done_tx);
-        while let Some(event) = rx.recv().await {
-            let show = |text: &str| match &spinner {
-                Some(bar) => bar.suspend(|| render::status(text)),
-                None => render::status(text),
+        let mut ticks = tokio::time::interval(SCREEN_TICK);
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+                _ = ticks.tick() => {
+                    show(&screen.tick(Instant::now().into_std()));
+                    continue;
+                }
             };
             if let Event::PeerReport { report, .. } = &event {
                 if !report.checked_ports_reachable() {
@@ -140,9 +155,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
                     None => print(),
                 }
             }
-            if let Some(text) = render::event(&event, &reachable, id, quiet) {
-                show(&text);
-            }
+            show(&screen.event(&event, Instant::now().into_std()));
             if once
                 && matches!(event, Event::PeerFinished { .. })
                 && let Some(tx) = done.take()

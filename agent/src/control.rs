@@ -1,5 +1,11 @@
 //! The control channel: QUIC endpoints, one task per peer connection, each driving the
 //! shared handshake from `lanreach_proto` under deadlines.
+//!
+//! Before a connection authenticates it is anybody on the LAN: the `gate` module
+//! admits it (or answers with a QUIC Retry, or refuses it), the whole phase ends by
+//! `PREAUTH_TIMEOUT`, and a newcomer may take its place when the unauthenticated pool is
+//! full. Pinned peers leave that pool as soon as TLS has shown their key; paired ones
+//! once the code is confirmed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,13 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lanreach_proto::KeyId;
-use lanreach_proto::addr::canonical;
+use lanreach_proto::addr::{Source, canonical};
+use lanreach_proto::admission::{NoSession, Refusal};
 use lanreach_proto::assemble::{ReportParts, assemble};
 use lanreach_proto::channel::Channel;
 use lanreach_proto::code::{CodeBook, CodeChange, PairingCode};
 use lanreach_proto::conversation;
 use lanreach_proto::defaults::{
-    AGENT_HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT, AGENT_STEP_TIMEOUT as STEP_TIMEOUT, REJECT_LINGER, RESULTS_TIMEOUT,
+    AGENT_STEP_TIMEOUT as STEP_TIMEOUT, PAIR_CONFIRM_TIMEOUT, PREAUTH_TIMEOUT, REJECT_LINGER, RESULTS_TIMEOUT,
     SHUTDOWN_GRACE, close,
 };
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
@@ -23,7 +30,7 @@ use lanreach_proto::endpoint::quic::{self, QuicError};
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{host_name, os_description};
-use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
+use lanreach_proto::handshake::{self, AuthMethod, HandshakeError, PeerAccepted, Requester, Started};
 use lanreach_proto::msg::{Hello, Message, RejectCode, ReportJson};
 use lanreach_proto::report::{Mode, Report};
 use lanreach_proto::sync::lock;
@@ -35,12 +42,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::cli::Config;
+use crate::gate::{Entry, Gate, Pass};
 use crate::inside::{self, PeerFacts};
 use crate::listeners::{ListenError, Listeners};
 use crate::trust::TrustedPeers;
-
-/// Connections served at once (authenticating or in a session); more are refused.
-pub const MAX_CONNECTIONS: usize = 128;
 
 /// Why the agent cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +134,16 @@ pub enum Event {
         error: SessionError,
         /// Failed attempts on the live code after this one.
         failures: u32,
+        /// It failed after authenticating (a paired or pinned peer), not before.
+        authenticated: bool,
+    },
+    /// A new connection was refused at the door (the unauthenticated pool is full of
+    /// connections too young to give up their place).
+    Refused {
+        /// Its address.
+        from: SocketAddr,
+        /// Why.
+        why: Refusal,
     },
     /// The trusted-peers file could not be read or written.
     TrustFileError(StoreError),
@@ -149,6 +164,26 @@ pub enum SessionError {
     /// The peer's certificate or the TLS session is unusable.
     #[error(transparent)]
     Quic(#[from] QuicError),
+    /// The agent answered a pairing attempt and the peer's confirmation did not follow in
+    /// time (the attempt counts as failed).
+    #[error("no pairing confirmation within {} s", PAIR_CONFIRM_TIMEOUT.as_secs())]
+    NoConfirmation,
+    /// A newcomer took its place in the unauthenticated pool (it had been pending the
+    /// longest).
+    #[error("closed to make room for new connections before it authenticated")]
+    Evicted,
+    /// It authenticated while the pool of sessions was full.
+    #[error("too many peers are connected")]
+    SessionsFull,
+}
+
+impl From<NoSession> for SessionError {
+    fn from(e: NoSession) -> Self {
+        match e {
+            NoSession::Evicted => SessionError::Evicted,
+            NoSession::Full => SessionError::SessionsFull,
+        }
+    }
 }
 
 struct Shared {
@@ -287,25 +322,27 @@ impl Agent {
     /// Serves peers until `shutdown` completes, then closes every connection.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = JoinSet::new();
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let gate = Arc::new(Gate::default());
         for endpoint in &self.endpoints {
             let endpoint = endpoint.clone();
             let shared = self.shared.clone();
-            let slots = slots.clone();
+            let gate = gate.clone();
             tasks.spawn(async move {
                 let mut sessions = JoinSet::new();
                 while let Some(incoming) = endpoint.accept().await {
-                    // Connections that have not finished yet cost little, but not nothing:
-                    // past the cap, new ones are refused at once.
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        incoming.refuse();
-                        continue;
-                    };
-                    let shared = shared.clone();
-                    sessions.spawn(async move {
-                        handle(shared, incoming).await;
-                        drop(slot);
-                    });
+                    let from = canonical(incoming.remote_address());
+                    match gate.arrive(Source::of(from.ip()), incoming.remote_address_validated()) {
+                        Entry::Pass(pass) => {
+                            sessions.spawn(handle(shared.clone(), incoming, pass));
+                        }
+                        // Only an unvalidated address gets here, which quinn may always
+                        // retry; should it refuse, dropping the connection refuses it.
+                        Entry::Retry => drop(incoming.retry()),
+                        Entry::Refuse(why) => {
+                            incoming.refuse();
+                            shared.emit(Event::Refused { from, why });
+                        }
+                    }
                     // Reap finished sessions so the set does not grow without bound.
                     while sessions.try_join_next().is_some() {}
                 }
@@ -326,42 +363,84 @@ impl Agent {
     }
 }
 
-async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming) {
+async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming, pass: Pass) {
     let from = canonical(incoming.remote_address());
-    if let Err(error) = session(&shared, incoming).await {
+    if let Err(error) = session(&shared, incoming, &pass).await {
         let failures = lock(&shared.codes).failures();
-        shared.emit(Event::PeerFailed { from, error, failures });
+        shared.emit(Event::PeerFailed { from, error, failures, authenticated: pass.is_session() });
     }
+    drop(pass);
     let changes = lock(&shared.codes).take_changes();
     for change in changes {
         shared.emit(Event::CodeChanged(change));
     }
 }
 
-async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), SessionError> {
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let conn = timeout_at(deadline, incoming).await.map_err(|_| SessionError::Timeout("the QUIC handshake"))??;
+/// Runs one step before authentication: until `deadline`, and only while the
+/// connection keeps its place among the unauthenticated ones.
+async fn preauth<T>(
+    pass: &Pass,
+    deadline: Instant,
+    step: &'static str,
+    work: impl Future<Output = T>,
+) -> Result<T, SessionError> {
+    tokio::select! {
+        done = timeout_at(deadline, work) => done.map_err(|_| SessionError::Timeout(step)),
+        () = pass.evicted() => Err(SessionError::Evicted),
+    }
+}
+
+/// What a connection closed before authentication is told.
+fn close_reason(e: &SessionError) -> &'static [u8] {
+    match e {
+        SessionError::Evicted => b"busy: too many unauthenticated connections",
+        _ => b"authentication took too long",
+    }
+}
+
+async fn session(shared: &Shared, incoming: quinn::Incoming, pass: &Pass) -> Result<(), SessionError> {
+    let deadline = Instant::now() + PREAUTH_TIMEOUT;
+    let source = Source::of(incoming.remote_address().ip());
+    let connecting = incoming.accept()?;
+    let conn = preauth(pass, deadline, "the QUIC handshake", connecting).await??;
     let from = canonical(conn.remote_address());
     let peer_id = quic::remote_key_id(&conn)?;
     let binding = quic::binding(&conn, shared.identity.id, peer_id)?;
-    let (send, recv) =
-        timeout_at(deadline, conn.accept_bi()).await.map_err(|_| SessionError::Timeout("authentication"))??;
-    let mut ch = Channel::new(recv, send);
     let trusted = shared.is_trusted(&peer_id);
-    let auth = timeout_at(deadline, handshake::agent_handshake(&mut ch, &shared.codes, trusted, &binding, &mut OsRng))
-        .await
-        .map_err(|_| SessionError::Timeout("authentication"));
-    let accepted = match auth {
-        Ok(Ok(accepted)) => accepted,
-        Ok(Err(e)) => {
-            abort(&conn, &mut ch).await;
-            return Err(e.into());
-        }
+    if trusted && let Err(e) = pass.authenticated() {
+        // TLS has shown the peer holds a pinned key: it leaves the unauthenticated pool
+        // at once, whatever floods it (unless every session place is taken).
+        conn.close(close::REFUSED.into(), b"too many peers are connected");
+        return Err(e.into());
+    }
+    let (send, recv) = match preauth(pass, deadline, "authentication", conn.accept_bi()).await {
+        Ok(stream) => stream?,
         Err(e) => {
-            conn.close(close::REFUSED.into(), b"timeout");
+            conn.close(close::REFUSED.into(), close_reason(&e));
             return Err(e);
         }
     };
+    let mut ch = Channel::new(recv, send);
+    let auth =
+        preauth(pass, deadline, "authentication", authenticate(shared, &mut ch, trusted, source, &binding)).await;
+    let accepted = match auth.and_then(|a| a) {
+        Ok(accepted) => accepted,
+        Err(SessionError::Handshake(e)) => {
+            // Lingering for the refusal to arrive also ends when a newcomer needs the place.
+            let _ = preauth(pass, deadline, "the refusal", abort(&conn, &mut ch)).await;
+            conn.close(close::REFUSED.into(), b"refused");
+            return Err(e.into());
+        }
+        Err(e) => {
+            conn.close(close::REFUSED.into(), close_reason(&e));
+            return Err(e);
+        }
+    };
+    if let Err(e) = pass.authenticated() {
+        conversation::reject(&mut ch, RejectCode::Busy, "too many peers are connected; try again shortly").await;
+        abort(&conn, &mut ch).await;
+        return Err(e.into());
+    }
     let name = printable(&accepted.name, 64);
     if accepted.method == AuthMethod::Paired {
         shared.trust(peer_id, &name, from);
@@ -396,6 +475,30 @@ async fn session(shared: &Shared, incoming: quinn::Incoming) -> Result<(), Sessi
             Err(e)
         }
     }
+}
+
+/// The pinned keys, or a pairing attempt whose confirmation must come within
+/// `PAIR_CONFIRM_TIMEOUT` of the agent's reply.
+async fn authenticate<R, W>(
+    shared: &Shared,
+    ch: &mut Channel<R, W>,
+    trusted: bool,
+    source: Source,
+    binding: &lanreach_proto::pairing::Binding,
+) -> Result<PeerAccepted, SessionError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let request = match handshake::agent_start(ch, trusted).await? {
+        Started::Pinned(accepted) => return Ok(accepted),
+        Started::Pair(request) => request,
+    };
+    let from = Requester { source, now: Instant::now().into_std() };
+    let offered = request.offer(ch, &shared.codes, from, binding, &mut OsRng).await?;
+    let confirmed =
+        timeout(PAIR_CONFIRM_TIMEOUT, offered.confirm(ch)).await.map_err(|_| SessionError::NoConfirmation)?;
+    Ok(confirmed?)
 }
 
 /// After authentication: Hello, plan, pings, results, report.

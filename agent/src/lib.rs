@@ -9,6 +9,7 @@
 //! | `app` | `main`: flags → [`Config`] → the command → an exit code; `serve` wires the rest together |
 //! | [`cli`] | the command line, validated once into a [`Config`] |
 //! | [`control`] | the QUIC endpoint: accepting connections, the handshake and one peer's session under deadlines |
+//! | `gate` | admission at the door: a place per connection in the unauthenticated pool or the pool of sessions |
 //! | [`listeners`] | the test listeners (TCP and UDP on every bind address that matters) and the knock they answer |
 //! | `inside` | the agent's inside view of a run: plan targets, the plan, the inside facts about `--check` ports |
 //! | `sockets` | the socket inventory from /proc (which program listens where) |
@@ -16,6 +17,8 @@
 //! | `local` | `--local`: the single-machine self-check |
 //! | [`trust`] | the trusted-peers file |
 //! | `render` | everything the agent prints (banner, events, errors, peer lists) |
+//! | `screen` | when it prints it: failures from outside rate-limited, the current pairing code last |
+//! | `gate` | admission before authentication: the unauthenticated pool, per-source shares, QUIC Retry under load |
 //!
 //! The protocol, the rules and the report are in `lanreach-proto`; this crate owns
 //! sockets, tasks, timers and the terminal.
@@ -24,10 +27,12 @@ mod app;
 pub mod cli;
 pub mod control;
 mod docker;
+mod gate;
 mod inside;
 pub mod listeners;
 mod local;
 mod render;
+mod screen;
 mod sockets;
 pub mod trust;
 

@@ -139,6 +139,25 @@ fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, with_qr: 
     out
 }
 
+/// A new pairing code and how to use it, with the reason for the change.
+pub(crate) fn new_code(why: &str, code: &PairingCode, reachable: &[SocketAddr], id: KeyId) -> String {
+    format!("New pairing code ({why}):\n{}", code_block(code, reachable, id, false))
+}
+
+/// The code in force, on one line, after other lines pushed it up the screen.
+pub(crate) fn code_reminder(code: &PairingCode, reachable: &[SocketAddr]) -> String {
+    match peer_commands(reachable, code).first() {
+        Some(cmd) => format!("pairing code: {code}   (still valid: {cmd})\n"),
+        None => format!("pairing code: {code}   (still valid)\n"),
+    }
+}
+
+/// Failed or refused connections that were not described one by one.
+pub(crate) fn undescribed_failures(count: usize, sources: usize, secs: u64) -> String {
+    let addresses = if sources == 1 { "1 address".to_owned() } else { format!("{sources} addresses") };
+    format!("… and {count} more connections from {addresses} failed or were refused in the last {secs} s.\n")
+}
+
 /// A spinner on stderr (only used on a terminal).
 pub(crate) fn spinner(message: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
@@ -172,7 +191,7 @@ pub(crate) fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: b
                 RetireReason::Used => "the last code was used",
                 RetireReason::TooManyFailures => "the last code had too many failed attempts and is retired",
             };
-            format!("New pairing code ({why}):\n{}", code_block(new, reachable, id, false))
+            new_code(why, new, reachable, id)
         }
         Event::PeerAuthenticated { from, name, id, method, verification } => match method {
             AuthMethod::Paired => format!(
@@ -186,7 +205,8 @@ pub(crate) fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: b
         Event::PeerFinished { name, rtt, pings, .. } => {
             format!("  round-trip time to \"{name}\": {} (QUIC, after {pings} pings); session done.\n", duration(*rtt))
         }
-        Event::PeerFailed { from, error, failures } => failure(*from, error, *failures),
+        Event::PeerFailed { from, error, failures, .. } => failure(*from, error, *failures),
+        Event::Refused { from, why } => format!("Peer at {from}: refused: {why}.\n"),
         Event::TrustFileError(e) => format!("warning: trusted peers file: {}\n", text::error_chain(e)),
     })
 }
@@ -203,11 +223,20 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
         SessionError::Handshake(HandshakeError::NotTrusted) => {
             "refused: this peer is not paired (it needs the pairing code)".into()
         }
-        SessionError::Handshake(HandshakeError::Busy) => "refused: too many pairing attempts at once".into(),
+        SessionError::Handshake(HandshakeError::Busy) => {
+            "refused: pairing attempts are under way (the code's last ones, or one from the same address)".into()
+        }
+        SessionError::Handshake(HandshakeError::Backoff { wait }) => format!(
+            "refused: a pairing attempt from this address failed moments ago (it may try again in {} s)",
+            wait.as_millis().div_ceil(1000)
+        ),
         SessionError::Handshake(HandshakeError::VersionMismatch { ours, theirs }) => {
             format!("refused: the peer speaks protocol version {theirs}, this agent {ours}; install matching versions")
         }
-        SessionError::Timeout(step) => format!("gave up: no progress during {step}{attempts}"),
+        SessionError::NoConfirmation => format!("pairing failed: no confirmation in time{attempts}"),
+        SessionError::Timeout(step) => format!("gave up: no progress during {step}"),
+        SessionError::Evicted => "closed before it authenticated, to make room for newer connections".into(),
+        SessionError::SessionsFull => "refused: too many peers are connected".into(),
         other => format!("session failed: {}{attempts}", text::error_chain(other)),
     };
     format!("Peer at {from}: {what}.\n")

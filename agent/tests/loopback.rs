@@ -172,18 +172,49 @@ async fn wrong_code_is_rejected_and_the_agent_keeps_serving() {
     let Event::PeerFailed { error, failures, .. } = event else { unreachable!() };
     assert!(matches!(error, SessionError::Handshake(HandshakeError::WrongCode)), "{error:?}");
     assert_eq!(failures, 1);
+    // The same address must wait a moment before its next attempt: refused before the
+    // code is tried, so the code keeps its attempts.
+    let err = Peer::new("phone").run(&agent, Some(CODE)).await.expect_err("backoff");
+    assert!(matches!(err, PeerError::Handshake { source: HandshakeError::Busy, .. }), "{err:?}");
+    let event = agent.wait_for("failure", is_failure).await;
+    let Event::PeerFailed { error, failures, .. } = event else { unreachable!() };
+    assert!(matches!(error, SessionError::Handshake(HandshakeError::Backoff { .. })), "{error:?}");
+    assert_eq!(failures, 1);
     // Still serving, and the live code still works.
+    tokio::time::sleep(lanreach_proto::defaults::PAIR_BACKOFF).await;
     Peer::new("phone").run(&agent, Some(CODE)).await.expect("right code pairs after a wrong one");
     agent.stop().await;
+}
+
+/// One pairing attempt with `code` from the loopback address `local` (another device,
+/// as far as per-source limits go); returns how it ended.
+async fn attempt_from(agent: &TestAgent, local: &str, code: &str) -> Result<AuthMethod, HandshakeError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (identity, _) = Identity::load_or_create(dir.path(), "guess").expect("identity");
+    let socket = quic::udp_socket(format!("{local}:0").parse().expect("addr")).expect("socket");
+    let endpoint = quic::endpoint(socket, None).expect("endpoint");
+    let client = quic::client_config(&identity).expect("client config");
+    let conn = endpoint.connect_with(client, agent.addr, quic::SERVER_NAME).expect("connect").await.expect("QUIC up");
+    let agent_id = quic::remote_key_id(&conn).expect("agent id");
+    let binding = quic::binding(&conn, agent_id, identity.id).expect("binding");
+    let (send, recv) = conn.open_bi().await.expect("stream");
+    let mut ch = Channel::new(recv, send);
+    let code: PairingCode = code.parse().expect("code");
+    let result =
+        lanreach_proto::handshake::peer_handshake(&mut ch, "guess", Some(&code), &binding, &mut rand::rngs::OsRng)
+            .await;
+    conn.close(0u32.into(), b"done");
+    result
 }
 
 #[tokio::test]
 async fn code_is_retired_after_three_failures() {
     let state = tempfile::tempdir().expect("tempdir");
     let mut agent = TestAgent::start(state.path(), 0);
-    for _ in 0..3 {
-        let err = Peer::new("intruder").run(&agent, Some("AAAA-AAAA")).await.expect_err("wrong code");
-        assert!(matches!(err, PeerError::Handshake { source: HandshakeError::WrongCode, .. }), "{err:?}");
+    // Three devices guess once each (one device would have to wait between guesses).
+    for local in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let result = attempt_from(&agent, local, "AAAA-AAAA").await;
+        assert!(matches!(result, Err(HandshakeError::WrongCode)), "{result:?}");
     }
     let event = agent.wait_for("code change", |e| matches!(e, Event::CodeChanged(_))).await;
     let Event::CodeChanged(change) = event else { unreachable!() };
@@ -191,7 +222,8 @@ async fn code_is_retired_after_three_failures() {
     let err = Peer::new("phone").run(&agent, Some(CODE)).await.expect_err("retired");
     assert!(matches!(err, PeerError::Handshake { source: HandshakeError::CodeRetired, .. }), "{err:?}");
     let fresh = change.new.to_string();
-    Peer::new("phone").run(&agent, Some(&fresh)).await.expect("the new code pairs");
+    let result = attempt_from(&agent, "127.0.0.5", &fresh).await;
+    assert_eq!(result.expect("the new code pairs"), AuthMethod::Paired);
     agent.stop().await;
 }
 
@@ -378,7 +410,13 @@ async fn peer_refuses_a_plan_over_its_caps() {
         let mut ch = Channel::new(recv, send);
         let codes =
             std::sync::Mutex::new(CodeBook::new(CODE.parse().expect("code"), rand::rngs::StdRng::seed_from_u64(1)));
-        handshake::agent_handshake(&mut ch, &codes, false, &binding, &mut rand::rngs::OsRng).await.expect("pairs");
+        let from = handshake::Requester {
+            source: lanreach_proto::addr::Source::of(conn.remote_address().ip()),
+            now: std::time::Instant::now(),
+        };
+        handshake::agent_handshake(&mut ch, &codes, false, from, &binding, &mut rand::rngs::OsRng)
+            .await
+            .expect("pairs");
         let hello = Hello {
             name: "rogue".into(),
             os: "x".into(),

@@ -11,7 +11,7 @@ use lanreach_proto::link::{BadLink, PairingLink};
 use crate::target::{BadTarget, Target};
 
 /// Default for `--connect-timeout`, seconds.
-pub const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 10.0;
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = lanreach_proto::defaults::CONNECT_TIMEOUT.as_secs_f64();
 
 /// lanreach peer: run it on another device of the network to test whether the agent's
 /// machine is reachable from there.

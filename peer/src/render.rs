@@ -143,7 +143,9 @@ fn handshake_advice(target: &Target, e: &HandshakeError) -> String {
              state was reset). Pair again:\n  lanreach-peer {target} --code CODE"
         ),
         HandshakeError::Busy => {
-            "Other devices are pairing with the agent right now; try again in a few seconds.".into()
+            "Another device is pairing with the agent, or an attempt from this address failed moments ago (the agent \
+             makes an address wait after a failed attempt, longer after each). Wait a few seconds and try again."
+                .into()
         }
         HandshakeError::VersionMismatch { .. } => "Install the same lanreach version on both devices.".into(),
         _ => String::new(),

@@ -1,7 +1,9 @@
-//! Addresses: their canonical form, and what kind of network an interface address is on
-//! (loopback, LAN, link-local, container bridge, VPN), by name and address.
+//! Addresses: their canonical form, what kind of network an interface address is on
+//! (loopback, LAN, link-local, container bridge, VPN), by name and address, and the
+//! source a connection counts against for per-source limits.
 
-use std::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +70,35 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Where a connection comes from, as per-source limits count it: an IPv4 address, or the
+/// /64 an IPv6 address is in. A device picks new addresses in its /64 at will (privacy
+/// addresses), so limits per IPv6 address would limit nothing; the price is that devices
+/// sharing a /64 share their limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Source(IpAddr);
+
+impl Source {
+    /// The source of a connection from `ip` (an IPv4-mapped address counts as IPv4).
+    pub fn of(ip: IpAddr) -> Source {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                Source(IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)))
+            }
+            v4 => Source(v4),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +130,17 @@ mod tests {
         assert_eq!(canonical(mapped).to_string(), "198.51.100.2:5000");
         let scoped: SocketAddr = "[fe80::1%2]:5000".parse().expect("addr");
         assert_eq!(canonical(scoped), scoped);
+    }
+
+    #[test]
+    fn sources_are_ipv4_addresses_and_ipv6_64s() {
+        let source = |ip: &str| Source::of(ip.parse().expect("ip"));
+        assert_eq!(source("198.51.100.2").to_string(), "198.51.100.2");
+        assert_ne!(source("198.51.100.2"), source("198.51.100.3"));
+        assert_eq!(source("::ffff:198.51.100.2"), source("198.51.100.2"));
+        assert_eq!(source("2001:db8:1::2"), source("2001:db8:1::ffff:1234:5678:9abc"));
+        assert_ne!(source("2001:db8:1::2"), source("2001:db8:2::2"));
+        assert_eq!(source("2001:db8:1::2").to_string(), "2001:db8:1::/64");
     }
 
     #[test]

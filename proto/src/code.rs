@@ -1,12 +1,16 @@
-//! Pairing codes and the agent's book of current and retired codes.
+//! Pairing codes and the agent's book of current and retired codes, with who may begin
+//! an attempt on them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use rand::rngs::StdRng;
 
+use crate::addr::Source;
+use crate::defaults::{MAX_BACKOFF_SOURCES, PAIR_BACKOFF, PAIR_BACKOFF_MAX};
 use crate::id::{SYMBOLS, crockford, crockford_value};
 
 /// Symbols in a code: 8 Crockford symbols carry 40 bits.
@@ -96,15 +100,56 @@ pub struct CodeChange {
     pub new: PairingCode,
 }
 
-/// An attempt may use the live code: its generation, the code, and the retired codes.
+/// One pairing attempt, as the book settles it: the code generation it began under, its
+/// source and when it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    generation: u64,
+    source: Source,
+    began: Instant,
+}
+
+/// An attempt may use the live code: the attempt, the code, and the retired codes.
 #[derive(Debug, Clone)]
 pub struct AttemptCodes {
-    /// Generation of `live`, to settle the attempt with.
-    pub generation: u64,
+    /// The attempt, to settle with [`CodeBook::fail`] or [`CodeBook::succeed`].
+    pub attempt: Attempt,
     /// The live code.
     pub live: PairingCode,
     /// Recently retired codes, newest first.
     pub retired: Vec<PairingCode>,
+}
+
+/// Why an attempt may not begin now. Nothing is spent: the peer may try again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotNow {
+    /// [`MAX_FAILED_ATTEMPTS`] attempts on the live code are under way, or one from the
+    /// same source.
+    Busy,
+    /// An attempt from this source failed recently; it may begin another after `wait`.
+    Backoff {
+        /// How long it still has to wait.
+        wait: Duration,
+    },
+}
+
+/// What the book remembers about one source's attempts.
+#[derive(Debug, Clone, Copy)]
+struct SourceRecord {
+    /// An attempt from it is under way.
+    in_flight: bool,
+    /// Failed attempts in a row.
+    failures: u32,
+    /// No new attempt before this.
+    until: Instant,
+}
+
+/// How long a source waits after a failure when the book remembers `failures` failed
+/// attempts in all (this one included), counted from the start of the failed attempt:
+/// [`PAIR_BACKOFF`], doubling with each remembered failure, at most [`PAIR_BACKOFF_MAX`].
+pub fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    PAIR_BACKOFF.saturating_mul(1 << doublings).min(PAIR_BACKOFF_MAX)
 }
 
 /// The agent's codes: the live one, its attempts, and recently retired ones.
@@ -114,6 +159,14 @@ pub struct AttemptCodes {
 /// attacker gets three guesses per code however it times its connections. Every code
 /// has a generation number so that an attempt begun under one code cannot consume or
 /// spoil its successor. Replacements queue up for the agent to announce.
+///
+/// So that nobody can keep the code burning, each source (an IPv4 address, an IPv6 /64)
+/// has one attempt under way at most, and after a failure waits [`backoff`] before its
+/// next; refusals spend nothing. The wait doubles with every failure the book remembers,
+/// from any source: an attacker with many addresses gets one quick failure per address,
+/// then slows down as fast as one with a single address. A source that has not failed
+/// (a person typing the code for the first time) never waits; a success forgets the
+/// source's failures, and a source is forgotten [`PAIR_BACKOFF_MAX`] after its wait ends.
 #[derive(Debug)]
 pub struct CodeBook {
     current: PairingCode,
@@ -122,6 +175,7 @@ pub struct CodeBook {
     failed: u32,
     retired: VecDeque<PairingCode>,
     changes: Vec<CodeChange>,
+    sources: HashMap<Source, SourceRecord>,
     rng: StdRng,
 }
 
@@ -135,6 +189,7 @@ impl CodeBook {
             failed: 0,
             retired: VecDeque::new(),
             changes: Vec::new(),
+            sources: HashMap::new(),
             rng,
         }
     }
@@ -154,24 +209,46 @@ impl CodeBook {
         self.failed
     }
 
-    /// Begins an attempt, or `None` when [`MAX_FAILED_ATTEMPTS`] attempts on the live
-    /// code are already under way.
-    pub fn begin_attempt(&mut self) -> Option<AttemptCodes> {
-        if self.begun >= MAX_FAILED_ATTEMPTS {
-            return None;
+    /// Begins an attempt from `source` at `now`, or says why not (spending nothing).
+    pub fn begin_attempt(&mut self, source: Source, now: Instant) -> Result<AttemptCodes, NotNow> {
+        self.forget(now);
+        let fresh = SourceRecord { in_flight: false, failures: 0, until: now };
+        let record = self.sources.get(&source).copied().unwrap_or(fresh);
+        if record.in_flight {
+            return Err(NotNow::Busy);
         }
+        if record.until > now {
+            return Err(NotNow::Backoff { wait: record.until - now });
+        }
+        if self.begun >= MAX_FAILED_ATTEMPTS {
+            return Err(NotNow::Busy);
+        }
+        if !self.sources.contains_key(&source) && self.sources.len() >= MAX_BACKOFF_SOURCES {
+            self.make_room();
+        }
+        self.sources.insert(source, SourceRecord { in_flight: true, ..record });
         self.begun += 1;
-        Some(AttemptCodes {
-            generation: self.generation,
+        Ok(AttemptCodes {
+            attempt: Attempt { generation: self.generation, source, began: now },
             live: self.current.clone(),
             retired: self.retired.iter().cloned().collect(),
         })
     }
 
-    /// Settles an attempt as failed; the last allowed failure retires the code.
-    /// Attempts against an older code change nothing.
-    pub fn fail(&mut self, generation: u64) {
-        if generation != self.generation {
+    /// Settles an attempt as failed: its source waits before the next, and the last
+    /// allowed failure retires the code. Attempts against an older code do not count
+    /// against the live one.
+    pub fn fail(&mut self, attempt: &Attempt) {
+        let remembered = self.sources.values().fold(1u32, |n, r| n.saturating_add(r.failures));
+        let record = self.sources.entry(attempt.source).or_insert(SourceRecord {
+            in_flight: false,
+            failures: 0,
+            until: attempt.began,
+        });
+        record.in_flight = false;
+        record.failures = record.failures.saturating_add(1);
+        record.until = attempt.began + backoff(remembered);
+        if attempt.generation != self.generation {
             return;
         }
         self.failed += 1;
@@ -180,10 +257,11 @@ impl CodeBook {
         }
     }
 
-    /// Settles an attempt as successful and consumes the code. Returns false when
-    /// `generation` is no longer live (another peer used the code first).
-    pub fn succeed(&mut self, generation: u64) -> bool {
-        if generation != self.generation {
+    /// Settles an attempt as successful and consumes the code. Returns false when its
+    /// generation is no longer live (another peer used the code first).
+    pub fn succeed(&mut self, attempt: &Attempt) -> bool {
+        self.sources.remove(&attempt.source);
+        if attempt.generation != self.generation {
             return false;
         }
         self.retire(RetireReason::Used);
@@ -193,6 +271,19 @@ impl CodeBook {
     /// Replacements since the last call, oldest first.
     pub fn take_changes(&mut self) -> Vec<CodeChange> {
         std::mem::take(&mut self.changes)
+    }
+
+    /// Forgets sources whose wait ended [`PAIR_BACKOFF_MAX`] ago.
+    fn forget(&mut self, now: Instant) {
+        self.sources.retain(|_, r| r.in_flight || now.saturating_duration_since(r.until) < PAIR_BACKOFF_MAX);
+    }
+
+    /// Forgets the source whose backoff ends first (the table is full).
+    fn make_room(&mut self) {
+        let first = self.sources.iter().filter(|(_, r)| !r.in_flight).min_by_key(|(_, r)| r.until).map(|(s, _)| *s);
+        if let Some(source) = first {
+            self.sources.remove(&source);
+        }
     }
 
     fn retire(&mut self, reason: RetireReason) {
@@ -247,45 +338,144 @@ mod tests {
         CodeBook::new(code("AAAA-AAAA"), StdRng::seed_from_u64(2))
     }
 
+    fn source(i: u8) -> Source {
+        Source::of(std::net::Ipv4Addr::new(198, 51, 100, i).into())
+    }
+
     #[test]
     fn third_failure_retires_the_code() {
         let mut book = book();
-        for _ in 0..2 {
-            let attempt = book.begin_attempt().expect("attempt allowed");
-            book.fail(attempt.generation);
+        let now = Instant::now();
+        for i in 0..2 {
+            let a = book.begin_attempt(source(i), now).expect("attempt allowed");
+            book.fail(&a.attempt);
         }
         assert!(book.take_changes().is_empty());
-        let attempt = book.begin_attempt().expect("third attempt allowed");
-        assert_eq!(attempt.live, code("AAAA-AAAA"));
-        book.fail(attempt.generation);
+        let a = book.begin_attempt(source(2), now).expect("third attempt allowed");
+        assert_eq!(a.live, code("AAAA-AAAA"));
+        book.fail(&a.attempt);
         let changes = book.take_changes();
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].reason, RetireReason::TooManyFailures);
         assert_eq!(book.current(), &changes[0].new);
         assert_eq!(book.generation(), 1);
-        let next = book.begin_attempt().expect("new code accepts attempts");
+        let next = book.begin_attempt(source(3), now).expect("new code accepts attempts");
         assert_eq!(next.retired, vec![code("AAAA-AAAA")]);
     }
 
     #[test]
-    fn concurrent_attempts_are_capped_per_code() {
+    fn concurrent_attempts_are_capped_per_code_and_per_source() {
         let mut book = book();
-        let attempts: Vec<_> = (0..3).map(|_| book.begin_attempt()).collect();
-        assert!(attempts.iter().all(Option::is_some));
-        assert!(book.begin_attempt().is_none(), "a fourth guess at the same code");
+        let now = Instant::now();
+        assert!(book.begin_attempt(source(0), now).is_ok());
+        assert_eq!(book.begin_attempt(source(0), now).err(), Some(NotNow::Busy), "a second at once from one source");
+        assert!((1..3).all(|i| book.begin_attempt(source(i), now).is_ok()));
+        assert_eq!(book.begin_attempt(source(9), now).err(), Some(NotNow::Busy), "a fourth guess at the same code");
+    }
+
+    #[test]
+    fn a_source_waits_longer_after_each_failure() {
+        let mut book = book();
+        let t0 = Instant::now();
+        let a = book.begin_attempt(source(0), t0).expect("attempt");
+        book.fail(&a.attempt);
+        let soon = t0 + Duration::from_secs(1);
+        assert_eq!(
+            book.begin_attempt(source(0), soon).err(),
+            Some(NotNow::Backoff { wait: PAIR_BACKOFF - Duration::from_secs(1) })
+        );
+        // Others are not affected, and the refusal spent nothing.
+        let other = book.begin_attempt(source(1), soon).expect("another source");
+        assert_eq!(book.failures(), 1);
+        assert!(book.succeed(&other.attempt));
+        let t1 = t0 + PAIR_BACKOFF;
+        let a = book.begin_attempt(source(0), t1).expect("after the backoff");
+        book.fail(&a.attempt);
+        assert!(book.begin_attempt(source(0), t1 + PAIR_BACKOFF).is_err(), "the second backoff is longer");
+        assert!(book.begin_attempt(source(0), t1 + PAIR_BACKOFF * 2).is_ok());
+        assert_eq!(backoff(1), PAIR_BACKOFF);
+        assert_eq!(backoff(3), PAIR_BACKOFF * 4);
+        assert_eq!(backoff(40), PAIR_BACKOFF_MAX);
+    }
+
+    #[test]
+    fn one_source_burns_codes_slowly() {
+        // Wrong guesses from one source as fast as the agent allows, for 30 s: three
+        // guesses every 300 ms once retired 98 codes in that time.
+        let mut book = book();
+        let t0 = Instant::now();
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(30) {
+            if let Ok(a) = book.begin_attempt(source(66), now) {
+                book.fail(&a.attempt);
+            }
+            now += Duration::from_millis(100);
+        }
+        let retired = book.take_changes().len();
+        assert!(retired <= 2, "{retired} codes retired");
+    }
+
+    #[test]
+    fn many_sources_burn_codes_slowly_too() {
+        // 16 addresses guessing as fast as the agent allows, for 30 s.
+        let mut book = book();
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut failures = 0;
+        while now < t0 + Duration::from_secs(30) {
+            for i in 0..16 {
+                if let Ok(a) = book.begin_attempt(source(100 + i), now) {
+                    book.fail(&a.attempt);
+                    failures += 1;
+                }
+            }
+            now += Duration::from_millis(100);
+        }
+        assert!(failures <= 16 + 5, "{failures} failed attempts");
+        // A first attempt from a new address is never delayed.
+        assert!(book.begin_attempt(source(2), now).is_ok());
+    }
+
+    #[test]
+    fn a_success_forgets_the_sources_failures() {
+        let mut book = book();
+        let t0 = Instant::now();
+        let a = book.begin_attempt(source(0), t0).expect("attempt");
+        book.fail(&a.attempt);
+        let a = book.begin_attempt(source(0), t0 + PAIR_BACKOFF).expect("attempt");
+        assert!(book.succeed(&a.attempt));
+        let a = book.begin_attempt(source(0), t0 + PAIR_BACKOFF).expect("no backoff after a success");
+        book.fail(&a.attempt);
+        assert_eq!(book.begin_attempt(source(0), t0 + PAIR_BACKOFF * 2).map(|_| ()), Ok(()), "first failure again");
+    }
+
+    #[test]
+    fn the_memory_of_sources_is_bounded() {
+        let mut book = book();
+        let t0 = Instant::now();
+        for i in 0..MAX_BACKOFF_SOURCES as u32 + 10 {
+            let s = Source::of(std::net::Ipv4Addr::from(0x0a00_0000 + i).into());
+            if let Ok(a) = book.begin_attempt(s, t0) {
+                book.fail(&a.attempt);
+            }
+        }
+        assert!(book.sources.len() <= MAX_BACKOFF_SOURCES);
+        book.forget(t0 + PAIR_BACKOFF_MAX * 3);
+        assert!(book.sources.is_empty());
     }
 
     #[test]
     fn codes_are_single_use_and_stale_attempts_change_nothing() {
         let mut book = book();
-        let first = book.begin_attempt().expect("attempt");
-        let second = book.begin_attempt().expect("attempt");
-        assert!(book.succeed(first.generation));
+        let now = Instant::now();
+        let first = book.begin_attempt(source(0), now).expect("attempt");
+        let second = book.begin_attempt(source(1), now).expect("attempt");
+        assert!(book.succeed(&first.attempt));
         assert_eq!(book.take_changes().first().map(|c| c.reason), Some(RetireReason::Used));
         // The second peer started under the same code: it can no longer use it...
-        assert!(!book.succeed(second.generation));
+        assert!(!book.succeed(&second.attempt));
         // ...and its failure does not count against the new code.
-        book.fail(second.generation);
+        book.fail(&second.attempt);
         assert_eq!(book.failures(), 0);
         assert!(book.take_changes().is_empty());
     }
@@ -293,11 +483,12 @@ mod tests {
     #[test]
     fn remembers_a_bounded_number_of_retired_codes() {
         let mut book = book();
-        for _ in 0..10 {
-            let a = book.begin_attempt().expect("attempt");
-            book.succeed(a.generation);
+        let now = Instant::now();
+        for i in 0..10 {
+            let a = book.begin_attempt(source(i), now).expect("attempt");
+            book.succeed(&a.attempt);
         }
-        let a = book.begin_attempt().expect("attempt");
+        let a = book.begin_attempt(source(0), now).expect("attempt");
         assert_eq!(a.retired.len(), REMEMBERED_RETIRED);
     }
 }

@@ -50,8 +50,8 @@ pub const MAX_PREAUTH_FRAME: usize = 4 * 1024;
 
 // ---- Authentication and the conversation -------------------------------------------
 
-/// Agent: from the first QUIC packet to an authenticated peer.
-pub const AGENT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Peer: how long it waits for the agent's first answer (`--connect-timeout`'s default).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Peer: authentication, once QUIC is up.
 pub const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,6 +85,58 @@ pub const PINGS: u64 = 5;
 /// The most pings the agent answers in one run; a peer that sends more is refused
 /// (164,720 pings in 20 s were once answered at 44 % CPU).
 pub const MAX_PINGS: u32 = 32;
+
+// ---- Admission: the agent before a peer has authenticated --------------------------
+//
+// A connection that has not authenticated is anybody on the LAN. It gets a short
+// deadline, a place in a bounded pool shared by all sources (a newcomer may push out the
+// oldest), at most a few places per source, and a QUIC Retry first when the pool is
+// busy; authenticated sessions have a pool of their own. Pairing attempts are limited
+// per code (`code::MAX_FAILED_ATTEMPTS`) and per source (a backoff after failures).
+
+/// Agent: from a connection's first packet to an authenticated peer (the QUIC handshake,
+/// then the pinned keys or the pairing exchange). A peer on a LAN needs tens of
+/// milliseconds; a connection that says nothing is closed after this.
+pub const PREAUTH_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Agent: after its `PairReply`, how long it waits for the peer's `PairConfirm` (one
+/// round trip and a SPAKE2 finish). The attempt counts as failed after that.
+pub const PAIR_CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An unauthenticated connection pending at least this long may be closed to make room
+/// for a newcomer: old enough that a real peer on the LAN would have authenticated.
+pub const PREAUTH_GRACE: Duration = Duration::from_millis(250);
+
+/// Unauthenticated connections the agent keeps at once, from all sources together.
+pub const MAX_UNAUTHENTICATED: usize = 128;
+
+/// Unauthenticated connections the agent keeps at once from one source (an IPv4 address,
+/// an IPv6 /64): a device needs one.
+pub const MAX_UNAUTHENTICATED_PER_SOURCE: usize = 8;
+
+/// With this many unauthenticated connections pending, a new one must first prove its
+/// address with a QUIC Retry: a spoofed Initial then costs the agent one small packet
+/// and no state.
+pub const RETRY_ABOVE: usize = 16;
+
+/// Authenticated sessions at once (paired or pinned peers), apart from the
+/// unauthenticated pool.
+pub const MAX_SESSIONS: usize = 64;
+
+/// After a failed pairing attempt, the same source may begin its next one this long
+/// after the failed one began; the wait doubles with each further failure.
+pub const PAIR_BACKOFF: Duration = Duration::from_secs(3);
+
+/// The longest backoff; a source's failures are forgotten this long after its backoff
+/// ends.
+pub const PAIR_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Sources whose failed pairing attempts the agent remembers.
+pub const MAX_BACKOFF_SOURCES: usize = 1024;
+
+/// The agent reprints its pairing code at most this often, and reports failed
+/// connections one by one only a few times per such period (then as a count).
+pub const CODE_REPRINT: Duration = Duration::from_secs(5);
 
 // ---- The probe run -----------------------------------------------------------------
 
@@ -160,6 +212,10 @@ pub const PROGRESS_TICK: Duration = Duration::from_millis(100);
 /// Refresh interval of the agent's "waiting for a peer" spinner.
 pub const SPINNER_TICK: Duration = Duration::from_millis(120);
 
+/// How often the agent's screen prints what waited (a summary of failures, the code
+/// again); see [`CODE_REPRINT`].
+pub const SCREEN_TICK: Duration = Duration::from_millis(500);
+
 // ---- Relations ---------------------------------------------------------------------
 
 const fn ms(d: Duration) -> u128 {
@@ -179,7 +235,26 @@ const _: () = {
     assert!(ms(REPORT_TIMEOUT) > ms(DOCKER_API_TIMEOUT) + ms(LOCAL_HTTP_TIMEOUT) + ms(V6ONLY_PROBE_TIMEOUT));
     // The agent gives the peer's steps at least the time the peer gives itself.
     assert!(ms(AGENT_STEP_TIMEOUT) >= ms(PEER_STEP_TIMEOUT));
-    assert!(ms(AGENT_HANDSHAKE_TIMEOUT) >= ms(PEER_HANDSHAKE_TIMEOUT));
+    // Before authentication it is the other way round: the agent ends the phase before
+    // the peer would give up, so a slow authentication ends with the agent's reason.
+    assert!(ms(PREAUTH_TIMEOUT) <= ms(PEER_HANDSHAKE_TIMEOUT));
+    assert!(ms(PREAUTH_TIMEOUT) <= ms(CONNECT_TIMEOUT));
+    // A pairing attempt is confirmed (or failed) within the pre-authentication phase,
+    // and a newcomer never pushes out a connection before it could have confirmed.
+    assert!(ms(PREAUTH_GRACE) < ms(PAIR_CONFIRM_TIMEOUT));
+    assert!(ms(PAIR_CONFIRM_TIMEOUT) < ms(PREAUTH_TIMEOUT));
+    // The backoff counts from the start of the failed attempt, which may last until its
+    // confirmation deadline: the source still waits after that.
+    assert!(ms(PAIR_BACKOFF) > ms(PAIR_CONFIRM_TIMEOUT));
+    assert!(ms(PAIR_BACKOFF) < ms(PAIR_BACKOFF_MAX));
+    // One source cannot fill the unauthenticated pool: it takes 16 of them together.
+    assert!(MAX_UNAUTHENTICATED_PER_SOURCE * 16 <= MAX_UNAUTHENTICATED);
+    // Retry starts well before the pool is full.
+    assert!(RETRY_ABOVE < MAX_UNAUTHENTICATED);
+    // Three failed attempts (one code's worth) fit in the memory of one source.
+    assert!(MAX_BACKOFF_SOURCES > 3);
+    // The screen looks often enough to keep to its reprint period.
+    assert!(ms(SCREEN_TICK) * 4 <= ms(CODE_REPRINT));
     // Keep-alives hold the connection open while the peer probes in silence.
     assert!(ms(KEEP_ALIVE) * 2 < ms(IDLE_TIMEOUT));
     // A refusal is read before the other side's step deadline gives up.

@@ -3,16 +3,20 @@
 //! in [`crate::conversation`].
 //!
 //! These functions drive a [`Channel`]; they hold no clock and no sockets. The agent's
-//! attempt bookkeeping is cancellation-safe: an attempt counts as failed until it
+//! side comes in steps ([`agent_start`], [`PairRequest::offer`], [`Offered::confirm`]) so
+//! that the caller can put its own deadline on each. Its attempt bookkeeping is
+//! cancellation-safe: an attempt counts as failed from the agent's reply until it
 //! succeeds, also when the caller's deadline drops the future half-way.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rand::{CryptoRng, RngCore};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::addr::Source;
 use crate::channel::{Channel, ChannelError};
-use crate::code::{CodeBook, PairingCode};
+use crate::code::{Attempt, CodeBook, NotNow, PairingCode};
 use crate::codec;
 use crate::codec::MAX_FRAME;
 use crate::defaults::{MAX_PREAUTH_FRAME, PROTOCOL_VERSION};
@@ -43,9 +47,18 @@ pub enum HandshakeError {
     /// The agent does not trust this peer's key.
     #[error("the agent does not know this peer")]
     NotTrusted,
-    /// Too many attempts on the live code are under way.
-    #[error("too many pairing attempts are under way")]
+    /// The agent will not begin a pairing attempt now, spending nothing: attempts on the
+    /// live code are under way (or one from the same address), or (peer side) the
+    /// address is waiting after a failed attempt.
+    #[error("the agent is not taking a pairing attempt from this device right now")]
     Busy,
+    /// An attempt from the same address failed moments ago (agent side; the peer hears
+    /// `Busy`).
+    #[error("a pairing attempt from this address failed moments ago; try again in {} s", .wait.as_millis().div_ceil(1000))]
+    Backoff {
+        /// How long the address still has to wait.
+        wait: Duration,
+    },
     /// The other side refused for another reason.
     #[error("the other side refused: {detail} ({code:?})")]
     Rejected {
@@ -109,7 +122,7 @@ impl HandshakeError {
             HandshakeError::WrongCode => RejectCode::WrongCode,
             HandshakeError::CodeRetired => RejectCode::CodeRetired,
             HandshakeError::NotTrusted => RejectCode::NotTrusted,
-            HandshakeError::Busy => RejectCode::Busy,
+            HandshakeError::Busy | HandshakeError::Backoff { .. } => RejectCode::Busy,
             HandshakeError::Pairing(_) => RejectCode::Malformed,
             HandshakeError::Unexpected { .. } | HandshakeError::TooManyPings { .. } => RejectCode::Unexpected,
             HandshakeError::TooManyAddresses { .. } | HandshakeError::BadResults(_) => RejectCode::Malformed,
@@ -231,48 +244,64 @@ pub struct PeerAccepted {
 /// path, including a dropped future.
 struct AttemptGuard<'a> {
     book: &'a Mutex<CodeBook>,
-    generation: u64,
+    attempt: Attempt,
     done: bool,
 }
 
 impl Drop for AttemptGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
-            lock(self.book).fail(self.generation);
+            lock(self.book).fail(&self.attempt);
         }
     }
 }
 
-/// Runs the agent's side: checks the version, then pairs against `codes` or accepts
-/// pinned keys when `peer_trusted`. Code replacements are queued in `codes`.
-pub async fn agent_handshake<R, W>(
-    ch: &mut Channel<R, W>,
-    codes: &Mutex<CodeBook>,
-    peer_trusted: bool,
-    binding: &Binding,
-    rng: &mut (impl RngCore + CryptoRng),
-) -> Result<PeerAccepted, HandshakeError>
+/// What the peer's `Start` asked of the agent, once checked.
+#[derive(Debug)]
+pub enum Started {
+    /// A trusted peer with pinned keys: accepted, authenticated.
+    Pinned(PeerAccepted),
+    /// A pairing attempt, not answered yet: see [`PairRequest::offer`].
+    Pair(PairRequest),
+}
+
+/// A `Start` that asks to pair with a SPAKE2 message of the right shape.
+#[derive(Debug)]
+pub struct PairRequest {
+    name: String,
+    spake: Vec<u8>,
+}
+
+/// Who asks to pair, for the code book's per-source limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester {
+    /// Where the connection comes from.
+    pub source: Source,
+    /// Now.
+    pub now: Instant,
+}
+
+/// A pairing attempt the agent has answered. From here it counts as failed unless
+/// [`Offered::confirm`] succeeds, also when it is dropped: the reply lets the peer check
+/// a guess offline, so an abandoned attempt spends one of the code's attempts.
+pub struct Offered<'a> {
+    guard: AttemptGuard<'a>,
+    live: AgentOffer,
+    name: String,
+}
+
+/// The agent's side, first step: reads the peer's `Start` (refusing another protocol
+/// version, garbage, or pinned keys it does not trust) and accepts a trusted peer's
+/// pinned keys. A pairing attempt comes back unanswered, having spent nothing.
+///
+/// The agent's handshake comes in steps so that the caller can put a deadline on each:
+/// the whole phase before authentication, and a short one on [`Offered::confirm`].
+pub async fn agent_start<R, W>(ch: &mut Channel<R, W>, peer_trusted: bool) -> Result<Started, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     ch.set_limit(MAX_PREAUTH_FRAME);
-    let result = agent_auth(ch, codes, peer_trusted, binding, rng).await;
-    ch.set_limit(MAX_FRAME);
-    result
-}
-
-async fn agent_auth<R, W>(
-    ch: &mut Channel<R, W>,
-    codes: &Mutex<CodeBook>,
-    peer_trusted: bool,
-    binding: &Binding,
-    rng: &mut (impl RngCore + CryptoRng),
-) -> Result<PeerAccepted, HandshakeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
     let body = match ch.recv_body().await {
         Ok(body) => body,
         Err(e) => return Err(refuse(ch, e.into()).await),
@@ -288,7 +317,8 @@ where
     let spake = match start.auth {
         StartAuth::Pinned if peer_trusted => {
             ch.send(&Message::Accepted(Accepted { paired: false })).await?;
-            return Ok(PeerAccepted { name: start.name, method: AuthMethod::Pinned });
+            ch.set_limit(MAX_FRAME);
+            return Ok(Started::Pinned(PeerAccepted { name: start.name, method: AuthMethod::Pinned }));
         }
         StartAuth::Pinned => return Err(refuse(ch, HandshakeError::NotTrusted).await),
         StartAuth::Pair { spake } => spake,
@@ -306,41 +336,98 @@ where
     if let Some(e) = shape {
         return Err(refuse(ch, PairingError::BadMessage(e).into()).await);
     }
-    let Some(codes_now) = lock(codes).begin_attempt() else {
-        return Err(refuse(ch, HandshakeError::Busy).await);
-    };
-    let mut attempt = AttemptGuard { book: codes, generation: codes_now.generation, done: false };
-    let (live, first) = match AgentOffer::new(&codes_now.live, false, &spake, binding, rng) {
-        Ok(offer) => offer,
-        Err(e) => return Err(refuse(ch, e.into()).await),
-    };
-    let mut offers = vec![first];
-    for code in &codes_now.retired {
-        match AgentOffer::new(code, true, &spake, binding, rng) {
-            Ok((_, offer)) => offers.push(offer),
+    Ok(Started::Pair(PairRequest { name: start.name, spake }))
+}
+
+/// The agent's steps in a row, under whatever single deadline the caller puts around
+/// them (a test's fake agent; the agent itself puts a shorter one on the confirmation).
+pub async fn agent_handshake<R, W>(
+    ch: &mut Channel<R, W>,
+    codes: &Mutex<CodeBook>,
+    peer_trusted: bool,
+    from: Requester,
+    binding: &Binding,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<PeerAccepted, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match agent_start(ch, peer_trusted).await? {
+        Started::Pinned(accepted) => Ok(accepted),
+        Started::Pair(request) => request.offer(ch, codes, from, binding, rng).await?.confirm(ch).await,
+    }
+}
+
+impl PairRequest {
+    /// Begins an attempt on the live code for `from` and sends the `PairReply`; or
+    /// refuses with `Busy`, spending nothing, when the code book says not now (attempts
+    /// under way, or `from`'s backoff after a failure).
+    pub async fn offer<'a, R, W>(
+        self,
+        ch: &mut Channel<R, W>,
+        codes: &'a Mutex<CodeBook>,
+        from: Requester,
+        binding: &Binding,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Offered<'a>, HandshakeError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let begun = lock(codes).begin_attempt(from.source, from.now);
+        let codes_now = match begun {
+            Ok(codes_now) => codes_now,
+            Err(NotNow::Busy) => return Err(refuse(ch, HandshakeError::Busy).await),
+            Err(NotNow::Backoff { wait }) => return Err(refuse(ch, HandshakeError::Backoff { wait }).await),
+        };
+        let guard = AttemptGuard { book: codes, attempt: codes_now.attempt, done: false };
+        let (live, first) = match AgentOffer::new(&codes_now.live, false, &self.spake, binding, rng) {
+            Ok(offer) => offer,
             Err(e) => return Err(refuse(ch, e.into()).await),
+        };
+        let mut offers = vec![first];
+        for code in &codes_now.retired {
+            match AgentOffer::new(code, true, &self.spake, binding, rng) {
+                Ok((_, offer)) => offers.push(offer),
+                Err(e) => return Err(refuse(ch, e.into()).await),
+            }
         }
+        ch.send(&Message::PairReply(PairReply { offers })).await?;
+        Ok(Offered { guard, live, name: self.name })
     }
-    ch.send(&Message::PairReply(PairReply { offers })).await?;
-    let confirm = match recv(ch).await? {
-        Message::PairConfirm(PairConfirm { confirm }) => confirm,
-        m => return Err(refuse(ch, unexpected(&m, "PairConfirm")).await),
-    };
-    if live.verify_peer(&confirm).is_err() {
-        return Err(refuse(ch, HandshakeError::WrongCode).await);
+}
+
+impl Offered<'_> {
+    /// Waits for the peer's key confirmation; on a match consumes the code and sends
+    /// `Accepted`.
+    pub async fn confirm<R, W>(mut self, ch: &mut Channel<R, W>) -> Result<PeerAccepted, HandshakeError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let confirm = match recv(ch).await? {
+            Message::PairConfirm(PairConfirm { confirm }) => confirm,
+            m => return Err(refuse(ch, unexpected(&m, "PairConfirm")).await),
+        };
+        if self.live.verify_peer(&confirm).is_err() {
+            return Err(refuse(ch, HandshakeError::WrongCode).await);
+        }
+        self.guard.done = true;
+        if !lock(self.guard.book).succeed(&self.guard.attempt) {
+            return Err(refuse(ch, HandshakeError::CodeRetired).await);
+        }
+        ch.send(&Message::Accepted(Accepted { paired: true })).await?;
+        ch.set_limit(MAX_FRAME);
+        Ok(PeerAccepted { name: std::mem::take(&mut self.name), method: AuthMethod::Paired })
     }
-    attempt.done = true;
-    if !lock(codes).succeed(attempt.generation) {
-        return Err(refuse(ch, HandshakeError::CodeRetired).await);
-    }
-    ch.send(&Message::Accepted(Accepted { paired: true })).await?;
-    Ok(PeerAccepted { name: start.name, method: AuthMethod::Paired })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::codec::CodecError;
+    use crate::defaults::PAIR_BACKOFF;
     use crate::id::KeyId;
     use rand::SeedableRng;
     use rand::rngs::{OsRng, StdRng};
@@ -367,6 +454,13 @@ mod tests {
         Mutex::new(CodeBook::new(code(live), StdRng::seed_from_u64(7)))
     }
 
+    /// A different device each time, so that per-source backoff stays out of the way.
+    fn someone() -> Requester {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Requester { source: Source::of(std::net::Ipv4Addr::from(0x0a00_0000 + n).into()), now: Instant::now() }
+    }
+
     async fn run(
         peer_code: Option<&str>,
         codes: &Mutex<CodeBook>,
@@ -382,7 +476,7 @@ mod tests {
             r
         };
         let mut rng = OsRng;
-        let agent = agent_handshake(&mut a, codes, trusted, &agent_binding, &mut rng);
+        let agent = agent_handshake(&mut a, codes, trusted, someone(), &agent_binding, &mut rng);
         tokio::join!(peer, agent)
     }
 
@@ -446,11 +540,61 @@ mod tests {
             // The agent answers, then waits for a confirmation that never comes: the
             // caller's deadline drops the future.
             let (b, mut rng) = (binding(3), OsRng);
-            let agent = agent_handshake(&mut a, &codes, false, &b, &mut rng);
+            let agent = agent_handshake(&mut a, &codes, false, someone(), &b, &mut rng);
             let r = tokio::time::timeout(std::time::Duration::from_millis(50), agent).await;
             assert!(r.is_err(), "agent should still be waiting");
         }
         assert_eq!(lock(&codes).failures(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_stalls_before_its_spake_message_spends_nothing() {
+        let codes = book("7K3Q-M2XD");
+        let (from, b, live) = (someone(), binding(3), code("7K3Q-M2XD"));
+        for _ in 0..5 {
+            let (_p, mut a) = pipe();
+            let mut rng = OsRng;
+            let agent = agent_handshake(&mut a, &codes, false, from, &b, &mut rng);
+            let r = tokio::time::timeout(std::time::Duration::from_millis(20), agent).await;
+            assert!(r.is_err(), "agent should still be waiting for Start");
+        }
+        assert_eq!(lock(&codes).failures(), 0);
+        // The same source may still pair at once.
+        let (mut p, mut a) = pipe();
+        let (mut rng, mut agent_rng) = (OsRng, OsRng);
+        let peer = peer_handshake(&mut p, "phone", Some(&live), &b, &mut rng);
+        let (p, a) = tokio::join!(peer, agent_handshake(&mut a, &codes, false, from, &b, &mut agent_rng));
+        assert!(p.is_ok() && a.is_ok(), "{p:?} {a:?}");
+    }
+
+    #[tokio::test]
+    async fn after_a_failure_the_same_source_is_refused_before_spending_an_attempt() {
+        let codes = book("7K3Q-M2XD");
+        let (from, b) = (someone(), binding(3));
+        let attempt = |guess: &'static str, from: Requester| {
+            let (codes, b) = (&codes, &b);
+            async move {
+                let (mut p, mut a) = pipe();
+                let guess = code(guess);
+                let peer = async {
+                    let r = peer_handshake(&mut p, "x", Some(&guess), b, &mut OsRng).await;
+                    drop(p);
+                    r
+                };
+                let mut rng = OsRng;
+                tokio::join!(peer, agent_handshake(&mut a, codes, false, from, b, &mut rng))
+            }
+        };
+        let (p, _) = attempt("AAAA-AAAA", from).await;
+        assert!(matches!(p, Err(HandshakeError::WrongCode)), "{p:?}");
+        // Even the right code waits out the backoff: the peer hears Busy, the agent
+        // knows why, and the code keeps its remaining attempts.
+        let (p, a) = attempt("7K3Q-M2XD", Requester { now: from.now + Duration::from_secs(1), ..from }).await;
+        assert!(matches!(p, Err(HandshakeError::Busy)), "{p:?}");
+        assert!(matches!(a, Err(HandshakeError::Backoff { .. })), "{a:?}");
+        assert_eq!(lock(&codes).failures(), 1);
+        let (p, a) = attempt("7K3Q-M2XD", Requester { now: from.now + PAIR_BACKOFF, ..from }).await;
+        assert!(p.is_ok() && a.is_ok(), "{p:?} {a:?}");
     }
 
     #[tokio::test]
@@ -460,7 +604,7 @@ mod tests {
             let (mut p, mut a) = pipe();
             let start = Start { version: PROTOCOL_VERSION, name: "x".into(), auth: StartAuth::Pair { spake: junk } };
             p.send(&Message::Start(start)).await.expect("send");
-            let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
+            let r = agent_handshake(&mut a, &codes, false, someone(), &binding(3), &mut OsRng).await;
             assert!(matches!(r, Err(HandshakeError::Pairing(PairingError::BadMessage(_)))), "{r:?}");
         }
         assert_eq!(lock(&codes).failures(), 0);
@@ -491,7 +635,7 @@ mod tests {
         let (mut raw, mut a) = raw_pipe();
         // A version-2 Start whose body this version cannot parse.
         raw.write_all(&[0, 0, 0, 4, MessageType::Start as u8, 2, 0xff, 0xff]).await.expect("write");
-        let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
+        let r = agent_handshake(&mut a, &codes, false, someone(), &binding(3), &mut OsRng).await;
         assert!(matches!(r, Err(HandshakeError::VersionMismatch { ours: 1, theirs: 2 })), "{r:?}");
         // The agent told the peer which version it speaks.
         let mut header = [0u8; 4];
@@ -508,7 +652,7 @@ mod tests {
         let codes = book("7K3Q-M2XD");
         let (mut raw, mut a) = raw_pipe();
         raw.write_all(&[0, 0, 0, 2, 0xee, 0xee]).await.expect("write");
-        let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
+        let r = agent_handshake(&mut a, &codes, false, someone(), &binding(3), &mut OsRng).await;
         assert!(matches!(r, Err(HandshakeError::Channel(ChannelError::Codec(CodecError::UnknownType(0xee))))));
     }
 
@@ -519,7 +663,7 @@ mod tests {
         let (mut raw, mut a) = raw_pipe();
         let len = u32::try_from(MAX_PREAUTH_FRAME + 1).expect("small");
         raw.write_all(&len.to_be_bytes()).await.expect("write");
-        let r = agent_handshake(&mut a, &codes, false, &binding(3), &mut OsRng).await;
+        let r = agent_handshake(&mut a, &codes, false, someone(), &binding(3), &mut OsRng).await;
         assert!(
             matches!(
                 r,

@@ -11,6 +11,7 @@
 //! | vocabulary | [`vocab`] | `Proto`, `Outcome`, listener specs, planned probes, raw results, listener hits |
 //! | | [`addr`] | canonical addresses, interface kinds (LAN, VPN, container bridge…) |
 //! | | [`text`], [`sync`] | network text made safe for a terminal, an error printed with its causes; a lock that survives a poisoned mutex |
+//! | admission | [`admission`] | the agent before authentication: the unauthenticated pool (per-source shares, making room, Retry) and the pool of sessions |
 //! | identities | [`id`], [`code`], [`pairing`], [`knock`] | key IDs, pairing codes, SPAKE2 + key confirmation, the listener knock MAC |
 //! | addressing | [`target`], [`link`] | `HOST[:PORT]` and `lanreach://` pairing links |
 //! | plan | [`plan`] | building a probe plan (agent) and refusing a hostile one (peer) |
@@ -31,6 +32,7 @@
 //! mDNS discovery and the probe engine, which drives [`run`] over real sockets.
 
 pub mod addr;
+pub mod admission;
 pub mod assemble;
 pub mod channel;
 pub mod code;

@@ -13,6 +13,7 @@ const ORDER: &[&str] = &[
     "addr",
     "text",
     "sync",
+    "admission",
     "id",
     "code",
     "target",

@@ -137,6 +137,16 @@ impl Lab {
         sh(&["ip", "-n", &node.ns, "link", "set", name, "up"]);
     }
 
+    /// Gives `node` `count` more IPv4 addresses on its bridge interface, from
+    /// `198.51.100.<first>` up (an attacker with many sources); returns them.
+    pub fn extra_addresses(&self, node: &Node, first: u8, count: u8) -> Vec<String> {
+        let addrs: Vec<String> = (0..count).map(|i| format!("198.51.100.{}", first + i)).collect();
+        for addr in &addrs {
+            sh(&["ip", "-n", &node.ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        }
+        addrs
+    }
+
     /// Removes `node`'s IPv6 address on the bridge: it then reaches others over IPv4 only.
     pub fn drop_ipv6(&self, node: &Node) {
         sh(&["ip", "-n", &node.ns, "addr", "del", &format!("{}/64", node.v6), "dev", "eth0"]);
@@ -371,7 +381,12 @@ impl Spawned {
 
     /// Waits (15 s at most) for a line containing `needle`.
     pub fn wait_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.wait_line_for(needle, Duration::from_secs(15))
+    }
+
+    /// Waits (`limit` at most) for a line containing `needle`.
+    pub fn wait_line_for(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
@@ -383,6 +398,16 @@ impl Spawned {
                 Err(_) => panic!("no line with {needle:?}; output so far:\n{}", self.seen.join("\n")),
             }
         }
+    }
+}
+
+impl Spawned {
+    /// Every line (stdout and stderr) it wrote so far, in order.
+    pub fn lines(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
     }
 }
 
