@@ -6,6 +6,10 @@
    listener port dropped by an nftables rule on the agent. Also compares the
    open/closed/filtered picture of both.
 2. The agent's peak RSS (VmHWM) while 4 peers run at once.
+3. A hostile LAN (`lanreach-attack` from its own namespace): the agent's memory under
+   unread streams; the time for a peer to pair and get its report while 1000 silent
+   connections (100/s) or 4000 QUIC Initials (400/s) arrive from 16 addresses; and the
+   packets a fake agent gets the peer to send to a bystander it claims as its own.
 
 Runs as root; uses network namespaces with documentation addresses only
 (198.51.100.0/24) and removes them on every exit path. Figures, not assertions:
@@ -27,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
 AGENT = os.path.join(BIN, "lanreach-agent")
 PEER = os.path.join(BIN, "lanreach-peer")
+ATTACK = os.path.join(BIN, "lanreach-attack")
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 PREFIX = f"lrb{os.getpid()}"
 HOST_IP = "198.51.100.1"
@@ -63,12 +68,12 @@ def add_ns(name):
     return ns
 
 
-def build_lab(n_peers):
+def build_lab(n_peers, extra_roles=()):
     bridge = add_ns("br")
     sh("ip", "-n", bridge, "link", "add", "br0", "type", "bridge")
     sh("ip", "-n", bridge, "link", "set", "br0", "up")
     nodes = {}
-    for i, role in enumerate(["host"] + [f"peer{k}" for k in range(1, n_peers + 1)], start=1):
+    for i, role in enumerate(["host"] + [f"peer{k}" for k in range(1, n_peers + 1)] + list(extra_roles), start=1):
         ns = add_ns(role)
         sh("ip", "-n", bridge, "link", "add", f"p{i}", "type", "veth", "peer", "name", "eth0", "netns", ns)
         sh("ip", "-n", bridge, "link", "set", f"p{i}", "master", "br0", "up")
@@ -155,10 +160,83 @@ def nmap_run(ns, ports):
     return elapsed, picture
 
 
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def hostile(work):
+    """The hostile-LAN figures; returns printable lines."""
+    lines = []
+    nodes = build_lab(1, extra_roles=("mallory", "bystander"))
+    mallory, bystander = nodes["mallory"], nodes["bystander"]
+    mallory_ip, bystander_ip = "198.51.100.3", "198.51.100.4"
+    sources = [f"198.51.100.{100 + i}" for i in range(16)]
+    for ip in sources:
+        sh("ip", "-n", mallory, "addr", "add", f"{ip}/24", "dev", "eth0")
+    target = f"{HOST_IP}:47800"
+
+    # Memory: two connections filling every stream the agent allows.
+    agent = Agent(nodes["host"], os.path.join(work, "h-agent"))
+    time.sleep(0.3)
+    before = rss_kb(agent.proc.pid)
+    attack = subprocess.Popen(in_ns(mallory, ATTACK, "streams", target, "--connections", "2", "--hold", "3"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    processes.append(attack)
+    for line in attack.stderr:
+        if "holding" in line:
+            break
+    during = rss_kb(agent.proc.pid)
+    attack.wait(timeout=30)
+    lines.append(f"  2 connections filling every stream they may: agent RSS {before / 1024:.1f} -> "
+                 f"{during / 1024:.1f} MB (+{(during - before) / 1024:.1f} MB; target: a few MB)")
+
+    # Pairing under floods.
+    for name, args in (("1000 silent connections at 100/s from 16 addresses",
+                        ["silent", target, "--count", "1000", "--rate", "100", "--hold", "2"]),
+                       ("4000 QUIC Initials at 400/s from 16 addresses",
+                        ["initials", target, "--count", "4000", "--rate", "400"])):
+        flood = subprocess.Popen(in_ns(mallory, ATTACK, *args, "--from", ",".join(sources)),
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        processes.append(flood)
+        time.sleep(3)
+        times = []
+        for i in range(3):
+            t, _ = peer_run(nodes["peer1"], agent, os.path.join(work, f"h-{len(lines)}-{i}"))
+            times.append(t)
+        out, _ = flood.communicate(timeout=60)
+        lines.append(f"  pair + probe + report during {name}: median {statistics.median(times):.3f} s "
+                     f"(runs: {', '.join(f'{t:.3f}' for t in times)}); attack: {out.strip()}")
+    agent.stop()
+
+    # A fake agent claiming a bystander's address.
+    ruleset = ("table inet watch {\n chain input {\n  type filter hook input priority 0\n"
+               "  ip saddr 198.51.100.2 counter\n }\n}\n")
+    sh(*in_ns(bystander, "nft", "-f", "-"), stdin=ruleset)
+    fake = subprocess.Popen(in_ns(mallory, ATTACK, "fake-agent", "--listen", f"{mallory_ip}:47800", "--code",
+                                  "7K3Q-M2XD", "--claim", bystander_ip, "--ports", "512"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    processes.append(fake)
+    for line in fake.stderr:
+        if "ready" in line:
+            break
+    sh(*in_ns(nodes["peer1"], PEER, mallory_ip, "--code", "7K3Q-M2XD", "--state-dir",
+              os.path.join(work, "h-fake")), check=False)
+    learnt, _ = fake.communicate(timeout=60)
+    listing = sh(*in_ns(bystander, "nft", "list", "table", "inet", "watch")).stdout
+    packets = re.search(r"packets (\d+)", listing)
+    lines.append(f"  fake agent planning 1536 probes at a bystander: {packets.group(1) if packets else '?'} packets "
+                 f"reached it; the fake agent learnt: {learnt.strip()}  (target: only the knocks, no port outcome)")
+    return lines
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("bench: needs root (network namespaces)")
-    for tool in (AGENT, PEER):
+    for tool in (AGENT, PEER, ATTACK):
         if not os.path.exists(tool):
             sys.exit(f"bench: {tool} missing; run scripts/bench.sh (it builds the release binaries)")
     work = tempfile.mkdtemp(prefix="lanreach-bench-")
@@ -196,7 +274,7 @@ def main():
         for t in threads:
             t.join()
         concurrent = time.monotonic() - started
-        rss_kb = agent.peak_rss_kb()
+        peak_kb = agent.peak_rss_kb()
         agent.stop()
 
         med_ours, med_theirs = statistics.median(ours), statistics.median(theirs)
@@ -215,7 +293,11 @@ def main():
             for port in sorted(set(picture) | set(nmap_picture)):
                 if picture.get(port) != nmap_picture.get(port):
                     print(f"    port {port}: ours {picture.get(port)}, nmap {nmap_picture.get(port)}")
-        print(f"  4 peers at once: {concurrent:.3f} s; agent peak RSS (VmHWM) {rss_kb / 1024:.1f} MB  (target <= 16 MB)")
+        print(f"  4 peers at once: {concurrent:.3f} s; agent peak RSS (VmHWM) {peak_kb / 1024:.1f} MB  (target <= 16 MB)")
+        cleanup()
+        print("hostile LAN (lanreach-attack from a namespace of its own)")
+        for line in hostile(work):
+            print(line)
     finally:
         cleanup()
         subprocess.run(["rm", "-rf", work])

@@ -11,5 +11,5 @@ if ! command -v nmap >/dev/null; then
         exit 2
     fi
 fi
-cargo build --quiet --release -p lanreach-agent -p lanreach-peer
+cargo build --quiet --release -p lanreach-agent -p lanreach-peer -p lanreach-attack
 exec python3 scripts/bench.py "$@"
