@@ -403,3 +403,27 @@ fn pairing_code_cannot_be_kept_burning() {
     std::thread::sleep(SCREEN_SETTLES);
     screen_stays_readable(&mut s.agent, lines_before, "the pairing burn");
 }
+
+/// A paired peer that misbehaves after pairing — a Hello listing 300 addresses, pings
+/// without end, 40,000 results with IDs the plan does not have — is refused with the
+/// reason, and the agent serves the real peer afterwards.
+#[test]
+fn a_misbehaving_peer_is_refused_with_the_reason() {
+    if !lab::available("a_misbehaving_peer_is_refused_with_the_reason") {
+        return;
+    }
+    let mut s = scene(&[]);
+    let target = s.target();
+    for (then, expect) in
+        [("hello", "300 addresses"), ("pings", "more than 32 pings"), ("results", "do not match the plan")]
+    {
+        let code = shown_code(&mut s.agent);
+        let out = s.lab.run(&s.mallory, arg(&attack_bin()), &["fake-peer", &target, "--code", &code, "--then", then]);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("fake peer ({then}): {said}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(said.starts_with("refused") && said.contains(expect), "{then}: {said}");
+        s.agent.wait_line("New pairing code");
+    }
+    let code = shown_code(&mut s.agent);
+    s.peer_gets_its_report(Some(&code));
+}

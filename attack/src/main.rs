@@ -87,14 +87,19 @@ enum Attack {
         #[arg(long, default_value = "scan")]
         then: String,
     },
-    /// A fake peer: pairs with an agent, exchanges Hellos, receives the plan, then
-    /// closes the connection as a peer stopped with Ctrl-C.
+    /// A fake peer: pairs with an agent, then misbehaves as `--then` says and prints how
+    /// the agent answered.
     FakePeer {
         /// The agent's control address.
         target: SocketAddr,
         /// The pairing code the agent printed.
         #[arg(long)]
         code: String,
+        /// `stop` (close as a peer stopped with Ctrl-C once the plan arrived), `hello`
+        /// (a Hello listing 300 addresses), `pings` (ping without end), `results` (40,000
+        /// results with IDs the plan does not have).
+        #[arg(long, default_value = "stop")]
+        then: String,
     },
     /// Completes QUIC and TLS, then says nothing: holds each connection until the agent
     /// closes it or the attack ends.
@@ -173,7 +178,7 @@ fn main() -> ExitCode {
             Attack::FakeAgent { listen, code, claims, ports, wait, then } => {
                 fake_agent(listen, &code, &claims, ports, Duration::from_secs(wait), &then).await
             }
-            Attack::FakePeer { target, code } => fake_peer(target, &code).await,
+            Attack::FakePeer { target, code, then } => fake_peer(target, &code, &then).await,
             Attack::Silent { target, count, rate, from, hold } => {
                 silent(target, count, Rate::new(rate)?, &from, Duration::from_secs(hold)).await
             }
@@ -428,9 +433,10 @@ async fn fake_agent(
     Ok(format!("probes={} {}", plan.probes.len() + plan.services.len(), counts.join(" ")))
 }
 
-async fn fake_peer(target: SocketAddr, code: &str) -> Result<String, Error> {
+async fn fake_peer(target: SocketAddr, code: &str, then: &str) -> Result<String, Error> {
     use lanreach_proto::channel::Channel;
-    use lanreach_proto::msg::Hello;
+    use lanreach_proto::msg::{Hello, HelloAddress, Message};
+    use lanreach_proto::vocab::{Outcome, ProbeResult, ProbeResults};
     use lanreach_proto::{conversation, handshake};
 
     let dir = tempfile::tempdir()?;
@@ -448,12 +454,63 @@ async fn fake_peer(target: SocketAddr, code: &str) -> Result<String, Error> {
     let mut ch = Channel::new(recv, send);
     let code = code.parse()?;
     handshake::peer_handshake(&mut ch, "fake-peer", Some(&code), &binding, &mut rand::rngs::OsRng).await?;
-    let hello = Hello { name: "fake-peer".into(), os: "linux".into(), software: "x".into(), addresses: vec![] };
-    conversation::hello_as_peer(&mut ch, hello).await?;
+    let addresses =
+        if then == "hello" { vec![HelloAddress { ip: local.ip(), interface: "eth0".into() }; 300] } else { vec![] };
+    let hello = Hello { name: "fake-peer".into(), os: "linux".into(), software: "x".into(), addresses };
+    // How the agent answers a misbehaviour: the refusal it sends, read within 5 s.
+    let refusal = |e: handshake::HandshakeError| match e {
+        handshake::HandshakeError::Rejected { code, detail } => format!("refused code={code:?} detail={detail:?}"),
+        other => format!("failed {other}"),
+    };
+    match then {
+        "hello" => {
+            return Ok(match conversation::hello_as_peer(&mut ch, hello).await {
+                Ok(_) => "accepted".into(),
+                Err(e) => refusal(e),
+            });
+        }
+        _ => {
+            conversation::hello_as_peer(&mut ch, hello).await?;
+        }
+    }
     let plan = conversation::recv_plan(&mut ch).await?;
-    conn.close(lanreach_proto::defaults::close::SHUTDOWN.into(), b"peer stopped");
+    let answer = match then {
+        "pings" => {
+            let mut sent = 0u64;
+            let outcome = timeout(Duration::from_secs(10), async {
+                loop {
+                    if let Err(e) = conversation::ping(&mut ch, sent).await {
+                        return e;
+                    }
+                    sent += 1;
+                }
+            })
+            .await;
+            match outcome {
+                Ok(e) => format!("{} after {sent} pings", refusal(e)),
+                Err(_) => format!("still answering after {sent} pings"),
+            }
+        }
+        "results" => {
+            let invented = (0..40_000u32)
+                .map(|id| ProbeResult { id: id + 7, outcome: Outcome::Open, rtt_us: None, errno: None, attempts: 1 })
+                .collect();
+            ch.send(&Message::Results(ProbeResults { results: invented, services: vec![] })).await?;
+            match timeout(Duration::from_secs(5), conversation::recv_report(&mut ch)).await {
+                Ok(Ok(_)) => "a report came back".into(),
+                Ok(Err(e)) => refusal(e),
+                Err(_) => "no answer".into(),
+            }
+        }
+        _ => {
+            conn.close(lanreach_proto::defaults::close::SHUTDOWN.into(), b"peer stopped");
+            endpoint.wait_idle().await;
+            return Ok(format!("stopped after a plan of {} probes", plan.probes.len()));
+        }
+    };
+    conn.close(lanreach_proto::defaults::close::DONE.into(), b"done");
     endpoint.wait_idle().await;
-    Ok(format!("stopped after a plan of {} probes", plan.probes.len()))
+    Ok(answer)
 }
 
 /// Counters shared by an attack's tasks, printed as `key=value` pairs in a fixed order.
