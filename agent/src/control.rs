@@ -22,7 +22,7 @@ use lanreach_proto::code::{CodeBook, CodeChange, PairingCode};
 use lanreach_proto::conversation;
 use lanreach_proto::defaults::{
     AGENT_STEP_TIMEOUT as STEP_TIMEOUT, PAIR_CONFIRM_TIMEOUT, PREAUTH_TIMEOUT, REJECT_LINGER, RESULTS_TIMEOUT,
-    SHUTDOWN_GRACE, close,
+    SHUTDOWN_GRACE, WATCH_IDLE, WATCH_REFRESH_ROUNDS, close,
 };
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::interfaces::{self, InterfaceAddress};
@@ -114,6 +114,18 @@ pub enum Event {
         from: SocketAddr,
         /// The report.
         report: Box<Report>,
+    },
+    /// A watching peer's later round: what changed since the round before (nothing
+    /// printed when nothing did).
+    PeerChanges {
+        /// Its address as seen here.
+        from: SocketAddr,
+        /// Its name.
+        name: String,
+        /// The round (1 for the first repetition).
+        round: u32,
+        /// One line per change.
+        changes: Vec<String>,
     },
     /// The session ended normally.
     PeerFinished {
@@ -455,15 +467,21 @@ async fn session(shared: &Shared, incoming: quinn::Incoming, pass: &Pass) -> Res
     });
 
     let result = probe_session(shared, &conn, &mut ch, from, peer_id, &name).await;
+    let result = match result {
+        Ok((report, pings, peering)) => {
+            shared.emit(Event::PeerReport { from, report: Box::new(report.clone()) });
+            // The peer ends the conversation once it has the report (so `--once` cannot
+            // end the agent while the report is in flight), or, watching, asks again.
+            watch(shared, &mut ch, from, peer_id, &name, peering, report).await.map(|()| pings)
+        }
+        Err(e) => Err(e),
+    };
     match result {
-        Ok((report, pings)) => {
-            // The peer closes once it has the report; wait for that (briefly) so that
-            // `--once` cannot end the agent while the report is still in flight.
+        Ok(pings) => {
             let _ = ch.shutdown().await;
             let _ = timeout(REJECT_LINGER, conn.closed()).await;
             let rtt = conn.rtt();
             conn.close(close::DONE.into(), b"done");
-            shared.emit(Event::PeerReport { from, report: Box::new(report) });
             shared.emit(Event::PeerFinished { from, name, rtt, pings });
             Ok(())
         }
@@ -501,7 +519,17 @@ where
     Ok(confirmed?)
 }
 
-/// After authentication: Hello, plan, pings, results, report.
+/// What stays the same from one round of a session to the next.
+struct Peering {
+    /// The addresses the peer declared.
+    addresses: Vec<std::net::IpAddr>,
+    /// The agent address its control connection arrived at.
+    arrived_at: Option<std::net::IpAddr>,
+    /// This machine's interfaces, re-read every few rounds in watch mode.
+    interfaces: Vec<InterfaceAddress>,
+}
+
+/// After authentication: the Hello exchange, then the first round.
 async fn probe_session<R, W>(
     shared: &Shared,
     conn: &quinn::Connection,
@@ -509,20 +537,38 @@ async fn probe_session<R, W>(
     from: SocketAddr,
     peer_id: KeyId,
     name: &str,
+) -> Result<(Report, u32, Peering), SessionError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let interfaces = interfaces::list().unwrap_or_default();
+    let hello = timeout(STEP_TIMEOUT, conversation::hello_as_agent(ch, shared.hello()))
+        .await
+        .map_err(|_| SessionError::Timeout("Hello"))??;
+    let addresses: Vec<std::net::IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
+    shared.emit(Event::PeerHello { from, hello });
+    let arrived_at = conn.local_ip().map(|ip| ip.to_canonical());
+    let peering = Peering { addresses, arrived_at, interfaces };
+    let (report, pings) = round(shared, ch, from, peer_id, name, &peering).await?;
+    Ok((report, pings, peering))
+}
+
+/// One round: the plan, the pings and results, the inside facts, the report.
+async fn round<R, W>(
+    shared: &Shared,
+    ch: &mut Channel<R, W>,
+    from: SocketAddr,
+    peer_id: KeyId,
+    name: &str,
+    p: &Peering,
 ) -> Result<(Report, u32), SessionError>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
     let step = |what| move |_| SessionError::Timeout(what);
-    let interfaces = interfaces::list().unwrap_or_default();
-    let hello =
-        timeout(STEP_TIMEOUT, conversation::hello_as_agent(ch, shared.hello())).await.map_err(step("Hello"))??;
-    let addresses: Vec<std::net::IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
-    shared.emit(Event::PeerHello { from, hello });
-
-    let arrived_at = conn.local_ip().map(|ip| ip.to_canonical());
-    let targets = inside::plan_targets(&interfaces, arrived_at, &addresses);
+    let targets = inside::plan_targets(&p.interfaces, p.arrived_at, &p.addresses);
     let ports = shared.checks.ports_to_probe(&shared.own_ports()).await;
     let plan = inside::new_plan(shared.listeners.specs(), &targets, from.ip().is_loopback(), &ports);
     if !shared.listeners.register(plan.session, plan.key) {
@@ -540,13 +586,19 @@ where
     let hits = shared.listeners.finish(&plan.session);
     let (results, pings) = outcome?;
 
-    let peer = PeerFacts { name: name.to_owned(), id: peer_id, from, arrived_at, addresses };
-    let agent = inside::agent_info(&shared.name, shared.identity.id, &interfaces);
+    let peer = PeerFacts {
+        name: name.to_owned(),
+        id: peer_id,
+        from,
+        arrived_at: p.arrived_at,
+        addresses: p.addresses.clone(),
+    };
+    let agent = inside::agent_info(&shared.name, shared.identity.id, &p.interfaces);
     let services = inside::service_inputs(&ports, &plan, &results).await;
     let report = assemble(ReportParts {
         mode: Mode::Peer,
         agent,
-        peer: inside::peer_info(&peer, &interfaces),
+        peer: inside::peer_info(&peer, &p.interfaces),
         listeners: shared.listeners.specs(),
         plan: &plan,
         results: &results,
@@ -556,6 +608,39 @@ where
     });
     ch.send(&Message::Report(ReportJson { json: report.to_json_compact() })).await.map_err(HandshakeError::from)?;
     Ok((report, pings))
+}
+
+/// Watch mode: while the peer asks again, run another round and tell what changed. Ends
+/// when the peer ends the conversation (closes its stream, as every peer does after its
+/// report), goes quiet for `WATCH_IDLE`, or goes away.
+#[allow(clippy::too_many_arguments)]
+async fn watch<R, W>(
+    shared: &Shared,
+    ch: &mut Channel<R, W>,
+    from: SocketAddr,
+    peer_id: KeyId,
+    name: &str,
+    mut peering: Peering,
+    mut last: Report,
+) -> Result<(), SessionError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let round_no = match timeout(WATCH_IDLE, conversation::await_again(ch)).await {
+            Ok(Ok(Some(round_no))) => round_no,
+            // The end, a quiet peer, or one that went away between rounds: all normal.
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return Ok(()),
+        };
+        if round_no % WATCH_REFRESH_ROUNDS == 0 {
+            peering.interfaces = interfaces::list().unwrap_or_default();
+        }
+        let (report, _) = round(shared, ch, from, peer_id, name, &peering).await?;
+        let changes = lanreach_proto::watch::changes(&last, &report);
+        shared.emit(Event::PeerChanges { from, name: name.to_owned(), round: round_no, changes });
+        last = report;
+    }
 }
 
 /// Ends a refused connection: finish our stream so the refusal is delivered, give the

@@ -185,6 +185,11 @@ pub(crate) fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: b
     if quiet && !matches!(event, Event::CodeChanged(_) | Event::PeerFailed { .. } | Event::TrustFileError(_)) {
         return None;
     }
+    if let Event::PeerChanges { changes, .. } = event
+        && changes.is_empty()
+    {
+        return None;
+    }
     Some(match event {
         Event::CodeChanged(CodeChange { reason, new }) => {
             let why = match reason {
@@ -202,6 +207,10 @@ pub(crate) fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: b
         },
         Event::PeerHello { hello, .. } => hello_lines(hello),
         Event::PeerReport { from, .. } => format!("  report for the peer at {from} printed on stdout.\n"),
+        Event::PeerChanges { name, round, changes, .. } => changes
+            .iter()
+            .map(|c| format!("  watch, \"{}\" round {round}: {}\n", printable(name, 64), printable(c, 200)))
+            .collect(),
         Event::PeerFinished { name, rtt, pings, .. } => {
             format!("  round-trip time to \"{name}\": {} (QUIC, after {pings} pings); session done.\n", duration(*rtt))
         }

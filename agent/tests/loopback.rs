@@ -127,6 +127,7 @@ impl Peer {
             expect_id: None,
             progress: None,
             events: None,
+            watch: None,
         };
         connect::run(&session).await
     }
@@ -327,7 +328,11 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
     agent.wait_for("failure", is_failure).await;
 
     // A valid Start followed by junk where the Hello should be.
-    let start = Message::Start(Start { version: 1, name: "x".into(), auth: StartAuth::Pinned });
+    let start = Message::Start(Start {
+        version: lanreach_proto::defaults::PROTOCOL_VERSION,
+        name: "x".into(),
+        auth: StartAuth::Pinned,
+    });
     let mut bytes = codec::encode(&start).expect("encode");
     bytes.extend_from_slice(&[0, 0, 0, 1, 0x99]);
     let (reply, _) = send_raw(&agent, &bytes).await;
@@ -451,6 +456,7 @@ async fn peer_refuses_a_plan_over_its_caps() {
         expect_id: None,
         progress: None,
         events: None,
+        watch: None,
     };
     let err = connect::run(&session).await.expect_err("plan refused");
     assert!(matches!(err, PeerError::PlanRefused { .. }), "{err:?}");
@@ -554,9 +560,13 @@ async fn copied_peer_certificate_without_its_key_is_refused_by_the_agent() {
     let own = own.expect("a matching certificate and key pass TLS");
     let (send, recv) = own.open_bi().await.expect("stream");
     let mut ch = Channel::new(recv, send);
-    ch.send(&Message::Start(Start { version: 1, name: "attacker".into(), auth: StartAuth::Pinned }))
-        .await
-        .expect("send");
+    ch.send(&Message::Start(Start {
+        version: lanreach_proto::defaults::PROTOCOL_VERSION,
+        name: "attacker".into(),
+        auth: StartAuth::Pinned,
+    }))
+    .await
+    .expect("send");
     let reply = tokio::time::timeout(Duration::from_secs(5), ch.recv()).await.expect("agent answers").ok();
     assert!(rejected_as(&reply, RejectCode::NotTrusted), "{reply:?}");
     let event = agent.wait_for("failure", is_failure).await;
@@ -637,6 +647,7 @@ async fn copied_agent_certificate_without_its_key_is_refused_by_the_peer() {
         expect_id: None,
         progress: None,
         events: None,
+        watch: None,
     };
     let err = connect::run(&session).await.expect_err("a copied certificate is not the agent");
     match &err {

@@ -139,6 +139,13 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
                 let _ = fail(&render::error(&PeerError::Stopped));
                 return ExitCode::from(EXIT_STOPPED);
             }
+            Err(PeerError::Watched(report)) => {
+                return if report.checked_ports_reachable() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(EXIT_UNREACHABLE)
+                };
+            }
             Err(e) => return fail(&render::error(&e)),
         }
     }
@@ -186,6 +193,33 @@ async fn session(
             None => write(),
         }
     };
+    // Watch mode: the first report in full, then only what changed, as each arrives.
+    let last: std::sync::Mutex<Option<lanreach_proto::report::Report>> = std::sync::Mutex::new(None);
+    let watching = |report: &lanreach_proto::report::Report| {
+        let mut last = lanreach_proto::sync::lock(&last);
+        let text = match last.as_ref() {
+            None if config.json => format!("{}\n", report.to_json_compact()),
+            None => format!("\n{}", lanreach_proto::render::render_text(report, Paint::new(term::stdout_colour()))),
+            Some(before) => {
+                let changes = lanreach_proto::watch::changes(before, report);
+                if config.json && !changes.is_empty() {
+                    format!("{}\n", report.to_json_compact())
+                } else {
+                    changes.iter().map(|c| format!("{c}\n")).collect()
+                }
+            }
+        };
+        if !text.is_empty() {
+            match &spinner {
+                Some(bar) => bar.suspend(|| term::out(&text)),
+                None => term::out(&text),
+            }
+        }
+        if last.is_none() && !config.quiet {
+            status(config, "Watching: the checks repeat every 2 s and only changes are printed; Ctrl-C stops.\n");
+        }
+        *last = Some(report.clone());
+    };
     let options = connect::Options {
         target,
         code,
@@ -196,13 +230,18 @@ async fn session(
         expect_id,
         progress: Some(progress.clone()),
         events: Some(&print_now),
+        watch: if config.watch { Some(&watching) } else { None },
     };
     let result = connect::run(&options).await;
     if let Some((bar, ticker)) = bar {
         ticker.abort();
         bar.finish_and_clear();
     }
-    result
+    // Ctrl-C is how watch mode ends: the answer is the last report's.
+    match (result, lanreach_proto::sync::lock(&last).take()) {
+        (Err(PeerError::Stopped), Some(report)) if config.watch => Err(PeerError::Watched(Box::new(report))),
+        (result, _) => result,
+    }
 }
 
 fn print_outcome(config: &Config, outcome: &Completed) -> ExitCode {

@@ -45,6 +45,11 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
+    /// Repeat the checks every 2 s over the same connection and print only what changed,
+    /// until Ctrl-C (edit the server's bind, restart it, watch the verdict change)
+    #[arg(long)]
+    pub watch: bool,
+
     /// Per-attempt probe deadline in milliseconds [default: 4 round trips + 150, at most 3000]
     #[arg(long, value_name = "MS")]
     pub timeout: Option<u64>,
@@ -132,6 +137,8 @@ pub struct Config {
     pub name: String,
     /// Report as JSON on stdout.
     pub json: bool,
+    /// Repeat until Ctrl-C, printing changes.
+    pub watch: bool,
     /// Per-attempt probe deadline override.
     pub probe_timeout: Option<Duration>,
     /// Only the report and errors.
@@ -224,6 +231,7 @@ impl Cli {
             state_dir,
             name,
             json: self.json,
+            watch: self.watch,
             probe_timeout,
             quiet: self.quiet,
         })

@@ -12,7 +12,7 @@ use lanreach_proto::channel::Channel;
 use lanreach_proto::conversation;
 use lanreach_proto::defaults::{
     CLOSE_GRACE, CONCURRENCY, PEER_HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT, PEER_STEP_TIMEOUT as STEP_TIMEOUT, PINGS,
-    REJECT_LINGER, REPORT_TIMEOUT, close,
+    REJECT_LINGER, REPORT_TIMEOUT, WATCH_INTERVAL, close,
 };
 use lanreach_proto::endpoint::engine::{self, EngineConfig};
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
@@ -140,6 +140,9 @@ pub enum PeerError {
     /// This peer was stopped by its user (Ctrl-C, SIGTERM); the agent was told so.
     #[error("stopped")]
     Stopped,
+    /// Watch mode ended with Ctrl-C; the last report answers (not an error for the user).
+    #[error("watch mode stopped")]
+    Watched(Box<Report>),
     /// The agent's report does not parse.
     #[error("the agent at {addr} sent a report this version cannot read")]
     BadReport {
@@ -240,6 +243,9 @@ pub struct Options<'a> {
     pub progress: Option<Arc<Progress>>,
     /// Told what is known as soon as it is known (for printing it at once).
     pub events: Option<&'a (dyn Fn(SessionEvent<'_>) + Sync)>,
+    /// Watch mode: given each report as it arrives; the session then repeats until the
+    /// user stops it.
+    pub watch: Option<&'a (dyn Fn(&Report) + Sync)>,
 }
 
 /// What a session has learnt so far, in the order it learns it.
@@ -443,6 +449,32 @@ async fn authenticated_session(
         .map_err(step("waiting for the report"))?
         .map_err(failed("receiving the report"))?;
     let report: Report = serde_json::from_str(&json).map_err(|source| PeerError::BadReport { addr, source })?;
+    if let Some(watching) = s.watch {
+        // Watch mode: the same checks again every WATCH_INTERVAL over this connection,
+        // until the user stops it (Ctrl-C, handled in `run`) or the agent goes away.
+        watching(&report);
+        let declared: Vec<IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
+        for round in 1u32.. {
+            tokio::time::sleep(WATCH_INTERVAL).await;
+            let plan = timeout(STEP_TIMEOUT, conversation::again(&mut ch, round))
+                .await
+                .map_err(step("waiting for the next plan"))?
+                .map_err(failed("receiving the next plan"))?;
+            if let Err(e) = plan::validate(&plan, &declared, addr.ip().to_canonical().is_loopback()) {
+                conversation::reject(&mut ch, RejectCode::PlanRefused, &e.to_string()).await;
+                abort(&mut ch).await;
+                return Err(PeerError::PlanRefused { addr, reason: e });
+            }
+            let results = engine::run(&plan, config, &[addr.ip()]).await;
+            ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
+            let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
+                .await
+                .map_err(step("waiting for the report"))?
+                .map_err(failed("receiving the report"))?;
+            let next: Report = serde_json::from_str(&json).map_err(|source| PeerError::BadReport { addr, source })?;
+            watching(&next);
+        }
+    }
     // We have everything: finish our stream and close; `run` lets the close go out.
     let _ = ch.shutdown().await;
     conn.close(close::DONE.into(), b"done");

@@ -76,6 +76,7 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, CodecError> {
         Message::Plan(m) => append(out, m),
         Message::Results(m) => append(out, m),
         Message::Report(m) => append(out, m),
+        Message::Again(m) => append(out, m),
     }?;
     let len = out.len() - HEADER_LEN;
     if len > MAX_FRAME {
@@ -116,6 +117,7 @@ pub fn decode(body: &[u8]) -> Result<Message, CodecError> {
         MessageType::Plan => Message::Plan(body_as(kind, rest)?),
         MessageType::Results => Message::Results(body_as(kind, rest)?),
         MessageType::Report => Message::Report(body_as(kind, rest)?),
+        MessageType::Again => Message::Again(body_as(kind, rest)?),
     })
 }
 
@@ -232,6 +234,7 @@ mod tests {
                  01 00 00 00 00 01a503",
             ),
             (Message::Report(ReportJson { json: "{}".into() }), "000000040b027b7d"),
+            (Message::Again(Again { round: 300 }), "000000030cac02"),
         ]
     }
 

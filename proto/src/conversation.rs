@@ -6,11 +6,11 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::channel::Channel;
+use crate::channel::{Channel, ChannelError};
 use crate::defaults::MAX_PINGS;
 use crate::defaults::PROTOCOL_VERSION;
 use crate::handshake::{HandshakeError, recv, refuse, unexpected};
-use crate::msg::{Hello, MAX_HELLO_ADDRESSES, Message, Ping, Reject, RejectCode};
+use crate::msg::{Again, Hello, MAX_HELLO_ADDRESSES, Message, Ping, Reject, RejectCode};
 use crate::plan::{ProbePlan, check_results};
 use crate::vocab::ProbeResults;
 
@@ -124,6 +124,34 @@ where
     }
 }
 
+/// After a report, the agent waits for a watching peer's next round: `Some(round)` for
+/// an [`Again`], `None` when the peer ended the conversation (closed its stream).
+pub async fn await_again<R, W>(ch: &mut Channel<R, W>) -> Result<Option<u32>, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match ch.recv().await {
+        Ok(Message::Again(Again { round })) => Ok(Some(round)),
+        Err(ChannelError::Closed) => Ok(None),
+        Ok(Message::Reject(r)) => {
+            Err(HandshakeError::Rejected { code: r.code, detail: crate::text::printable(&r.detail, 200) })
+        }
+        Ok(m) => Err(refuse(ch, unexpected(&m, "Again or the end")).await),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The peer asks for round `round` and receives its plan.
+pub async fn again<R, W>(ch: &mut Channel<R, W>, round: u32) -> Result<ProbePlan, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    ch.send(&Message::Again(Again { round })).await?;
+    recv_plan(ch).await
+}
+
 /// Sends a typed refusal, ignoring send failures (the connection is being abandoned).
 pub async fn reject<R, W>(ch: &mut Channel<R, W>, code: RejectCode, detail: &str)
 where
@@ -225,5 +253,24 @@ mod tests {
         p.send(&Message::Results(results)).await.expect("send");
         let agent = await_results(&mut a, &plan).await;
         assert!(matches!(agent, Err(HandshakeError::BadResults(_))), "{agent:?}");
+    }
+
+    #[tokio::test]
+    async fn a_watching_peer_asks_again_and_the_end_is_a_closed_stream() {
+        let plan = ProbePlan { session: [1; 16], key: [2; 32], probes: vec![], services: vec![] };
+        let (mut p, mut a) = pipe();
+        let peer = async {
+            let next = again(&mut p, 1).await.expect("plan of round 1");
+            p.shutdown().await.expect("end");
+            next.session
+        };
+        let agent = async {
+            let first = await_again(&mut a).await.expect("again");
+            a.send(&Message::Plan(plan.clone())).await.expect("plan");
+            let end = await_again(&mut a).await.expect("end");
+            (first, end)
+        };
+        let (session, (first, end)) = tokio::join!(peer, agent);
+        assert_eq!((session, first, end), ([1; 16], Some(1), None));
     }
 }

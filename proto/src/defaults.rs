@@ -11,7 +11,7 @@ use std::time::Duration;
 // ---- Protocol identity -------------------------------------------------------------
 
 /// The protocol version this build speaks (the leading field of `Start` and `Reject`).
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The QUIC ALPN of the control channel.
 pub const ALPN: &[u8] = b"lanreach/1";
@@ -78,6 +78,17 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Peer: after closing, how long the endpoint may take to deliver the close.
 pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Watch mode: the peer starts the next round this long after a report.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Agent: after a report, how long it waits for a watching peer's next round before it
+/// ends the session.
+pub const WATCH_IDLE: Duration = Duration::from_secs(30);
+
+/// Agent: in watch mode, interfaces and Docker facts are re-read every this many rounds
+/// (the socket table every round: that is how a rebind is seen).
+pub const WATCH_REFRESH_ROUNDS: u32 = 5;
 
 /// Pings in the peer's round-trip measurement.
 pub const PINGS: u64 = 5;
@@ -260,6 +271,9 @@ const _: () = {
     // A refusal is read before the other side's step deadline gives up.
     assert!(ms(REJECT_LINGER) < ms(PEER_STEP_TIMEOUT));
     assert!(ms(BROWSE_SETTLE) < ms(BROWSE_TIMEOUT));
+    // The agent waits for a watching peer's next round longer than the peer waits.
+    assert!(ms(WATCH_IDLE) > ms(WATCH_INTERVAL) * 4);
+    assert!(ms(WATCH_IDLE) < ms(IDLE_TIMEOUT) * 2);
     // A well-behaved peer's pings are answered.
     assert!(PINGS < MAX_PINGS as u64);
 };

@@ -21,7 +21,7 @@
 //! | report types | [`facts`], [`report`] | inside facts and `--check` parsing; the `lanreach.report/1` schema |
 //! | rules | [`verdict`], [`fixes`], [`diagnose`] | a port's verdict; program-specific fix texts; matrix findings |
 //! | assembly | [`assemble`] | plan + results + listener hits + inside facts → report |
-//! | rendering | [`render`] | the report on a terminal |
+//! | rendering | [`render`], [`watch`] | the report on a terminal; what changed between two reports (watch mode) |
 //!
 //! [`channel`], [`handshake`] and [`conversation`] drive the protocol over any
 //! `AsyncRead`/`AsyncWrite` pair (a QUIC stream in the binaries, an in-memory pipe in
@@ -57,6 +57,7 @@ pub mod target;
 pub mod text;
 pub mod verdict;
 pub mod vocab;
+pub mod watch;
 
 #[cfg(feature = "endpoint")]
 pub mod endpoint;

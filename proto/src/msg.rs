@@ -19,6 +19,10 @@
 //! Ping / Pong …                          (the peer measures the round trip)
 //! Results                         ──▶    (after probing the plan)
 //!                                 ◀──    Report
+//! Again (watch mode, repeatable)  ──▶
+//!                                 ◀──    Plan
+//! Results                         ──▶
+//!                                 ◀──    Report
 //! ```
 //!
 //! Either side may send [`Reject`] instead of its next message and close. `Start` and
@@ -65,13 +69,15 @@ pub enum MessageType {
     Results = 10,
     /// [`ReportJson`]
     Report = 11,
+    /// [`Again`]
+    Again = 12,
 }
 
 impl MessageType {
     /// The type with number `n`, if this version knows it.
     pub fn from_u8(n: u8) -> Option<Self> {
         use MessageType::*;
-        [Start, Reject, PairReply, PairConfirm, Accepted, Hello, Ping, Pong, Plan, Results, Report]
+        [Start, Reject, PairReply, PairConfirm, Accepted, Hello, Ping, Pong, Plan, Results, Report, Again]
             .into_iter()
             .find(|t| *t as u8 == n)
     }
@@ -102,6 +108,8 @@ pub enum Message {
     Results(ProbeResults),
     /// Agent → peer: the finished report.
     Report(ReportJson),
+    /// Peer → agent, after a report: run the checks again (`lanreach-peer --watch`).
+    Again(Again),
 }
 
 impl Message {
@@ -119,6 +127,7 @@ impl Message {
             Message::Plan(_) => MessageType::Plan,
             Message::Results(_) => MessageType::Results,
             Message::Report(_) => MessageType::Report,
+            Message::Again(_) => MessageType::Again,
         }
     }
 }
@@ -297,6 +306,14 @@ pub struct Ping {
     pub nonce: u64,
 }
 
+/// The peer's request for another round over the same connection (watch mode): the agent
+/// answers with a fresh plan, then the results and report follow as in the first round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Again {
+    /// The round this starts (1 for the first repetition).
+    pub round: u32,
+}
+
 /// The finished report as its JSON document (`lanreach.report/1`), so that the wire
 /// carries exactly what `--json` prints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,7 +334,7 @@ mod tests {
             }
         }
         assert_eq!(MessageType::from_u8(0), None);
-        assert_eq!(MessageType::from_u8(12), None);
+        assert_eq!(MessageType::from_u8(13), None);
     }
 
     #[test]

@@ -34,6 +34,7 @@ const ORDER: &[&str] = &[
     "diagnose",
     "assemble",
     "render",
+    "watch",
     "endpoint",
 ];
 
