@@ -15,7 +15,8 @@
 //! | `docker` | Docker's publications and the sockets inside containers (Engine API) |
 //! | `local` | `--local`: the single-machine self-check |
 //! | [`trust`] | the trusted-peers file |
-//! | `render` | everything the agent prints (banner, events, errors, peer lists) |
+//! | `render` | everything the agent prints (banner, pairing code with its link, events, errors, peer lists) |
+//! | `qr` | the pairing link as a QR code on a terminal (explicit colours, or light on dark) |
 //!
 //! The protocol, the rules and the report are in `lanreach-proto`; this crate owns
 //! sockets, tasks, timers and the terminal.
@@ -27,6 +28,7 @@ mod docker;
 mod inside;
 pub mod listeners;
 mod local;
+mod qr;
 mod render;
 mod sockets;
 pub mod trust;
