@@ -69,9 +69,12 @@ pub fn list() -> std::io::Result<Vec<InterfaceAddress>> {
     Ok(out)
 }
 
-/// The addresses as a Hello lists them.
+/// The addresses as a Hello lists them: most likely reached first
+/// ([`crate::addr::reach_order`]), so the other side shows them in that order.
 pub fn hello_addresses(addrs: &[InterfaceAddress]) -> Vec<HelloAddress> {
-    addrs.iter().map(|a| HelloAddress { ip: a.ip, interface: a.interface.clone() }).collect()
+    let mut ordered: Vec<&InterfaceAddress> = addrs.iter().collect();
+    crate::addr::reach_order(&mut ordered, |a| a.reach());
+    ordered.iter().map(|a| HelloAddress { ip: a.ip, interface: a.interface.clone() }).collect()
 }
 
 /// The interfaces that carry a default route, from the text of `/proc/net/route` (IPv4)
