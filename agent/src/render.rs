@@ -148,7 +148,8 @@ fn code_block(code: &PairingCode, invite: &Invite) -> String {
     }
     if let Some(link) = link(invite, code) {
         let text = link.to_string();
-        out.push_str(&format!("or pair from this link (scan it, or paste it after lanreach-peer):\n  {text}\n"));
+        // Quoted on a command line: a shell cuts the link at `&` and globs `?`.
+        out.push_str(&format!("or pair from this link (scan it, or run lanreach-peer 'LINK', quoted):\n  {text}\n"));
         if let Some(style) = invite.qr {
             out.push_str(&qr_block(&text, style, invite.width));
         }

@@ -45,6 +45,8 @@ pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
         concat!(
             ".TP\n\\fBlanreach\\-peer 198.51.100.1 \\-\\-code 7K3Q\\-M2XD\\fR\nPair with the agent at that address ",
             "and print its report.\n",
+            ".TP\n\\fBlanreach\\-peer 'lanreach://198.51.100.1:47800?a=198.51.100.1/24,2001:db8:1::1/64&code=7K3Q\\-M2XD'\\fR\n",
+            "Pair from the link the agent prints or shows as a QR code; quoted, as a shell cuts it at the first &.\n",
             ".TP\n\\fBlanreach\\-peer 198.51.100.1 \\-\\-json\\fR\nReconnect with pinned keys; the report as JSON.\n",
             ".TP\n\\fBlanreach\\-peer \\-\\-forget 198.51.100.1\\fR\nForget a pinned agent key, to pair again.\n",
             ".TP\n\\fBlanreach\\-peer completions bash > ~/.local/share/bash\\-completion/completions/",

@@ -200,7 +200,7 @@ pub enum LinkProblem {
     #[error("both a code and a token")]
     CodeAndToken,
     /// A query without `code=` (or `t=`).
-    #[error("no code")]
+    #[error("no code (typed into a shell without quotes, a link is cut at the first &: put it in single quotes)")]
     NoCode,
 }
 
