@@ -9,6 +9,7 @@ use clap::Parser;
 
 use crate::cli::{self, Cli, Config};
 use crate::control::{self, Agent, Event};
+use crate::qr::QrStyle;
 use crate::screen::Screen;
 use crate::{local, render, trust};
 use lanreach_proto::defaults::SCREEN_TICK;
@@ -93,8 +94,26 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
     let bound = agent.local_addrs();
     let ifaces = interfaces::list().unwrap_or_default();
     let reachable = control::reachable_addresses(&bound, &ifaces);
-    let reachable = if reachable.is_empty() { loopback_fallback(&bound) } else { reachable };
+    let reachable = if reachable.is_empty() {
+        loopback_fallback(&bound).into_iter().map(|a| (a, None)).collect()
+    } else {
+        reachable
+    };
     let fancy = lanreach_proto::endpoint::term::stderr_fancy() && !config.quiet;
+    // A QR code only for a person at a terminal: in colour when colour is allowed, else
+    // for the usual light text on a dark background.
+    let qr = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !config.quiet).then_some(if fancy {
+        QrStyle::Colour
+    } else {
+        QrStyle::LightOnDark
+    });
+    let invite = render::Invite {
+        addresses: reachable,
+        id: agent.id(),
+        qr,
+        width: term::stderr_width(),
+        all_addresses: config.all_addresses,
+    };
     // Advertise only a control channel other devices can reach.
     let _advertisement = match bound.iter().find(|a| !a.ip().is_loopback()) {
         Some(addr) if !config.no_mdns => match discovery::advertise(agent.name(), &agent.id(), addr.port()) {
@@ -108,12 +127,10 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
     };
     render::status(&render::banner(&render::Banner {
         name: agent.name(),
-        id: agent.id(),
         bound: &bound,
         code: &agent.code(),
-        reachable: &reachable,
+        invite: &invite,
         quiet: config.quiet,
-        qr: fancy,
         advertised: _advertisement.is_some(),
     }));
     let (once, json, quiet) = (config.once, config.json, config.quiet);
@@ -121,7 +138,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let all_reachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let verdicts = all_reachable.clone();
-    let mut screen = Screen::new(agent.code(), &reachable, agent.id(), quiet, Instant::now().into_std());
+    let mut screen = Screen::new(agent.code(), invite.clone(), quiet, Instant::now().into_std());
     let printer = tokio::spawn(async move {
         let spinner = fancy.then(|| render::spinner("waiting for a peer…"));
         let show = |text: &str| match (&spinner, text.is_empty()) {

@@ -69,6 +69,10 @@ pub struct Cli {
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// List every address of a peer (link-local, container and VPN links too)
+    #[arg(long)]
+    pub all_addresses: bool,
+
     /// More log output on stderr (-v: info, -vv: debug)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -160,6 +164,8 @@ pub struct Config {
     pub no_mdns: bool,
     /// Only the essentials on stderr.
     pub quiet: bool,
+    /// List every address of a peer, not only those that matter.
+    pub all_addresses: bool,
 }
 
 /// A flag that cannot be used as given.
@@ -262,6 +268,7 @@ impl Cli {
             exposed: self.exposed,
             no_mdns: self.no_mdns,
             quiet: self.quiet,
+            all_addresses: self.all_addresses,
         })
     }
 }

@@ -414,7 +414,12 @@ async fn session(shared: &Shared, incoming: quinn::Incoming, pass: &Pass) -> Res
     let deadline = Instant::now() + PREAUTH_TIMEOUT;
     let source = Source::of(incoming.remote_address().ip());
     let connecting = incoming.accept()?;
-    let conn = preauth(pass, deadline, "the QUIC handshake", connecting).await??;
+    // A peer that reached this agent at another address first closes this connection
+    // unused, before it sends anything: no attempt was made, nothing to say.
+    let conn = match preauth(pass, deadline, "the QUIC handshake", connecting).await? {
+        Err(e) if quic::closed_unused(&e) => return Ok(()),
+        other => other?,
+    };
     let from = canonical(conn.remote_address());
     let peer_id = quic::remote_key_id(&conn)?;
     let binding = quic::binding(&conn, shared.identity.id, peer_id)?;
@@ -426,6 +431,8 @@ async fn session(shared: &Shared, incoming: quinn::Incoming, pass: &Pass) -> Res
         return Err(e.into());
     }
     let (send, recv) = match preauth(pass, deadline, "authentication", conn.accept_bi()).await {
+        // The peer won at another address and closed this one unused: nothing to say.
+        Ok(Err(e)) if quic::closed_unused(&e) => return Ok(()),
         Ok(stream) => stream?,
         Err(e) => {
             conn.close(close::REFUSED.into(), close_reason(&e));
@@ -655,22 +662,30 @@ where
     conn.close(close::REFUSED.into(), b"refused");
 }
 
-/// Interface addresses where a LAN peer could reach a control channel bound to `bound`.
-pub fn reachable_addresses(bound: &[SocketAddr], interfaces: &[InterfaceAddress]) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
+/// Interface addresses where a LAN peer could reach a control channel bound to `bound`,
+/// each with its network's prefix length, most likely reached first
+/// ([`lanreach_proto::addr::reach_order`]): the order of the "run one of" list and of
+/// the pairing link.
+pub fn reachable_addresses(bound: &[SocketAddr], interfaces: &[InterfaceAddress]) -> Vec<(SocketAddr, Option<u8>)> {
+    let mut found: Vec<(SocketAddr, &InterfaceAddress)> = Vec::new();
+    let mut specific = Vec::new();
     for b in bound {
         if b.ip().is_unspecified() {
-            out.extend(
+            found.extend(
                 interfaces
                     .iter()
                     .filter(|i| i.kind.lan_facing() && i.ip.is_ipv4() == b.is_ipv4())
-                    .map(|i| SocketAddr::new(i.ip, b.port())),
+                    .map(|i| (SocketAddr::new(i.ip, b.port()), i)),
             );
         } else {
-            out.push(*b);
+            match interfaces.iter().find(|i| i.ip == b.ip()) {
+                Some(i) => found.push((*b, i)),
+                None => specific.push((*b, None)),
+            }
         }
     }
-    out
+    lanreach_proto::addr::reach_order(&mut found, |(_, i)| i.reach());
+    found.into_iter().map(|(a, i)| (a, i.prefix)).chain(specific).collect()
 }
 
 #[cfg(test)]
@@ -679,7 +694,19 @@ mod tests {
     use lanreach_proto::addr::InterfaceKind;
 
     fn iface(name: &str, ip: &str, kind: InterfaceKind) -> InterfaceAddress {
-        InterfaceAddress { interface: name.into(), ip: ip.parse().expect("ip"), index: None, kind, prefix: None }
+        InterfaceAddress {
+            interface: name.into(),
+            ip: ip.parse().expect("ip"),
+            index: None,
+            kind,
+            prefix: None,
+            default_route: false,
+            virtual_device: false,
+        }
+    }
+
+    fn addrs(found: Vec<(SocketAddr, Option<u8>)>) -> Vec<String> {
+        found.iter().map(|(a, _)| a.to_string()).collect()
     }
 
     #[test]
@@ -694,9 +721,25 @@ mod tests {
         ];
         let v4: SocketAddr = "0.0.0.0:47800".parse().expect("addr");
         let v6: SocketAddr = "[::]:47800".parse().expect("addr");
-        let got: Vec<String> = reachable_addresses(&[v4, v6], &ifaces).iter().map(|a| a.to_string()).collect();
-        assert_eq!(got, ["198.51.100.7:47800", "203.0.113.9:47800", "[2001:db8::7]:47800"]);
+        let got = addrs(reachable_addresses(&[v4, v6], &ifaces));
+        assert_eq!(got, ["198.51.100.7:47800", "[2001:db8::7]:47800", "203.0.113.9:47800"]);
         let specific: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
-        assert_eq!(reachable_addresses(&[specific], &ifaces), vec![specific]);
+        assert_eq!(reachable_addresses(&[specific], &ifaces), vec![(specific, None)]);
+    }
+
+    #[test]
+    fn a_container_link_named_before_the_lan_comes_after_it() {
+        let mut ctr0 = iface("ctr0", "203.0.113.1", InterfaceKind::Lan);
+        ctr0.prefix = Some(24);
+        let mut eth0 = iface("eth0", "198.51.100.1", InterfaceKind::Lan);
+        eth0.default_route = true;
+        eth0.prefix = Some(24);
+        let mut eth0_v6 = iface("eth0", "2001:db8:1::1", InterfaceKind::Lan);
+        eth0_v6.default_route = true;
+        let v4: SocketAddr = "0.0.0.0:47800".parse().expect("addr");
+        let v6: SocketAddr = "[::]:47800".parse().expect("addr");
+        let found = reachable_addresses(&[v4, v6], &[ctr0, eth0, eth0_v6]);
+        assert_eq!(addrs(found.clone()), ["198.51.100.1:47800", "[2001:db8:1::1]:47800", "203.0.113.1:47800"]);
+        assert_eq!(found[0].1, Some(24), "with its prefix length");
     }
 }

@@ -195,7 +195,15 @@ mod tests {
     use super::*;
 
     fn iface(name: &str, ip: &str, kind: InterfaceKind) -> InterfaceAddress {
-        InterfaceAddress { interface: name.into(), ip: ip.parse().expect("ip"), index: Some(2), kind, prefix: None }
+        InterfaceAddress {
+            interface: name.into(),
+            ip: ip.parse().expect("ip"),
+            index: Some(2),
+            kind,
+            prefix: None,
+            default_route: false,
+            virtual_device: false,
+        }
     }
 
     #[test]

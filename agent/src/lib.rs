@@ -16,7 +16,8 @@
 //! | `docker` | Docker's publications and the sockets inside containers (Engine API), only where the engine shares the agent's network namespace |
 //! | `local` | `--local`: the single-machine self-check |
 //! | [`trust`] | the trusted-peers file |
-//! | `render` | everything the agent prints (banner, events, errors, peer lists) |
+//! | `render` | everything the agent prints (banner, pairing code with its link, events, errors, peer lists) |
+//! | `qr` | the pairing link as a QR code on a terminal (explicit colours, or light on dark) |
 //! | `screen` | when it prints it: failures from outside rate-limited, the current pairing code last |
 //! | `gate` | admission before authentication: the unauthenticated pool, per-source shares, QUIC Retry under load |
 //!
@@ -31,6 +32,7 @@ mod gate;
 mod inside;
 pub mod listeners;
 mod local;
+mod qr;
 mod render;
 mod screen;
 mod sockets;

@@ -1,7 +1,7 @@
 //! Everything the agent prints. Status goes to stderr; `peers` lists go to stdout.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use lanreach_proto::KeyId;
@@ -9,12 +9,13 @@ use lanreach_proto::code::{CodeChange, MAX_FAILED_ATTEMPTS, PairingCode, RetireR
 use lanreach_proto::defaults::DEFAULT_CONTROL_PORT;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
 use lanreach_proto::link::PairingLink;
-use lanreach_proto::msg::Hello;
+use lanreach_proto::msg::{Hello, labelled_lines};
 use lanreach_proto::render::Paint;
 use lanreach_proto::report::Report;
 use lanreach_proto::text::{self, printable};
 
 use crate::control::{Event, SessionError};
+use crate::qr::{self, QrStyle};
 use crate::trust::TrustedPeer;
 
 /// The man page's sections beyond the options (roff).
@@ -66,23 +67,41 @@ pub(crate) fn peer_commands(addrs: &[SocketAddr], code: &PairingCode) -> Vec<Str
         .collect()
 }
 
+/// How peers reach this agent: what every pairing code is printed with.
+#[derive(Debug, Clone)]
+pub(crate) struct Invite {
+    /// Where peers can dial the control channel, most likely reached first, each with
+    /// its network's prefix length.
+    pub addresses: Vec<(SocketAddr, Option<u8>)>,
+    /// This agent's key ID.
+    pub id: KeyId,
+    /// How to draw the QR code; `None`: no QR code (not a terminal, or `--quiet`).
+    pub qr: Option<QrStyle>,
+    /// The terminal's width, when known.
+    pub width: Option<usize>,
+    /// List every address of a peer, not only those that matter.
+    pub all_addresses: bool,
+}
+
+impl Invite {
+    fn dialable(&self) -> Vec<SocketAddr> {
+        self.addresses.iter().map(|(a, _)| *a).collect()
+    }
+}
+
 /// What the start-up banner shows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Banner<'a> {
     /// The agent's name.
     pub name: &'a str,
-    /// Its key ID.
-    pub id: KeyId,
     /// Bound control addresses.
     pub bound: &'a [SocketAddr],
     /// The live code.
     pub code: &'a PairingCode,
-    /// Addresses peers can dial.
-    pub reachable: &'a [SocketAddr],
+    /// How peers reach the agent.
+    pub invite: &'a Invite,
     /// Only the essentials.
     pub quiet: bool,
-    /// Draw the QR code (a terminal is watching).
-    pub qr: bool,
     /// Advertised over mDNS.
     pub advertised: bool,
 }
@@ -90,49 +109,49 @@ pub(crate) struct Banner<'a> {
 /// The start-up banner.
 pub(crate) fn banner(b: &Banner<'_>) -> String {
     if b.quiet {
-        return code_block(b.code, b.reachable, b.id, false);
+        return code_block(b.code, b.invite);
     }
     let bound: Vec<String> = b.bound.iter().map(|a| a.to_string()).collect();
     let mut out = format!(
         "lanreach agent \"{}\" (ID {})\ncontrol channel: UDP {}{}\n\n",
         printable(b.name, 64),
-        b.id,
+        b.invite.id,
         bound.join(", "),
         if b.advertised { ", advertised on the LAN (mDNS _lanreach._udp)" } else { "" }
     );
-    out.push_str(&code_block(b.code, b.reachable, b.id, b.qr));
+    out.push_str(&code_block(b.code, b.invite));
     out.push_str("Peers paired before connect without a code. Ctrl-C stops the agent.\n");
     out
 }
 
-/// The pairing link for the first address peers can dial.
-pub(crate) fn link(reachable: &[SocketAddr], code: &PairingCode, id: KeyId) -> Option<PairingLink> {
-    reachable.first().map(|a| PairingLink::new(&a.ip().to_string(), a.port(), code, &id))
+/// The pairing link: the addresses peers are most likely to reach, best first.
+pub(crate) fn link(invite: &Invite, code: &PairingCode) -> Option<PairingLink> {
+    let port = invite.addresses.first()?.0.port();
+    let same_port: Vec<(IpAddr, Option<u8>)> =
+        invite.addresses.iter().filter(|(a, _)| a.port() == port).map(|(a, prefix)| (a.ip(), *prefix)).collect();
+    PairingLink::new(&same_port, port, code, &invite.id)
 }
 
-/// A QR code of `text` for a terminal, two rows per line.
-pub(crate) fn qr(text: &str) -> Option<String> {
-    use qrcode::render::unicode::Dense1x2;
-    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
-    Some(code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build())
-}
-
-fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, with_qr: bool) -> String {
+/// The code, the commands and the link that use it, and its QR code: printed at
+/// start-up and with every new code, so the QR code never holds a used one.
+fn code_block(code: &PairingCode, invite: &Invite) -> String {
     let mut out =
         format!("pairing code: {code}   (single use; replaced after {MAX_FAILED_ATTEMPTS} failed attempts)\n");
-    if reachable.is_empty() {
+    if invite.addresses.is_empty() {
         out.push_str("No LAN address found on this machine: is it connected to a network?\n");
-    } else {
-        out.push_str("On the other device, run one of:\n");
-        for cmd in peer_commands(reachable, code) {
-            out.push_str(&format!("  {cmd}\n"));
-        }
-        if let Some(link) = link(reachable, code, id) {
-            out.push_str(&format!("or pair from this link (scan it, paste it after lanreach-peer):\n  {link}\n"));
-            if let Some(qr) = with_qr.then(|| qr(&link.to_string())).flatten() {
-                out.push_str(&qr);
-                out.push('\n');
-            }
+        out.push('\n');
+        return out;
+    }
+    out.push_str("On the other device, run one of:\n");
+    for cmd in peer_commands(&invite.dialable(), code) {
+        out.push_str(&format!("  {cmd}\n"));
+    }
+    if let Some(link) = link(invite, code) {
+        let text = link.to_string();
+        // Quoted on a command line: a shell cuts the link at `&` and globs `?`.
+        out.push_str(&format!("or pair from this link (scan it, or run lanreach-peer 'LINK', quoted):\n  {text}\n"));
+        if let Some(style) = invite.qr {
+            out.push_str(&qr_block(&text, style, invite.width));
         }
     }
     out.push('\n');
@@ -140,13 +159,13 @@ fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, with_qr: 
 }
 
 /// A new pairing code and how to use it, with the reason for the change.
-pub(crate) fn new_code(why: &str, code: &PairingCode, reachable: &[SocketAddr], id: KeyId) -> String {
-    format!("New pairing code ({why}):\n{}", code_block(code, reachable, id, false))
+pub(crate) fn new_code(why: &str, code: &PairingCode, invite: &Invite) -> String {
+    format!("New pairing code ({why}):\n{}", code_block(code, invite))
 }
 
 /// The code in force, on one line, after other lines pushed it up the screen.
-pub(crate) fn code_reminder(code: &PairingCode, reachable: &[SocketAddr]) -> String {
-    match peer_commands(reachable, code).first() {
+pub(crate) fn code_reminder(code: &PairingCode, invite: &Invite) -> String {
+    match peer_commands(&invite.dialable(), code).first() {
         Some(cmd) => format!("pairing code: {code}   (still valid: {cmd})\n"),
         None => format!("pairing code: {code}   (still valid)\n"),
     }
@@ -156,6 +175,23 @@ pub(crate) fn code_reminder(code: &PairingCode, reachable: &[SocketAddr]) -> Str
 pub(crate) fn undescribed_failures(count: usize, sources: usize, secs: u64) -> String {
     let addresses = if sources == 1 { "1 address".to_owned() } else { format!("{sources} addresses") };
     format!("… and {count} more connections from {addresses} failed or were refused in the last {secs} s.\n")
+}
+
+/// The QR code of `link`, or why it is left out.
+fn qr_block(link: &str, style: QrStyle, width: Option<usize>) -> String {
+    let Some(needs) = qr::width(link) else {
+        return String::new();
+    };
+    match width {
+        Some(have) if have < needs => format!(
+            "(QR code left out: it needs {needs} columns, this terminal has {have}; widen it to at least {needs} \
+             columns and restart the agent to see it, or use the link)\n"
+        ),
+        _ => match qr::draw(link, style) {
+            Some(drawn) => drawn.lines.iter().map(|l| format!("{l}\n")).collect(),
+            None => String::new(),
+        },
+    }
 }
 
 /// A spinner on stderr (only used on a terminal).
@@ -170,18 +206,18 @@ fn duration(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn hello_lines(hello: &Hello) -> String {
+fn hello_lines(hello: &Hello, from: SocketAddr, all_addresses: bool) -> String {
     format!(
-        "  {} runs {} on {}\n  addresses: {}\n",
+        "  {} runs {} on {}\n{}",
         printable(&hello.name, 64),
         printable(&hello.software, 64),
         printable(&hello.os, 96),
-        hello.address_list()
+        labelled_lines("  addresses: ", &hello.address_lines(&[from.ip()], all_addresses))
     )
 }
 
 /// One event as the user reads it; `None` when `quiet` leaves it out.
-pub(crate) fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: bool) -> Option<String> {
+pub(crate) fn event(event: &Event, invite: &Invite, quiet: bool) -> Option<String> {
     if quiet && !matches!(event, Event::CodeChanged(_) | Event::PeerFailed { .. } | Event::TrustFileError(_)) {
         return None;
     }
@@ -196,7 +232,7 @@ pub(crate) fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: b
                 RetireReason::Used => "the last code was used",
                 RetireReason::TooManyFailures => "the last code had too many failed attempts and is retired",
             };
-            new_code(why, new, reachable, id)
+            new_code(why, new, invite)
         }
         Event::PeerAuthenticated { from, name, id, method, verification } => match method {
             AuthMethod::Paired => format!(
@@ -205,7 +241,7 @@ pub(crate) fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: b
             ),
             AuthMethod::Pinned => format!("Peer \"{name}\" (ID {id}) connected from {from} (paired before).\n"),
         },
-        Event::PeerHello { hello, .. } => hello_lines(hello),
+        Event::PeerHello { hello, from } => hello_lines(hello, *from, invite.all_addresses),
         Event::PeerReport { from, .. } => format!("  report for the peer at {from} printed on stdout.\n"),
         Event::PeerChanges { name, round, changes, .. } => changes
             .iter()
@@ -274,9 +310,10 @@ pub(crate) fn error_chain(e: &anyhow::Error) -> String {
     text::error_chain(e.as_ref())
 }
 
-/// Writes status text to stderr, ignoring a closed stderr.
+/// Writes status text to stderr, ignoring a closed stderr. Control characters are
+/// replaced, but for the QR code's own colour codes.
 pub(crate) fn status(text: &str) {
-    let _ = std::io::stderr().write_all(lanreach_proto::text::terminal_safe(text).as_bytes());
+    let _ = std::io::stderr().write_all(text::terminal_safe_keeping(text, &qr::ESCAPES).as_bytes());
 }
 
 #[cfg(test)]

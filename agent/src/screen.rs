@@ -17,16 +17,14 @@
 //! Pure: time comes in as a parameter; `app` feeds events and ticks and prints the text.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use lanreach_proto::KeyId;
 use lanreach_proto::addr::Source;
 use lanreach_proto::code::{CodeChange, PairingCode, RetireReason};
 use lanreach_proto::defaults::CODE_REPRINT;
 
 use crate::control::Event;
-use crate::render;
+use crate::render::{self, Invite};
 
 /// Failed connections described one by one per [`CODE_REPRINT`].
 pub(crate) const FAILURES_SHOWN: usize = 3;
@@ -38,8 +36,7 @@ const SOURCES_COUNTED: usize = 4096;
 /// it has not described yet.
 #[derive(Debug)]
 pub(crate) struct Screen {
-    reachable: Vec<SocketAddr>,
-    id: KeyId,
+    invite: Invite,
     quiet: bool,
     /// The code in force.
     code: PairingCode,
@@ -62,10 +59,9 @@ pub(crate) struct Screen {
 
 impl Screen {
     /// The screen right after the banner showed `code` at `now`.
-    pub(crate) fn new(code: PairingCode, reachable: &[SocketAddr], id: KeyId, quiet: bool, now: Instant) -> Screen {
+    pub(crate) fn new(code: PairingCode, invite: Invite, quiet: bool, now: Instant) -> Screen {
         Screen {
-            reachable: reachable.to_vec(),
-            id,
+            invite,
             quiet,
             code,
             shown_at: now,
@@ -86,7 +82,7 @@ impl Screen {
             Event::PeerFailed { from, authenticated: false, .. } | Event::Refused { from, .. } => Some(*from),
             _ => None,
         };
-        let Some(text) = render::event(event, &self.reachable, self.id, self.quiet) else { return String::new() };
+        let Some(text) = render::event(event, &self.invite, self.quiet) else { return String::new() };
         if let Some(from) = from_outside {
             if self.described >= FAILURES_SHOWN {
                 self.hidden += 1;
@@ -154,13 +150,13 @@ impl Screen {
         self.due = false;
         self.changed = None;
         self.burned = 0;
-        render::new_code(&why, &self.code, &self.reachable, self.id)
+        render::new_code(&why, &self.code, &self.invite)
     }
 
     fn remind(&mut self, now: Instant) -> String {
         self.shown_at = now;
         self.due = false;
-        render::code_reminder(&self.code, &self.reachable)
+        render::code_reminder(&self.code, &self.invite)
     }
 }
 
@@ -168,17 +164,28 @@ impl Screen {
 mod tests {
     use super::*;
     use crate::control::SessionError;
+    use lanreach_proto::KeyId;
     use lanreach_proto::admission::Refusal;
     use lanreach_proto::handshake::HandshakeError;
+    use std::net::SocketAddr;
     use std::time::Duration;
 
     fn code(s: &str) -> PairingCode {
         s.parse().expect("code")
     }
 
+    fn invite() -> Invite {
+        Invite {
+            addresses: vec![("198.51.100.1:47800".parse().expect("addr"), Some(24))],
+            id: KeyId([1; 32]),
+            qr: None,
+            width: None,
+            all_addresses: false,
+        }
+    }
+
     fn screen(now: Instant) -> Screen {
-        let reachable = ["198.51.100.1:47800".parse().expect("addr")];
-        Screen::new(code("7K3Q-M2XD"), &reachable, KeyId([1; 32]), false, now)
+        Screen::new(code("7K3Q-M2XD"), invite(), false, now)
     }
 
     fn wrong_code(i: u32) -> Event {
@@ -253,8 +260,7 @@ mod tests {
     #[test]
     fn quiet_screens_still_show_failures_and_codes() {
         let t0 = Instant::now();
-        let reachable = ["198.51.100.1:47800".parse().expect("addr")];
-        let mut s = Screen::new(code("7K3Q-M2XD"), &reachable, KeyId([1; 32]), true, t0);
+        let mut s = Screen::new(code("7K3Q-M2XD"), invite(), true, t0);
         assert!(!s.event(&wrong_code(1), t0).is_empty());
         let text = s.event(&burned("AAAA-BBBB"), t0 + CODE_REPRINT);
         assert_eq!(last_code(&text).as_deref(), Some("AAAA-BBBB"), "{text}");

@@ -191,11 +191,13 @@ fn the_printed_link_pairs_and_a_link_to_another_agent_is_refused() {
     let mut agent = AgentProcess::start(agent_state.path(), &["--control", &control, "--code", "7K3Q-M2XD"]);
     let line = agent.wait_line("lanreach://");
     let link = line.trim().to_owned();
-    assert!(link.starts_with(&format!("lanreach://{control}?code=7K3Q-M2XD&id=")), "{link}");
+    assert!(link.starts_with(&format!("lanreach://{control}?a=127.0.0.1/8&id=")), "{link}");
+    assert!(link.ends_with("&code=7K3Q-M2XD"), "{link}");
 
     // The same link with another agent's ID: refused before pairing.
     let id_start = link.find("&id=").expect("id") + 4;
-    let forged = format!("{}ZZZZZZZZZZZZZZZZ", &link[..id_start]);
+    let id_end = link.find("&code=").expect("code");
+    let forged = format!("{}ZZZZZZZZZZZZZZZZ{}", &link[..id_start], &link[id_end..]);
     let out = peer(peer_state.path(), &[&forged]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not the one in the link"), "{}", text(&out.stderr));
@@ -301,9 +303,10 @@ fn a_closed_pipe_ends_quietly_with_status_141() {
         [(PathBuf::from(env!("CARGO_BIN_EXE_lanreach-agent")), ["completions", "bash"]), (peer_bin(), ["man", ""])]
     {
         let args: Vec<&str> = args.iter().copied().filter(|a| !a.is_empty()).collect();
-        let mut child =
-            Command::new(&bin).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start");
-        drop(child.stdout.take()); // the reader is gone before anything is written
+        // A pipe whose reader is gone before the program starts: every write fails.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let child = Command::new(&bin).args(&args).stdout(writer).stderr(Stdio::piped()).spawn().expect("start");
         let out = child.wait_with_output().expect("wait");
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(141), "{bin:?} {args:?}: {stderr}");

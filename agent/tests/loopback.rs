@@ -48,6 +48,7 @@ fn serve_config(state_dir: &Path, control: SocketAddr, code: Option<&str>) -> Co
         exposed: false,
         no_mdns: true,
         quiet: false,
+        all_addresses: false,
     }
 }
 
@@ -116,15 +117,14 @@ impl Peer {
 
     async fn run(&self, agent: &TestAgent, code: Option<&str>) -> Result<connect::Completed, PeerError> {
         let code: Option<PairingCode> = code.map(|c| c.parse().expect("code"));
-        let target = agent.target();
+        let dial = connect::Dial::at(agent.target());
         let session = Options {
-            target: &target,
+            dial: &dial,
             code: code.as_ref(),
             name: self.name,
             state_dir: self.dir.path(),
             connect_timeout: Duration::from_secs(5),
             probe_timeout: None,
-            expect_id: None,
             progress: None,
             events: None,
             watch: None,
@@ -206,6 +206,31 @@ async fn attempt_from(agent: &TestAgent, local: &str, code: &str) -> Result<Auth
             .await;
     conn.close(0u32.into(), b"done");
     result
+}
+
+#[tokio::test]
+async fn connections_closed_unused_spend_no_pairing_attempt_and_are_not_reported() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut agent = TestAgent::start(state.path(), 0);
+    // What a peer's losing handshakes look like: QUIC up, closed unused before any
+    // stream; two of them, as many as a code has attempts left after a real one.
+    for _ in 0..2 {
+        let (endpoint, conn) = raw_connection(&agent).await;
+        conn.close(lanreach_proto::defaults::close::UNUSED.into(), b"unused");
+        endpoint.wait_idle().await;
+    }
+    let err = Peer::new("intruder").run(&agent, Some("AAAA-AAAA")).await.expect_err("wrong code");
+    assert!(matches!(err, PeerError::Handshake { source: HandshakeError::WrongCode, .. }), "{err:?}");
+    // The first event is the wrong code, its first failed attempt: the unused
+    // connections neither counted nor printed anything.
+    let event = tokio::time::timeout(Duration::from_secs(5), agent.events.recv()).await.expect("event").expect("alive");
+    let Event::PeerFailed { error, failures, .. } = event else { panic!("unexpected {event:?}") };
+    assert!(matches!(error, SessionError::Handshake(HandshakeError::WrongCode)), "{error:?}");
+    assert_eq!(failures, 1);
+    // From another device (the intruder's address now waits out its backoff).
+    let result = attempt_from(&agent, "127.0.0.2", CODE).await;
+    assert_eq!(result.expect("the code is still live"), AuthMethod::Paired);
+    agent.stop().await;
 }
 
 #[tokio::test]
@@ -446,14 +471,14 @@ async fn peer_refuses_a_plan_over_its_caps() {
     let target: Target = addr.to_string().parse().expect("target");
     let code: PairingCode = CODE.parse().expect("code");
     let peer_dir = tempfile::tempdir().expect("tempdir");
+    let dial = connect::Dial::at(target.clone());
     let session = Options {
-        target: &target,
+        dial: &dial,
         code: Some(&code),
         name: "victim",
         state_dir: peer_dir.path(),
         connect_timeout: Duration::from_secs(5),
         probe_timeout: None,
-        expect_id: None,
         progress: None,
         events: None,
         watch: None,
@@ -637,14 +662,14 @@ async fn copied_agent_certificate_without_its_key_is_refused_by_the_peer() {
     let endpoint = quic::endpoint(socket, Some(quinn::ServerConfig::with_crypto(Arc::new(crypto)))).expect("endpoint");
     let fake = tokio::spawn(async move { endpoint.accept().await.expect("incoming").await });
 
+    let dial = connect::Dial::at(target.clone());
     let session = Options {
-        target: &target,
+        dial: &dial,
         code: None,
         name: peer.name,
         state_dir: peer.dir.path(),
         connect_timeout: Duration::from_secs(5),
         probe_timeout: None,
-        expect_id: None,
         progress: None,
         events: None,
         watch: None,

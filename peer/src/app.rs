@@ -91,13 +91,14 @@ async fn list(config: &Config) -> ExitCode {
     }
 }
 
-/// Finds the agent (address, link or mDNS), runs the session and prints the report.
+/// Finds the agent (address, link, pins or mDNS), runs the session and prints the
+/// report.
 async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto::PairingCode>) -> ExitCode {
-    let candidates: Vec<(target::Target, Option<String>)> = match find {
-        cli::Find::At(t) => vec![(t.clone(), None)],
-        cli::Find::Link(t, id) => vec![(t.clone(), id.clone())],
+    let agents: Vec<(connect::Dial, Option<String>)> = match find {
+        cli::Find::At(t) => vec![(connect::Dial::at(t.clone()), None)],
+        cli::Find::Link(link) => vec![(connect::Dial { targets: link.targets(), expect_id: link.id.clone() }, None)],
         cli::Find::Pinned => match pinned_agent(config) {
-            Ok(target) => vec![(target, None)],
+            Ok(dial) => vec![(dial, None)],
             Err(code) => return code,
         },
         cli::Find::Discover => {
@@ -111,27 +112,31 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
             }
             found
                 .iter()
-                .flat_map(|f| {
-                    let id = f.id.replace('-', "");
-                    f.addresses.iter().filter(|ip| !ip.is_loopback()).map(move |ip| {
-                        (target::Target { host: ip.to_string(), port: f.port, port_given: true }, Some(id.clone()))
-                    })
+                .map(|f| {
+                    let targets = f
+                        .addresses
+                        .iter()
+                        .filter(|ip| !ip.is_loopback())
+                        .map(|ip| target::Target { host: ip.to_string(), port: f.port, port_given: true })
+                        .collect();
+                    (connect::Dial { targets, expect_id: Some(f.id.replace('-', "")) }, Some(f.name.clone()))
                 })
+                .filter(|(dial, _)| !dial.targets.is_empty())
                 .collect()
         }
     };
     let mut last = None;
-    for (target, expect_id) in &candidates {
-        if candidates.len() > 1 {
-            status(config, &format!("Trying the agent at {target}…\n"));
+    for (dial, name) in &agents {
+        if let Some(name) = name.as_deref().filter(|_| agents.len() > 1) {
+            status(config, &format!("Trying the agent \"{}\"…\n", lanreach_proto::text::printable(name, 64)));
         }
-        match session(config, target, code, expect_id.as_deref()).await {
+        match session(config, dial, code).await {
             Ok(outcome) => return print_outcome(config, &outcome),
-            // With several candidates, keep the one where pairing succeeds.
+            // With several agents, keep the one where pairing succeeds.
             Err(e @ PeerError::Handshake { source: HandshakeError::WrongCode, .. })
             | Err(e @ PeerError::NoAnswer { .. })
             | Err(e @ PeerError::WrongAgent { .. })
-                if candidates.len() > 1 =>
+                if agents.len() > 1 =>
             {
                 last = Some(e);
             }
@@ -155,14 +160,18 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
     }
 }
 
-/// The one agent this device has paired with, at the address it was last pinned at;
-/// with none or several, the reason (exit 2).
-fn pinned_agent(config: &Config) -> Result<target::Target, ExitCode> {
+/// The one agent this device has paired with, at every address it was pinned at (most
+/// recent first, raced); with none or several, the reason (exit 2).
+fn pinned_agent(config: &Config) -> Result<connect::Dial, ExitCode> {
     let known = known::KnownAgents::load(&config.state_dir).map_err(|e| fail_with(&e))?;
     let agents = known.by_agent();
     match agents.as_slice() {
         [] => Err(fail_with(&cli::UsageError::NoTarget)),
-        [one] => one[0].address.parse().map_err(|e| fail_with(&e)),
+        [one] => {
+            let targets = one.iter().map(|k| k.address.parse()).collect::<Result<Vec<target::Target>, _>>();
+            let expect_id = one.first().map(|k| k.id.short().replace('-', ""));
+            Ok(connect::Dial { targets: targets.map_err(|e| fail_with(&e))?, expect_id })
+        }
         _ => Err(fail(&format!(
             "lanreach-peer: this device has paired with {} agents; name one:\n{}",
             agents.len(),
@@ -173,9 +182,8 @@ fn pinned_agent(config: &Config) -> Result<target::Target, ExitCode> {
 
 async fn session(
     config: &Config,
-    target: &target::Target,
+    dial: &connect::Dial,
     code: Option<&lanreach_proto::PairingCode>,
-    expect_id: Option<&str>,
 ) -> Result<Completed, PeerError> {
     let progress = Arc::new(connect::Progress::default());
     let bar = (term::stderr_fancy() && !config.quiet).then(|| render::progress_bar(progress.clone()));
@@ -186,7 +194,7 @@ async fn session(
         if config.quiet {
             return;
         }
-        let text = render::session_event(&event);
+        let text = render::session_event(&event, config.all_addresses);
         let write = || if config.json { status(config, &text) } else { term::out(&text) };
         match &spinner {
             Some(bar) => bar.suspend(write),
@@ -221,13 +229,12 @@ async fn session(
         *last = Some(report.clone());
     };
     let options = connect::Options {
-        target,
+        dial,
         code,
         name: &config.name,
         state_dir: &config.state_dir,
         connect_timeout: config.connect_timeout,
         probe_timeout: config.probe_timeout,
-        expect_id,
         progress: Some(progress.clone()),
         events: Some(&print_now),
         watch: if config.watch { Some(&watching) } else { None },

@@ -66,6 +66,10 @@ pub struct Cli {
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// List every address of the agent (link-local, container and VPN links too)
+    #[arg(long)]
+    pub all_addresses: bool,
+
     /// More log output on stderr (-v: info, -vv: debug)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -94,8 +98,9 @@ pub enum PeerCommand {
 pub enum Find {
     /// At this address.
     At(Target),
-    /// At the address of a pairing link, which must present this key ID.
-    Link(Target, Option<String>),
+    /// At the addresses of a pairing link (raced), where the agent must present the
+    /// link's key ID.
+    Link(PairingLink),
     /// Browse the LAN over mDNS.
     Discover,
     /// The one agent this device has paired with (no address and no code given).
@@ -143,6 +148,8 @@ pub struct Config {
     pub probe_timeout: Option<Duration>,
     /// Only the report and errors.
     pub quiet: bool,
+    /// List every address of the agent, not only those that matter.
+    pub all_addresses: bool,
 }
 
 /// A flag that cannot be used as given.
@@ -162,6 +169,9 @@ pub enum UsageError {
         /// Why it is not a code.
         source: lanreach_proto::code::BadCode,
     },
+    /// A browser link (a token, no code).
+    #[error("this link is for a browser (it holds a token, not a pairing code); open it in a browser")]
+    BrowserLink,
     /// `--code` disagrees with the link's code.
     #[error("--code differs from the code in the link; give one of them")]
     TwoCodes,
@@ -203,10 +213,13 @@ impl Cli {
             (None, None, true, _) => Command::List,
             (None, None, false, Some(text)) if text.to_ascii_lowercase().starts_with(lanreach_proto::link::SCHEME) => {
                 let link: PairingLink = text.parse()?;
-                if code.as_ref().is_some_and(|c| *c != link.code) {
+                let Some(link_code) = link.code().cloned() else {
+                    return Err(UsageError::BrowserLink);
+                };
+                if code.as_ref().is_some_and(|c| *c != link_code) {
                     return Err(UsageError::TwoCodes);
                 }
-                Command::Connect { find: Find::Link(link.target, link.id), code: Some(link.code) }
+                Command::Connect { find: Find::Link(link), code: Some(link_code) }
             }
             (None, None, false, Some(text)) => Command::Connect { find: Find::At(text.parse()?), code },
             (None, None, false, None) if code.is_some() => Command::Connect { find: Find::Discover, code },
@@ -234,6 +247,7 @@ impl Cli {
             watch: self.watch,
             probe_timeout,
             quiet: self.quiet,
+            all_addresses: self.all_addresses,
         })
     }
 }
@@ -265,13 +279,20 @@ mod tests {
     fn links_carry_address_code_and_id() {
         let c = config(&["lanreach://198.51.100.7:47801?code=7K3Q-M2XD&id=ABCD"]).expect("config");
         match c.command {
-            Command::Connect { find: Find::Link(target, id), code } => {
-                assert_eq!(target.to_string(), "198.51.100.7:47801");
-                assert_eq!(id.as_deref(), Some("ABCD"));
+            Command::Connect { find: Find::Link(link), code } => {
+                let targets: Vec<String> = link.targets().iter().map(ToString::to_string).collect();
+                assert_eq!(targets, ["198.51.100.7:47801"]);
+                assert_eq!(link.id.as_deref(), Some("ABCD"));
                 assert_eq!(code.map(|c| c.to_string()).as_deref(), Some("7K3Q-M2XD"));
             }
             other => panic!("unexpected {other:?}"),
         }
+        let several = "lanreach://198.51.100.7:47800?a=198.51.100.7/24,2001:db8::7/64&id=ABCD&code=7K3Q-M2XD";
+        match config(&[several]).expect("config").command {
+            Command::Connect { find: Find::Link(link), .. } => assert_eq!(link.targets().len(), 2),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(config(&["lanreach://198.51.100.7?t=0123456789ABCDEFGH"]), Err(UsageError::BrowserLink)));
         assert!(matches!(
             config(&["lanreach://198.51.100.7?code=7K3Q-M2XD", "--code", "AAAA-AAAA"]),
             Err(UsageError::TwoCodes)

@@ -1,4 +1,5 @@
-//! Reaching the agent: QUIC connection under a deadline, key pins, the handshake,
+//! Reaching the agent: its addresses resolved (mDNS for `NAME.local` where the system
+//! cannot), QUIC handshakes raced to them under a deadline, key pins, the handshake,
 //! Hello, the round-trip measurement, the probe run and the report.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -11,15 +12,15 @@ use lanreach_proto::PairingCode;
 use lanreach_proto::channel::Channel;
 use lanreach_proto::conversation;
 use lanreach_proto::defaults::{
-    CLOSE_GRACE, CONCURRENCY, PEER_HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT, PEER_STEP_TIMEOUT as STEP_TIMEOUT, PINGS,
-    REJECT_LINGER, REPORT_TIMEOUT, WATCH_INTERVAL, close,
+    BROWSE_TIMEOUT, CLOSE_GRACE, CONCURRENCY, MAX_LINK_ADDRESSES, PEER_HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT,
+    PEER_STEP_TIMEOUT as STEP_TIMEOUT, PINGS, RACE_STAGGER, REJECT_LINGER, REPORT_TIMEOUT, WATCH_INTERVAL, close,
 };
 use lanreach_proto::endpoint::engine::{self, EngineConfig};
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::quic::{self, QuicError};
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::store::StoreError;
-use lanreach_proto::endpoint::{interfaces, os_description, term};
+use lanreach_proto::endpoint::{discovery, interfaces, os_description, term};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
 use lanreach_proto::msg::{Hello, Message, RejectCode};
 use lanreach_proto::plan;
@@ -27,9 +28,10 @@ use lanreach_proto::report::Report;
 use lanreach_proto::text::printable;
 use rand::rngs::OsRng;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::known::KnownAgents;
+use crate::race;
 use crate::target::Target;
 
 /// Why the session with the agent failed. Every variant exits 2.
@@ -53,12 +55,20 @@ pub enum PeerError {
     #[error(transparent)]
     Quic(#[from] QuicError),
     /// Nothing answered in time.
-    #[error("no answer from a lanreach agent at {addr} within {}", secs(*.waited))]
+    #[error("no answer from a lanreach agent at {} within {}", list(addrs), secs(*.waited))]
     NoAnswer {
-        /// The address dialled.
-        addr: SocketAddr,
+        /// The addresses dialled, most likely reached first (never empty).
+        addrs: Vec<SocketAddr>,
         /// How long we waited.
         waited: Duration,
+        /// Addresses of the agent this device has no route to (another network).
+        no_route: Vec<SocketAddr>,
+    },
+    /// Every address of the agent is on a network this device has no route to.
+    #[error("this device has no route to the agent at {} (another network)", joined(addrs))]
+    NoRoute {
+        /// The agent's addresses.
+        addrs: Vec<SocketAddr>,
     },
     /// The connection could not be started.
     #[error("cannot connect to {addr}")]
@@ -175,6 +185,19 @@ pub enum ResolveError {
     TimedOut,
 }
 
+fn joined(addrs: &[SocketAddr]) -> String {
+    addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn list(addrs: &[SocketAddr]) -> String {
+    let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    match all.as_slice() {
+        [] => "no address".to_owned(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (nor at {})", rest.join(", ")),
+    }
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64()).replace(".0 s", " s")
 }
@@ -213,20 +236,51 @@ pub struct Completed {
     pub verification: String,
 }
 
-/// Resolves `target` to one socket address.
-pub async fn resolve(target: &Target) -> Result<SocketAddr, PeerError> {
+/// Resolves `target` to its socket addresses: an IP literal as it is, a name through
+/// the system's resolver, and a `NAME.local` the system cannot resolve (Android cannot)
+/// through lanreach's own mDNS.
+pub async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, PeerError> {
+    if let Ok(ip) = target.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, target.port)]);
+    }
     let resolve_error = |source| PeerError::Resolve { target: target.clone(), source };
-    let mut addrs = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| resolve_error(ResolveError::Lookup(e)))?;
-    addrs.next().ok_or_else(|| resolve_error(ResolveError::NoAddress))
+    let system = tokio::net::lookup_host((target.host.as_str(), target.port)).await.map(|a| a.collect::<Vec<_>>());
+    let error = match system {
+        Ok(addrs) if !addrs.is_empty() => return Ok(addrs),
+        Ok(_) => ResolveError::NoAddress,
+        Err(e) => ResolveError::Lookup(e),
+    };
+    if target.host.trim_end_matches('.').ends_with(".local") {
+        let found = discovery::resolve_host(&target.host, BROWSE_TIMEOUT).await.unwrap_or_default();
+        if !found.is_empty() {
+            return Ok(found.into_iter().map(|ip| SocketAddr::new(ip, target.port)).collect());
+        }
+    }
+    Err(resolve_error(error))
+}
+
+/// One agent and where to reach it.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    /// Its addresses (IP literals or names), most likely reached first: the handshakes
+    /// race ([`crate::race`]).
+    pub targets: Vec<Target>,
+    /// The short key ID (no dashes) it must present, from a pairing link, mDNS or a pin.
+    pub expect_id: Option<String>,
+}
+
+impl Dial {
+    /// One address, no expected key.
+    pub fn at(target: Target) -> Self {
+        Dial { targets: vec![target], expect_id: None }
+    }
 }
 
 /// Settings of one session.
 #[derive(Clone)]
 pub struct Options<'a> {
     /// The agent.
-    pub target: &'a Target,
+    pub dial: &'a Dial,
     /// The pairing code, when pairing.
     pub code: Option<&'a PairingCode>,
     /// Name shown to the agent.
@@ -237,8 +291,6 @@ pub struct Options<'a> {
     pub connect_timeout: Duration,
     /// Per-attempt probe deadline; derived from the round trip when `None`.
     pub probe_timeout: Option<Duration>,
-    /// The short key ID (no dashes) the agent must present, from a pairing link.
-    pub expect_id: Option<&'a str>,
     /// Where to count probes, for a progress display.
     pub progress: Option<Arc<Progress>>,
     /// Told what is known as soon as it is known (for printing it at once).
@@ -281,37 +333,49 @@ pub struct Progress {
     pub done: Arc<AtomicUsize>,
 }
 
-/// Connects, authenticates (pairing or pins), exchanges Hellos and measures the RTT.
+/// Connects (racing the agent's addresses), authenticates (pairing or pins), exchanges
+/// Hellos, measures the RTT, runs the probes and receives the report.
 pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
-    let addr = timeout(s.connect_timeout, resolve(s.target))
-        .await
-        .map_err(|_| PeerError::Resolve { target: s.target.clone(), source: ResolveError::TimedOut })??;
+    let deadline = Instant::now() + s.connect_timeout;
+    let (candidates, no_route) = candidates(s.dial, deadline).await?;
     let (identity, _) = Identity::load_or_create(s.state_dir, s.name)?;
     let mut known = KnownAgents::load(s.state_dir)?;
-    let local: SocketAddr =
-        if addr.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
-    let endpoint =
-        quic::endpoint(quic::udp_socket(local)?, None).map_err(|source| QuicError::Socket { addr: local, source })?;
     let client = quic::client_config(&identity)?;
-    let connecting =
-        endpoint.connect_with(client, addr, quic::SERVER_NAME).map_err(|source| PeerError::Connect { addr, source })?;
-    let conn = match timeout(s.connect_timeout, connecting).await {
+    let mut endpoints = Endpoints::default();
+    let mut dialable = Vec::new();
+    for (target, addr) in candidates {
+        dialable.push((target, addr, endpoints.for_addr(addr)?));
+    }
+    if dialable.is_empty() {
+        return Err(PeerError::NoRoute { addrs: no_route });
+    }
+    // The user may stop the peer at any time from here on; the agent is told at once.
+    let mut stop = term::Stop::install();
+    let won = tokio::select! {
+        biased;
+        _ = stop.recv() => return Err(PeerError::Stopped),
+        won = timeout_at(deadline, race_to(&dialable, &client, s.dial, &known)) => won,
+    };
+    let all: Vec<SocketAddr> = dialable.iter().map(|(_, a, _)| *a).collect();
+    let no_answer =
+        || PeerError::NoAnswer { addrs: all.clone(), waited: s.connect_timeout, no_route: no_route.clone() };
+    let (target, addr, conn) = match won {
         Err(_) => {
-            return Err(PeerError::NoAnswer { addr, waited: s.connect_timeout });
+            endpoints.close_grace().await;
+            return Err(no_answer());
         }
-        Ok(Err(quinn::ConnectionError::TimedOut)) => {
-            return Err(PeerError::NoAnswer { addr, waited: s.connect_timeout });
+        Ok(Err(e)) => {
+            endpoints.close_grace().await;
+            return Err(e.unwrap_or_else(no_answer));
         }
-        Ok(Err(source)) => return Err(PeerError::Connection { addr, source }),
-        Ok(Ok(conn)) => conn,
+        Ok(Ok(won)) => won,
     };
     // The session, unless the user stops this peer (the agent is told at once) or the
     // agent closes the connection first (noticed at once, also in the middle of the
     // probe run, which reads nothing from the agent).
-    let mut stop = term::Stop::install();
     let result = tokio::select! {
         biased;
-        result = authenticated_session(s, &identity, &mut known, &conn, addr) => result,
+        result = authenticated_session(s, &target, &identity, &mut known, &conn, addr) => result,
         _ = stop.recv() => {
             conn.close(close::SHUTDOWN.into(), b"peer stopped");
             Err(PeerError::Stopped)
@@ -331,25 +395,151 @@ pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
         conn.close(close::REFUSED.into(), b"failed");
     }
     // Lets the CONNECTION_CLOSE reach the agent (the draining period is a few RTTs).
-    let _ = timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+    endpoints.close_grace().await;
     result
+}
+
+/// The agent's addresses to race, each with the target it came from (at most
+/// [`MAX_LINK_ADDRESSES`], each once), and those this device has no route to.
+async fn candidates(dial: &Dial, deadline: Instant) -> Result<(Vec<(Target, SocketAddr)>, Vec<SocketAddr>), PeerError> {
+    let mut found: Vec<(Target, SocketAddr)> = Vec::new();
+    let mut no_route = Vec::new();
+    let mut first_error = None;
+    for target in &dial.targets {
+        let addrs = match timeout_at(deadline, resolve(target)).await {
+            Ok(Ok(addrs)) => addrs,
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+            Err(_) => {
+                first_error
+                    .get_or_insert(PeerError::Resolve { target: target.clone(), source: ResolveError::TimedOut });
+                continue;
+            }
+        };
+        for addr in addrs {
+            let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+            if found.len() >= MAX_LINK_ADDRESSES || found.iter().any(|(_, a)| *a == addr) || no_route.contains(&addr) {
+                continue;
+            }
+            if routable(addr) { found.push((target.clone(), addr)) } else { no_route.push(addr) }
+        }
+    }
+    match first_error {
+        Some(e) if found.is_empty() && no_route.is_empty() => Err(e),
+        _ => Ok((found, no_route)),
+    }
+}
+
+/// Whether this device has a route to `addr` (connecting a UDP socket sends nothing).
+/// An address of another network is then left out of the race instead of failing in
+/// the kernel with a warning.
+fn routable(addr: SocketAddr) -> bool {
+    let local: SocketAddr =
+        if addr.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
+    std::net::UdpSocket::bind(local).and_then(|s| s.connect(addr)).is_ok()
+}
+
+/// One QUIC endpoint per address family, opened when first needed.
+#[derive(Default)]
+struct Endpoints {
+    v4: Option<quinn::Endpoint>,
+    v6: Option<quinn::Endpoint>,
+}
+
+impl Endpoints {
+    fn for_addr(&mut self, addr: SocketAddr) -> Result<quinn::Endpoint, PeerError> {
+        let (slot, local): (&mut Option<quinn::Endpoint>, SocketAddr) = if addr.is_ipv4() {
+            (&mut self.v4, (Ipv4Addr::UNSPECIFIED, 0).into())
+        } else {
+            (&mut self.v6, (Ipv6Addr::UNSPECIFIED, 0).into())
+        };
+        if let Some(endpoint) = slot {
+            return Ok(endpoint.clone());
+        }
+        let endpoint = quic::endpoint(quic::udp_socket(local)?, None)
+            .map_err(|source| QuicError::Socket { addr: local, source })?;
+        *slot = Some(endpoint.clone());
+        Ok(endpoint)
+    }
+
+    /// Gives closes in flight a moment to reach the agent.
+    async fn close_grace(&self) {
+        for endpoint in self.v4.iter().chain(self.v6.iter()) {
+            let _ = timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+        }
+    }
+}
+
+/// The race of QUIC handshakes to `dialable` ([`crate::race`]). An attempt wins when the
+/// agent presents the key the link or the pin names; the others are closed with
+/// [`close::UNUSED`] as they complete, before anything is sent on them. Without a
+/// winner, the most telling error (`None`: nothing answered).
+async fn race_to(
+    dialable: &[(Target, SocketAddr, quinn::Endpoint)],
+    client: &quinn::ClientConfig,
+    dial: &Dial,
+    known: &KnownAgents,
+) -> Result<(Target, SocketAddr, quinn::Connection), Option<PeerError>> {
+    let attempt = |i: usize| {
+        let (_, addr, endpoint) = &dialable[i];
+        let addr = *addr;
+        let connecting = endpoint.connect_with(client.clone(), addr, quic::SERVER_NAME);
+        async move {
+            let connecting = connecting.map_err(|source| PeerError::Connect { addr, source })?;
+            connecting.await.map_err(|source| match source {
+                quinn::ConnectionError::TimedOut => {
+                    PeerError::NoAnswer { addrs: vec![addr], waited: Duration::ZERO, no_route: vec![] }
+                }
+                source => PeerError::Connection { addr, source },
+            })
+        }
+    };
+    let accept = |i: usize, conn: &quinn::Connection| {
+        let target = dialable[i].0.clone();
+        let presented = quic::remote_key_id(conn)?;
+        if let Some(expected) = dial.expect_id.as_deref().filter(|want| presented.short().replace('-', "") != *want) {
+            return Err(PeerError::WrongAgent { target, expected: expected.to_owned(), presented });
+        }
+        if let Some(pin) = known.get(&target).filter(|pin| pin.id != presented) {
+            return Err(PeerError::KeyChanged { target, pinned: pin.id, presented });
+        }
+        Ok(())
+    };
+    let discard = |conn: quinn::Connection| {
+        tracing::info!("also reached the agent at {}: closed unused", conn.remote_address());
+        conn.close(close::UNUSED.into(), b"unused");
+    };
+    match race::race(dialable.len(), RACE_STAGGER, attempt, accept, discard).await {
+        Ok(won) => {
+            let (target, addr, _) = &dialable[won.index];
+            Ok((target.clone(), *addr, won.value))
+        }
+        Err(lost) => {
+            // The agent's own refusal or a wrong key says more than silence.
+            let rank = |e: &PeerError| match e {
+                PeerError::KeyChanged { .. } => 0,
+                PeerError::WrongAgent { .. } => 1,
+                PeerError::NoAnswer { .. } => 3,
+                _ => 2,
+            };
+            Err(lost.into_iter().map(|l| l.error).min_by_key(rank).filter(|e| rank(e) < 3))
+        }
+    }
 }
 
 async fn authenticated_session(
     s: &Options<'_>,
+    target: &Target,
     identity: &Identity,
     known: &mut KnownAgents,
     conn: &quinn::Connection,
     addr: SocketAddr,
 ) -> Result<Completed, PeerError> {
-    let target = s.target.clone();
+    // The race checked the key against the link and the pins.
+    let target = target.clone();
     let presented = quic::remote_key_id(conn)?;
-    if let Some(expected) = s.expect_id.filter(|want| presented.short().replace('-', "") != *want) {
-        return Err(PeerError::WrongAgent { target, expected: expected.to_owned(), presented });
-    }
-    if let Some(pin) = known.get(&target).filter(|pin| pin.id != presented) {
-        return Err(PeerError::KeyChanged { target, pinned: pin.id, presented });
-    }
     if s.code.is_none() && known.get(&target).is_none() && known.knows(&presented).is_none() {
         return Err(PeerError::NotPaired { target, presented });
     }

@@ -8,7 +8,8 @@
 //! |---|---|
 //! | `app` | `main`: flags → [`Config`] → the command → an exit code; candidates from an address, a link or mDNS |
 //! | [`cli`] | the command line, validated once into a [`Config`] |
-//! | [`connect`] | one session: QUIC under a deadline, key pins, handshake, Hello, round trip, the probe run, the report |
+//! | [`connect`] | one session: the agent's addresses resolved (mDNS for `NAME.local`), QUIC raced to them under a deadline, key pins, handshake, Hello, round trip, the probe run, the report |
+//! | [`race`] | happy eyeballs: handshakes to every address, staggered; the first with the right key wins, the others are closed unused |
 //! | [`known`] | the known-agents file (pinned agent keys) |
 //! | `render` | everything the peer prints (session header, progress, errors, discovery results) |
 //!
@@ -19,6 +20,7 @@ mod app;
 pub mod cli;
 pub mod connect;
 pub mod known;
+pub mod race;
 mod render;
 pub use lanreach_proto::target;
 

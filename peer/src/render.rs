@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use lanreach_proto::code::MAX_FAILED_ATTEMPTS;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
+use lanreach_proto::msg::labelled_lines;
 use lanreach_proto::text::{error_chain, printable};
 
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
         concat!(
             ".TP\n\\fBlanreach\\-peer 198.51.100.1 \\-\\-code 7K3Q\\-M2XD\\fR\nPair with the agent at that address ",
             "and print its report.\n",
+            ".TP\n\\fBlanreach\\-peer 'lanreach://198.51.100.1:47800?a=198.51.100.1/24,2001:db8:1::1/64&code=7K3Q\\-M2XD'\\fR\n",
+            "Pair from the link the agent prints or shows as a QR code; quoted, as a shell cuts it at the first &.\n",
             ".TP\n\\fBlanreach\\-peer 198.51.100.1 \\-\\-json\\fR\nReconnect with pinned keys; the report as JSON.\n",
             ".TP\n\\fBlanreach\\-peer \\-\\-forget 198.51.100.1\\fR\nForget a pinned agent key, to pair again.\n",
             ".TP\n\\fBlanreach\\-peer completions bash > ~/.local/share/bash\\-completion/completions/",
@@ -54,7 +57,7 @@ pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
 ];
 
 /// The header of a session, one part per [`SessionEvent`], printed as soon as known.
-pub(crate) fn session_event(event: &SessionEvent<'_>) -> String {
+pub(crate) fn session_event(event: &SessionEvent<'_>, all_addresses: bool) -> String {
     match *event {
         SessionEvent::Introduced { target, addr, agent_id, our_id, method, verification, hello } => {
             let name = printable(&hello.name, 64);
@@ -68,10 +71,10 @@ pub(crate) fn session_event(event: &SessionEvent<'_>) -> String {
                 }
             };
             format!(
-                "{how}Agent: {} on {}\n  addresses: {}\nThis peer: ID {our_id}\n",
+                "{how}Agent: {} on {}\n{}This peer: ID {our_id}\n",
                 printable(&hello.software, 64),
                 printable(&hello.os, 96),
-                hello.address_list(),
+                labelled_lines("  addresses: ", &hello.address_lines(&[addr.ip()], all_addresses)),
             )
         }
         SessionEvent::Rtt(rtt) => format!(
@@ -88,16 +91,27 @@ pub(crate) fn session_event(event: &SessionEvent<'_>) -> String {
 pub(crate) fn error(e: &PeerError) -> String {
     let head = format!("lanreach-peer: {}", error_chain(e));
     let body = match e {
-        PeerError::NoAnswer { addr, .. } => format!(
-            "Likely causes:\n\
-             \x20 - the agent is not running on {ip} (start it there: lanreach-agent)\n\
-             \x20 - a firewall on the agent's machine blocks UDP port {port}\n\
-             \x20 - Wi-Fi client isolation (guest networks, some routers) keeps devices from reaching each other\n\
-             \x20 - this device is on a different network (mobile data, a VPN, another Wi-Fi)\n\
-             Use the exact command the agent prints, and check both devices are on the same network.",
-            ip = addr.ip(),
-            port = addr.port()
-        ),
+        PeerError::NoAnswer { addrs, no_route, .. } => {
+            let no_route: Vec<String> = no_route.iter().map(|a| a.ip().to_string()).collect();
+            let no_route = match no_route.as_slice() {
+                [] => String::new(),
+                list => {
+                    format!("This device has no route to {} (another network): it was not tried.\n", list.join(", "))
+                }
+            };
+            let (ip, port) = match addrs.first() {
+                Some(a) => (a.ip().to_string(), a.port()),
+                None => ("the agent's machine".to_owned(), lanreach_proto::defaults::DEFAULT_CONTROL_PORT),
+            };
+            format!(
+                "{no_route}Likely causes:\n\
+                 \x20 - the agent is not running on {ip} (start it there: lanreach-agent)\n\
+                 \x20 - a firewall on the agent's machine blocks UDP port {port}\n\
+                 \x20 - Wi-Fi client isolation (guest networks, some routers) keeps devices from reaching each other\n\
+                 \x20 - this device is on a different network (mobile data, a VPN, another Wi-Fi)\n\
+                 Use the exact command the agent prints, and check both devices are on the same network."
+            )
+        }
         PeerError::KeyChanged { target, .. } => format!(
             "This happens when the agent's state directory was deleted or another machine now has this address, \
              but it is also what an attacker intercepting the connection looks like.\n\

@@ -28,6 +28,10 @@ pub mod close {
     /// The sender was stopped by its user (Ctrl-C, SIGTERM): the other side says so
     /// ("the agent was stopped", "the peer was stopped") at once.
     pub const SHUTDOWN: u32 = 2;
+    /// The peer reached the agent at several addresses and goes on with another
+    /// connection (the race of `lanreach-peer`): this one sent nothing, so the agent
+    /// counts no attempt and says nothing.
+    pub const UNUSED: u32 = 3;
 }
 
 // ---- QUIC transport ----------------------------------------------------------------
@@ -209,6 +213,19 @@ pub const DOCKER_API_TIMEOUT: Duration = Duration::from_secs(3);
 /// refuses everyone.
 pub const LOCAL_HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 
+// ---- Pairing links and the race to the agent ---------------------------------------
+
+/// Most addresses in a pairing link: the agent writes its best ones, a peer refuses a
+/// link with more, so a scanned link cannot make it send to a list of other hosts.
+/// Four keep a two-family, two-interface link's QR code within 80 columns.
+pub const MAX_LINK_ADDRESSES: usize = 4;
+
+/// The peer starts its QUIC handshake to the next address of a link this long after
+/// the previous one, unless that one failed first (RFC 8305's connection attempt
+/// delay). On a LAN a reachable agent answers well within it, so the agent rarely sees
+/// a second connection at all.
+pub const RACE_STAGGER: Duration = Duration::from_millis(250);
+
 // ---- Discovery and display ---------------------------------------------------------
 
 /// Longest mDNS browse.
@@ -274,6 +291,8 @@ const _: () = {
     // The agent waits for a watching peer's next round longer than the peer waits.
     assert!(ms(WATCH_IDLE) > ms(WATCH_INTERVAL) * 4);
     assert!(ms(WATCH_IDLE) < ms(IDLE_TIMEOUT) * 2);
+    // Every address of a link is tried well before the agent gives up on the first.
+    assert!(ms(RACE_STAGGER) * (MAX_LINK_ADDRESSES as u128) < ms(PREAUTH_TIMEOUT) / 2);
     // A well-behaved peer's pings are answered.
     assert!(PINGS < MAX_PINGS as u64);
 };

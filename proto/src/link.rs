@@ -1,54 +1,172 @@
-//! Pairing links, `lanreach://HOST:PORT?code=CODE&id=ID`: what the agent prints and
-//! shows as a QR code, and what `lanreach-peer` accepts in place of an address, so a
-//! phone can scan it and paste it into Termux.
+//! Pairing links: what the agent prints and shows as a QR code, and what `lanreach-peer`
+//! accepts in place of an address, so a phone can scan it and paste it into Termux.
+//!
+//! ```text
+//! lanreach://198.51.100.1:47800?a=198.51.100.1/24,2001:db8:1::1/64&id=8A6H5HMKFSCKNQ82&code=7K3Q-M2XD
+//! ```
+//!
+//! The authority is the address to try first and the port; `a` lists every address
+//! with its prefix length, most likely reached first; `id` is the agent's short key ID;
+//! `code` the pairing code, or `t` a browser token. The parameters without the scheme
+//! and authority ([`LinkParams`]) are the same wherever a link goes (a `lanreach://`
+//! query, the fragment of a browser link). The whole format, and why, is in
+//! `docs/link-format.md`. Links of the first format (`lanreach://HOST:PORT?code=…&id=…`,
+//! one address) still parse.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::code::{BadCode, PairingCode};
+use crate::defaults::MAX_LINK_ADDRESSES;
 use crate::id::{KeyId, crockford_value};
 use crate::target::{BadTarget, Target};
 
 /// The link scheme.
 pub const SCHEME: &str = "lanreach://";
 
+/// Shortest and longest browser token, in Crockford base32 symbols.
+pub const TOKEN_SYMBOLS: std::ops::RangeInclusive<usize> = 16..=64;
+
+/// One address of the agent in a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAddress {
+    /// An IP literal, or (only in a link's authority) a host name, lowercase.
+    pub host: String,
+    /// The prefix length of the address's network, when the link names it.
+    pub prefix: Option<u8>,
+}
+
+impl LinkAddress {
+    /// An IP address with the prefix length of its network.
+    pub fn ip(ip: IpAddr, prefix: Option<u8>) -> Self {
+        LinkAddress { host: ip.to_string(), prefix }
+    }
+}
+
+/// What a link hands over besides the addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkSecret {
+    /// A pairing code, for `lanreach-peer`.
+    Code(PairingCode),
+    /// A token for the agent's browser page, in Crockford base32 (uppercase).
+    Token(String),
+}
+
+/// The parameters of a link: everything but its scheme and authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkParams {
+    /// `a`: the addresses with their prefix lengths, most likely reached first (empty
+    /// in links of the first format).
+    pub addresses: Vec<LinkAddress>,
+    /// `id`: the agent's short key ID, without dashes.
+    pub id: Option<String>,
+    /// `code` or `t`.
+    pub secret: LinkSecret,
+}
+
 /// A parsed pairing link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PairingLink {
-    /// The agent's control address.
-    pub target: Target,
-    /// The pairing code.
-    pub code: PairingCode,
+    /// The agent's addresses, most likely reached first; never empty. The first is the
+    /// link's authority.
+    pub addresses: Vec<LinkAddress>,
+    /// The agent's control port (UDP), the same at every address.
+    pub port: u16,
     /// The agent's short key ID, without dashes, when the link names it.
     pub id: Option<String>,
+    /// The code or the browser token.
+    pub secret: LinkSecret,
 }
 
 impl PairingLink {
-    /// The link for an agent at `host:port` with `code` and key `id`.
-    pub fn new(host: &str, port: u16, code: &PairingCode, id: &KeyId) -> Self {
-        let target = Target { host: host.to_ascii_lowercase(), port, port_given: true };
-        PairingLink { target, code: code.clone(), id: Some(id.short().replace('-', "")) }
+    /// The link for an agent at `addresses` (most likely reached first; at most
+    /// [`MAX_LINK_ADDRESSES`] are kept) on `port`, with `code` and key `id`. `None`
+    /// without an address.
+    pub fn new(addresses: &[(IpAddr, Option<u8>)], port: u16, code: &PairingCode, id: &KeyId) -> Option<Self> {
+        let mut kept: Vec<LinkAddress> = Vec::new();
+        for (ip, prefix) in addresses {
+            let address = LinkAddress::ip(ip.to_canonical(), *prefix);
+            if kept.len() < MAX_LINK_ADDRESSES && !kept.iter().any(|k| k.host == address.host) {
+                kept.push(address);
+            }
+        }
+        (!kept.is_empty()).then(|| PairingLink {
+            addresses: kept,
+            port,
+            id: Some(id.short().replace('-', "")),
+            secret: LinkSecret::Code(code.clone()),
+        })
     }
 
     /// Whether `id` is the agent the link names (always true for links without an ID).
     pub fn names(&self, id: &KeyId) -> bool {
         self.id.as_deref().is_none_or(|want| id.short().replace('-', "") == want)
     }
+
+    /// The pairing code, unless this is a browser link.
+    pub fn code(&self) -> Option<&PairingCode> {
+        match &self.secret {
+            LinkSecret::Code(code) => Some(code),
+            LinkSecret::Token(_) => None,
+        }
+    }
+
+    /// Each address with the port, in the link's order.
+    pub fn targets(&self) -> Vec<Target> {
+        self.addresses.iter().map(|a| Target { host: a.host.clone(), port: self.port, port_given: true }).collect()
+    }
+
+    /// The parameters, as a query or a fragment carries them.
+    pub fn params(&self) -> LinkParams {
+        // A single address without a prefix is all in the authority (the first format).
+        let addresses = match self.addresses.as_slice() {
+            [only] if only.prefix.is_none() => Vec::new(),
+            all => all.to_vec(),
+        };
+        LinkParams { addresses, id: self.id.clone(), secret: self.secret.clone() }
+    }
+}
+
+impl fmt::Display for LinkAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.host)?;
+        match self.prefix {
+            Some(p) => write!(f, "/{p}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for LinkParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.addresses.is_empty() {
+            let list: Vec<String> = self.addresses.iter().map(ToString::to_string).collect();
+            parts.push(format!("a={}", list.join(",")));
+        }
+        if let Some(id) = &self.id {
+            parts.push(format!("id={id}"));
+        }
+        parts.push(match &self.secret {
+            LinkSecret::Code(code) => format!("code={code}"),
+            LinkSecret::Token(token) => format!("t={token}"),
+        });
+        f.write_str(&parts.join("&"))
+    }
 }
 
 impl fmt::Display for PairingLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{SCHEME}{}?code={}", self.target, self.code)?;
-        if let Some(id) = &self.id {
-            write!(f, "&id={id}")?;
-        }
-        Ok(())
+        let first = self.addresses.first().map(|a| a.host.as_str()).unwrap_or_default();
+        let authority = Target { host: first.to_owned(), port: self.port, port_given: true };
+        write!(f, "{SCHEME}{authority}?{}", self.params())
     }
 }
 
 /// A link that cannot be used; [`LinkProblem`] says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a lanreach link (links look like lanreach://198.51.100.7:47800?code=7K3Q-M2XD&id=…)")]
+#[error("not a lanreach link (links look like lanreach://198.51.100.7:47800?a=…&id=…&code=7K3Q-M2XD)")]
 pub struct BadLink(#[from] pub LinkProblem);
 
 /// What is wrong with a link.
@@ -69,9 +187,83 @@ pub enum LinkProblem {
     /// The `id` is not a short key ID.
     #[error("bad id {0:?}")]
     Id(String),
-    /// A query without `code=`.
-    #[error("no code")]
+    /// An entry of `a` is not `IP` or `IP/PREFIX`.
+    #[error("bad address {0:?} (addresses look like 198.51.100.7/24 or 2001:db8::7/64)")]
+    Address(String),
+    /// `a` lists more addresses than a peer dials.
+    #[error("{0} addresses; a link names at most {MAX_LINK_ADDRESSES}")]
+    TooManyAddresses(usize),
+    /// The `t` is not a browser token.
+    #[error("bad token")]
+    Token,
+    /// Both `code` and `t`.
+    #[error("both a code and a token")]
+    CodeAndToken,
+    /// A query without `code=` (or `t=`).
+    #[error("no code (typed into a shell without quotes, a link is cut at the first &: put it in single quotes)")]
     NoCode,
+}
+
+impl FromStr for LinkParams {
+    type Err = LinkProblem;
+
+    /// Parses `key=value` pairs joined by `&`; unknown keys are ignored, so that later
+    /// fields do not break older readers.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (mut addresses, mut id, mut code, mut token) = (Vec::new(), None, None, None);
+        for pair in s.split('&') {
+            match pair.split_once('=') {
+                Some(("a", v)) => addresses = parse_addresses(v)?,
+                Some(("code", v)) => code = Some(v.parse::<PairingCode>()?),
+                Some(("t", v)) => token = Some(parse_token(v)?),
+                Some(("id", v)) => {
+                    let clean: Option<String> = v
+                        .chars()
+                        .filter(|c| *c != '-')
+                        .map(|c| crockford_value(c).map(|_| c.to_ascii_uppercase()))
+                        .collect();
+                    id = Some(clean.filter(|i| !i.is_empty()).ok_or_else(|| LinkProblem::Id(v.to_owned()))?);
+                }
+                _ => {}
+            }
+        }
+        let secret = match (code, token) {
+            (Some(_), Some(_)) => return Err(LinkProblem::CodeAndToken),
+            (Some(code), None) => LinkSecret::Code(code),
+            (None, Some(token)) => LinkSecret::Token(token),
+            (None, None) => return Err(LinkProblem::NoCode),
+        };
+        Ok(LinkParams { addresses, id, secret })
+    }
+}
+
+fn parse_addresses(list: &str) -> Result<Vec<LinkAddress>, LinkProblem> {
+    let mut out: Vec<LinkAddress> = Vec::new();
+    for entry in list.split(',').filter(|e| !e.is_empty()) {
+        let bad = || LinkProblem::Address(entry.to_owned());
+        let (ip, prefix) = match entry.split_once('/') {
+            Some((ip, p)) => (ip, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (entry, None),
+        };
+        let ip: IpAddr = ip.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| bad())?;
+        let longest = if ip.is_ipv4() { 32 } else { 128 };
+        if prefix.is_some_and(|p| p > longest) {
+            return Err(bad());
+        }
+        let address = LinkAddress::ip(ip.to_canonical(), prefix);
+        if !out.iter().any(|o| o.host == address.host) {
+            out.push(address);
+        }
+    }
+    if out.len() > MAX_LINK_ADDRESSES {
+        return Err(LinkProblem::TooManyAddresses(out.len()));
+    }
+    Ok(out)
+}
+
+fn parse_token(v: &str) -> Result<String, LinkProblem> {
+    let token: Option<String> = v.chars().map(|c| crockford_value(c).map(|_| c.to_ascii_uppercase())).collect();
+    token.filter(|t| TOKEN_SYMBOLS.contains(&t.len())).ok_or(LinkProblem::Token)
 }
 
 impl FromStr for PairingLink {
@@ -85,27 +277,18 @@ impl FromStr for PairingLink {
             .map(|_| &s[SCHEME.len()..])
             .ok_or(LinkProblem::Scheme)?;
         let (authority, query) = rest.split_once('?').ok_or(LinkProblem::NoQuery)?;
-        let mut target: Target = authority.trim_end_matches('/').parse().map_err(LinkProblem::Target)?;
-        // A link always names its port (the default when left out).
-        target.port_given = true;
-        let mut code = None;
-        let mut id = None;
-        for pair in query.split('&') {
-            match pair.split_once('=') {
-                Some(("code", v)) => code = Some(v.parse::<PairingCode>().map_err(LinkProblem::Code)?),
-                Some(("id", v)) => {
-                    let clean: Option<String> = v
-                        .chars()
-                        .filter(|c| *c != '-')
-                        .map(|c| crockford_value(c).map(|_| c.to_ascii_uppercase()))
-                        .collect();
-                    id = Some(clean.filter(|i| !i.is_empty()).ok_or_else(|| LinkProblem::Id(v.to_owned()))?);
-                }
-                _ => {}
-            }
+        let target: Target = authority.trim_end_matches('/').parse().map_err(LinkProblem::Target)?;
+        let params: LinkParams = query.parse()?;
+        // The authority is the first address; a writer repeats it at the head of `a`.
+        let mut addresses = params.addresses;
+        let first = LinkAddress { host: target.host.clone(), prefix: None };
+        match addresses.iter().position(|a| a.host == first.host) {
+            Some(_) => {}
+            None if addresses.len() < MAX_LINK_ADDRESSES => addresses.insert(0, first),
+            None => return Err(LinkProblem::TooManyAddresses(addresses.len() + 1).into()),
         }
-        let code = code.ok_or(LinkProblem::NoCode)?;
-        Ok(PairingLink { target, code, id })
+        // A link always names its port (the default when left out).
+        Ok(PairingLink { addresses, port: target.port, id: params.id, secret: params.secret })
     }
 }
 
@@ -113,34 +296,98 @@ impl FromStr for PairingLink {
 mod tests {
     use super::*;
 
+    fn code() -> PairingCode {
+        "7K3Q-M2XD".parse().expect("code")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
     #[test]
-    fn links_round_trip() {
-        let code: PairingCode = "7K3Q-M2XD".parse().expect("code");
+    fn links_with_several_addresses_round_trip() {
         let id = KeyId::from_spki(b"agent");
-        for host in ["198.51.100.7", "2001:db8::7", "box.local"] {
-            let link = PairingLink::new(host, 47801, &code, &id);
-            let text = link.to_string();
-            assert!(text.starts_with("lanreach://"), "{text}");
-            let back: PairingLink = text.parse().expect("parses");
-            assert_eq!(back, link);
-            assert!(back.names(&id) && !back.names(&KeyId::from_spki(b"other")));
-        }
+        let short = id.short().replace('-', "");
+        let addrs = [(ip("198.51.100.1"), Some(24)), (ip("2001:db8:1::1"), Some(64)), (ip("203.0.113.1"), None)];
+        let link = PairingLink::new(&addrs, 47800, &code(), &id).expect("link");
+        let text = link.to_string();
         assert_eq!(
-            PairingLink::new("2001:db8::7", 47800, &code, &id).to_string(),
-            format!("lanreach://[2001:db8::7]:47800?code=7K3Q-M2XD&id={}", id.short().replace('-', ""))
+            text,
+            format!(
+                "lanreach://198.51.100.1:47800?a=198.51.100.1/24,2001:db8:1::1/64,203.0.113.1&id={short}&code=7K3Q-M2XD"
+            )
         );
+        let back: PairingLink = text.parse().expect("parses");
+        assert_eq!(back, link);
+        assert!(back.names(&id) && !back.names(&KeyId::from_spki(b"other")));
+        let targets: Vec<String> = back.targets().iter().map(ToString::to_string).collect();
+        assert_eq!(targets, ["198.51.100.1:47800", "[2001:db8:1::1]:47800", "203.0.113.1:47800"]);
+        assert_eq!(back.code(), Some(&code()));
+    }
+
+    #[test]
+    fn a_link_names_at_most_four_addresses_each_once() {
+        let id = KeyId::from_spki(b"agent");
+        let many: Vec<(IpAddr, Option<u8>)> =
+            (1..=6).map(|i| (ip(&format!("198.51.100.{i}")), Some(24))).chain([(ip("198.51.100.1"), None)]).collect();
+        let link = PairingLink::new(&many, 47800, &code(), &id).expect("link");
+        assert_eq!(link.addresses.len(), MAX_LINK_ADDRESSES);
+        assert!(PairingLink::new(&[], 47800, &code(), &id).is_none());
+        let five =
+            "lanreach://198.51.100.1?a=198.51.100.1,198.51.100.2,198.51.100.3,198.51.100.4,198.51.100.5&code=7K3QM2XD";
+        assert_eq!(five.parse::<PairingLink>(), Err(BadLink(LinkProblem::TooManyAddresses(5))));
+    }
+
+    #[test]
+    fn links_of_the_first_format_still_parse() {
+        let id = KeyId::from_spki(b"agent");
+        let short = id.short().replace('-', "");
+        for (text, host, port) in [
+            (format!("lanreach://198.51.100.7:47801?code=7K3Q-M2XD&id={short}"), "198.51.100.7", 47801),
+            (format!("lanreach://[2001:db8::7]:47800?code=7K3Q-M2XD&id={short}"), "2001:db8::7", 47800),
+            ("lanreach://box.local:47800?code=7K3Q-M2XD".to_owned(), "box.local", 47800),
+        ] {
+            let link: PairingLink = text.parse().expect("parses");
+            assert_eq!(link.addresses, [LinkAddress { host: host.into(), prefix: None }], "{text}");
+            assert_eq!((link.port, link.code()), (port, Some(&code())));
+            // Written again, a single address without a prefix keeps the first format.
+            let again = link.to_string();
+            assert!(!again.contains("a=") && again.starts_with(&text[..text.find('?').expect("query")]), "{again}");
+            assert_eq!(again.parse::<PairingLink>().as_ref(), Ok(&link));
+        }
+    }
+
+    #[test]
+    fn an_authority_missing_from_the_list_comes_first() {
+        let link: PairingLink =
+            "lanreach://198.51.100.9:5000?a=2001:db8::7/64,[2001:db8::8]&code=7K3QM2XD".parse().expect("parses");
+        let hosts: Vec<&str> = link.addresses.iter().map(|a| a.host.as_str()).collect();
+        assert_eq!(hosts, ["198.51.100.9", "2001:db8::7", "2001:db8::8"]);
+        assert_eq!(link.port, 5000);
+    }
+
+    #[test]
+    fn browser_tokens_and_unknown_keys() {
+        let params: LinkParams = "a=198.51.100.1/24&id=ABCD&t=0123456789abcdefgh&later=1".parse().expect("parses");
+        assert_eq!(params.secret, LinkSecret::Token("0123456789ABCDEFGH".into()));
+        assert_eq!(params.to_string(), "a=198.51.100.1/24&id=ABCD&t=0123456789ABCDEFGH");
+        assert_eq!("t=SHORT".parse::<LinkParams>(), Err(LinkProblem::Token));
+        assert_eq!("code=7K3QM2XD&t=0123456789ABCDEFGH".parse::<LinkParams>(), Err(LinkProblem::CodeAndToken));
     }
 
     #[test]
     fn typed_links_are_forgiving_but_checked() {
         let l: PairingLink = "LANREACH://198.51.100.7/?code=7k3qm2xd".parse().expect("parses");
-        assert_eq!((l.target.host.as_str(), l.target.port, l.id), ("198.51.100.7", 47800, None));
+        assert_eq!((l.addresses[0].host.as_str(), l.port, l.id), ("198.51.100.7", 47800, None));
         for bad in [
             "http://x?code=7K3Q-M2XD",
             "lanreach://?code=7K3Q-M2XD",
             "lanreach://x",
             "lanreach://x?code=12",
             "lanreach://x:0?code=7K3Q-M2XD",
+            "lanreach://x?a=198.51.100.1/33&code=7K3Q-M2XD",
+            "lanreach://x?a=box.local&code=7K3Q-M2XD",
+            "lanreach://x?a=fe80::1%25eth0&code=7K3Q-M2XD",
         ] {
             assert!(bad.parse::<PairingLink>().is_err(), "{bad}");
         }

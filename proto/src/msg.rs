@@ -33,6 +33,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::addr::group_addresses;
 use crate::plan::ProbePlan;
 use crate::text::printable;
 use crate::vocab::ProbeResults;
@@ -276,17 +277,45 @@ pub struct Hello {
     pub addresses: Vec<HelloAddress>,
 }
 
+/// `lines` after a `label` on the first line, the others indented to match, each
+/// ended by a newline.
+pub fn labelled_lines(label: &str, lines: &[String]) -> String {
+    let indent = " ".repeat(label.chars().count());
+    lines.iter().enumerate().map(|(i, l)| format!("{}{l}\n", if i == 0 { label } else { &indent })).collect()
+}
+
 impl Hello {
-    /// Its non-loopback addresses for display, e.g. `eth0 198.51.100.1, eth0 2001:db8::1`
-    /// (names sanitised: they come from the other side).
-    pub fn address_list(&self) -> String {
-        let addrs: Vec<String> = self
-            .addresses
+    /// Its addresses for display, one line per interface (`eth0 198.51.100.1,
+    /// 2001:db8:1::1`), then what was left out, if anything; names sanitised, as they
+    /// come from the other side. See [`group_addresses`] for what is listed: `in_use`
+    /// are the addresses of this connection, `all` lists everything.
+    pub fn address_lines(&self, in_use: &[IpAddr], all: bool) -> Vec<String> {
+        let groups = group_addresses(self.addresses.iter().map(|a| (a.interface.as_str(), a.ip)), in_use, all);
+        let mut lines: Vec<String> = groups
+            .shown
             .iter()
-            .filter(|a| !a.ip.is_loopback())
-            .map(|a| format!("{} {}", printable(&a.interface, 32), a.ip))
+            .map(|(interface, ips)| {
+                let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                format!("{} {}", printable(interface, 32), ips.join(", "))
+            })
             .collect();
-        if addrs.is_empty() { "none but loopback".to_owned() } else { addrs.join(", ") }
+        let mut hidden = Vec::new();
+        if groups.hidden_link_local > 0 {
+            hidden.push(format!("{} link-local", groups.hidden_link_local));
+        }
+        if !groups.hidden_links.is_empty() {
+            let names: Vec<String> = groups.hidden_links.iter().take(4).map(|n| printable(n, 16)).collect();
+            let more = groups.hidden_links.len().saturating_sub(names.len());
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            hidden.push(format!("container or VPN links {}{more}", names.join(", ")));
+        }
+        if lines.is_empty() {
+            lines.push(if hidden.is_empty() { "none but loopback" } else { "none on a LAN" }.to_owned());
+        }
+        if !hidden.is_empty() {
+            lines.push(format!("(not listed: {}; --all-addresses lists them)", hidden.join(", ")));
+        }
+        lines
     }
 }
 

@@ -24,6 +24,25 @@ pub fn terminal_safe(text: &str) -> String {
     text.chars().map(|c| if c.is_control() && c != '\n' { '\u{fffd}' } else { c }).collect()
 }
 
+/// [`terminal_safe`], except that the exact escape sequences in `keep` stay: a caller
+/// may keep its own fixed colour codes (the agent's QR code sets black on bright white
+/// and resets), which cannot move the cursor or hide text, while any other control
+/// character, in network text too, is still replaced.
+pub fn terminal_safe_keeping(text: &str, keep: &[&str]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if let Some(seq) = keep.iter().find(|k| !k.is_empty() && rest.starts_with(**k)) {
+            out.push_str(seq);
+            rest = &rest[seq.len()..];
+            continue;
+        }
+        out.push(if c.is_control() && c != '\n' { '\u{fffd}' } else { c });
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// An error and its causes on one line, joined with `": "`, outermost first. Each
 /// cause appears once because no message repeats its `source()`. The result may carry
 /// network text (a QUIC close reason): print it through [`terminal_safe`].
@@ -41,6 +60,14 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_kept_sequences_survive() {
+        let keep = ["\x1b[30;107m", "\x1b[0m"];
+        let text = "\x1b[30;107m█▀\x1b[0m\n\x1b[2Jname\x1b[30;10";
+        assert_eq!(terminal_safe_keeping(text, &keep), "\x1b[30;107m█▀\x1b[0m\n\u{fffd}[2Jname\u{fffd}[30;10");
+        assert_eq!(terminal_safe_keeping(text, &[]), terminal_safe(text));
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("cannot read the file")]

@@ -129,11 +129,16 @@ impl Lab {
     /// veth pair whose other end (`NAMEp`) stays in the node, so the link has carrier
     /// (dummy links need a kernel module that may be missing).
     pub fn second_interface(&self, node: &Node, name: &str, v4: &str, v6: &str) {
+        self.second_interface_in(node, name, &format!("{v4}/24"), &format!("{v6}/64"));
+    }
+
+    /// [`Lab::second_interface`] with prefix lengths: `v4` and `v6` as `ADDR/LEN`.
+    pub fn second_interface_in(&self, node: &Node, name: &str, v4: &str, v6: &str) {
         let other = format!("{name}p");
         sh(&["ip", "-n", &node.ns, "link", "add", name, "type", "veth", "peer", "name", &other]);
         sh(&["ip", "-n", &node.ns, "link", "set", &other, "up"]);
-        sh(&["ip", "-n", &node.ns, "addr", "add", &format!("{v4}/24"), "dev", name]);
-        sh(&["ip", "-n", &node.ns, "addr", "add", &format!("{v6}/64"), "dev", name, "nodad"]);
+        sh(&["ip", "-n", &node.ns, "addr", "add", v4, "dev", name]);
+        sh(&["ip", "-n", &node.ns, "addr", "add", v6, "dev", name, "nodad"]);
         sh(&["ip", "-n", &node.ns, "link", "set", name, "up"]);
     }
 
@@ -145,6 +150,13 @@ impl Lab {
             sh(&["ip", "-n", &node.ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
         }
         addrs
+    }
+
+    /// Gives `node` default routes via `v4` and `v6` on `eth0` (gateways that need not
+    /// exist: the routing table is what the agent reads).
+    pub fn default_routes(&self, node: &Node, v4: &str, v6: &str) {
+        sh(&["ip", "-n", &node.ns, "route", "add", "default", "via", v4, "dev", "eth0"]);
+        sh(&["ip", "-n", &node.ns, "-6", "route", "add", "default", "via", v6, "dev", "eth0"]);
     }
 
     /// Removes `node`'s IPv6 address on the bridge: it then reaches others over IPv4 only.
@@ -377,6 +389,14 @@ impl Spawned {
     /// Everything it wrote to stdout so far.
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every line it printed so far (stdout and stderr, in order).
+    pub fn lines_so_far(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.clone()
     }
 
     /// Waits (15 s at most) for a line containing `needle`.

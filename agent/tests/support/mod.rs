@@ -52,3 +52,5 @@ pub fn stdout_of_success(out: &std::process::Output) -> String {
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     stdout
 }
+
+pub mod qr;

@@ -1,13 +1,14 @@
 //! Finding agents on the LAN: the agent advertises itself over mDNS/DNS-SD
 //! (`_lanreach._udp.local.`, its short key ID in the TXT record), and the peer browses.
 //! Multicast is blocked on many Wi-Fi networks and unavailable to Termux, so the typed
-//! address stays the primary path.
+//! address stays the primary path. The agent's mDNS host name (`NAME.local`) also
+//! resolves here, for systems whose resolver does not do mDNS (Android).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{HostnameResolutionEvent, ServiceDaemon, ServiceEvent, ServiceInfo};
 
 use crate::defaults::BROWSE_SETTLE;
 use crate::id::KeyId;
@@ -94,6 +95,42 @@ pub async fn browse(wait: Duration) -> Result<Vec<Found>, DiscoveryError> {
     let mut out: Vec<Found> = found.into_values().collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The addresses of `NAME.local` over mDNS, asking for at most `wait` (less once
+/// answers have settled); empty when nobody answered.
+pub async fn resolve_host(name: &str, wait: Duration) -> Result<Vec<IpAddr>, DiscoveryError> {
+    let host = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+    let daemon = ServiceDaemon::new()?;
+    let events = daemon.resolve_hostname(&host, Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)))?;
+    let mut found: Vec<IpAddr> = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut settle_at: Option<tokio::time::Instant> = None;
+    loop {
+        let until = settle_at.map_or(deadline, |s| s.min(deadline));
+        match tokio::time::timeout_at(until, events.recv_async()).await {
+            Ok(Ok(HostnameResolutionEvent::AddressesFound(_, addrs))) => {
+                for ip in addrs.iter().map(|a| a.to_ip_addr()) {
+                    // A link-local answer needs a scope this list cannot carry.
+                    let link_local = match ip {
+                        IpAddr::V4(v4) => v4.is_link_local(),
+                        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+                    };
+                    if !link_local && !found.contains(&ip) {
+                        found.push(ip);
+                    }
+                }
+                settle_at.get_or_insert_with(|| tokio::time::Instant::now() + BROWSE_SETTLE);
+            }
+            Ok(Ok(HostnameResolutionEvent::SearchTimeout(_) | HostnameResolutionEvent::SearchStopped(_))) => break,
+            Ok(Ok(_)) => {}
+            Err(_) | Ok(Err(_)) => break,
+        }
+    }
+    let _ = daemon.stop_resolve_hostname(&host);
+    let _ = daemon.shutdown();
+    found.sort_by_key(|ip| ip.is_ipv6());
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -212,13 +212,21 @@ pub fn client_config(identity: &Identity) -> Result<quinn::ClientConfig, QuicErr
     Ok(config)
 }
 
+/// Whether the other side closed the connection with application close `code`.
+fn closed_with(c: &quinn::ConnectionError, code: u32) -> bool {
+    matches!(c, quinn::ConnectionError::ApplicationClosed(close) if close.error_code == quinn::VarInt::from_u32(code))
+}
+
+/// Whether the peer closed this connection unused: it reached the agent at another
+/// address first ([`close::UNUSED`](crate::defaults::close::UNUSED)).
+pub fn closed_unused(c: &quinn::ConnectionError) -> bool {
+    closed_with(c, crate::defaults::close::UNUSED)
+}
+
 /// Whether `err` (or one of its causes) is the other side closing the connection
 /// because its user stopped it ([`close::SHUTDOWN`](crate::defaults::close::SHUTDOWN)).
 pub fn stopped_by_other_side(err: &(dyn std::error::Error + 'static)) -> bool {
-    let stopped = |c: &quinn::ConnectionError| {
-        matches!(c, quinn::ConnectionError::ApplicationClosed(close)
-            if close.error_code == quinn::VarInt::from_u32(crate::defaults::close::SHUTDOWN))
-    };
+    let stopped = |c: &quinn::ConnectionError| closed_with(c, crate::defaults::close::SHUTDOWN);
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cause {
         // An io::Error hides the error it wraps from `source()`: look inside.

@@ -21,6 +21,18 @@ pub fn stderr_fancy() -> bool {
     colour_allowed(std::io::stderr().is_terminal())
 }
 
+/// The width of the terminal on stderr, in columns: `COLUMNS` when it holds a positive
+/// number, else what the terminal says; `None` when neither says (not a terminal).
+pub fn stderr_width() -> Option<usize> {
+    columns(std::env::var("COLUMNS").ok().as_deref())
+        .or_else(|| console::Term::stderr().size_checked().map(|(_rows, cols)| usize::from(cols)))
+}
+
+/// A `COLUMNS` value as a width.
+fn columns(value: Option<&str>) -> Option<usize> {
+    value.and_then(|v| v.trim().parse::<usize>().ok()).filter(|w| *w > 0)
+}
+
 /// Sets up tracing logs on stderr: warnings by default, `-v` info, `-vv` debug,
 /// `--quiet` errors only; `LANREACH_LOG` (an env-filter directive) overrides.
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -157,6 +169,15 @@ impl Stop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_must_be_a_positive_number() {
+        assert_eq!(columns(Some("80")), Some(80));
+        assert_eq!(columns(Some(" 40 ")), Some(40));
+        for bad in [None, Some(""), Some("0"), Some("wide"), Some("-3")] {
+            assert_eq!(columns(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn man_pages_list_commands_without_missing_pages_and_gain_sections() {
