@@ -160,6 +160,20 @@ pub const PROGRESS_TICK: Duration = Duration::from_millis(100);
 /// Refresh interval of the agent's "waiting for a peer" spinner.
 pub const SPINNER_TICK: Duration = Duration::from_millis(120);
 
+// ---- Terminal width ----------------------------------------------------------------
+
+/// Columns assumed when the output is not a terminal and `COLUMNS` is not set: the
+/// README's example reports are rendered at this width.
+pub const DEFAULT_WIDTH: usize = 100;
+
+/// The narrowest width the output is laid out for; a smaller terminal (or `COLUMNS`)
+/// counts as this many columns, since below it no word-wrapped sentence stays readable.
+pub const MIN_WIDTH: usize = 20;
+
+/// Below this many columns (a phone held upright) a report with `--check` ports leaves
+/// the listener matrix out, so the ports' verdicts, causes and fixes fit on one screen.
+pub const NARROW_WIDTH: usize = 60;
+
 // ---- Relations ---------------------------------------------------------------------
 
 const fn ms(d: Duration) -> u128 {
@@ -187,6 +201,8 @@ const _: () = {
     assert!(ms(BROWSE_SETTLE) < ms(BROWSE_TIMEOUT));
     // A well-behaved peer's pings are answered.
     assert!(PINGS < MAX_PINGS as u64);
+    // Narrow is narrower than the default, and still a layout of its own.
+    assert!(MIN_WIDTH < NARROW_WIDTH && NARROW_WIDTH < DEFAULT_WIDTH);
 };
 
 #[cfg(test)]

@@ -1,7 +1,11 @@
 //! Terminal policy shared by both binaries: colour only on a terminal and never with
-//! `NO_COLOR`, and logging. The colours themselves are `report::Paint`.
+//! `NO_COLOR`, the width output is laid out for, and logging. The colours themselves
+//! are `render::Paint`; the layouts are in `render` and the binaries' render modules,
+//! which take the width as a parameter.
 
 use std::io::IsTerminal;
+
+use crate::defaults::{DEFAULT_WIDTH, MIN_WIDTH};
 
 /// Whether output to a stream that `is_terminal` may carry colour: a terminal,
 /// `NO_COLOR` unset or empty, and not `TERM=dumb`.
@@ -19,6 +23,29 @@ pub fn stdout_colour() -> bool {
 /// Whether stderr may carry colour and animation (spinners).
 pub fn stderr_fancy() -> bool {
     colour_allowed(std::io::stderr().is_terminal())
+}
+
+/// The columns output to stdout is laid out for: `COLUMNS` when it holds a number, else
+/// the width of the terminal stdout is, else [`DEFAULT_WIDTH`] (a pipe or a file).
+pub fn stdout_width() -> usize {
+    width(terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0)))
+}
+
+/// [`stdout_width`] for stderr, where status lines, errors and the banner go.
+pub fn stderr_width() -> usize {
+    width(terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| usize::from(w.0)))
+}
+
+fn width(terminal: Option<usize>) -> usize {
+    let columns = std::env::var("COLUMNS").ok();
+    choose_width(columns.as_deref(), terminal)
+}
+
+/// `COLUMNS` wins (a user's or a script's choice), then the terminal's own width, then
+/// [`DEFAULT_WIDTH`]; never below [`MIN_WIDTH`].
+fn choose_width(columns: Option<&str>, terminal: Option<usize>) -> usize {
+    let columns = columns.and_then(|c| c.trim().parse::<usize>().ok()).filter(|&c| c > 0);
+    columns.or(terminal.filter(|&t| t > 0)).unwrap_or(DEFAULT_WIDTH).max(MIN_WIDTH)
 }
 
 /// Sets up tracing logs on stderr: warnings by default, `-v` info, `-vv` debug,
@@ -73,6 +100,12 @@ pub fn out_bytes(bytes: &[u8]) {
 /// [`out_bytes`] for text.
 pub fn out(text: &str) {
     out_bytes(text.as_bytes());
+}
+
+/// [`out`] for text a person reads, its long lines wrapped to [`stdout_width`]
+/// ([`crate::text::fit`]). Not for JSON, scripts or man pages, which must stay whole.
+pub fn out_fitted(text: &str) {
+    out(&crate::text::fit(text, stdout_width()));
 }
 
 /// Finishes a man page rendered by clap_mangen: its SUBCOMMANDS section names pages
@@ -157,6 +190,16 @@ impl Stop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_wins_then_the_terminal_then_the_default() {
+        assert_eq!(choose_width(Some("40"), Some(120)), 40);
+        assert_eq!(choose_width(None, Some(120)), 120);
+        assert_eq!(choose_width(None, None), DEFAULT_WIDTH);
+        assert_eq!(choose_width(Some("wide"), Some(80)), 80, "a COLUMNS that is not a number is ignored");
+        assert_eq!(choose_width(Some("0"), None), DEFAULT_WIDTH);
+        assert_eq!(choose_width(Some("5"), None), MIN_WIDTH);
+    }
 
     #[test]
     fn man_pages_list_commands_without_missing_pages_and_gain_sections() {
