@@ -42,14 +42,17 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
     match &config.command {
         cli::Command::ListPeers => {
             let peers = trust::TrustedPeers::load(&config.state_dir)?;
-            term::out(&render::peers(&peers.peers));
+            term::out_fitted(&render::peers(&peers.peers));
             Ok(true)
         }
         cli::Command::RemovePeer(which) => {
             let mut peers = trust::TrustedPeers::load(&config.state_dir)?;
             let gone = peers.remove(which)?;
             peers.save(&config.state_dir)?;
-            term::out(&format!("Removed peer \"{}\" (ID {}); it must pair again with a code.\n", gone.name, gone.id));
+            term::out_fitted(&format!(
+                "Removed peer \"{}\" (ID {}); it must pair again with a code.\n",
+                gone.name, gone.id
+            ));
             Ok(true)
         }
         cli::Command::Completions(shell) => {
@@ -72,7 +75,7 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
         cli::Command::Local => {
             let report = runtime()?.block_on(local::run(&config))?;
             let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
-            term::out(&render::report(&report, config.json, paint));
+            term::out(&render::report(&report, config.json, paint, term::stdout_width()));
             Ok(report.checked_ports_reachable())
         }
     }
@@ -112,6 +115,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
         quiet: config.quiet,
         qr: fancy,
         advertised: _advertisement.is_some(),
+        width: term::stderr_width(),
     }));
     let (once, json, quiet) = (config.once, config.json, config.quiet);
     let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
@@ -131,7 +135,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
                 if !report.checked_ports_reachable() {
                     verdicts.store(false, std::sync::atomic::Ordering::SeqCst);
                 }
-                let text = render::report(report, json, paint);
+                let text = render::report(report, json, paint, term::stdout_width());
                 let print = || {
                     term::out(&text);
                 };

@@ -1,4 +1,6 @@
-//! Everything the agent prints. Status goes to stderr; `peers` lists go to stdout.
+//! Everything the agent prints. Status goes to stderr; `peers` lists go to stdout. Both
+//! are fitted to the width of the terminal they go to: long lines wrap at word
+//! boundaries with a hanging indent ([`text::fit`]).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -7,6 +9,7 @@ use std::time::Duration;
 use lanreach_proto::KeyId;
 use lanreach_proto::code::{CodeChange, MAX_FAILED_ATTEMPTS, PairingCode, RetireReason};
 use lanreach_proto::defaults::DEFAULT_CONTROL_PORT;
+use lanreach_proto::endpoint::term;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
 use lanreach_proto::link::PairingLink;
 use lanreach_proto::msg::Hello;
@@ -85,12 +88,14 @@ pub(crate) struct Banner<'a> {
     pub qr: bool,
     /// Advertised over mDNS.
     pub advertised: bool,
+    /// Columns of the terminal it is printed on.
+    pub width: usize,
 }
 
 /// The start-up banner.
 pub(crate) fn banner(b: &Banner<'_>) -> String {
     if b.quiet {
-        return code_block(b.code, b.reachable, b.id, false);
+        return code_block(b.code, b.reachable, b.id, None);
     }
     let bound: Vec<String> = b.bound.iter().map(|a| a.to_string()).collect();
     let mut out = format!(
@@ -100,7 +105,7 @@ pub(crate) fn banner(b: &Banner<'_>) -> String {
         bound.join(", "),
         if b.advertised { ", advertised on the LAN (mDNS _lanreach._udp)" } else { "" }
     );
-    out.push_str(&code_block(b.code, b.reachable, b.id, b.qr));
+    out.push_str(&code_block(b.code, b.reachable, b.id, b.qr.then_some(b.width)));
     out.push_str("Peers paired before connect without a code. Ctrl-C stops the agent.\n");
     out
 }
@@ -117,7 +122,9 @@ pub(crate) fn qr(text: &str) -> Option<String> {
     Some(code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build())
 }
 
-fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, with_qr: bool) -> String {
+/// The code, the commands and the link; with `qr_width`, a QR code of the link when it
+/// fits in that many columns.
+fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, qr_width: Option<usize>) -> String {
     let mut out =
         format!("pairing code: {code}   (single use; replaced after {MAX_FAILED_ATTEMPTS} failed attempts)\n");
     if reachable.is_empty() {
@@ -129,9 +136,13 @@ fn code_block(code: &PairingCode, reachable: &[SocketAddr], id: KeyId, with_qr: 
         }
         if let Some(link) = link(reachable, code, id) {
             out.push_str(&format!("or pair from this link (scan it, paste it after lanreach-peer):\n  {link}\n"));
-            if let Some(qr) = with_qr.then(|| qr(&link.to_string())).flatten() {
-                out.push_str(&qr);
-                out.push('\n');
+            match qr_width.and_then(|width| Some((width, qr(&link.to_string())?))) {
+                Some((width, qr)) if qr.lines().all(|l| text::width(l) <= width) => {
+                    out.push_str(&qr);
+                    out.push('\n');
+                }
+                Some(_) => out.push_str("(no QR code: the terminal is too narrow for it; paste the link instead)\n"),
+                None => {}
             }
         }
     }
@@ -172,7 +183,7 @@ pub(crate) fn event(event: &Event, reachable: &[SocketAddr], id: KeyId, quiet: b
                 RetireReason::Used => "the last code was used",
                 RetireReason::TooManyFailures => "the last code had too many failed attempts and is retired",
             };
-            format!("New pairing code ({why}):\n{}", code_block(new, reachable, id, false))
+            format!("New pairing code ({why}):\n{}", code_block(new, reachable, id, None))
         }
         Event::PeerAuthenticated { from, name, id, method, verification } => match method {
             AuthMethod::Paired => format!(
@@ -213,9 +224,9 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
     format!("Peer at {from}: {what}.\n")
 }
 
-/// A report for stdout: the terminal rendering, or one JSON document.
-pub(crate) fn report(report: &Report, json: bool, paint: Paint) -> String {
-    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::render::render_text(report, paint) }
+/// A report for stdout: the terminal rendering at `width` columns, or one JSON document.
+pub(crate) fn report(report: &Report, json: bool, paint: Paint, width: usize) -> String {
+    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::render::render_text(report, paint, width) }
 }
 
 /// The `peers` list.
@@ -236,9 +247,10 @@ pub(crate) fn error_chain(e: &anyhow::Error) -> String {
     text::error_chain(e.as_ref())
 }
 
-/// Writes status text to stderr, ignoring a closed stderr.
-pub(crate) fn status(text: &str) {
-    let _ = std::io::stderr().write_all(lanreach_proto::text::terminal_safe(text).as_bytes());
+/// Writes status text to stderr, fitted to its width, ignoring a closed stderr.
+pub(crate) fn status(message: &str) {
+    let fitted = text::fit(&text::terminal_safe(message), term::stderr_width());
+    let _ = std::io::stderr().write_all(fitted.as_bytes());
 }
 
 #[cfg(test)]
