@@ -10,8 +10,8 @@
 //!   own lines — verdict, cause, fix, who listens, what the peer saw — then the other
 //!   findings, then the matrix as a list (per listener: its meaning, then each dialled
 //!   address with its outcome). Below [`NARROW_WIDTH`] a report with ports leaves the
-//!   matrix out with a line that says how to see it, so the ports' story fits on one
-//!   phone screen.
+//!   matrix and the notes (information findings) that explain it out, with a line
+//!   that says how to see them, so the ports' story fits on one phone screen.
 //!
 //! Text is wrapped at word boundaries with a hanging indent, never cut. Colour marks
 //! verdicts and severities only; inside a table it is added after the table is laid
@@ -176,19 +176,26 @@ impl View<'_> {
                 shown.extend(finding);
             }
         }
-        let rest: Vec<&Finding> = self.r.findings.iter().filter(|f| !shown.contains(f)).collect();
+        let rest = self.r.findings.iter().filter(|f| !shown.contains(f));
+        // On a phone the ports' story stays on one screen: the matrix and the notes
+        // (information) that explain it give way; problems and warnings stay.
+        let phone = self.width < NARROW_WIDTH && !self.r.services.is_empty();
+        let (rest, notes): (Vec<&Finding>, Vec<&Finding>) = rest.partition(|f| !phone || f.severity > Severity::Info);
         if !rest.is_empty() || shown.is_empty() {
             out.push_str(&self.findings(&rest));
         }
-        if self.width < NARROW_WIDTH && !self.r.services.is_empty() {
-            if !self.r.listeners.is_empty() {
-                let line = format!(
-                    "The matrix of lanreach's test listeners is left out at this width: widen the terminal to \
-                     {NARROW_WIDTH} columns or more (turn the phone), or use --json, to see it."
-                );
-                out.push('\n');
-                out.push_str(&wrap(&line, self.width, "", ""));
-            }
+        if phone {
+            let what = match notes.len() {
+                0 => "the matrix of lanreach's test listeners".to_owned(),
+                1 => "the matrix of lanreach's test listeners and 1 note (information) on it".to_owned(),
+                n => format!("the matrix of lanreach's test listeners and {n} notes (information) on it"),
+            };
+            let line = format!(
+                "Left out at this width: {what}. Widen the terminal to {NARROW_WIDTH} columns or more (turn the \
+                 phone), or use --json, to see them."
+            );
+            out.push('\n');
+            out.push_str(&wrap(&line, self.width, "", ""));
         } else {
             for proto in [Proto::Tcp, Proto::Udp] {
                 out.push_str(&self.matrix_list(proto));
