@@ -42,7 +42,7 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
     match &config.command {
         cli::Command::ListPeers => {
             let peers = trust::TrustedPeers::load(&config.state_dir)?;
-            term::out_fitted(&render::peers(&peers.peers));
+            term::out_fitted(&render::peers(&peers.peers, term::stdout_width()));
             Ok(true)
         }
         cli::Command::RemovePeer(which) => {

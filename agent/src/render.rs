@@ -229,14 +229,23 @@ pub(crate) fn report(report: &Report, json: bool, paint: Paint, width: usize) ->
     if json { format!("{}\n", report.to_json()) } else { lanreach_proto::render::render_text(report, paint, width) }
 }
 
-/// The `peers` list.
-pub(crate) fn peers(list: &[TrustedPeer]) -> String {
+/// The `peers` list: a table where it fits in `width` columns, else one peer per
+/// line.
+pub(crate) fn peers(list: &[TrustedPeer], width: usize) -> String {
     if list.is_empty() {
         return "No trusted peers yet: run lanreach-peer with the agent's pairing code.\n".into();
     }
-    let mut out = String::from("ID                    NAME              PAIRED FROM\n");
+    let mut table = String::from("ID                    NAME              PAIRED FROM\n");
     for p in list {
-        out.push_str(&format!("{}   {:<16}  {}\n", p.id, printable(&p.name, 16), p.address));
+        table.push_str(&format!("{}   {:<16}  {}\n", p.id, printable(&p.name, 16), p.address));
+    }
+    if table.lines().all(|l| text::width(l) <= width) {
+        return table;
+    }
+    let mut out = String::new();
+    for p in list {
+        let line = format!("\"{}\" (ID {}) paired from {}", printable(&p.name, 64), p.id, p.address);
+        out.push_str(&text::wrap(&line, width, "", "  "));
     }
     out
 }
@@ -281,6 +290,21 @@ mod tests {
         for part in ["cannot remove the peer", "cannot write", "Permission denied"] {
             assert_eq!(text.matches(part).count(), 1, "{part:?} in {text:?}");
         }
+    }
+
+    #[test]
+    fn the_peers_list_is_a_table_where_it_fits_and_a_list_on_a_phone() {
+        let peer = TrustedPeer {
+            id: KeyId::from_spki(b"phone"),
+            name: "phone".into(),
+            paired_at: 0,
+            address: "[2001:db8:1::2]:50123".into(),
+        };
+        let wide = peers(std::slice::from_ref(&peer), 100);
+        assert!(wide.starts_with("ID ") && wide.contains("phone"), "{wide}");
+        let narrow = peers(&[peer], 40);
+        assert!(narrow.lines().all(|l| text::width(l) <= 40), "{narrow}");
+        assert!(narrow.starts_with("\"phone\" (ID ") && narrow.contains("[2001:db8:1::2]:50123"), "{narrow}");
     }
 
     #[test]
