@@ -20,7 +20,7 @@
 use std::net::IpAddr;
 
 use crate::defaults::{MIN_WIDTH, NARROW_WIDTH};
-use crate::facts::PortSource;
+use crate::facts::{CheckedPort, PortSource};
 use crate::report::{Finding, FindingCode, Mode, ProbeReport, Report, ServiceReport, Severity, Verdict};
 use crate::text::{self, printable, wrap};
 use crate::vocab::{Outcome, Proto};
@@ -385,10 +385,7 @@ fn proto_name(p: Proto) -> String {
 
 /// `3000`, or `53/udp`: how findings name a port.
 fn port_label(s: &ServiceReport) -> String {
-    match s.proto {
-        Proto::Tcp => s.port.to_string(),
-        Proto::Udp => format!("{}/udp", s.port),
-    }
+    CheckedPort { port: s.port, proto: s.proto }.to_string()
 }
 
 /// The finding that explains a port's verdict: the verdict's code (or
