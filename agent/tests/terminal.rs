@@ -12,15 +12,15 @@
 mod support;
 
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use lanreach_proto::report::{Report, ServiceReport};
 use lanreach_proto::text;
 use support::lab::{self, Lab};
 use support::{arg, free_udp_port, peer_bin};
+use tempfile::TempDir;
 
 const CODE: &str = "7K3Q-M2XD";
 
@@ -29,8 +29,6 @@ const SCREEN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What the shell in a pane prints once the program ended.
 const EXITED: &str = "lanreach-exit=";
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Whether tmux is installed; prints why the test skips when not.
 fn tmux_available(test: &str) -> bool {
@@ -44,22 +42,24 @@ fn tmux_available(test: &str) -> bool {
     found
 }
 
-/// A tmux server of this test alone (its socket name holds the PID), killed on drop
-/// with everything running in it.
+/// A tmux server of this test alone (its socket lives in a temporary directory of the
+/// test), killed on drop with everything running in it.
 struct Tmux {
-    socket: String,
+    socket: PathBuf,
     width: usize,
+    _dir: TempDir,
 }
 
 impl Tmux {
     fn new(width: usize) -> Tmux {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        Tmux { socket: format!("lanreach-test-{}-{n}", std::process::id()), width }
+        let dir = tempfile::tempdir().expect("dir");
+        Tmux { socket: dir.path().join("tmux"), width, _dir: dir }
     }
 
     fn tmux(&self, args: &[&str]) -> Output {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket])
+            .arg("-S")
+            .arg(&self.socket)
             .args(args)
             .env_remove("TMUX")
             .stdin(Stdio::null())
@@ -108,7 +108,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).env_remove("TMUX").output();
+        let _ = Command::new("tmux").arg("-S").arg(&self.socket).arg("kill-server").env_remove("TMUX").output();
     }
 }
 
