@@ -46,14 +46,17 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
     match &config.command {
         cli::Command::ListPeers => {
             let peers = trust::TrustedPeers::load(&config.state_dir)?;
-            term::out(&render::peers(&peers.peers));
+            term::out_fitted(&render::peers(&peers.peers, term::stdout_width()));
             Ok(true)
         }
         cli::Command::RemovePeer(which) => {
             let mut peers = trust::TrustedPeers::load(&config.state_dir)?;
             let gone = peers.remove(which)?;
             peers.save(&config.state_dir)?;
-            term::out(&format!("Removed peer \"{}\" (ID {}); it must pair again with a code.\n", gone.name, gone.id));
+            term::out_fitted(&format!(
+                "Removed peer \"{}\" (ID {}); it must pair again with a code.\n",
+                gone.name, gone.id
+            ));
             Ok(true)
         }
         cli::Command::Completions(shell) => {
@@ -76,7 +79,7 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
         cli::Command::Local => {
             let report = runtime()?.block_on(local::run(&config))?;
             let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
-            term::out(&render::report(&report, config.json, paint));
+            term::out(&render::report(&report, config.json, paint, term::stdout_width()));
             Ok(report.checked_ports_reachable())
         }
     }
@@ -111,7 +114,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
         addresses: reachable,
         id: agent.id(),
         qr,
-        width: term::stderr_width(),
+        width: term::stderr_columns(),
         all_addresses: config.all_addresses,
     };
     // Advertise only a control channel other devices can reach.
@@ -163,7 +166,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
                 if !report.checked_ports_reachable() {
                     verdicts.store(false, std::sync::atomic::Ordering::SeqCst);
                 }
-                let text = render::report(report, json, paint);
+                let text = render::report(report, json, paint, term::stdout_width());
                 let print = || {
                     term::out(&text);
                 };

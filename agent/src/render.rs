@@ -1,4 +1,6 @@
-//! Everything the agent prints. Status goes to stderr; `peers` lists go to stdout.
+//! Everything the agent prints. Status goes to stderr; `peers` lists go to stdout. Both
+//! are fitted to the width of the terminal they go to: long lines wrap at word
+//! boundaries with a hanging indent ([`text::fit`]).
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -7,6 +9,7 @@ use std::time::Duration;
 use lanreach_proto::KeyId;
 use lanreach_proto::code::{CodeChange, MAX_FAILED_ATTEMPTS, PairingCode, RetireReason};
 use lanreach_proto::defaults::DEFAULT_CONTROL_PORT;
+use lanreach_proto::endpoint::term;
 use lanreach_proto::handshake::{AuthMethod, HandshakeError};
 use lanreach_proto::link::PairingLink;
 use lanreach_proto::msg::{Hello, labelled_lines};
@@ -287,19 +290,28 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
     format!("Peer at {from}: {what}.\n")
 }
 
-/// A report for stdout: the terminal rendering, or one JSON document.
-pub(crate) fn report(report: &Report, json: bool, paint: Paint) -> String {
-    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::render::render_text(report, paint) }
+/// A report for stdout: the terminal rendering at `width` columns, or one JSON document.
+pub(crate) fn report(report: &Report, json: bool, paint: Paint, width: usize) -> String {
+    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::render::render_text(report, paint, width) }
 }
 
-/// The `peers` list.
-pub(crate) fn peers(list: &[TrustedPeer]) -> String {
+/// The `peers` list: a table where it fits in `width` columns, else one peer per
+/// line.
+pub(crate) fn peers(list: &[TrustedPeer], width: usize) -> String {
     if list.is_empty() {
         return "No trusted peers yet: run lanreach-peer with the agent's pairing code.\n".into();
     }
-    let mut out = String::from("ID                    NAME              PAIRED FROM\n");
+    let mut table = String::from("ID                    NAME              PAIRED FROM\n");
     for p in list {
-        out.push_str(&format!("{}   {:<16}  {}\n", p.id, printable(&p.name, 16), p.address));
+        table.push_str(&format!("{}   {:<16}  {}\n", p.id, printable(&p.name, 16), p.address));
+    }
+    if table.lines().all(|l| text::width(l) <= width) {
+        return table;
+    }
+    let mut out = String::new();
+    for p in list {
+        let line = format!("\"{}\" (ID {}) paired from {}", printable(&p.name, 64), p.id, p.address);
+        out.push_str(&text::wrap(&line, width, "", "  "));
     }
     out
 }
@@ -310,10 +322,17 @@ pub(crate) fn error_chain(e: &anyhow::Error) -> String {
     text::error_chain(e.as_ref())
 }
 
-/// Writes status text to stderr, ignoring a closed stderr. Control characters are
-/// replaced, but for the QR code's own colour codes.
-pub(crate) fn status(text: &str) {
-    let _ = std::io::stderr().write_all(text::terminal_safe_keeping(text, &qr::ESCAPES).as_bytes());
+/// Writes status text to stderr, fitted to its width (sentences wrap; a line that is
+/// one long token, such as a link, is left whole for copying), ignoring a closed stderr.
+/// Control characters are replaced, but for the QR code's own colour codes.
+pub(crate) fn status(message: &str) {
+    let safe = text::terminal_safe_keeping(message, &qr::ESCAPES);
+    let width = term::stderr_width();
+    let fitted: String = safe
+        .split_inclusive('\n')
+        .map(|line| if line.trim().contains(' ') { text::fit(line, width) } else { line.to_owned() })
+        .collect();
+    let _ = std::io::stderr().write_all(fitted.as_bytes());
 }
 
 #[cfg(test)]
@@ -344,6 +363,21 @@ mod tests {
         for part in ["cannot remove the peer", "cannot write", "Permission denied"] {
             assert_eq!(text.matches(part).count(), 1, "{part:?} in {text:?}");
         }
+    }
+
+    #[test]
+    fn the_peers_list_is_a_table_where_it_fits_and_a_list_on_a_phone() {
+        let peer = TrustedPeer {
+            id: KeyId::from_spki(b"phone"),
+            name: "phone".into(),
+            paired_at: 0,
+            address: "[2001:db8:1::2]:50123".into(),
+        };
+        let wide = peers(std::slice::from_ref(&peer), 100);
+        assert!(wide.starts_with("ID ") && wide.contains("phone"), "{wide}");
+        let narrow = peers(&[peer], 40);
+        assert!(narrow.lines().all(|l| text::width(l) <= 40), "{narrow}");
+        assert!(narrow.starts_with("\"phone\" (ID ") && narrow.contains("[2001:db8:1::2]:50123"), "{narrow}");
     }
 
     #[test]

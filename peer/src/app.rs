@@ -56,7 +56,7 @@ pub fn main() -> ExitCode {
         cli::Command::Forget(target) => forget(&config, target),
         cli::Command::Agents => match known::KnownAgents::load(&config.state_dir) {
             Ok(known) => {
-                term::out(&render::known_agents(&known));
+                term::out_fitted(&render::known_agents(&known));
                 ExitCode::SUCCESS
             }
             Err(e) => fail_with(&e),
@@ -75,8 +75,15 @@ fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCod
 
 fn status(config: &Config, text: &str) {
     if !config.quiet {
-        let _ = std::io::stderr().write_all(lanreach_proto::text::terminal_safe(text).as_bytes());
+        to_stderr(text);
     }
+}
+
+/// Writes text for a person to stderr, made safe and fitted to its width; a closed
+/// stderr is ignored.
+fn to_stderr(text: &str) {
+    let fitted = lanreach_proto::text::fit(&lanreach_proto::text::terminal_safe(text), term::stderr_width());
+    let _ = std::io::stderr().write_all(fitted.as_bytes());
 }
 
 async fn list(config: &Config) -> ExitCode {
@@ -84,7 +91,7 @@ async fn list(config: &Config) -> ExitCode {
     match discovery::browse(BROWSE_TIMEOUT).await {
         Ok(found) if found.is_empty() => fail(&render::nothing_found()),
         Ok(found) => {
-            term::out(&render::found(&found));
+            term::out_fitted(&render::found(&found));
             ExitCode::SUCCESS
         }
         Err(e) => fail(&format!("lanreach-peer: {}\n{}", error_chain(&e), render::nothing_found())),
@@ -195,7 +202,7 @@ async fn session(
             return;
         }
         let text = render::session_event(&event, config.all_addresses);
-        let write = || if config.json { status(config, &text) } else { term::out(&text) };
+        let write = || if config.json { status(config, &text) } else { term::out_fitted(&text) };
         match &spinner {
             Some(bar) => bar.suspend(write),
             None => write(),
@@ -207,7 +214,10 @@ async fn session(
         let mut last = lanreach_proto::sync::lock(&last);
         let text = match last.as_ref() {
             None if config.json => format!("{}\n", report.to_json_compact()),
-            None => format!("\n{}", lanreach_proto::render::render_text(report, Paint::new(term::stdout_colour()))),
+            None => format!(
+                "\n{}",
+                lanreach_proto::render::render_text(report, Paint::new(term::stdout_colour()), term::stdout_width())
+            ),
             Some(before) => {
                 let changes = lanreach_proto::watch::changes(before, report);
                 if config.json && !changes.is_empty() {
@@ -260,7 +270,7 @@ fn print_outcome(config: &Config, outcome: &Completed) -> ExitCode {
         if !config.quiet {
             term::out("\n");
         }
-        term::out(&lanreach_proto::render::render_text(&outcome.report, paint));
+        term::out(&lanreach_proto::render::render_text(&outcome.report, paint, term::stdout_width()));
     }
     if outcome.report.checked_ports_reachable() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) }
 }
@@ -274,7 +284,7 @@ fn forget(config: &Config, target: &target::Target) -> ExitCode {
     if let Err(e) = known.save(&config.state_dir) {
         return fail_with(&e);
     }
-    term::out(&render::forgotten(target, &gone));
+    term::out_fitted(&render::forgotten(target, &gone));
     if gone.is_empty() { ExitCode::from(EXIT_ERROR) } else { ExitCode::SUCCESS }
 }
 
@@ -284,6 +294,6 @@ fn fail_with(error: &dyn std::error::Error) -> ExitCode {
 }
 
 fn fail(text: &str) -> ExitCode {
-    let _ = std::io::stderr().write_all(lanreach_proto::text::terminal_safe(text).as_bytes());
+    to_stderr(text);
     ExitCode::from(EXIT_ERROR)
 }

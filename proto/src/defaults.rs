@@ -244,6 +244,20 @@ pub const SPINNER_TICK: Duration = Duration::from_millis(120);
 /// again); see [`CODE_REPRINT`].
 pub const SCREEN_TICK: Duration = Duration::from_millis(500);
 
+// ---- Terminal width ----------------------------------------------------------------
+
+/// Columns assumed when the output is not a terminal and `COLUMNS` is not set: the
+/// README's example reports are rendered at this width.
+pub const DEFAULT_WIDTH: usize = 100;
+
+/// The narrowest width the output is laid out for; a smaller terminal (or `COLUMNS`)
+/// counts as this many columns, since below it no word-wrapped sentence stays readable.
+pub const MIN_WIDTH: usize = 20;
+
+/// Below this many columns (a phone held upright) a report with `--check` ports leaves
+/// the listener matrix out, so the ports' verdicts, causes and fixes fit on one screen.
+pub const NARROW_WIDTH: usize = 60;
+
 // ---- Relations ---------------------------------------------------------------------
 
 const fn ms(d: Duration) -> u128 {
@@ -295,6 +309,8 @@ const _: () = {
     assert!(ms(RACE_STAGGER) * (MAX_LINK_ADDRESSES as u128) < ms(PREAUTH_TIMEOUT) / 2);
     // A well-behaved peer's pings are answered.
     assert!(PINGS < MAX_PINGS as u64);
+    // Narrow is narrower than the default, and still a layout of its own.
+    assert!(MIN_WIDTH < NARROW_WIDTH && NARROW_WIDTH < DEFAULT_WIDTH);
 };
 
 #[cfg(test)]

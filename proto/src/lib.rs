@@ -10,7 +10,7 @@
 //! | constants | [`defaults`] | protocol version, ALPN, port, close codes, every deadline and how they relate |
 //! | vocabulary | [`vocab`] | `Proto`, `Outcome`, listener specs, planned probes, raw results, listener hits |
 //! | | [`addr`] | canonical addresses, interface kinds (LAN, VPN, container bridge…) |
-//! | | [`text`], [`sync`] | network text made safe for a terminal, an error printed with its causes; a lock that survives a poisoned mutex |
+//! | | [`text`], [`sync`] | network text made safe for a terminal, an error printed with its causes, text measured and word-wrapped to a width; a lock that survives a poisoned mutex |
 //! | admission | [`admission`] | the agent before authentication: the unauthenticated pool (per-source shares, making room, Retry) and the pool of sessions |
 //! | identities | [`id`], [`code`], [`pairing`], [`knock`] | key IDs, pairing codes, SPAKE2 + key confirmation, the listener knock MAC |
 //! | addressing | [`target`], [`link`] | `HOST[:PORT]` and `lanreach://` pairing links |
@@ -21,7 +21,7 @@
 //! | report types | [`facts`], [`report`] | inside facts and `--check` parsing; the `lanreach.report/1` schema |
 //! | rules | [`verdict`], [`fixes`], [`diagnose`] | a port's verdict; program-specific fix texts; matrix findings |
 //! | assembly | [`assemble`] | plan + results + listener hits + inside facts → report |
-//! | rendering | [`render`], [`watch`] | the report on a terminal; what changed between two reports (watch mode) |
+//! | rendering | [`render`], [`watch`] | the report on a terminal of a given width: tables where they fit, lists (verdict, cause and fix first) where not; what changed between two reports (watch mode) |
 //!
 //! [`channel`], [`handshake`] and [`conversation`] drive the protocol over any
 //! `AsyncRead`/`AsyncWrite` pair (a QUIC stream in the binaries, an in-memory pipe in

@@ -1,16 +1,31 @@
-//! Terminal rendering of a report: the header, the user's ports, one matrix per
-//! protocol and the findings, with colour only where [`Paint`] allows it. Every string in
-//! a report came over the network: none reaches the terminal without [`printable`].
+//! Terminal rendering of a report, laid out for the width it is printed at. Every
+//! string in a report came over the network: none reaches the terminal without
+//! [`printable`].
+//!
+//! Two layouts, chosen by whether the tables fit:
+//!
+//! - **Tables** (the tables fit, e.g. 100 columns): the header, a table of the user's
+//!   ports, one matrix table per protocol, then the findings.
+//! - **Lists** (narrower, e.g. 80 or 40 columns): the header, then each port on its
+//!   own lines — verdict, cause, fix, who listens, what the peer saw — then the other
+//!   findings, then the matrix as a list (per listener: its meaning, then each dialled
+//!   address with its outcome). Below [`NARROW_WIDTH`] a report with ports leaves the
+//!   matrix and the notes (information findings) that explain it out, with a line
+//!   that says how to see them, so the ports' story fits on one phone screen.
+//!
+//! Text is wrapped at word boundaries with a hanging indent, never cut. Colour marks
+//! verdicts and severities only; inside a table it is added after the table is laid
+//! out, so column alignment is measured on the plain text.
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::facts::{DockerPublish, PortSource};
-use crate::report::{Mode, ProbeReport, Report, ServiceReport, Severity};
-use crate::text::printable;
+use crate::defaults::{MIN_WIDTH, NARROW_WIDTH};
+use crate::facts::{CheckedPort, DockerPublish, PortSource};
+use crate::report::{Finding, FindingCode, Mode, ProbeReport, Report, ServiceReport, Severity, Verdict};
+use crate::text::{self, printable, wrap};
 use crate::vocab::{Outcome, Proto};
 
-/// Colours for terminal output; [`Paint::plain`] adds none. Tables stay uncoloured so
-/// that their columns line up.
+/// Colours for terminal output; [`Paint::plain`] adds none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paint {
     on: bool,
@@ -31,142 +46,388 @@ impl Paint {
         if self.on { format!("{style}{text}{style:#}") } else { text.to_owned() }
     }
 
+    fn colour(self, colour: anstyle::AnsiColor, text: &str) -> String {
+        self.apply(anstyle::Style::new().fg_color(Some(colour.into())).bold(), text)
+    }
+
     /// A problem.
     pub fn bad(self, text: &str) -> String {
-        self.apply(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Red.into())).bold(), text)
+        self.colour(anstyle::AnsiColor::Red, text)
     }
 
     /// A warning.
     pub fn warn(self, text: &str) -> String {
-        self.apply(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Yellow.into())).bold(), text)
+        self.colour(anstyle::AnsiColor::Yellow, text)
     }
 
     /// Something that works.
     pub fn good(self, text: &str) -> String {
-        self.apply(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into())).bold(), text)
+        self.colour(anstyle::AnsiColor::Green, text)
+    }
+
+    /// Information.
+    pub fn info(self, text: &str) -> String {
+        self.colour(anstyle::AnsiColor::Cyan, text)
     }
 
     /// Emphasis.
     pub fn bold(self, text: &str) -> String {
         self.apply(anstyle::Style::new().bold(), text)
     }
+
+    /// A verdict in its colour: green when reachable, yellow when partial, red otherwise.
+    pub fn verdict(self, v: Verdict) -> String {
+        match v {
+            Verdict::Reachable => self.good(v.as_str()),
+            Verdict::Partial => self.warn(v.as_str()),
+            _ => self.bad(v.as_str()),
+        }
+    }
 }
 
-/// Terminal rendering: header, the user's ports, one matrix per protocol, findings.
-pub fn render_text(r: &Report, paint: Paint) -> String {
-    use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
-    // Every string in a report came over the network: none may reach the terminal raw.
-    let clean = |s: &str| printable(s, 64);
-    let long = |s: &str| printable(s, 2000);
-    let mut out = match r.mode {
-        Mode::Peer => format!(
-            "{}: agent \"{}\" ({}) probed from peer \"{}\" ({})\n",
-            paint.bold("lanreach report"),
-            clean(&r.agent.name),
-            clean(&r.agent.id),
-            clean(&r.peer.name),
-            clean(&r.peer.id)
-        ),
-        Mode::Local => {
-            format!(
-                "{}: agent \"{}\" ({}) probing itself\n",
-                paint.bold("lanreach report"),
-                clean(&r.agent.name),
-                clean(&r.agent.id)
-            )
+/// The report for a terminal `width` columns wide: no line is wider (a `width` below
+/// [`MIN_WIDTH`] counts as that).
+pub fn render_text(r: &Report, paint: Paint, width: usize) -> String {
+    View { r, paint, width: width.max(MIN_WIDTH) }.render()
+}
+
+/// Every string in a report came over the network: none may reach the terminal raw.
+fn clean(s: &str) -> String {
+    printable(s, 64)
+}
+
+fn long(s: &str) -> String {
+    printable(s, 2000)
+}
+
+struct View<'a> {
+    r: &'a Report,
+    paint: Paint,
+    width: usize,
+}
+
+impl View<'_> {
+    fn render(&self) -> String {
+        let port_tables: Vec<String> = SOURCES.iter().filter_map(|&s| self.port_table(s)).collect();
+        let matrices: Vec<String> = [Proto::Tcp, Proto::Udp].into_iter().filter_map(|p| self.matrix_table(p)).collect();
+        let fits = port_tables.iter().chain(&matrices).all(|t| t.lines().all(|l| text::width(l) <= self.width));
+        let mut out = self.header();
+        if fits {
+            for table in port_tables {
+                out.push('\n');
+                out.push_str(&self.paint_verdicts(&table));
+                out.push('\n');
+            }
+            for table in matrices {
+                out.push('\n');
+                out.push_str(&table);
+                out.push('\n');
+            }
+            out.push_str(&self.findings(&self.r.findings.iter().collect::<Vec<_>>()));
+        } else {
+            out.push_str(&self.lists());
         }
-    };
-    if let Some(seen) = r.peer.seen_from {
-        let on = r.peer.arrival_interface.as_deref().map(|i| format!(" on {}", clean(i))).unwrap_or_default();
-        out.push_str(&format!("The agent saw the peer come from {seen}{on}.\n"));
+        out
     }
-    for source in [PortSource::Check, PortSource::Exposed] {
-        let rows: Vec<&ServiceReport> = r.services.iter().filter(|s| s.source == source).collect();
+
+    fn header(&self) -> String {
+        let r = self.r;
+        let title = self.paint.bold("lanreach report");
+        let line = match r.mode {
+            Mode::Peer => format!(
+                "{title}: agent \"{}\" ({}) probed from peer \"{}\" ({})",
+                clean(&r.agent.name),
+                clean(&r.agent.id),
+                clean(&r.peer.name),
+                clean(&r.peer.id)
+            ),
+            Mode::Local => {
+                format!("{title}: agent \"{}\" ({}) probing itself", clean(&r.agent.name), clean(&r.agent.id))
+            }
+        };
+        let mut out = wrap(&line, self.width, "", "  ");
+        if let Some(seen) = r.peer.seen_from {
+            let on = r.peer.arrival_interface.as_deref().map(|i| format!(" on {}", clean(i))).unwrap_or_default();
+            out.push_str(&wrap(&format!("The agent saw the peer come from {seen}{on}."), self.width, "", "  "));
+        }
+        out
+    }
+
+    /// The narrow layout: each port's story first, then the other findings, then the
+    /// matrix as a list (or a line saying how to see it).
+    fn lists(&self) -> String {
+        let mut out = String::new();
+        let mut shown: Vec<&Finding> = Vec::new();
+        for source in SOURCES {
+            let ports: Vec<&ServiceReport> = self.r.services.iter().filter(|s| s.source == source).collect();
+            if ports.is_empty() {
+                continue;
+            }
+            if source == PortSource::Exposed {
+                out.push('\n');
+                out.push_str(&wrap("Other listening ports (--exposed):", self.width, "", "  "));
+            }
+            for (i, s) in ports.into_iter().enumerate() {
+                if source == PortSource::Check || i > 0 {
+                    out.push('\n');
+                }
+                let finding = port_finding(self.r, s);
+                out.push_str(&self.port_block(s, finding));
+                shown.extend(finding);
+            }
+        }
+        let rest = self.r.findings.iter().filter(|f| !shown.contains(f));
+        // On a phone the ports' story stays on one screen: the matrix and the notes
+        // (information) that explain it give way; problems and warnings stay.
+        let phone = self.width < NARROW_WIDTH && !self.r.services.is_empty();
+        let (rest, notes): (Vec<&Finding>, Vec<&Finding>) = rest.partition(|f| !phone || f.severity > Severity::Info);
+        if !rest.is_empty() || shown.is_empty() {
+            out.push_str(&self.findings(&rest));
+        }
+        if phone {
+            let what = match notes.len() {
+                0 => "the matrix of lanreach's test listeners".to_owned(),
+                1 => "the matrix of lanreach's test listeners and 1 note (information) on it".to_owned(),
+                n => format!("the matrix of lanreach's test listeners and {n} notes (information) on it"),
+            };
+            let line = format!(
+                "Left out at this width: {what}. Widen the terminal to {NARROW_WIDTH} columns or more (turn the \
+                 phone), or use --json, to see them."
+            );
+            out.push('\n');
+            out.push_str(&wrap(&line, self.width, "", ""));
+        } else {
+            for proto in [Proto::Tcp, Proto::Udp] {
+                out.push_str(&self.matrix_list(proto));
+            }
+        }
+        out
+    }
+
+    /// One port on its own lines: the verdict, the cause and the fix first, each wrapped
+    /// whole; then who listens here and what the peer saw.
+    fn port_block(&self, s: &ServiceReport, finding: Option<&Finding>) -> String {
+        let label = port_label(s);
+        let mut out = wrap(&format!("Port {label}: {}", self.paint.verdict(s.verdict)), self.width, "", "  ");
+        if let Some(f) = finding {
+            let message = long(&f.message);
+            let cause = message.strip_prefix(&format!("Port {label}: ")).unwrap_or(&message);
+            out.push_str(&wrap(cause, self.width, "  ", "  "));
+            if !f.fix.is_empty() {
+                out.push_str(&wrap(&long(&f.fix), self.width, &format!("  {}: ", self.paint.bold("fix")), "    "));
+            }
+        }
+        let listening = listeners(s);
+        let listening = if listening.is_empty() { vec!["nothing".to_owned()] } else { listening };
+        out.push_str(&self.labelled("listening here", &listening));
+        out.push_str(&self.labelled("from outside", &probes(s)));
+        out
+    }
+
+    /// `  label: a, b` when it fits on one line, otherwise the label and one item per line.
+    fn labelled(&self, label: &str, items: &[String]) -> String {
+        if items.is_empty() {
+            return String::new();
+        }
+        let line = format!("  {label}: {}", items.join(", "));
+        if text::width(&line) <= self.width {
+            return format!("{line}\n");
+        }
+        let mut out = format!("  {label}:\n");
+        for item in items {
+            out.push_str(&wrap(item, self.width, "    ", "      "));
+        }
+        out
+    }
+
+    fn findings(&self, list: &[&Finding]) -> String {
+        let mut out = format!("\n{}\n", self.paint.bold("Findings:"));
+        if list.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for f in list {
+            let mark = match f.severity {
+                Severity::Info => self.paint.info("info"),
+                Severity::Warning => self.paint.warn("WARNING"),
+                Severity::Error => self.paint.bad("PROBLEM"),
+            };
+            out.push_str(&wrap(&long(&f.message), self.width, &format!("  [{mark}] "), "    "));
+            if !f.fix.is_empty() {
+                out.push_str(&wrap(&long(&f.fix), self.width, &format!("    {}: ", self.paint.bold("fix")), "      "));
+            }
+        }
+        out
+    }
+
+    /// The table of the user's ports from `source`, plain; none without such ports.
+    fn port_table(&self, source: PortSource) -> Option<String> {
+        use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+        let rows: Vec<&ServiceReport> = self.r.services.iter().filter(|s| s.source == source).collect();
         if rows.is_empty() {
-            continue;
+            return None;
         }
         let mut table = Table::new();
         table.load_preset(UTF8_BORDERS_ONLY);
         let title = if source == PortSource::Check { "your port" } else { "listening port" };
-        table.set_header(vec![title, "verdict", "listening here", "from outside"]);
+        table.set_header(vec![title, VERDICT_HEADER, "listening here", "from outside"]);
         for s in rows {
-            let listeners: Vec<String> = s
-                .listeners
-                .iter()
-                .map(|l| match (&l.program, l.pid) {
-                    (Some(p), Some(pid)) => format!("{} {}[{pid}]", l.bind, clean(p)),
-                    (Some(p), None) => format!("{} {}", l.bind, clean(p)),
-                    _ => format!("{} (owner not visible)", l.bind),
-                })
-                .chain(s.docker.iter().flat_map(|d| publication_lines(d, &clean)))
-                .chain(s.unpublished.iter().flat_map(|c| {
-                    let name = clean(&c.container);
-                    let mut lines: Vec<String> =
-                        c.listeners.iter().map(|a| format!("{a} in container {name}")).collect();
-                    lines.push("  not published".into());
-                    lines
-                }))
-                .collect();
-            let probes: Vec<String> = s
-                .probes
-                .iter()
-                .map(|p| {
-                    let status = p.http_status.map(|c| format!(" HTTP {c}")).unwrap_or_default();
-                    format!("{} {}{status}", p.target.ip(), p.outcome.as_str().replace('_', " "))
-                })
-                .collect();
-            let port = match s.proto {
-                Proto::Tcp => s.port.to_string(),
-                Proto::Udp => format!("{}/udp", s.port),
-            };
-            let listening = if listeners.is_empty() { "nothing".to_owned() } else { listeners.join("\n") };
-            table.add_row(vec![port, s.verdict.as_str().to_owned(), listening, probes.join("\n")]);
+            let listening = listeners(s);
+            let listening = if listening.is_empty() { "nothing".to_owned() } else { listening.join("\n") };
+            table.add_row(vec![port_label(s), s.verdict.as_str().to_owned(), listening, probes(s).join("\n")]);
         }
-        out.push('\n');
-        out.push_str(&table.to_string());
-        out.push('\n');
+        Some(table.to_string())
     }
-    for proto in [Proto::Tcp, Proto::Udp] {
-        let probes: Vec<&ProbeReport> = r.probes.iter().filter(|p| p.proto == proto).collect();
-        if probes.is_empty() {
-            continue;
+
+    /// Colours the verdicts of a laid-out port table: each cell under the verdict
+    /// heading that names a verdict gets its colour, so the columns still line up.
+    fn paint_verdicts(&self, table: &str) -> String {
+        let mut column = None;
+        let mut out = String::new();
+        for line in table.lines() {
+            let chars: Vec<char> = line.chars().collect();
+            let painted = column.and_then(|at: usize| {
+                let word: String = chars.get(at..)?.iter().take_while(|c| !c.is_whitespace()).collect();
+                let verdict = Verdict::ALL.into_iter().find(|v| v.as_str() == word)?;
+                let before: String = chars[..at].iter().collect();
+                let after: String = chars[at + word.chars().count()..].iter().collect();
+                Some(format!("{before}{}{after}", self.paint.verdict(verdict)))
+            });
+            if column.is_none() {
+                column = line.find(VERDICT_HEADER).map(|byte| line[..byte].chars().count());
+            }
+            out.push_str(&painted.unwrap_or_else(|| line.to_owned()));
+            out.push('\n');
         }
-        let mut columns: Vec<IpAddr> = probes.iter().map(|p| p.target.ip()).collect();
-        columns.sort_by_key(|ip| (ip.is_ipv6(), *ip));
-        columns.dedup();
+        out.truncate(out.trim_end_matches('\n').len());
+        out
+    }
+
+    /// The matrix of `proto`'s test listeners as a table, plain; none without probes.
+    fn matrix_table(&self, proto: Proto) -> Option<String> {
+        use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+        let columns = self.columns(proto);
+        if columns.is_empty() {
+            return None;
+        }
         let mut table = Table::new();
         table.load_preset(UTF8_BORDERS_ONLY);
-        let mut header = vec![format!("{} listener", proto.to_string().to_uppercase()), "meaning".to_owned()];
+        let mut header = vec![format!("{} listener", proto_name(proto)), "meaning".to_owned()];
         header.extend(columns.iter().map(|c| format!("→ {c}")));
         table.set_header(header);
-        for l in r.listeners.iter().filter(|l| l.proto == proto) {
+        for l in self.r.listeners.iter().filter(|l| l.proto == proto) {
             let mut row = vec![l.bind.to_string(), clean(&l.meaning)];
             for c in &columns {
-                let cell = probes.iter().find(|p| p.bind == l.bind && p.target.ip() == *c).map(|p| cell(p));
-                row.push(cell.unwrap_or_else(|| "·".into()));
+                row.push(self.probe(proto, l.bind, *c).map_or_else(|| "·".into(), cell));
             }
             table.add_row(row);
         }
-        out.push('\n');
-        out.push_str(&table.to_string());
-        out.push('\n');
+        Some(table.to_string())
     }
-    out.push_str(&format!("\n{}\n", paint.bold("Findings:")));
-    if r.findings.is_empty() {
-        out.push_str("  (none)\n");
-    }
-    for f in &r.findings {
-        let mark = match f.severity {
-            Severity::Info => "info".to_owned(),
-            Severity::Warning => paint.warn("WARNING"),
-            Severity::Error => paint.bad("PROBLEM"),
-        };
-        out.push_str(&format!("  [{mark}] {}\n", long(&f.message)));
-        if !f.fix.is_empty() {
-            out.push_str(&format!("      fix: {}\n", long(&f.fix)));
+
+    /// The matrix of `proto` as a list: per listener its meaning, then each dialled
+    /// address with its outcome.
+    fn matrix_list(&self, proto: Proto) -> String {
+        let columns = self.columns(proto);
+        if columns.is_empty() {
+            return String::new();
         }
+        let pad = columns.iter().map(|c| c.to_string().len()).max().unwrap_or(0);
+        let title = format!("{} test listeners, dialled by the peer:", proto_name(proto));
+        let mut out = format!("\n{}", wrap(&title, self.width, "", "  "));
+        for l in self.r.listeners.iter().filter(|l| l.proto == proto) {
+            let (bind, meaning) = (l.bind.to_string(), clean(&l.meaning));
+            let line = format!("  {bind}  {meaning}");
+            if text::width(&line) <= self.width {
+                out.push_str(&line);
+                out.push('\n');
+            } else {
+                out.push_str(&wrap(&bind, self.width, "  ", "    "));
+                out.push_str(&wrap(&meaning, self.width, "    ", "    "));
+            }
+            let dialled: Vec<String> = columns
+                .iter()
+                .filter_map(|c| {
+                    self.probe(proto, l.bind, *c).map(|p| format!("→ {:<pad$}  {}", c.to_string(), cell(p)))
+                })
+                .collect();
+            if dialled.is_empty() {
+                out.push_str("    (not dialled)\n");
+            }
+            for d in dialled {
+                out.push_str(&wrap(&d, self.width, "    ", "      "));
+            }
+        }
+        out
     }
-    out
+
+    /// The addresses the peer dialled `proto`'s listeners at, IPv4 first.
+    fn columns(&self, proto: Proto) -> Vec<IpAddr> {
+        let mut columns: Vec<IpAddr> =
+            self.r.probes.iter().filter(|p| p.proto == proto).map(|p| p.target.ip()).collect();
+        columns.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+        columns.dedup();
+        columns
+    }
+
+    fn probe(&self, proto: Proto, bind: std::net::SocketAddr, target: IpAddr) -> Option<&ProbeReport> {
+        self.r.probes.iter().find(|p| p.proto == proto && p.bind == bind && p.target.ip() == target)
+    }
+}
+
+/// The user's ports first, then the audit of `--exposed`.
+const SOURCES: [PortSource; 2] = [PortSource::Check, PortSource::Exposed];
+
+const VERDICT_HEADER: &str = "verdict";
+
+fn proto_name(p: Proto) -> String {
+    p.to_string().to_uppercase()
+}
+
+/// `3000`, or `53/udp`: how findings name a port.
+fn port_label(s: &ServiceReport) -> String {
+    CheckedPort { port: s.port, proto: s.proto }.to_string()
+}
+
+/// The finding that explains a port's verdict: the verdict's code (or
+/// `udp_unconfirmed` for a silent UDP port), naming the port.
+fn port_finding<'r>(r: &'r Report, s: &ServiceReport) -> Option<&'r Finding> {
+    let label = port_label(s);
+    r.findings.iter().find(|f| {
+        let code = f.code == FindingCode::of_verdict(s.verdict)
+            || (s.verdict == Verdict::Reachable && f.code == FindingCode::UdpUnconfirmed);
+        let rest = f.message.strip_prefix("Port ").and_then(|m| m.strip_prefix(label.as_str()));
+        code && rest.is_some_and(|m| m.starts_with([':', ' ']))
+    })
+}
+
+/// Who listens on a port here, one entry per socket or Docker publication.
+fn listeners(s: &ServiceReport) -> Vec<String> {
+    s.listeners
+        .iter()
+        .map(|l| match (&l.program, l.pid) {
+            (Some(p), Some(pid)) => format!("{} {}[{pid}]", l.bind, clean(p)),
+            (Some(p), None) => format!("{} {}", l.bind, clean(p)),
+            _ => format!("{} (owner not visible)", l.bind),
+        })
+        .chain(s.docker.iter().flat_map(|d| publication_lines(d, &clean)))
+        .chain(s.unpublished.iter().flat_map(|c| {
+            let name = clean(&c.container);
+            let mut lines: Vec<String> = c.listeners.iter().map(|a| format!("{a} in container {name}")).collect();
+            lines.push("  not published".into());
+            lines
+        }))
+        .collect()
+}
+
+/// What the peer saw at each address it dialled a port at.
+fn probes(s: &ServiceReport) -> Vec<String> {
+    s.probes
+        .iter()
+        .map(|p| {
+            let status = p.http_status.map(|c| format!(" HTTP {c}")).unwrap_or_default();
+            format!("{} {}{status}", p.target.ip(), p.outcome.as_str().replace('_', " "))
+        })
+        .collect()
 }
 
 /// A Docker publication in the "listening here" column: where the app listens inside

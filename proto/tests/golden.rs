@@ -1,7 +1,10 @@
 //! Golden reports: two fixed scenarios assembled by the real rules, checked against the
 //! JSON document and the terminal text in `tests/golden/` (`UPDATE_SNAPSHOTS=1`
-//! rewrites them). The README's example reports are excerpts of these snapshots, so a
-//! change of wording or layout shows up here and in the README together.
+//! rewrites them), the text at three widths: `NAME.txt` at 100 columns (the tables, as
+//! the README shows them), `NAME.80.txt` and `NAME.40.txt` (the list layouts of a laptop
+//! terminal and of a phone held upright). The README's example reports are excerpts of
+//! the 100-column snapshots, so a change of wording or layout shows up here and in the
+//! README together.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
@@ -10,10 +13,12 @@ use std::path::{Path, PathBuf};
 
 use lanreach_proto::addr::InterfaceKind;
 use lanreach_proto::assemble::{ReportParts, assemble};
+use lanreach_proto::defaults::NARROW_WIDTH;
 use lanreach_proto::facts::{CheckedPort, PortSource, ServiceInput, SocketFact};
 use lanreach_proto::plan::{self, ProbePlan};
 use lanreach_proto::render::{Paint, render_text};
-use lanreach_proto::report::{AddressInfo, AgentInfo, Mode, PeerInfo, Report};
+use lanreach_proto::report::{AddressInfo, AgentInfo, Finding, Mode, PeerInfo, Report, Severity, Verdict};
+use lanreach_proto::text;
 use lanreach_proto::vocab::{
     ListenerHit, ListenerSpec, Outcome, PlannedProbe, ProbeResult, ProbeResults, Proto, ServiceResult,
 };
@@ -180,9 +185,59 @@ fn check_snapshot(name: &str, actual: &str) {
     assert_eq!(actual, expected, "{name} changed; if intended, rerun with UPDATE_SNAPSHOTS=1 and review the diff");
 }
 
+/// The widths of the text snapshots: the README's (and the default without a
+/// terminal), a laptop terminal, a phone held upright.
+const README_WIDTH: usize = 100;
+const WIDTHS: [usize; 3] = [README_WIDTH, 80, 40];
+
+fn snapshot_name(name: &str, width: usize) -> String {
+    if width == README_WIDTH { format!("{name}.txt") } else { format!("{name}.{width}.txt") }
+}
+
+/// Every line of `text` fits in `width` terminal columns.
+fn assert_fits(text: &str, width: usize) {
+    for line in text.lines() {
+        assert!(text::width(line) <= width, "wider than {width} columns ({}): {line:?}", text::width(line));
+    }
+}
+
+/// Every word of `part` appears in `text`, in order and whole (wrapping may only put
+/// line breaks between words).
+fn assert_words(text: &str, part: &str) {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let wanted: Vec<&str> = part.split_whitespace().collect();
+    if wanted.is_empty() {
+        return;
+    }
+    assert!(
+        words.windows(wanted.len()).any(|w| w == wanted.as_slice()),
+        "{part:?} is not in the text word for word:\n{text}"
+    );
+}
+
+/// Whether finding `f` is shown at `width`: below [`NARROW_WIDTH`] a report with ports
+/// leaves the notes (information) on the matrix out with the matrix, with a line that
+/// says so.
+fn shown_at(report: &Report, f: &Finding, width: usize) -> bool {
+    let phone = width < NARROW_WIDTH && !report.services.is_empty();
+    !phone || f.severity > Severity::Info || f.message.starts_with("Port ")
+}
+
 fn check_report(name: &str, report: &Report) {
     check_snapshot(&format!("{name}.json"), &format!("{}\n", report.to_json()));
-    check_snapshot(&format!("{name}.txt"), &render_text(report, Paint::plain()));
+    for width in WIDTHS {
+        let text = render_text(report, Paint::plain(), width);
+        assert_fits(&text, width);
+        // Every finding's cause and fix survive every layout, word for word (on a phone,
+        // the notes on the matrix are left out with it).
+        for f in report.findings.iter().filter(|f| shown_at(report, f, width)) {
+            let cause =
+                f.message.split_once(": ").filter(|_| f.message.starts_with("Port ")).map_or(&*f.message, |(_, m)| m);
+            assert_words(&text, cause);
+            assert_words(&text, &f.fix);
+        }
+        check_snapshot(&snapshot_name(name, width), &text);
+    }
     // The JSON document is what the peer receives: it must parse back to the same report.
     let back: Report = serde_json::from_str(&report.to_json_compact()).expect("report JSON parses");
     assert_eq!(&back, report);
@@ -193,6 +248,136 @@ fn a_server_on_loopback_only() {
     let report = scenario(healthy, &[(python_on_loopback(), Outcome::Refused)]);
     assert!(!report.checked_ports_reachable());
     check_report("check_loopback_only", &report);
+}
+
+/// At phone width the port's verdict, cause and fix come first, each on its own lines,
+/// and the matrix (with the notes on it) is left out with a line that says how to see
+/// it; at every width the
+/// whole story stays on one screen.
+#[test]
+fn at_phone_width_the_verdict_and_fix_come_first() {
+    let report = scenario(healthy, &[(python_on_loopback(), Outcome::Refused)]);
+    let text = render_text(&report, Paint::plain(), 40);
+    let lines: Vec<&str> = text.lines().collect();
+    let verdict = lines.iter().position(|l| *l == "Port 3000: loopback_only").expect("verdict line");
+    let fix = lines.iter().position(|l| l.starts_with("  fix: run `python3")).expect("fix line");
+    assert!(verdict < 8 && fix < verdict + 6, "{text}");
+    assert!(!text.contains("TCP test listeners"), "{text}");
+    assert!(text.contains("Left out at this width"), "{text}");
+    assert!(lines.len() <= 30, "{} lines:\n{text}", lines.len());
+    assert_words(&text, "the matrix of lanreach's test listeners and 4 notes (information) on it.");
+    // At 80 columns the matrix is a list of every listener and dialled address.
+    let text = render_text(&report, Paint::plain(), 80);
+    assert!(text.contains("TCP test listeners") && text.contains("→ 2001:db8:1::1  open 0.5 ms"), "{text}");
+}
+
+/// Two `--check` ports (one with nothing listening) and an `--exposed` database.
+fn several_ports() -> Report {
+    let nothing = ServiceInput {
+        unpublished: vec![],
+        port: CheckedPort { port: 8080, proto: Proto::Tcp },
+        source: PortSource::Check,
+        listeners: vec![],
+        docker: vec![],
+        local_http_status: None,
+    };
+    let database = ServiceInput {
+        unpublished: vec![],
+        port: CheckedPort { port: 5432, proto: Proto::Tcp },
+        source: PortSource::Exposed,
+        listeners: vec![SocketFact {
+            proto: Proto::Tcp,
+            bind: "0.0.0.0:5432".parse().expect("bind"),
+            v6only: None,
+            pid: Some(812),
+            program: Some("postgres".into()),
+            cmdline: Some("/usr/lib/postgresql/17/bin/postgres -D /var/lib/postgresql/17/main".into()),
+        }],
+        docker: vec![],
+        local_http_status: None,
+    };
+    scenario(
+        healthy,
+        &[(python_on_loopback(), Outcome::Refused), (nothing, Outcome::Refused), (database, Outcome::Open)],
+    )
+}
+
+/// At every width from the narrowest to a wide terminal, no line is wider than the
+/// terminal and every word of every verdict, cause and fix is there, in order.
+#[test]
+fn at_every_width_every_line_fits_and_every_word_stays() {
+    let reports = [
+        scenario(healthy, &[(python_on_loopback(), Outcome::Refused)]),
+        scenario(|p| if p.proto == Proto::Tcp { Outcome::Timeout } else { healthy(p) }, &[]),
+        several_ports(),
+    ];
+    for report in &reports {
+        for width in 20..=140 {
+            let text = render_text(report, Paint::new(width % 2 == 0), width);
+            let plain = strip_escapes(&text);
+            assert_fits(&text, width);
+            // From phone width up every word fits on a line and stays whole; narrower
+            // still, a word longer than a line is split but never cut.
+            let check = |part: &str| {
+                if width >= 40 {
+                    assert_words(&plain, part);
+                } else {
+                    let squeezed = |s: &str| s.split_whitespace().collect::<String>();
+                    assert!(squeezed(&plain).contains(&squeezed(part)), "{width}: {part:?} cut in\n{plain}");
+                }
+            };
+            for s in &report.services {
+                check(s.verdict.as_str());
+            }
+            for f in report.findings.iter().filter(|f| shown_at(report, f, width)) {
+                check(
+                    f.message
+                        .split_once(": ")
+                        .filter(|_| f.message.starts_with("Port "))
+                        .map_or(&f.message, |(_, m)| m),
+                );
+                check(&f.fix);
+            }
+        }
+    }
+    // In the lists, the user's ports come before the audit's, each port once.
+    let text = render_text(&reports[2], Paint::plain(), 60);
+    let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle:?} in\n{text}"));
+    assert!(at("Port 3000: loopback_only") < at("Port 8080: not_listening"), "{text}");
+    assert!(at("Port 8080: not_listening") < at("Other listening ports (--exposed):"), "{text}");
+    assert!(at("Other listening ports (--exposed):") < at("Port 5432: reachable"), "{text}");
+    assert_eq!(text.matches("Port 3000:").count(), 1, "{text}");
+}
+
+/// Colour marks the verdict and the severities, and costs no column: without the escape
+/// sequences the coloured text is the plain text, at every width.
+#[test]
+fn colour_marks_verdicts_and_severities_without_moving_columns() {
+    let report = scenario(healthy, &[(python_on_loopback(), Outcome::Refused)]);
+    for width in WIDTHS {
+        let coloured = render_text(&report, Paint::new(true), width);
+        let red = Paint::new(true).verdict(Verdict::LoopbackOnly);
+        assert!(coloured.contains(&red), "{width}: {coloured}");
+        assert!(coloured.contains(&Paint::new(true).bad("PROBLEM")) || width < 100, "{width}: {coloured}");
+        assert_eq!(strip_escapes(&coloured), render_text(&report, Paint::plain(), width), "{width}");
+    }
+}
+
+fn strip_escapes(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[test]
@@ -207,14 +392,15 @@ fn a_firewall_that_drops_tcp() {
 #[test]
 fn readme_reports_are_excerpts_of_the_snapshots() {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README");
-    let snapshots: Vec<String> = ["check_loopback_only.txt", "firewall_drops_tcp.txt"]
+    let snapshots: Vec<String> = ["check_loopback_only", "firewall_drops_tcp"]
         .iter()
+        .flat_map(|name| WIDTHS.map(|w| snapshot_name(name, w)))
         .map(|n| std::fs::read_to_string(golden_dir().join(n)).expect("snapshot"))
         .collect();
     let mut blocks = 0;
     for block in readme.split("```text\n").skip(1) {
         let block = block.split("```").next().unwrap_or("");
-        if !block.contains("Findings:") {
+        if !block.contains("Findings:") && !block.contains("fix:") {
             continue;
         }
         blocks += 1;
@@ -233,5 +419,5 @@ fn readme_reports_are_excerpts_of_the_snapshots() {
         });
         assert!(found, "README report block is not an excerpt of a golden snapshot:\n{block}");
     }
-    assert!(blocks >= 2, "the README shows {blocks} report blocks; expected the two golden examples");
+    assert!(blocks >= 3, "the README shows {blocks} report blocks; expected the three golden examples");
 }

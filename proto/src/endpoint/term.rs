@@ -1,7 +1,11 @@
 //! Terminal policy shared by both binaries: colour only on a terminal and never with
-//! `NO_COLOR`, and logging. The colours themselves are `report::Paint`.
+//! `NO_COLOR`, the width output is laid out for, and logging. The colours themselves
+//! are `render::Paint`; the layouts are in `render` and the binaries' render modules,
+//! which take the width as a parameter.
 
 use std::io::IsTerminal;
+
+use crate::defaults::{DEFAULT_WIDTH, MIN_WIDTH};
 
 /// Whether output to a stream that `is_terminal` may carry colour: a terminal,
 /// `NO_COLOR` unset or empty, and not `TERM=dumb`.
@@ -21,16 +25,38 @@ pub fn stderr_fancy() -> bool {
     colour_allowed(std::io::stderr().is_terminal())
 }
 
-/// The width of the terminal on stderr, in columns: `COLUMNS` when it holds a positive
-/// number, else what the terminal says; `None` when neither says (not a terminal).
-pub fn stderr_width() -> Option<usize> {
-    columns(std::env::var("COLUMNS").ok().as_deref())
-        .or_else(|| console::Term::stderr().size_checked().map(|(_rows, cols)| usize::from(cols)))
+/// The columns output to stdout is laid out for: `COLUMNS` when it holds a number, else
+/// the width of the terminal stdout is, else [`DEFAULT_WIDTH`] (a pipe or a file).
+pub fn stdout_width() -> usize {
+    width(terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0)))
 }
 
-/// A `COLUMNS` value as a width.
-fn columns(value: Option<&str>) -> Option<usize> {
-    value.and_then(|v| v.trim().parse::<usize>().ok()).filter(|w| *w > 0)
+/// [`stdout_width`] for stderr, where status lines, errors and the banner go.
+pub fn stderr_width() -> usize {
+    width(terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| usize::from(w.0)))
+}
+
+fn width(terminal: Option<usize>) -> usize {
+    let columns = std::env::var("COLUMNS").ok();
+    choose_width(columns.as_deref(), terminal)
+}
+
+/// `COLUMNS` wins (a user's or a script's choice), then the terminal's own width, then
+/// [`DEFAULT_WIDTH`]; never below [`MIN_WIDTH`].
+fn choose_width(columns: Option<&str>, terminal: Option<usize>) -> usize {
+    let columns = columns.and_then(|c| c.trim().parse::<usize>().ok()).filter(|&c| c > 0);
+    columns.or(terminal.filter(|&t| t > 0)).unwrap_or(DEFAULT_WIDTH).max(MIN_WIDTH)
+}
+
+/// The width of the terminal on stderr when it is one (or `COLUMNS` says): `None` for a
+/// pipe or a file. The QR code is drawn only where it is known to fit.
+pub fn stderr_columns() -> Option<usize> {
+    let columns = std::env::var("COLUMNS").ok();
+    columns
+        .as_deref()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+        .or_else(|| terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| usize::from(w.0)))
 }
 
 /// Sets up tracing logs on stderr: warnings by default, `-v` info, `-vv` debug,
@@ -85,6 +111,12 @@ pub fn out_bytes(bytes: &[u8]) {
 /// [`out_bytes`] for text.
 pub fn out(text: &str) {
     out_bytes(text.as_bytes());
+}
+
+/// [`out`] for text a person reads, its long lines wrapped to [`stdout_width`]
+/// ([`crate::text::fit`]). Not for JSON, scripts or man pages, which must stay whole.
+pub fn out_fitted(text: &str) {
+    out(&crate::text::fit(text, stdout_width()));
 }
 
 /// Finishes a man page rendered by clap_mangen: its SUBCOMMANDS section names pages
@@ -171,12 +203,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn columns_must_be_a_positive_number() {
-        assert_eq!(columns(Some("80")), Some(80));
-        assert_eq!(columns(Some(" 40 ")), Some(40));
-        for bad in [None, Some(""), Some("0"), Some("wide"), Some("-3")] {
-            assert_eq!(columns(bad), None, "{bad:?}");
-        }
+    fn columns_wins_then_the_terminal_then_the_default() {
+        assert_eq!(choose_width(Some("40"), Some(120)), 40);
+        assert_eq!(choose_width(None, Some(120)), 120);
+        assert_eq!(choose_width(None, None), DEFAULT_WIDTH);
+        assert_eq!(choose_width(Some("wide"), Some(80)), 80, "a COLUMNS that is not a number is ignored");
+        assert_eq!(choose_width(Some("0"), None), DEFAULT_WIDTH);
+        assert_eq!(choose_width(Some("5"), None), MIN_WIDTH);
     }
 
     #[test]
