@@ -15,7 +15,8 @@ use lanreach_proto::endpoint::{discovery, interfaces, term};
 use lanreach_proto::render::Paint;
 use lanreach_proto::text::error_chain;
 
-/// Exit code when a port named with `--check` is not reachable.
+/// Exit code when a port named with `--check` is not reachable (with `--local`: when
+/// something wrong is visible from this machine).
 pub const EXIT_UNREACHABLE: u8 = 1;
 
 /// Exit code for usage, start-up and connection errors.
@@ -37,7 +38,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Runs a checked configuration. `Ok(false)`: a port named with `--check` is not
-/// reachable (exit code 1).
+/// reachable, or `--local` sees something wrong (exit code 1).
 pub fn run(config: Config) -> anyhow::Result<bool> {
     match &config.command {
         cli::Command::ListPeers => {
@@ -73,7 +74,7 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             let report = runtime()?.block_on(local::run(&config))?;
             let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
             term::out(&render::report(&report, config.json, paint));
-            Ok(report.checked_ports_reachable())
+            Ok(report.all_clear())
         }
     }
 }
@@ -128,7 +129,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
                 None => render::status(text),
             };
             if let Event::PeerReport { report, .. } = &event {
-                if !report.checked_ports_reachable() {
+                if !report.all_clear() {
                     verdicts.store(false, std::sync::atomic::Ordering::SeqCst);
                 }
                 let text = render::report(report, json, paint);

@@ -216,7 +216,7 @@ fn print_outcome(config: &Config, outcome: &Completed) -> ExitCode {
         }
         term::out(&lanreach_proto::render::render_text(&outcome.report, paint));
     }
-    if outcome.report.checked_ports_reachable() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) }
+    if outcome.report.all_clear() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) }
 }
 
 fn forget(config: &Config, target: &target::Target) -> ExitCode {

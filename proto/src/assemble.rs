@@ -74,7 +74,7 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
     let mut service_findings = Vec::new();
     for input in services {
         let cx = fix_context(&probes, input.port.proto, peer.dialled, wsl2);
-        let (r, f) = judge(input, &plan.services, &results.services, &probes, &cx);
+        let (r, f) = judge(mode, input, &plan.services, &results.services, &probes, &cx);
         service_reports.push(r);
         service_findings.extend(f);
     }
@@ -98,6 +98,7 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
 /// Joins a port's inside facts, its outside probes and the path picture into its report
 /// entry and, unless it is reachable, a finding.
 fn judge(
+    mode: Mode,
     input: &ServiceInput,
     plan: &[ServiceProbe],
     results: &[ServiceResult],
@@ -119,6 +120,7 @@ fn judge(
         })
         .collect();
     let facts = ServiceFacts {
+        mode,
         port: input.port,
         listeners: &input.listeners,
         docker: &input.docker,
@@ -128,7 +130,8 @@ fn judge(
         local_http_status: input.local_http_status,
     };
     let verdict = verdict(&facts);
-    let unconfirmed = verdict == Verdict::Reachable && !probes.iter().any(|p| p.outcome == Outcome::Open);
+    let fine = matches!(verdict, Verdict::Reachable | Verdict::ReachableLocally);
+    let unconfirmed = fine && !probes.iter().any(|p| p.outcome == Outcome::Open);
     let finding = if unconfirmed {
         Some(Finding {
             code: FindingCode::UdpUnconfirmed,
@@ -141,7 +144,7 @@ fn judge(
             fix: "test with the protocol's own client from the other device".into(),
         })
     } else {
-        (verdict != Verdict::Reachable).then(|| fixes::finding(&facts, verdict, cx))
+        (!fine).then(|| fixes::finding(&facts, verdict, cx))
     };
     let finding = finding.map(|mut f| {
         if input.source == PortSource::Exposed {

@@ -557,6 +557,11 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
     let container = docker.first();
     let (severity, message, fix) = match verdict {
         Verdict::Reachable => (Severity::Info, format!("Port {port} is reachable from the peer ({who} on {binds})."), String::new()),
+        Verdict::ReachableLocally => (
+            Severity::Info,
+            format!("Port {port} answers this machine at its own addresses ({who} on {binds}); other devices were not tested."),
+            String::new(),
+        ),
         Verdict::Partial => {
             let (message, fix) = partial(f, &who, program, cx);
             (Severity::Error, message, fix)
@@ -645,7 +650,7 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
             "check Wi-Fi client isolation (guest networks), the host firewall's default policy, and that both devices are on the same network".into(),
         ),
     };
-    let fix = if cx.wsl2 && verdict != Verdict::Reachable {
+    let fix = if cx.wsl2 && !matches!(verdict, Verdict::Reachable | Verdict::ReachableLocally) {
         format!(
             "{fix}. This agent runs inside WSL2, which sits behind Windows' NAT: other devices reach Windows, not WSL. \
              Use WSL's mirrored networking (`networkingMode=mirrored` in %UserProfile%\\.wslconfig) or forward the port: \
@@ -669,6 +674,7 @@ mod tests {
 
     fn facts(listeners: &[SocketFact]) -> ServiceFacts<'_> {
         ServiceFacts {
+            mode: crate::report::Mode::Peer,
             port: P,
             listeners,
             docker: &[],

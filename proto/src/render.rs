@@ -88,7 +88,13 @@ pub fn render_text(r: &Report, paint: Paint) -> String {
         let mut table = Table::new();
         table.load_preset(UTF8_BORDERS_ONLY);
         let title = if source == PortSource::Check { "your port" } else { "listening port" };
-        table.set_header(vec![title, "verdict", "listening here", "from outside"]);
+        // The self-check dials this machine's own addresses over lo: it saw nothing from
+        // outside, and its heading says so (DESIGN §5).
+        let seen = match r.mode {
+            Mode::Peer => "from outside",
+            Mode::Local => "from this machine",
+        };
+        table.set_header(vec![title, "verdict", "listening here", seen]);
         for s in rows {
             let listeners: Vec<String> = s
                 .listeners

@@ -249,6 +249,8 @@ finding_codes! {
     UdpUnconfirmed => "udp_unconfirmed",
     /// Port verdict `reachable`.
     Reachable => "reachable",
+    /// Port verdict `reachable_locally`.
+    ReachableLocally => "reachable_locally",
     /// Port verdict `partial`.
     Partial => "partial",
     /// Test listeners at an address on a network the peer is not on did not answer.
@@ -363,6 +365,10 @@ impl<'de> Deserialize<'de> for FindingCode {
 pub enum Verdict {
     /// The peer reached it at every address of this host it can reach.
     Reachable,
+    /// `--local`: it answered this machine at each of its own addresses (over `lo`), and
+    /// no firewall rule read from the configuration stops other hosts. What other devices
+    /// meet on the way was not tested.
+    ReachableLocally,
     /// Answered at some addresses the peer can reach, refused or silent at others.
     Partial,
     /// Bound to 127.0.0.1 / ::1 only.
@@ -396,8 +402,9 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in a stable order.
-    pub const ALL: [Verdict; 15] = [
+    pub const ALL: [Verdict; 16] = [
         Verdict::Reachable,
+        Verdict::ReachableLocally,
         Verdict::Partial,
         Verdict::LoopbackOnly,
         Verdict::InterfaceOnly,
@@ -418,6 +425,7 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Reachable => "reachable",
+            Verdict::ReachableLocally => "reachable_locally",
             Verdict::Partial => "partial",
             Verdict::LoopbackOnly => "loopback_only",
             Verdict::InterfaceOnly => "interface_only",
@@ -532,9 +540,16 @@ impl Report {
                 .any(|p| p.target.ip().to_canonical() == ip && p.outcome == Outcome::Open)
     }
 
-    /// Whether every port named with `--check` is reachable (the exit code's question).
-    pub fn checked_ports_reachable(&self) -> bool {
-        self.services.iter().filter(|s| s.source == PortSource::Check).all(|s| s.verdict == Verdict::Reachable)
+    /// The exit code's question: with a peer, whether every port named with `--check` is
+    /// `reachable`; in `local` mode, whether nothing wrong is visible from this machine
+    /// (every checked port `reachable_locally`, no error-level finding).
+    pub fn all_clear(&self) -> bool {
+        let fine = match self.mode {
+            Mode::Peer => Verdict::Reachable,
+            Mode::Local => Verdict::ReachableLocally,
+        };
+        let ports = self.services.iter().filter(|s| s.source == PortSource::Check).all(|s| s.verdict == fine);
+        ports && (self.mode == Mode::Peer || self.findings.iter().all(|f| f.severity != Severity::Error))
     }
 }
 

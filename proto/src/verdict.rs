@@ -4,12 +4,15 @@
 use std::net::IpAddr;
 
 use crate::facts::{CheckedPort, DockerPublish, SocketFact, UnpublishedContainer};
-use crate::report::{ProbeReport, ServiceProbeReport, Verdict};
+use crate::report::{Mode, ProbeReport, ServiceProbeReport, Verdict};
 use crate::vocab::{Outcome, Proto};
 
 /// Everything the verdict for one port is made from.
 #[derive(Debug, Clone)]
 pub struct ServiceFacts<'a> {
+    /// Who probed: a peer on another device, or this machine itself (`--local`), whose
+    /// probes travel over `lo` and never show what other devices meet.
+    pub mode: Mode,
     /// The port.
     pub port: CheckedPort,
     /// Listening sockets on it.
@@ -49,7 +52,17 @@ pub fn missed_probes<'a>(f: &ServiceFacts<'a>) -> Vec<&'a ServiceProbeReport> {
     f.probes.iter().filter(|p| p.outcome != Outcome::Open && path_open(f.path, f.port.proto, p.target.ip())).collect()
 }
 
-/// The verdict for one port.
+/// The verdict for one port: [`probe_verdict`], where `--local` says `reachable_locally`
+/// for what a peer would call `reachable` (DESIGN §5: the self-check never claims what
+/// other devices see).
+pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
+    match (f.mode, probe_verdict(f)) {
+        (Mode::Local, Verdict::Reachable) => Verdict::ReachableLocally,
+        (_, v) => v,
+    }
+}
+
+/// The verdict the probes and the inside facts give, in a peer's terms.
 ///
 /// `reachable` means answered at every address the peer can reach ([`path_open`]);
 /// answered at some and not at others is `partial`. Outside evidence from the LAN wins (an answer at a non-loopback address is reachable
@@ -57,7 +70,7 @@ pub fn missed_probes<'a>(f: &ServiceFacts<'a>) -> Vec<&'a ServiceProbeReport> {
 /// inside facts about bind scope decide, since a peer on this machine (loopback) or the
 /// `--local` self-check cannot show what the LAN sees. Then the path picture of the
 /// test listeners tells the network and the firewall apart.
-pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
+fn probe_verdict(f: &ServiceFacts<'_>) -> Verdict {
     let proto = f.port.proto;
     let open_at = |lan: bool| -> Vec<&ServiceProbeReport> {
         f.probes.iter().filter(|p| p.outcome == Outcome::Open && p.target.ip().is_loopback() != lan).collect()
@@ -230,6 +243,7 @@ mod tests {
         path: &[ProbeReport],
     ) -> Verdict {
         verdict(&ServiceFacts {
+            mode: Mode::Peer,
             port: P,
             listeners,
             docker,
@@ -280,6 +294,7 @@ mod tests {
         assert_eq!(v(&[only6], &[], &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);
         // 403 for everyone (auth, no index page) is not a Host check.
         let f = ServiceFacts {
+            mode: Mode::Peer,
             port: P,
             listeners: std::slice::from_ref(&any),
             docker: &[],
@@ -349,6 +364,7 @@ mod tests {
             published_as: Vec::new(),
         };
         let facts = |listeners, unpublished| ServiceFacts {
+            mode: Mode::Peer,
             port: P,
             listeners,
             docker: &[],

@@ -2,7 +2,8 @@
 //! synthetic inside facts (sockets, Docker), path pictures and outside probe outcomes,
 //! walked exhaustively. Whatever the combination, `reachable` only comes with an outside
 //! probe answered at each address the peer can reach (DESIGN §5), and `partial` only
-//! with an answer at one of them and none at another.
+//! with an answer at one of them and none at another. `--local` never says `reachable`:
+//! what it saw is `reachable_locally`, and no peer ever gets that.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
@@ -10,7 +11,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
 use lanreach_proto::facts::{CheckedPort, DockerPublish, SocketFact, UnpublishedContainer};
-use lanreach_proto::report::{ProbeReport, ServiceProbeReport, Verdict};
+use lanreach_proto::report::{self, ProbeReport, ServiceProbeReport, Verdict};
 use lanreach_proto::verdict::{ServiceFacts, path_open, verdict};
 use lanreach_proto::vocab::{Outcome, Proto};
 
@@ -29,6 +30,16 @@ enum Mode {
     Local,
     /// A peer on this machine that dialled a loopback address.
     LoopbackPeer,
+}
+
+impl Mode {
+    /// The report's mode: a peer on this machine is still a peer.
+    fn report(self) -> report::Mode {
+        match self {
+            Mode::Peer | Mode::LoopbackPeer => report::Mode::Peer,
+            Mode::Local => report::Mode::Local,
+        }
+    }
 }
 
 fn targets(mode: Mode, families: (bool, bool)) -> Vec<IpAddr> {
@@ -165,6 +176,7 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
                                     .flat_map(|d| unpublished_sets(proto).into_iter().map(move |u| (d.clone(), u)))
                                 {
                                     let f = ServiceFacts {
+                                        mode: mode.report(),
                                         port,
                                         listeners: &listeners,
                                         docker: &docker,
@@ -199,11 +211,18 @@ fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
             v, f.listeners, f.docker, f.probes, f.path
         )
     };
+    match (mode, v) {
+        (Mode::Local, Verdict::Reachable) => panic!("--local claims the LAN view: {}", context()),
+        (Mode::Peer | Mode::LoopbackPeer, Verdict::ReachableLocally) => {
+            panic!("a peer got the self-check's verdict: {}", context())
+        }
+        _ => {}
+    }
     match v {
-        Verdict::Reachable if f.probes.iter().any(|p| p.outcome == Outcome::Open) => {
+        Verdict::Reachable | Verdict::ReachableLocally if f.probes.iter().any(|p| p.outcome == Outcome::Open) => {
             assert!(reachable_at.iter().all(answered), "reachable, yet not answered everywhere: {}", context());
         }
-        Verdict::Reachable => {
+        Verdict::Reachable | Verdict::ReachableLocally => {
             // UDP only: a listening socket that stays silent where the UDP path is open is
             // `reachable` with the `udp_unconfirmed` warning (issue 10 item 3 replaces this
             // with evidence). Never after a refusal, never for TCP.
