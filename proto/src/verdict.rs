@@ -52,7 +52,7 @@ pub fn missed_probes<'a>(f: &ServiceFacts<'a>) -> Vec<&'a ServiceProbeReport> {
     f.probes.iter().filter(|p| p.outcome != Outcome::Open && path_open(f.path, f.port.proto, p.target.ip())).collect()
 }
 
-/// The verdict for one port: [`probe_verdict`], where `--local` says `reachable_locally`
+/// The verdict for one port: what the probes and inside facts give, where `--local` says `reachable_locally`
 /// for what a peer would call `reachable` (DESIGN §5: the self-check never claims what
 /// other devices see).
 pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {

@@ -26,6 +26,7 @@ const ORDER: &[&str] = &[
     "pairing",
     "handshake",
     "conversation",
+    "firewall",
     "facts",
     "report",
     "verdict",
