@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::facts::{DockerPublish, PortSource};
+use crate::firewall::FirewallOutcome;
 use crate::report::{Mode, ProbeReport, Report, ServiceReport, Severity};
 use crate::text::printable;
 use crate::vocab::{Outcome, Proto};
@@ -120,6 +121,7 @@ pub fn render_text(r: &Report, paint: Paint) -> String {
                     let status = p.http_status.map(|c| format!(" HTTP {c}")).unwrap_or_default();
                     format!("{} {}{status}", p.target.ip(), p.outcome.as_str().replace('_', " "))
                 })
+                .chain(firewall_lines(s))
                 .collect();
             let port = match s.proto {
                 Proto::Tcp => s.port.to_string(),
@@ -173,6 +175,35 @@ pub fn render_text(r: &Report, paint: Paint) -> String {
         }
     }
     out
+}
+
+/// What the firewall's configuration does with other hosts' packets to the port, under
+/// its probes: `firewall: drops other hosts` (with the addresses when they differ).
+fn firewall_lines(s: &ServiceReport) -> Vec<String> {
+    let word = |o: FirewallOutcome| match o {
+        FirewallOutcome::Accepted => "lets other hosts in",
+        FirewallOutcome::Dropped => "drops other hosts",
+        FirewallOutcome::Rejected => "rejects other hosts",
+        FirewallOutcome::NotEvaluated => "not evaluated",
+    };
+    let mut outcomes: Vec<FirewallOutcome> = Vec::new();
+    for c in &s.firewall {
+        if !outcomes.contains(&c.outcome) {
+            outcomes.push(c.outcome);
+        }
+    }
+    match outcomes.as_slice() {
+        [] => Vec::new(),
+        [one] => vec![format!("firewall: {}", word(*one))],
+        many => many
+            .iter()
+            .map(|o| {
+                let at: Vec<String> =
+                    s.firewall.iter().filter(|c| c.outcome == *o).map(|c| c.target.ip().to_string()).collect();
+                format!("firewall: {} at {}", word(*o), at.join(", "))
+            })
+            .collect(),
+    }
 }
 
 /// A Docker publication in the "listening here" column: where the app listens inside

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::addr::InterfaceKind;
 use crate::facts::{DockerPublish, PortSource, UnpublishedContainer};
+use crate::firewall::FirewallCheck;
 use crate::vocab::{Outcome, Proto};
 
 /// Schema name of the JSON report.
@@ -247,6 +248,15 @@ finding_codes! {
     LocalModeLimits => "local_mode_limits",
     /// A UDP port with a listener stayed silent.
     UdpUnconfirmed => "udp_unconfirmed",
+    /// A firewall rule read from the configuration drops packets from other hosts to a
+    /// port, where the port's verdict does not already name it.
+    FirewallRuleDrops => "firewall_rule_drops",
+    /// The same, a rule that rejects them.
+    FirewallRuleRejects => "firewall_rule_rejects",
+    /// `--local`: the firewall's configuration lets other hosts in to a port.
+    FirewallAccepts => "firewall_accepts",
+    /// The firewall's configuration could not be read or evaluated for a port.
+    FirewallNotEvaluated => "firewall_not_evaluated",
     /// Port verdict `reachable`.
     Reachable => "reachable",
     /// Port verdict `reachable_locally`.
@@ -491,8 +501,19 @@ pub struct ServiceReport {
     pub unpublished: Vec<UnpublishedContainer>,
     /// Outside probes of it.
     pub probes: Vec<ServiceProbeReport>,
+    /// What the firewall's configuration does with a packet from another host to the
+    /// port, one check per address of this machine probed (empty when not looked at).
+    #[serde(default)]
+    pub firewall: Vec<FirewallCheck>,
     /// The verdict.
     pub verdict: Verdict,
+}
+
+impl ServiceReport {
+    /// `3000`, or `5353/udp`.
+    pub fn label(&self) -> String {
+        crate::facts::CheckedPort { port: self.port, proto: self.proto }.to_string()
+    }
 }
 
 impl Report {

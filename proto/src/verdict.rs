@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use crate::facts::{CheckedPort, DockerPublish, SocketFact, UnpublishedContainer};
+use crate::firewall::{FirewallCheck, FirewallOutcome};
 use crate::report::{Mode, ProbeReport, ServiceProbeReport, Verdict};
 use crate::vocab::{Outcome, Proto};
 
@@ -27,6 +28,9 @@ pub struct ServiceFacts<'a> {
     pub path: &'a [ProbeReport],
     /// The status this machine gets with `Host: localhost` (see [`crate::facts::ServiceInput`]).
     pub local_http_status: Option<u16>,
+    /// What the firewall's configuration does with a packet from another host to each
+    /// probed address (empty when not read).
+    pub firewall: &'a [FirewallCheck],
 }
 
 fn http_rejects(status: Option<u16>) -> bool {
@@ -47,9 +51,37 @@ pub fn path_open(path: &[ProbeReport], proto: Proto, ip: IpAddr) -> bool {
 }
 
 /// The port's outside probes that were not answered at an address the peer can reach
-/// ([`path_open`]): where a port that answers elsewhere is only partly reachable.
+/// ([`path_open`]): where a port that answers elsewhere is only partly reachable. In
+/// `--local`, also those answered here at an address whose firewall keeps other hosts
+/// out ([`kept_out`]).
 pub fn missed_probes<'a>(f: &ServiceFacts<'a>) -> Vec<&'a ServiceProbeReport> {
-    f.probes.iter().filter(|p| p.outcome != Outcome::Open && path_open(f.path, f.port.proto, p.target.ip())).collect()
+    f.probes
+        .iter()
+        .filter(|p| {
+            (p.outcome != Outcome::Open && path_open(f.path, f.port.proto, p.target.ip()))
+                || (p.outcome == Outcome::Open && kept_out(f, p.target.ip()).is_some())
+        })
+        .collect()
+}
+
+/// In `--local`, the firewall check that keeps other hosts out at `ip`, where the
+/// configuration says so: the self-check's own probes travel over `lo` and never meet
+/// it (DESIGN §4), so this is what the LAN meets there. None with a peer, whose probes
+/// are the evidence.
+pub fn kept_out<'a>(f: &ServiceFacts<'a>, ip: IpAddr) -> Option<&'a FirewallCheck> {
+    if f.mode != Mode::Local {
+        return None;
+    }
+    f.firewall.iter().find(|c| c.target.ip() == ip && c.blocks())
+}
+
+/// `firewall_drop` or `firewall_reject` for the checks that keep other hosts out.
+fn blocked_verdict(checks: &[&FirewallCheck]) -> Verdict {
+    if checks.iter().any(|c| c.outcome == FirewallOutcome::Dropped) {
+        Verdict::FirewallDrop
+    } else {
+        Verdict::FirewallReject
+    }
 }
 
 /// The verdict for one port: what the probes and inside facts give, where `--local` says `reachable_locally`
@@ -89,6 +121,12 @@ fn probe_verdict(f: &ServiceFacts<'_>) -> Verdict {
     };
     let open_lan = open_at(true);
     if !open_lan.is_empty() {
+        // `--local`: answered here, yet the configuration keeps other hosts out at every
+        // such address.
+        let kept: Vec<&FirewallCheck> = open_lan.iter().filter_map(|p| kept_out(f, p.target.ip())).collect();
+        if kept.len() == open_lan.len() {
+            return blocked_verdict(&kept);
+        }
         return answer(&open_lan);
     }
     if f.probes.iter().any(|p| matches!(p.outcome, Outcome::EmptyReply | Outcome::Reset)) {
@@ -173,9 +211,11 @@ fn probe_verdict(f: &ServiceFacts<'_>) -> Verdict {
         let all_silent =
             f.probes.iter().filter(|p| matching.contains(&p.target.ip())).all(|p| p.outcome == Outcome::Timeout);
         let unmatched: Vec<IpAddr> = reachable.iter().copied().filter(|ip| !matching.contains(ip)).collect();
+        let kept: Vec<&FirewallCheck> = matching.iter().filter_map(|ip| kept_out(f, *ip)).collect();
         match proto {
             Proto::Udp if !all_silent => Verdict::FirewallReject,
             Proto::Udp if !unmatched.is_empty() => bind_gap(&unmatched),
+            Proto::Udp if !kept.is_empty() && kept.len() == matching.len() => blocked_verdict(&kept),
             Proto::Udp => Verdict::Reachable,
             Proto::Tcp => Verdict::FirewallDrop,
         }
@@ -251,6 +291,7 @@ mod tests {
             probes,
             path,
             local_http_status: Some(200),
+            firewall: &[],
         })
     }
 
@@ -302,6 +343,7 @@ mod tests {
             probes: &[probe(LAN, Open, Some(403))],
             path: &p,
             local_http_status: Some(403),
+            firewall: &[],
         };
         assert_eq!(verdict(&f), Verdict::Reachable);
         assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, EmptyReply, None)], &p), Verdict::ProxyNoBackend);
@@ -372,6 +414,7 @@ mod tests {
             probes: &[],
             path: &p,
             local_http_status: None,
+            firewall: &[],
         };
         let refused = [probe(LAN, Refused, None)];
         let tcp = [web(Proto::Tcp)];

@@ -109,6 +109,30 @@ pub fn parse(default_zone: &str, zones: &str, services: &[(String, String)]) -> 
     Ok(Ruleset { chains })
 }
 
+/// The services `firewall-cmd --list-all-zones` names (in zones and rich rules), whose
+/// definitions `--info-service` gives.
+pub fn services(zones: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let Ok(zones) = parse_zones(zones) else { return out };
+    for z in &zones {
+        // `service name="http"`: a name right after the word `service`.
+        let rich = z.rich.iter().flat_map(|r| {
+            let words = rich_words(r);
+            words
+                .windows(2)
+                .filter(|w| w[0].0 == "service" && w[1].0 == "name")
+                .filter_map(|w| w[1].1.clone())
+                .collect::<Vec<_>>()
+        });
+        for s in z.services.iter().cloned().chain(rich) {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
 /// The chain of a zone: `zone public`.
 pub fn zone_chain(name: &str) -> String {
     format!("zone {name}")

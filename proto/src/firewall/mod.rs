@@ -326,6 +326,23 @@ pub enum PacketSource {
     Unknown,
 }
 
+impl PacketSource {
+    /// Any host of the network of `ip`/`len` (the address masked to its prefix).
+    pub fn network(ip: IpAddr, len: u8) -> PacketSource {
+        let net = match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+                IpAddr::from(std::net::Ipv4Addr::from(u32::from(v4) & mask))
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
+                IpAddr::from(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        };
+        PacketSource::Network(net, len)
+    }
+}
+
 impl fmt::Display for PacketSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -310,11 +310,7 @@ fn field(left: &Json) -> Field {
         };
     }
     if let Some(fib) = left.get("fib") {
-        let flags: Vec<&str> = fib
-            .get("flags")
-            .and_then(Json::as_array)
-            .map(|f| f.iter().filter_map(Json::as_str).collect())
-            .unwrap_or_default();
+        let flags = fib_flags(fib);
         return match fib.get("result").and_then(Json::as_str) {
             Some("type") if flags.contains(&"daddr") && !flags.contains(&"saddr") => Field::FibDaddrType,
             Some("oif" | "oifname") if flags.contains(&"saddr") && flags.contains(&"iif") => Field::FibSaddrOif,
@@ -322,6 +318,11 @@ fn field(left: &Json) -> Field {
         };
     }
     opaque()
+}
+
+/// A fib expression's flags (`saddr`, `iif`…).
+fn fib_flags(fib: &Json) -> Vec<&str> {
+    fib.get("flags").and_then(Json::as_array).map(|f| f.iter().filter_map(Json::as_str).collect()).unwrap_or_default()
 }
 
 /// The right-hand side of a match, as values of `field`.
@@ -517,11 +518,7 @@ fn expr_text(e: &Json) -> String {
                 return format!("ct {}", ct.get("key").and_then(Json::as_str).unwrap_or("?"));
             }
             if let Some(fib) = o.get("fib") {
-                let flags: Vec<&str> = fib
-                    .get("flags")
-                    .and_then(Json::as_array)
-                    .map(|f| f.iter().filter_map(Json::as_str).collect())
-                    .unwrap_or_default();
+                let flags = fib_flags(fib);
                 return format!(
                     "fib {} {}",
                     flags.join(" . "),
