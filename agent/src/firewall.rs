@@ -1,8 +1,8 @@
 //! Reading the firewall's configuration of this network namespace: `nft -j list ruleset`,
 //! `iptables-save` (and the legacy variant beside nftables), ufw's and firewalld's own
 //! views where they manage this namespace. Only reads, never a change; each tool that is
-//! missing is skipped, each that fails says why (usually: it needs root or
-//! CAP_NET_ADMIN). The parsing and the evaluation are in `lanreach_proto::firewall`.
+//! missing is skipped, each that fails says why in its own words (usually that it needs
+//! root or CAP_NET_ADMIN). The parsing and the evaluation are in `lanreach_proto::firewall`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -44,12 +44,8 @@ async fn run(program: &str, args: &[&str], deadline: Duration) -> Ran {
         Ok(Ok(out)) => {
             let err = String::from_utf8_lossy(&out.stderr);
             let first = err.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("it failed");
-            let first = lanreach_proto::text::printable(first, 200);
-            let needs_root = ["not permitted", "ermission denied", "must be root", "need to be root"]
-                .iter()
-                .any(|w| first.contains(w));
-            let hint = if needs_root { " (reading the firewall's rules needs root or CAP_NET_ADMIN)" } else { "" };
-            Ran::Failed(format!("`{command}`: {first}{hint}"))
+            // The finding that carries this says what to do about a permission error.
+            Ran::Failed(format!("`{command}`: {}", lanreach_proto::text::printable(first, 200)))
         }
     }
 }

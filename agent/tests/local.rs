@@ -150,3 +150,57 @@ fn local_check_without_a_rule_exits_0_with_a_local_verdict() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("reachable_locally") && !text.contains("from outside"), "{text}");
 }
+
+#[test]
+fn local_check_without_permission_to_read_the_rules_says_so_plainly() {
+    if !lab::available_with(
+        "local_check_without_permission_to_read_the_rules_says_so_plainly",
+        &["nft", "python3", "setpriv"],
+    ) {
+        return;
+    }
+    let host = Host::new();
+    host.lab.drop_ipv6(&host.node);
+    host.lab.nft(&host.node, DROP_8000_ON_ETH0);
+    // The agent as nobody: it can see the socket, not the firewall's rules.
+    let state = tempfile::tempdir().expect("dir");
+    std::fs::set_permissions(state.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    let out = host.lab.run(
+        &host.node,
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_lanreach-agent"),
+            "--local",
+            "--check",
+            "8000",
+            "--json",
+            "--state-dir",
+            arg(state.path()),
+            "--name",
+            "box",
+        ],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    // Nothing wrong is visible from here; what is not known is said, not guessed.
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let s = service(&report);
+    assert_eq!(s["verdict"], "reachable_locally", "{s}");
+    let check = &s["firewall"][0];
+    assert_eq!(check["outcome"], "not_evaluated", "{check}");
+    assert!(check["rule"].is_null(), "{check}");
+    let reason = check["reason"].as_str().expect("reason");
+    assert!(reason.contains("nft -j list ruleset") && reason.contains("not permitted"), "{reason}");
+    let f = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "firewall_not_evaluated")
+        .unwrap_or_else(|| panic!("{}", report["findings"]));
+    assert_eq!(f["severity"], "info");
+    assert!(f["message"].as_str().expect("message").contains("could not be evaluated"), "{f}");
+    assert!(f["fix"].as_str().expect("fix").contains("root"), "{f}");
+}

@@ -133,7 +133,11 @@ fn firewall_findings(r: &Report, out: &mut Vec<Finding>) {
                 "This machine's firewall could not be evaluated for port {}: {why}. Whether it lets other hosts in is not known.",
                 ports.join(", ")
             ),
-            if permission { "run the agent as root (sudo) so it can read the firewall's rules" } else { "" },
+            if permission {
+                "run the agent as root (sudo) or with CAP_NET_ADMIN so it can read the firewall's rules"
+            } else {
+                ""
+            },
         ));
     }
 }

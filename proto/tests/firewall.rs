@@ -434,6 +434,20 @@ fn front_ends_replace_their_translations_and_unreadable_sources_stop_an_accept()
         ],
     );
 
+    // iptables-nft failing on a table nft made natively: the nftables view of it stands.
+    let Firewall::Rules(rules) = Sources {
+        nft: Some(Ok(nft("issue_drop.json"))),
+        iptables: Some((
+            Err("iptables-save: table `filter' is incompatible, use 'nft' tool.".into()),
+            IptablesVariant::Nftables,
+        )),
+        ..Sources::default()
+    }
+    .combine() else {
+        panic!("rules")
+    };
+    table(&rules, &[(tcp(8001, "eth0", LAN), "accepted")]);
+
     // Nothing readable: said plainly.
     let unreadable = Sources { nft: Some(Err("nft: Operation not permitted".into())), ..Sources::default() }.combine();
     assert_eq!(unreadable, Firewall::Unreadable("nft: Operation not permitted".into()));

@@ -529,7 +529,11 @@ impl Sources {
         let ufw = take(self.ufw).filter(|r| !r.chains.is_empty());
         let firewalld = take(self.firewalld).filter(|r| !r.chains.is_empty());
         let legacy = take(self.iptables_legacy);
+        let nft_read = matches!(self.nft, Some(Ok(_)));
         let (iptables, variant) = match self.iptables {
+            // iptables-nft reads the same tables as nft: where it fails (a table nft made
+            // that it cannot show), the nftables view of them stands.
+            Some((Err(_), IptablesVariant::Nftables)) if nft_read => (None, None),
             Some((read, variant)) => (take(Some(read)), Some(variant)),
             None => (None, None),
         };
