@@ -389,9 +389,11 @@ pub enum Verdict {
     Ipv4Only,
     /// IPv6 only, and the peer reached this host over IPv4 only.
     Ipv6Only,
-    /// Something listens on a matching address; the port times out from outside.
+    /// Something listens on a matching address; the port times out from outside (`--local`:
+    /// the firewall's configuration drops other hosts' packets to it).
     FirewallDrop,
-    /// Something listens on a matching address; refused or admin-prohibited from outside.
+    /// Something listens on a matching address; refused or admin-prohibited from outside
+    /// (`--local`: the firewall's configuration rejects other hosts' packets to it).
     FirewallReject,
     /// Nothing listens on the port.
     NotListening,

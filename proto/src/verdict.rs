@@ -84,9 +84,9 @@ fn blocked_verdict(checks: &[&FirewallCheck]) -> Verdict {
     }
 }
 
-/// The verdict for one port: what the probes and inside facts give, where `--local` says `reachable_locally`
-/// for what a peer would call `reachable` (DESIGN §5: the self-check never claims what
-/// other devices see).
+/// The verdict for one port: what the probes and inside facts give, where `--local` says
+/// `reachable_locally` for what a peer would call `reachable` (DESIGN §5: the self-check
+/// never claims what other devices see).
 pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
     match (f.mode, probe_verdict(f)) {
         (Mode::Local, Verdict::Reachable) => Verdict::ReachableLocally,
@@ -357,6 +357,62 @@ mod tests {
         let v4_path = path(&[("198.51.100.1:40000", Open), ("[2001:db8::1]:40001", Timeout)]);
         let both = [probe(LAN, Open, Some(200)), probe(LAN6, Timeout, None)];
         assert_eq!(v(&[any], &[], &both, &v4_path), Verdict::Reachable);
+    }
+
+    #[test]
+    fn local_verdicts_say_what_this_machine_saw_and_what_the_configuration_says() {
+        use Outcome::*;
+        let p = lan_path();
+        let any = [sock("0.0.0.0:3000", "python3", "python3 -m http.server 3000")];
+        let dual = [sock("0.0.0.0:3000", "python3", "x"), sock("[::]:3000", "python3", "x")];
+        let check = |target: &str, outcome| FirewallCheck {
+            target: target.parse().expect("target"),
+            interface: Some("eth0".into()),
+            source: "198.51.100.0/24".into(),
+            outcome,
+            rule: None,
+            reason: None,
+        };
+        let local = |listeners: &[SocketFact], probes: &[ServiceProbeReport], firewall: &[FirewallCheck]| {
+            verdict(&ServiceFacts {
+                mode: Mode::Local,
+                port: P,
+                listeners,
+                docker: &[],
+                unpublished: &[],
+                probes,
+                path: &p,
+                local_http_status: None,
+                firewall,
+            })
+        };
+        let both = [probe(LAN, Open, Some(200)), probe(LAN6, Open, Some(200))];
+        assert_eq!(local(&dual, &both, &[]), Verdict::ReachableLocally);
+        let passes = [check(LAN, FirewallOutcome::Accepted), check(LAN6, FirewallOutcome::NotEvaluated)];
+        assert_eq!(local(&dual, &both, &passes), Verdict::ReachableLocally);
+        let dropped = [check(LAN, FirewallOutcome::Dropped), check(LAN6, FirewallOutcome::Dropped)];
+        assert_eq!(local(&dual, &both, &dropped), Verdict::FirewallDrop);
+        let rejected = [check(LAN, FirewallOutcome::Rejected), check(LAN6, FirewallOutcome::Rejected)];
+        assert_eq!(local(&dual, &both, &rejected), Verdict::FirewallReject);
+        // Kept out at one address only: partial.
+        let one = [check(LAN, FirewallOutcome::Dropped), check(LAN6, FirewallOutcome::Accepted)];
+        assert_eq!(local(&dual, &both, &one), Verdict::Partial);
+        // The issue: 0.0.0.0 answers over IPv4, the bind refuses IPv6, the rule drops IPv4.
+        let v4 = [probe(LAN, Open, Some(200)), probe(LAN6, Refused, None)];
+        assert_eq!(local(&any, &v4, &dropped), Verdict::FirewallDrop);
+        // A peer's probes are the evidence: the same configuration changes nothing.
+        let peer = ServiceFacts {
+            mode: Mode::Peer,
+            port: P,
+            listeners: &dual,
+            docker: &[],
+            unpublished: &[],
+            probes: &both,
+            path: &p,
+            local_http_status: None,
+            firewall: &dropped,
+        };
+        assert_eq!(verdict(&peer), Verdict::Reachable);
     }
 
     #[test]
