@@ -702,6 +702,11 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
     let binds = binds.join(", ");
     let n = port.port;
     let container = docker.first();
+    // Who probed: the self-check is this machine, never "the peer".
+    let prober = match f.mode {
+        Mode::Peer => "the peer",
+        Mode::Local => "this machine",
+    };
     let (severity, message, fix) = match verdict {
         Verdict::Reachable => (Severity::Info, format!("Port {port} is reachable from the peer ({who} on {binds})."), String::new()),
         Verdict::ReachableLocally => (
@@ -720,17 +725,17 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         ),
         Verdict::InterfaceOnly => (
             Severity::Error,
-            format!("Port {port}: {who} listens only on {binds}, an address the peer did not reach (another network interface or a VPN)."),
+            format!("Port {port}: {who} listens only on {binds}, an address {prober} did not reach (another network interface or a VPN)."),
             bind_fix(program, n, listeners, cx),
         ),
         Verdict::Ipv4Only => (
             Severity::Error,
-            format!("Port {port}: {who} listens on IPv4 only ({binds}), but the peer reaches this machine over IPv6."),
+            format!("Port {port}: {who} listens on IPv4 only ({binds}), but {prober} reaches this machine over IPv6."),
             bind_fix(program, n, listeners, &FixContext { v6: true, ..*cx }),
         ),
         Verdict::Ipv6Only => (
             Severity::Error,
-            format!("Port {port}: {who} listens on IPv6 only ({binds}), but the peer reaches this machine over IPv4."),
+            format!("Port {port}: {who} listens on IPv6 only ({binds}), but {prober} reaches this machine over IPv4."),
             bind_fix(program, n, listeners, &FixContext { v4: true, ..*cx }),
         ),
         Verdict::FirewallDrop | Verdict::FirewallReject if !keeping_out(f.mode, f.firewall, f.probes).is_empty() => {
@@ -751,7 +756,7 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         ),
         Verdict::FirewallReject => (
             Severity::Error,
-            format!("Port {port}: {who} listens on {binds}, yet connections {} are refused or rejected: a firewall rule answers in its place.", if f.mode == Mode::Local { "from this machine" } else { "from the peer" }),
+            format!("Port {port}: {who} listens on {binds}, yet connections from {prober} are refused or rejected: a firewall rule answers in its place."),
             firewall_fix(port.proto, Some(port.port)),
         ),
         Verdict::NotListening => (
@@ -804,7 +809,7 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         ),
         Verdict::NetworkBlocked => (
             Severity::Error,
-            format!("Port {port}: not even lanreach's own test listeners are reachable from the peer over {}: the network path or a firewall blocks everything, whatever the server does.", port.proto.to_string().to_uppercase()),
+            format!("Port {port}: not even lanreach's own test listeners are reachable from {prober} over {}: the network path or a firewall blocks everything, whatever the server does.", port.proto.to_string().to_uppercase()),
             "check Wi-Fi client isolation (guest networks), the host firewall's default policy, and that both devices are on the same network".into(),
         ),
     };
