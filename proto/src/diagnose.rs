@@ -335,7 +335,11 @@ fn family_findings(r: &Report, out: &mut Vec<Finding>) {
         out.push(finding(
             FindingCode::Ipv4OnlyTested,
             Severity::Info,
-            "The agent has no IPv6 address the peer could use, so only IPv4 was tested.".into(),
+            match r.mode {
+                Mode::Peer => "The agent has no IPv6 address the peer could use, so only IPv4 was tested.",
+                Mode::Local => "This machine has no IPv6 address another device could use, so only IPv4 was tested.",
+            }
+            .into(),
             "",
         ));
     } else if open(true) && !open(false) {
