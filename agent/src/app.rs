@@ -19,7 +19,8 @@ use lanreach_proto::render::Paint;
 use lanreach_proto::text::error_chain;
 use tokio::time::Instant;
 
-/// Exit code when a port named with `--check` is not reachable.
+/// Exit code when a port named with `--check` is not reachable (with `--local`: when
+/// something wrong is visible from this machine).
 pub const EXIT_UNREACHABLE: u8 = 1;
 
 /// Exit code for usage, start-up and connection errors.
@@ -41,7 +42,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Runs a checked configuration. `Ok(false)`: a port named with `--check` is not
-/// reachable (exit code 1).
+/// reachable, or `--local` sees something wrong (exit code 1).
 pub fn run(config: Config) -> anyhow::Result<bool> {
     match &config.command {
         cli::Command::ListPeers => {
@@ -80,7 +81,7 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             let report = runtime()?.block_on(local::run(&config))?;
             let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
             term::out(&render::report(&report, config.json, paint, term::stdout_width()));
-            Ok(report.checked_ports_reachable())
+            Ok(report.all_clear())
         }
     }
 }
@@ -163,7 +164,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
                 }
             };
             if let Event::PeerReport { report, .. } = &event {
-                if !report.checked_ports_reachable() {
+                if !report.all_clear() {
                     verdicts.store(false, std::sync::atomic::Ordering::SeqCst);
                 }
                 let text = render::report(report, json, paint, term::stdout_width());

@@ -30,6 +30,7 @@ use lanreach_proto::endpoint::quic::{self, QuicError};
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{host_name, os_description};
+use lanreach_proto::firewall::Firewall;
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError, PeerAccepted, Requester, Started};
 use lanreach_proto::msg::{Hello, Message, RejectCode, ReportJson};
 use lanreach_proto::report::{Mode, Report};
@@ -602,6 +603,7 @@ where
     };
     let agent = inside::agent_info(&shared.name, shared.identity.id, &p.interfaces);
     let services = inside::service_inputs(&ports, &plan, &results).await;
+    let firewall = if ports.is_empty() { Firewall::NotRead } else { crate::firewall::read().await };
     let report = assemble(ReportParts {
         mode: Mode::Peer,
         agent,
@@ -612,6 +614,7 @@ where
         hits: &hits,
         services: &services,
         wsl2: inside::wsl2(),
+        firewall: &firewall,
     });
     ch.send(&Message::Report(ReportJson { json: report.to_json_compact() })).await.map_err(HandshakeError::from)?;
     Ok((report, pings))

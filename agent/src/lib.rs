@@ -13,6 +13,7 @@
 //! | [`listeners`] | the test listeners (TCP and UDP on every bind address that matters) and the knock they answer |
 //! | `inside` | the agent's inside view of a run: plan targets, the plan, the inside facts about `--check` ports |
 //! | `sockets` | the socket inventory from /proc (which program listens where) |
+//! | `firewall` | the firewall's configuration read from `nft`, `iptables-save`, ufw and firewalld (evaluated in `lanreach_proto::firewall`) |
 //! | `docker` | Docker's publications and the sockets inside containers (Engine API), only where the engine shares the agent's network namespace |
 //! | `local` | `--local`: the single-machine self-check |
 //! | [`trust`] | the trusted-peers file |
@@ -28,6 +29,7 @@ mod app;
 pub mod cli;
 pub mod control;
 mod docker;
+mod firewall;
 mod gate;
 mod inside;
 pub mod listeners;

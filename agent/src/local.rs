@@ -1,6 +1,7 @@
 //! `lanreach-agent --local`: the single-machine self-check. The same listeners, plan,
 //! probe engine and report as with a peer, with this machine dialling its own
-//! non-loopback addresses.
+//! non-loopback addresses; those probes travel over `lo`, so for the checked ports the
+//! firewall's configuration is read and evaluated for a packet from another host.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use lanreach_proto::endpoint::engine::{self, EngineConfig};
 use lanreach_proto::endpoint::host_name;
 use lanreach_proto::endpoint::identity::Identity;
 use lanreach_proto::endpoint::interfaces;
+use lanreach_proto::firewall::Firewall;
 use lanreach_proto::report::{Mode, PeerInfo, Report};
 
 use crate::cli::Config;
@@ -37,6 +39,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
     let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }, &targets).await;
     let hits = listeners.finish(&plan.session);
     let services = inside::service_inputs(&ports, &plan, &results).await;
+    let firewall = if ports.is_empty() { Firewall::NotRead } else { crate::firewall::read().await };
     let agent = inside::agent_info(&config.name, identity.id, &interfaces);
     let peer = PeerInfo {
         name: config.name.clone(),
@@ -57,5 +60,6 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
         hits: &hits,
         services: &services,
         wsl2: inside::wsl2(),
+        firewall: &firewall,
     }))
 }

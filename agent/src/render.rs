@@ -26,9 +26,11 @@ pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
     (
         "EXIT STATUS",
         concat!(
-            ".TP\n0\nSuccess: with \\fB\\-\\-once\\fR or \\fB\\-\\-local\\fR, every \\fB\\-\\-check\\fR port is ",
-            "reachable; a serving agent stopped with Ctrl\\-C or SIGTERM.\n",
-            ".TP\n1\nWith \\fB\\-\\-once\\fR or \\fB\\-\\-local\\fR: a \\fB\\-\\-check\\fR port is not reachable.\n",
+            ".TP\n0\nSuccess: with \\fB\\-\\-once\\fR, every \\fB\\-\\-check\\fR port is reachable; with ",
+            "\\fB\\-\\-local\\fR, nothing wrong is visible from this machine (every \\fB\\-\\-check\\fR port ",
+            "reachable_locally, no problem found); a serving agent stopped with Ctrl\\-C or SIGTERM.\n",
+            ".TP\n1\nWith \\fB\\-\\-once\\fR: a \\fB\\-\\-check\\fR port is not reachable. With ",
+            "\\fB\\-\\-local\\fR: something wrong is visible from this machine.\n",
             ".TP\n2\nUsage error, the control port in use, a state file that cannot be read or written.\n",
             ".TP\n141\nStandard output was closed before everything was written (as with SIGPIPE).\n",
         ),

@@ -314,7 +314,8 @@ lab_test!(dropped_port_is_firewall_drop, ["nft"], {
             );
         },
         "firewall_drop",
-        "ufw allow 3000/tcp",
+        // The agent read the ruleset: the fix is about the rule that drops it.
+        "sudo nft insert rule inet t input position 2 tcp dport 3000 accept",
     );
 });
 
@@ -338,7 +339,7 @@ lab_test!(rejected_admin_prohibited_is_firewall_reject, ["nft"], {
             s.lab.nft(&s.host, "table inet t {\n chain input {\n  type filter hook input priority 0\n  iifname \"eth0\" tcp dport 3000 reject with icmpx type admin-prohibited\n }\n}\n");
         },
         "firewall_reject",
-        "firewall-cmd --add-port=3000/tcp",
+        "sudo nft delete rule inet t input handle 2",
     );
     let probes = service(&report, PORT)["probes"].as_array().expect("probes").clone();
     let lan = probes.iter().find(|p| p["target"] == "198.51.100.1:3000").expect("probe");
@@ -417,9 +418,58 @@ lab_test!(dual_stack_server_behind_a_drop_rule_is_firewall_drop, ["nft"], {
             );
         },
         "firewall_drop",
-        "ufw allow 3000/tcp",
+        "sudo nft insert rule inet t input position 2 tcp dport 3000 accept",
     );
     assert_eq!(service(&report, PORT)["listeners"][0]["v6only"], false, "dialled on 127.0.0.1: dual-stack");
+});
+
+// Issue 10 item 2 with a peer: the agent reads the ruleset and names the rule that drops
+// the port, evaluated for a packet from the peer's address arriving on eth0.
+lab_test!(the_rule_that_drops_the_port_is_named_from_the_configuration, ["nft"], {
+    let report = scenario(
+        "iifname eth0 tcp dport 3000 drop",
+        |s| {
+            s.http_server("::");
+            s.lab.nft(&s.host, "table inet t {\n chain input {\n  type filter hook input priority 0\n  iifname \"eth0\" tcp dport 3000 drop\n }\n}\n");
+        },
+        "firewall_drop",
+        "sudo nft insert rule inet t input position 2 tcp dport 3000 accept",
+    );
+    let message = finding(&report, "firewall_drop")["message"].as_str().expect("message").to_owned();
+    assert!(
+        message.contains("nftables rule `iifname \"eth0\" tcp dport 3000 drop` (table inet t, chain input)"),
+        "{message}"
+    );
+    let checks = service(&report, PORT)["firewall"].as_array().expect("firewall").clone();
+    let v4 = checks.iter().find(|c| c["target"] == "198.51.100.1:3000").expect("IPv4 check");
+    assert_eq!(
+        (v4["outcome"].as_str(), v4["source"].as_str(), v4["interface"].as_str()),
+        (Some("dropped"), Some("198.51.100.2"), Some("eth0"))
+    );
+    let v6 = checks.iter().find(|c| c["target"] == "[2001:db8:1::1]:3000").expect("IPv6 check");
+    assert_eq!((v6["outcome"].as_str(), v6["source"].as_str()), (Some("dropped"), Some("2001:db8:1::2")));
+});
+
+// A server on loopback behind a rule that drops the port: the bind is the verdict, and
+// the rule is named as well, since fixing the bind alone still leaves the port shut.
+lab_test!(a_rule_behind_a_loopback_bind_is_named_too, ["nft"], {
+    let report = scenario(
+        "127.0.0.1 and a drop rule",
+        |s| {
+            s.http_server("127.0.0.1");
+            s.lab.nft(&s.host, "table inet t {\n chain input {\n  type filter hook input priority 0; policy accept;\n  iifname \"eth0\" tcp dport 3000 drop\n }\n}\n");
+        },
+        "loopback_only",
+        "--bind ::",
+    );
+    let f = finding(&report, "firewall_rule_drops");
+    assert_eq!(f["severity"], "error");
+    let message = f["message"].as_str().expect("message");
+    assert!(message.contains("iifname \"eth0\" tcp dport 3000 drop"), "{message}");
+    assert!(
+        f["fix"].as_str().expect("fix").contains("sudo nft insert rule inet t input position 2 tcp dport 3000 accept"),
+        "{f}"
+    );
 });
 
 lab_test!(forbidden_for_everyone_is_reachable_not_a_host_check, [], {

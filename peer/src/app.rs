@@ -152,11 +152,7 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
                 return ExitCode::from(EXIT_STOPPED);
             }
             Err(PeerError::Watched(report)) => {
-                return if report.checked_ports_reachable() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(EXIT_UNREACHABLE)
-                };
+                return if report.all_clear() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) };
             }
             Err(e) => return fail(&render::error(&e)),
         }
@@ -272,7 +268,7 @@ fn print_outcome(config: &Config, outcome: &Completed) -> ExitCode {
         }
         term::out(&lanreach_proto::render::render_text(&outcome.report, paint, term::stdout_width()));
     }
-    if outcome.report.checked_ports_reachable() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) }
+    if outcome.report.all_clear() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) }
 }
 
 fn forget(config: &Config, target: &target::Target) -> ExitCode {

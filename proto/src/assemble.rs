@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use crate::addr::InterfaceKind;
 use crate::facts::{PortSource, ServiceInput};
+use crate::firewall::{Firewall, FirewallCheck, Packet, PacketSource};
 use crate::fixes;
 use crate::fixes::FixContext;
 use crate::plan::ProbePlan;
@@ -37,11 +38,13 @@ pub struct ReportParts<'a> {
     pub services: &'a [ServiceInput],
     /// Whether the agent runs inside WSL2.
     pub wsl2: bool,
+    /// The firewall's rules as the agent read them.
+    pub firewall: &'a Firewall,
 }
 
 /// Joins the plan, the outside results and the inside facts into a report, diagnosed.
 pub fn assemble(parts: ReportParts<'_>) -> Report {
-    let ReportParts { mode, agent, mut peer, listeners, plan, results, hits, services, wsl2 } = parts;
+    let ReportParts { mode, agent, mut peer, listeners, plan, results, hits, services, wsl2, firewall } = parts;
     let listeners: Vec<ListenerInfo> = listeners
         .iter()
         .map(|l| ListenerInfo { proto: l.proto, bind: l.bind, meaning: bind_meaning(l.bind.ip(), &agent.addresses) })
@@ -74,7 +77,8 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
     let mut service_findings = Vec::new();
     for input in services {
         let cx = fix_context(&probes, input.port.proto, peer.dialled, wsl2);
-        let (r, f) = judge(input, &plan.services, &results.services, &probes, &cx);
+        let side = Side { mode, agent: &agent, peer: &peer, firewall };
+        let (r, f) = judge(&side, input, &plan.services, &results.services, &probes, &cx);
         service_reports.push(r);
         service_findings.extend(f);
     }
@@ -95,9 +99,74 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
     report
 }
 
+/// Who probed from where, and the firewall's rules: what a port's firewall checks are
+/// made from.
+struct Side<'a> {
+    mode: Mode,
+    agent: &'a AgentInfo,
+    peer: &'a PeerInfo,
+    firewall: &'a Firewall,
+}
+
+/// What the firewall's configuration does with a packet from another host to each
+/// non-loopback address where the port was probed: with a peer, one from the peer's
+/// address arriving where its control connection did; in `--local`, one from any host
+/// of the address's network arriving on the address's interface.
+fn firewall_checks(side: &Side<'_>, input: &ServiceInput, probes: &[ServiceProbeReport]) -> Vec<FirewallCheck> {
+    if *side.firewall == Firewall::NotRead {
+        return Vec::new();
+    }
+    let mut out: Vec<FirewallCheck> = Vec::new();
+    for target in probes.iter().map(|p| p.target) {
+        let ip = target.ip().to_canonical();
+        if ip.is_loopback() || out.iter().any(|c| c.target.ip() == ip) {
+            continue;
+        }
+        let own = side.agent.addresses.iter().find(|a| a.ip.to_canonical() == ip);
+        let network = own.and_then(|a| a.prefix.map(|len| PacketSource::network(ip, len)));
+        let (iif, source) = match side.mode {
+            Mode::Local => (own.map(|a| a.interface.clone()), network.unwrap_or(PacketSource::Unknown)),
+            Mode::Peer => {
+                let arrival = side.peer.arrival_interface.as_deref().filter(|i| !i.ends_with("(loopback)"));
+                let iif = arrival.map(str::to_owned).or_else(|| own.map(|a| a.interface.clone()));
+                // The peer's own address of this family: the one it came from, one on
+                // this address's network, any; else any host of the network.
+                let family = |a: &std::net::IpAddr| a.to_canonical().is_ipv4() == ip.is_ipv4();
+                let seen = side.peer.seen_from.map(|s| s.ip().to_canonical()).filter(family);
+                let near = side
+                    .peer
+                    .addresses
+                    .iter()
+                    .copied()
+                    .filter(family)
+                    .find(|a| own.is_some_and(|o| o.same_network(*a)));
+                let any = side.peer.addresses.iter().copied().find(family);
+                let source = match seen.or(near).or(any) {
+                    Some(a) => PacketSource::Host(a.to_canonical()),
+                    None => network.unwrap_or(PacketSource::Unknown),
+                };
+                (iif, source)
+            }
+        };
+        let packet = Packet { proto: input.port.proto, dport: input.port.port, daddr: ip, iif, source };
+        let published = input.docker.iter().any(|d| d.proto == input.port.proto && d.host_port == input.port.port);
+        out.push(match side.firewall {
+            _ if published => FirewallCheck::not_evaluated(
+                &packet,
+                "Docker publishes the port: its packets are forwarded to the container, a path lanreach does not evaluate",
+            ),
+            Firewall::Rules(rules) => FirewallCheck::of(rules, &packet),
+            Firewall::Unreadable(why) => FirewallCheck::not_evaluated(&packet, why.clone()),
+            Firewall::NotRead => continue,
+        });
+    }
+    out
+}
+
 /// Joins a port's inside facts, its outside probes and the path picture into its report
 /// entry and, unless it is reachable, a finding.
 fn judge(
+    side: &Side<'_>,
     input: &ServiceInput,
     plan: &[ServiceProbe],
     results: &[ServiceResult],
@@ -118,7 +187,9 @@ fn judge(
             }
         })
         .collect();
+    let firewall = firewall_checks(side, input, &probes);
     let facts = ServiceFacts {
+        mode: side.mode,
         port: input.port,
         listeners: &input.listeners,
         docker: &input.docker,
@@ -126,9 +197,11 @@ fn judge(
         probes: &probes,
         path,
         local_http_status: input.local_http_status,
+        firewall: &firewall,
     };
     let verdict = verdict(&facts);
-    let unconfirmed = verdict == Verdict::Reachable && !probes.iter().any(|p| p.outcome == Outcome::Open);
+    let fine = matches!(verdict, Verdict::Reachable | Verdict::ReachableLocally);
+    let unconfirmed = fine && !probes.iter().any(|p| p.outcome == Outcome::Open);
     let finding = if unconfirmed {
         Some(Finding {
             code: FindingCode::UdpUnconfirmed,
@@ -141,7 +214,7 @@ fn judge(
             fix: "test with the protocol's own client from the other device".into(),
         })
     } else {
-        (verdict != Verdict::Reachable).then(|| fixes::finding(&facts, verdict, cx))
+        (!fine).then(|| fixes::finding(&facts, verdict, cx))
     };
     let finding = finding.map(|mut f| {
         if input.source == PortSource::Exposed {
@@ -162,6 +235,7 @@ fn judge(
         docker: input.docker.clone(),
         unpublished: input.unpublished.clone(),
         probes,
+        firewall,
         verdict,
     };
     (report, finding)

@@ -71,7 +71,8 @@ pub const PEER_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RESULTS_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Peer: from sending the results to receiving the report (the agent reads its socket
-/// tables, asks Docker and may ask a local HTTP server first).
+/// tables and its firewall's configuration, asks Docker and may ask a local HTTP server
+/// first).
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// After a refusal, how long a side waits for the other to read it and close.
@@ -226,6 +227,11 @@ pub const MAX_LINK_ADDRESSES: usize = 4;
 /// a second connection at all.
 pub const RACE_STAGGER: Duration = Duration::from_millis(250);
 
+/// Reading the firewall's configuration (`nft`, `iptables-save`, `ufw`, `firewall-cmd`):
+/// the whole read. firewall-cmd asks firewalld over D-Bus, which may hang; what is not
+/// read by then is "could not be evaluated".
+pub const FIREWALL_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 // ---- Discovery and display ---------------------------------------------------------
 
 /// Longest mDNS browse.
@@ -274,7 +280,10 @@ const _: () = {
     // shortest attempt deadline.
     assert!(ms(KNOCK_TIMEOUT) >= 4 * ms(PROBE_TIMEOUT_FLOOR));
     // The peer waits for the report longer than the agent's slowest inside facts take.
-    assert!(ms(REPORT_TIMEOUT) > ms(DOCKER_API_TIMEOUT) + ms(LOCAL_HTTP_TIMEOUT) + ms(V6ONLY_PROBE_TIMEOUT));
+    assert!(
+        ms(REPORT_TIMEOUT)
+            > ms(DOCKER_API_TIMEOUT) + ms(LOCAL_HTTP_TIMEOUT) + ms(V6ONLY_PROBE_TIMEOUT) + ms(FIREWALL_READ_TIMEOUT)
+    );
     // The agent gives the peer's steps at least the time the peer gives itself.
     assert!(ms(AGENT_STEP_TIMEOUT) >= ms(PEER_STEP_TIMEOUT));
     // Before authentication it is the other way round: the agent ends the phase before

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::fixes::firewall_fix;
-use crate::report::{Finding, FindingCode, Mode, ProbeReport, Report, Severity};
+use crate::facts::PortSource;
+use crate::firewall::{FirewallCheck, FirewallOutcome};
+use crate::fixes::{firewall_fix, keeping_out, kept_out_words, rule_words};
+use crate::report::{Finding, FindingCode, Mode, ProbeReport, Report, Severity, Verdict};
 use crate::vocab::{Outcome, Proto};
 
 /// errno of "No route to host" on Linux: ICMP admin-prohibited, or ARP failure.
@@ -30,6 +32,7 @@ pub fn diagnose(r: &Report) -> Vec<Finding> {
     specific_findings(r, &mut out);
     family_findings(r, &mut out);
     path_findings(r, &mut out);
+    firewall_findings(r, &mut out);
     if r.probes.is_empty() {
         out.push(finding(
             FindingCode::NoLanAddress,
@@ -41,19 +44,102 @@ pub fn diagnose(r: &Report) -> Vec<Finding> {
         ));
     }
     if r.mode == Mode::Local {
+        let read = r.services.iter().flat_map(|s| &s.firewall).any(|c| c.outcome != FirewallOutcome::NotEvaluated);
+        let instead =
+            if read { " by these probes (for the checked ports, the firewall's rules were read instead)" } else { "" };
         out.push(finding(
             FindingCode::LocalModeLimits,
             Severity::Info,
-            "This is a single-machine self-check: connections to this machine's own addresses travel over the \
-             loopback interface, so firewall rules that match an interface (iifname \"eth0\", iifname != \"lo\") \
-             were not exercised, and nothing on the path (Wi-Fi client isolation, router filters, VPN routes) was \
-             tested."
-                .into(),
+            format!(
+                "This is a single-machine self-check: connections to this machine's own addresses travel over the \
+                 loopback interface, so firewall rules that match an interface (iifname \"eth0\", iifname != \"lo\") \
+                 were not exercised{instead}, and nothing on the path (Wi-Fi client isolation, router filters, VPN \
+                 routes) was tested."
+            ),
             "run `lanreach-peer` on another device of the network for a real LAN test",
         ));
     }
     out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
+}
+
+/// What the firewall's configuration says about the user's ports, where the port's own
+/// finding does not say it already: a rule that keeps other hosts out (while the verdict
+/// blames something else, e.g. the bind); in `--local`, that it lets them in; and where
+/// it could not be evaluated, why, once per reason.
+fn firewall_findings(r: &Report, out: &mut Vec<Finding>) {
+    let mut not_evaluated: Vec<(String, Vec<String>)> = Vec::new();
+    for s in &r.services {
+        let port = s.port;
+        let upper = s.proto.to_string().to_uppercase();
+        let severity = if s.source == PortSource::Exposed { Severity::Info } else { Severity::Error };
+        let keeping = keeping_out(r.mode, &s.firewall, &s.probes);
+        let named = matches!(s.verdict, Verdict::FirewallDrop | Verdict::FirewallReject | Verdict::Partial);
+        if !keeping.is_empty() && !named {
+            let (what, fix) = kept_out_words(&keeping, s.proto, port);
+            let code = if keeping.iter().any(|c| c.outcome == FirewallOutcome::Dropped) {
+                FindingCode::FirewallRuleDrops
+            } else {
+                FindingCode::FirewallRuleRejects
+            };
+            out.push(finding(code, severity, format!("Port {}: this machine's firewall also {what}.", s.label()), fix));
+        }
+        let accepted: Vec<&FirewallCheck> =
+            s.firewall.iter().filter(|c| c.outcome == FirewallOutcome::Accepted).collect();
+        if r.mode == Mode::Local
+            && s.source == PortSource::Check
+            && !accepted.is_empty()
+            && accepted.len() == s.firewall.len()
+        {
+            let mut rules: Vec<String> = Vec::new();
+            for w in accepted.iter().filter_map(|c| c.rule.as_ref()).map(rule_words) {
+                if !rules.contains(&w) {
+                    rules.push(w);
+                }
+            }
+            let by =
+                if rules.is_empty() { " (no rule stops it)".to_owned() } else { format!(": {}", rules.join("; ")) };
+            let at: Vec<String> = accepted.iter().map(|c| c.target.ip().to_string()).collect();
+            out.push(finding(
+                FindingCode::FirewallAccepts,
+                Severity::Info,
+                format!(
+                    "Port {}: this machine's firewall, as configured now, lets {upper} from other hosts in at {}{by}.",
+                    s.label(),
+                    at.join(", ")
+                ),
+                "",
+            ));
+        }
+        // With a peer, its probes are the evidence: a port it reached needs no word.
+        if r.mode == Mode::Peer && s.verdict == Verdict::Reachable {
+            continue;
+        }
+        for c in s.firewall.iter().filter(|c| c.outcome == FirewallOutcome::NotEvaluated) {
+            let why = c.reason.clone().unwrap_or_default();
+            let label = format!("{} at {}", s.label(), c.target.ip());
+            match not_evaluated.iter_mut().find(|(w, _)| *w == why) {
+                Some((_, ports)) => ports.push(label),
+                None => not_evaluated.push((why, vec![label])),
+            }
+        }
+    }
+    for (why, ports) in not_evaluated {
+        let permission = ["not permitted", "ermission denied", "root"].iter().any(|w| why.contains(w));
+        out.push(finding(
+            FindingCode::FirewallNotEvaluated,
+            Severity::Info,
+            format!(
+                "This machine's firewall could not be evaluated for port {}: {why}. Whether it lets other hosts in is not known.",
+                ports.join(", ")
+            ),
+            if permission {
+                "run the agent as root (sudo) or with CAP_NET_ADMIN so it can read the firewall's rules"
+            } else {
+                ""
+            },
+        ));
+    }
 }
 
 /// A wildcard listener dialled at an address of its own family: what the path and the
@@ -249,7 +335,11 @@ fn family_findings(r: &Report, out: &mut Vec<Finding>) {
         out.push(finding(
             FindingCode::Ipv4OnlyTested,
             Severity::Info,
-            "The agent has no IPv6 address the peer could use, so only IPv4 was tested.".into(),
+            match r.mode {
+                Mode::Peer => "The agent has no IPv6 address the peer could use, so only IPv4 was tested.",
+                Mode::Local => "This machine has no IPv6 address another device could use, so only IPv4 was tested.",
+            }
+            .into(),
             "",
         ));
     } else if open(true) && !open(false) {

@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 
 use crate::facts::{DockerPublish, SocketFact};
-use crate::report::{Finding, FindingCode, ServiceProbeReport, Severity, Verdict};
-use crate::verdict::{ServiceFacts, missed_probes};
+use crate::firewall::{FirewallCheck, FirewallOutcome, RuleRef, RulesFrom};
+use crate::report::{Finding, FindingCode, Mode, ServiceProbeReport, Severity, Verdict};
+use crate::verdict::{ServiceFacts, kept_out, missed_probes};
 use crate::vocab::{Outcome, Proto};
 
 /// A program recognised from its name and command line, for fixes in its own terms.
@@ -334,6 +335,134 @@ pub fn firewall_fix(proto: Proto, port: Option<u16>) -> String {
     }
 }
 
+/// A rule read from the firewall's configuration, named as its user knows it:
+/// ``nftables rule `iifname "eth0" tcp dport 8000 drop` (table inet filter, chain input)``.
+pub fn rule_words(r: &RuleRef) -> String {
+    let (_, table) = r.family_and_table();
+    match (r.from, r.is_policy()) {
+        (RulesFrom::Nftables, false) => format!("nftables rule `{}` (table {}, chain {})", r.text, r.table, r.chain),
+        (RulesFrom::Nftables, true) => format!("the `{}` of nftables chain {} (table {})", r.text, r.chain, r.table),
+        (RulesFrom::Iptables, false) => format!("iptables rule `{}` (table {table})", r.text),
+        (RulesFrom::Iptables, true) => format!("iptables policy `{}` (table {table})", r.text),
+        (RulesFrom::Ufw, false) => {
+            let text = r.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            match r.handle {
+                Some(n) => format!("ufw rule {n} `{text}`"),
+                None => format!("ufw rule `{text}`"),
+            }
+        }
+        (RulesFrom::Ufw, true) => format!("ufw's `{}`", r.text),
+        (RulesFrom::Firewalld, _) => format!("firewalld {}: `{}`", r.chain, r.text),
+    }
+}
+
+/// The fix for one rule that keeps other hosts out of `port`: let the port in before it
+/// (or remove it), in the terms of the configuration it was read from.
+pub fn rule_fix(r: &RuleRef, proto: Proto, port: u16) -> String {
+    let (family, table) = r.family_and_table();
+    let ufw_allow = || format!("`sudo ufw allow {port}/{proto}`");
+    match r.from {
+        // Front ends rewrite their own chains: the fix goes through them.
+        RulesFrom::Nftables if r.chain.starts_with("ufw") => format!("let the port in with ufw: {}", ufw_allow()),
+        RulesFrom::Nftables if table == "firewalld" => format!(
+            "let the port in with firewalld: `sudo firewall-cmd --add-port={port}/{proto} && sudo firewall-cmd --runtime-to-permanent`"
+        ),
+        RulesFrom::Nftables => match r.handle {
+            Some(h) => format!(
+                "let the port in before that rule: `sudo nft insert rule {family} {table} {chain} position {h} {proto} dport {port} accept`, \
+                 or delete the rule: `sudo nft delete rule {family} {table} {chain} handle {h}` (and change /etc/nftables.conf to match, or it comes back at the next boot)",
+                chain = r.chain
+            ),
+            None => format!(
+                "let the port in: `sudo nft add rule {family} {table} {chain} {proto} dport {port} accept` (and add it to /etc/nftables.conf, or it is gone at the next boot)",
+                chain = r.chain
+            ),
+        },
+        RulesFrom::Iptables => {
+            let cmd = if family == "ip6" { "ip6tables" } else { "iptables" };
+            let t = if table == "filter" { String::new() } else { format!(" -t {table}") };
+            let chain = &r.chain;
+            match r.handle {
+                Some(n) => format!(
+                    "let the port in before that rule: `sudo {cmd}{t} -I {chain} {n} -p {proto} --dport {port} -j ACCEPT`, or delete it: `sudo {cmd}{t} -D {chain} {n}` (then save the rules the way this machine loads them, e.g. `netfilter-persistent save`)"
+                ),
+                None => format!(
+                    "let the port in: `sudo {cmd}{t} -A {chain} -p {proto} --dport {port} -j ACCEPT` (then save the rules the way this machine loads them, e.g. `netfilter-persistent save`)"
+                ),
+            }
+        }
+        RulesFrom::Ufw => match r.handle {
+            Some(n) => format!(
+                "let the port in before that rule: `sudo ufw insert {n} allow {port}/{proto}`, or delete it: `sudo ufw delete {n}`"
+            ),
+            None => format!("let the port in: {}", ufw_allow()),
+        },
+        RulesFrom::Firewalld => {
+            let zone = r.chain.strip_prefix("zone ").unwrap_or(&r.chain);
+            if r.text.starts_with("rule ") {
+                format!(
+                    "remove that rich rule: `sudo firewall-cmd --zone={zone} --remove-rich-rule='{}' && sudo firewall-cmd --runtime-to-permanent`",
+                    r.text
+                )
+            } else {
+                format!(
+                    "let the port in: `sudo firewall-cmd --zone={zone} --add-port={port}/{proto} && sudo firewall-cmd --runtime-to-permanent`"
+                )
+            }
+        }
+    }
+}
+
+/// The distinct rules of `checks`, each once, in order.
+fn distinct_rules<'a>(checks: &[&'a FirewallCheck]) -> Vec<&'a RuleRef> {
+    let mut out: Vec<&RuleRef> = Vec::new();
+    for r in checks.iter().filter_map(|c| c.rule.as_ref()) {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// "drops TCP to port 8000 from other hosts arriving on eth0 (at 198.51.100.1,
+/// 2001:db8:1::1): nftables rule `…` (table …, chain …)", for the checks that keep
+/// other hosts out; the fix for each rule.
+pub fn kept_out_words(checks: &[&FirewallCheck], proto: Proto, port: u16) -> (String, String) {
+    let verb = if checks.iter().any(|c| c.outcome == FirewallOutcome::Dropped) { "drops" } else { "rejects" };
+    let mut ifaces: Vec<&str> = Vec::new();
+    for i in checks.iter().filter_map(|c| c.interface.as_deref()) {
+        if !ifaces.contains(&i) {
+            ifaces.push(i);
+        }
+    }
+    let on = if ifaces.is_empty() { String::new() } else { format!(" arriving on {}", ifaces.join(", ")) };
+    let at: Vec<String> = checks.iter().map(|c| c.target.ip().to_string()).collect();
+    let rules = distinct_rules(checks);
+    let named: Vec<String> = rules.iter().map(|r| rule_words(r)).collect();
+    let fixes: Vec<String> = rules.iter().map(|r| rule_fix(r, proto, port)).collect();
+    let upper = proto.to_string().to_uppercase();
+    (
+        format!("{verb} {upper} to port {port} from other hosts{on} (at {}): {}", at.join(", "), named.join("; ")),
+        fixes.join("; "),
+    )
+}
+
+/// The checks that keep other hosts out where the port did not answer them (with a
+/// peer), or anywhere (`--local`, whose own probes never meet interface rules).
+pub fn keeping_out<'a>(
+    mode: Mode,
+    checks: &'a [FirewallCheck],
+    probes: &[ServiceProbeReport],
+) -> Vec<&'a FirewallCheck> {
+    checks
+        .iter()
+        .filter(|c| c.blocks())
+        .filter(|c| {
+            mode == Mode::Local || !probes.iter().any(|p| p.target.ip() == c.target.ip() && p.outcome == Outcome::Open)
+        })
+        .collect()
+}
+
 fn family(ip: IpAddr) -> &'static str {
     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
@@ -367,12 +496,26 @@ fn dialled_first(mut probes: Vec<&ServiceProbeReport>, dialled: Option<IpAddr>) 
 /// The `partial` finding: where the port answers and where not, and the fix for why not.
 fn partial(f: &ServiceFacts<'_>, who: &str, program: Program, cx: &FixContext) -> (String, String) {
     let port = f.port;
-    let open: Vec<&ServiceProbeReport> = f.probes.iter().filter(|p| p.outcome == Outcome::Open).collect();
-    let open = dialled_first(open, cx.dialled);
     let missed = dialled_first(missed_probes(f), cx.dialled);
+    let open: Vec<&ServiceProbeReport> =
+        f.probes.iter().filter(|p| p.outcome == Outcome::Open && !missed.contains(p)).collect();
+    let open = dialled_first(open, cx.dialled);
     let answered: Vec<String> = open.iter().map(|p| at(p.target.ip(), cx.dialled)).collect();
-    let not: Vec<String> =
-        missed.iter().map(|p| format!("{} at {}", met(p.outcome), at(p.target.ip(), cx.dialled))).collect();
+    // The firewall's configuration names the rule where it keeps other hosts out.
+    let keeping = keeping_out(f.mode, f.firewall, f.probes);
+    let rule_at = |ip: IpAddr| keeping.iter().find(|c| c.target.ip() == ip).and_then(|c| c.rule.as_ref());
+    let not: Vec<String> = missed
+        .iter()
+        .map(|p| {
+            let ip = p.target.ip();
+            let seen = match kept_out(f, ip) {
+                Some(_) => "kept out by this machine's firewall".to_owned(),
+                None => met(p.outcome).to_owned(),
+            };
+            let rule = rule_at(ip).map(|r| format!(" ({})", rule_words(r))).unwrap_or_default();
+            format!("{seen} at {}{rule}", at(ip, cx.dialled))
+        })
+        .collect();
     let binds: Vec<String> = f.listeners.iter().map(|l| l.bind.to_string()).collect();
     // Where a socket accepts the address yet the port did not answer, a firewall is in
     // the way; elsewhere the bind leaves the address out.
@@ -387,12 +530,16 @@ fn partial(f: &ServiceFacts<'_>, who: &str, program: Program, cx: &FixContext) -
     };
     let answered = answered.join(", ");
     let but = if answered.ends_with("dialled") { ", but" } else { " but" };
+    let reach = if f.mode == Mode::Local { "answers this machine at" } else { "reachable at" };
     let message = format!(
-        "Port {port}: reachable at {answered}{but} {}{why}. A device that uses {} cannot connect.",
+        "Port {port}: {reach} {answered}{but} {}{why}. A device that uses {} cannot connect.",
         not.join(", "),
         if missed.len() == 1 { "that address" } else { "those addresses" }
     );
-    let fix = if listening_there && !f.listeners.is_empty() {
+    let rules = distinct_rules(&keeping);
+    let fix = if listening_there && !rules.is_empty() {
+        rules.iter().map(|r| rule_fix(r, port.proto, port.port)).collect::<Vec<_>>().join("; ")
+    } else if listening_there && !f.listeners.is_empty() {
         firewall_fix(port.proto, Some(port.port))
     } else {
         bind_fix(
@@ -555,8 +702,18 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
     let binds = binds.join(", ");
     let n = port.port;
     let container = docker.first();
+    // Who probed: the self-check is this machine, never "the peer".
+    let prober = match f.mode {
+        Mode::Peer => "the peer",
+        Mode::Local => "this machine",
+    };
     let (severity, message, fix) = match verdict {
         Verdict::Reachable => (Severity::Info, format!("Port {port} is reachable from the peer ({who} on {binds})."), String::new()),
+        Verdict::ReachableLocally => (
+            Severity::Info,
+            format!("Port {port} answers this machine at its own addresses ({who} on {binds}); other devices were not tested."),
+            String::new(),
+        ),
         Verdict::Partial => {
             let (message, fix) = partial(f, &who, program, cx);
             (Severity::Error, message, fix)
@@ -568,19 +725,30 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         ),
         Verdict::InterfaceOnly => (
             Severity::Error,
-            format!("Port {port}: {who} listens only on {binds}, an address the peer did not reach (another network interface or a VPN)."),
+            format!("Port {port}: {who} listens only on {binds}, an address {prober} did not reach (another network interface or a VPN)."),
             bind_fix(program, n, listeners, cx),
         ),
         Verdict::Ipv4Only => (
             Severity::Error,
-            format!("Port {port}: {who} listens on IPv4 only ({binds}), but the peer reaches this machine over IPv6."),
+            format!("Port {port}: {who} listens on IPv4 only ({binds}), but {prober} reaches this machine over IPv6."),
             bind_fix(program, n, listeners, &FixContext { v6: true, ..*cx }),
         ),
         Verdict::Ipv6Only => (
             Severity::Error,
-            format!("Port {port}: {who} listens on IPv6 only ({binds}), but the peer reaches this machine over IPv4."),
+            format!("Port {port}: {who} listens on IPv6 only ({binds}), but {prober} reaches this machine over IPv4."),
             bind_fix(program, n, listeners, &FixContext { v4: true, ..*cx }),
         ),
+        Verdict::FirewallDrop | Verdict::FirewallReject if !keeping_out(f.mode, f.firewall, f.probes).is_empty() => {
+            // The firewall's configuration names the rule.
+            let keeping = keeping_out(f.mode, f.firewall, f.probes);
+            let (what, fix) = kept_out_words(&keeping, port.proto, n);
+            let seen = match (f.mode, verdict) {
+                (Mode::Local, _) => ", but",
+                (Mode::Peer, Verdict::FirewallDrop) => ", and the network passes traffic to this machine, but connections to the port time out:",
+                (Mode::Peer, _) => ", yet connections from the peer are refused or rejected:",
+            };
+            (Severity::Error, format!("Port {port}: {who} listens on {binds}{seen} this machine's firewall {what}."), fix)
+        }
         Verdict::FirewallDrop => (
             Severity::Error,
             format!("Port {port}: {who} listens on {binds}, and the network passes traffic to this machine, but connections to the port time out: a firewall rule drops it."),
@@ -588,7 +756,7 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         ),
         Verdict::FirewallReject => (
             Severity::Error,
-            format!("Port {port}: {who} listens on {binds}, yet connections from the peer are refused or rejected: a firewall rule answers in its place."),
+            format!("Port {port}: {who} listens on {binds}, yet connections from {prober} are refused or rejected: a firewall rule answers in its place."),
             firewall_fix(port.proto, Some(port.port)),
         ),
         Verdict::NotListening => (
@@ -641,11 +809,11 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         ),
         Verdict::NetworkBlocked => (
             Severity::Error,
-            format!("Port {port}: not even lanreach's own test listeners are reachable from the peer over {}: the network path or a firewall blocks everything, whatever the server does.", port.proto.to_string().to_uppercase()),
+            format!("Port {port}: not even lanreach's own test listeners are reachable from {prober} over {}: the network path or a firewall blocks everything, whatever the server does.", port.proto.to_string().to_uppercase()),
             "check Wi-Fi client isolation (guest networks), the host firewall's default policy, and that both devices are on the same network".into(),
         ),
     };
-    let fix = if cx.wsl2 && verdict != Verdict::Reachable {
+    let fix = if cx.wsl2 && !matches!(verdict, Verdict::Reachable | Verdict::ReachableLocally) {
         format!(
             "{fix}. This agent runs inside WSL2, which sits behind Windows' NAT: other devices reach Windows, not WSL. \
              Use WSL's mirrored networking (`networkingMode=mirrored` in %UserProfile%\\.wslconfig) or forward the port: \
@@ -669,6 +837,7 @@ mod tests {
 
     fn facts(listeners: &[SocketFact]) -> ServiceFacts<'_> {
         ServiceFacts {
+            mode: crate::report::Mode::Peer,
             port: P,
             listeners,
             docker: &[],
@@ -676,6 +845,7 @@ mod tests {
             probes: &[],
             path: &[],
             local_http_status: None,
+            firewall: &[],
         }
     }
 

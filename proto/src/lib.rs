@@ -18,6 +18,7 @@
 //! | run rules | [`run`] | the probe run as a state machine: knock first, one retry after silence, UDP spacing, bounded concurrency, the run deadline |
 //! | wire | [`msg`], [`codec`], [`channel`] | the message enum and type numbers, frames, a framed stream |
 //! | conversation | [`handshake`], [`conversation`] | version check and authentication; then Hello, plan, pings, results, report |
+//! | firewall | [`firewall`] | the host firewall's rules read from nftables JSON, `iptables-save`, ufw and firewalld as one model, and the input path of a packet from another host walked through it |
 //! | report types | [`facts`], [`report`] | inside facts and `--check` parsing; the `lanreach.report/1` schema |
 //! | rules | [`verdict`], [`fixes`], [`diagnose`] | a port's verdict; program-specific fix texts; matrix findings |
 //! | assembly | [`assemble`] | plan + results + listener hits + inside facts → report |
@@ -41,6 +42,7 @@ pub mod conversation;
 pub mod defaults;
 pub mod diagnose;
 pub mod facts;
+pub mod firewall;
 pub mod fixes;
 pub mod handshake;
 pub mod id;

@@ -21,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::defaults::{MIN_WIDTH, NARROW_WIDTH};
 use crate::facts::{CheckedPort, DockerPublish, PortSource};
+use crate::firewall::FirewallOutcome;
 use crate::report::{Finding, FindingCode, Mode, ProbeReport, Report, ServiceReport, Severity, Verdict};
 use crate::text::{self, printable, wrap};
 use crate::vocab::{Outcome, Proto};
@@ -220,7 +221,7 @@ impl View<'_> {
         let listening = listeners(s);
         let listening = if listening.is_empty() { vec!["nothing".to_owned()] } else { listening };
         out.push_str(&self.labelled("listening here", &listening));
-        out.push_str(&self.labelled("from outside", &probes(s)));
+        out.push_str(&self.labelled(seen_from(self.r.mode), &probes(s)));
         out
     }
 
@@ -269,7 +270,9 @@ impl View<'_> {
         let mut table = Table::new();
         table.load_preset(UTF8_BORDERS_ONLY);
         let title = if source == PortSource::Check { "your port" } else { "listening port" };
-        table.set_header(vec![title, VERDICT_HEADER, "listening here", "from outside"]);
+        // The self-check dials this machine's own addresses over lo: it saw nothing from
+        // outside, and its heading says so (DESIGN §5).
+        table.set_header(vec![title, VERDICT_HEADER, "listening here", seen_from(self.r.mode)]);
         for s in rows {
             let listening = listeners(s);
             let listening = if listening.is_empty() { "nothing".to_owned() } else { listening.join("\n") };
@@ -419,7 +422,8 @@ fn listeners(s: &ServiceReport) -> Vec<String> {
         .collect()
 }
 
-/// What the peer saw at each address it dialled a port at.
+/// What the peer saw at each address it dialled a port at, and what the firewall's
+/// configuration does with other hosts' packets to it.
 fn probes(s: &ServiceReport) -> Vec<String> {
     s.probes
         .iter()
@@ -427,7 +431,45 @@ fn probes(s: &ServiceReport) -> Vec<String> {
             let status = p.http_status.map(|c| format!(" HTTP {c}")).unwrap_or_default();
             format!("{} {}{status}", p.target.ip(), p.outcome.as_str().replace('_', " "))
         })
+        .chain(firewall_lines(s))
         .collect()
+}
+
+/// The heading of what the probes saw: a self-check saw nothing from outside.
+fn seen_from(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Peer => "from outside",
+        Mode::Local => "from this machine",
+    }
+}
+
+/// What the firewall's configuration does with other hosts' packets to the port, under
+/// its probes: `firewall: drops other hosts` (with the addresses when they differ).
+fn firewall_lines(s: &ServiceReport) -> Vec<String> {
+    let word = |o: FirewallOutcome| match o {
+        FirewallOutcome::Accepted => "lets other hosts in",
+        FirewallOutcome::Dropped => "drops other hosts",
+        FirewallOutcome::Rejected => "rejects other hosts",
+        FirewallOutcome::NotEvaluated => "not evaluated",
+    };
+    let mut outcomes: Vec<FirewallOutcome> = Vec::new();
+    for c in &s.firewall {
+        if !outcomes.contains(&c.outcome) {
+            outcomes.push(c.outcome);
+        }
+    }
+    match outcomes.as_slice() {
+        [] => Vec::new(),
+        [one] => vec![format!("firewall: {}", word(*one))],
+        many => many
+            .iter()
+            .map(|o| {
+                let at: Vec<String> =
+                    s.firewall.iter().filter(|c| c.outcome == *o).map(|c| c.target.ip().to_string()).collect();
+                format!("firewall: {} at {}", word(*o), at.join(", "))
+            })
+            .collect(),
+    }
 }
 
 /// A Docker publication in the "listening here" column: where the app listens inside

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::addr::InterfaceKind;
 use crate::facts::{DockerPublish, PortSource, UnpublishedContainer};
+use crate::firewall::FirewallCheck;
 use crate::vocab::{Outcome, Proto};
 
 /// Schema name of the JSON report.
@@ -247,8 +248,19 @@ finding_codes! {
     LocalModeLimits => "local_mode_limits",
     /// A UDP port with a listener stayed silent.
     UdpUnconfirmed => "udp_unconfirmed",
+    /// A firewall rule read from the configuration drops packets from other hosts to a
+    /// port, where the port's verdict does not already name it.
+    FirewallRuleDrops => "firewall_rule_drops",
+    /// The same, a rule that rejects them.
+    FirewallRuleRejects => "firewall_rule_rejects",
+    /// `--local`: the firewall's configuration lets other hosts in to a port.
+    FirewallAccepts => "firewall_accepts",
+    /// The firewall's configuration could not be read or evaluated for a port.
+    FirewallNotEvaluated => "firewall_not_evaluated",
     /// Port verdict `reachable`.
     Reachable => "reachable",
+    /// Port verdict `reachable_locally`.
+    ReachableLocally => "reachable_locally",
     /// Port verdict `partial`.
     Partial => "partial",
     /// Test listeners at an address on a network the peer is not on did not answer.
@@ -363,6 +375,10 @@ impl<'de> Deserialize<'de> for FindingCode {
 pub enum Verdict {
     /// The peer reached it at every address of this host it can reach.
     Reachable,
+    /// `--local`: it answered this machine at each of its own addresses (over `lo`), and
+    /// no firewall rule read from the configuration stops other hosts. What other devices
+    /// meet on the way was not tested.
+    ReachableLocally,
     /// Answered at some addresses the peer can reach, refused or silent at others.
     Partial,
     /// Bound to 127.0.0.1 / ::1 only.
@@ -373,9 +389,11 @@ pub enum Verdict {
     Ipv4Only,
     /// IPv6 only, and the peer reached this host over IPv4 only.
     Ipv6Only,
-    /// Something listens on a matching address; the port times out from outside.
+    /// Something listens on a matching address; the port times out from outside (`--local`:
+    /// the firewall's configuration drops other hosts' packets to it).
     FirewallDrop,
-    /// Something listens on a matching address; refused or admin-prohibited from outside.
+    /// Something listens on a matching address; refused or admin-prohibited from outside
+    /// (`--local`: the firewall's configuration rejects other hosts' packets to it).
     FirewallReject,
     /// Nothing listens on the port.
     NotListening,
@@ -396,8 +414,9 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in a stable order.
-    pub const ALL: [Verdict; 15] = [
+    pub const ALL: [Verdict; 16] = [
         Verdict::Reachable,
+        Verdict::ReachableLocally,
         Verdict::Partial,
         Verdict::LoopbackOnly,
         Verdict::InterfaceOnly,
@@ -418,6 +437,7 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Reachable => "reachable",
+            Verdict::ReachableLocally => "reachable_locally",
             Verdict::Partial => "partial",
             Verdict::LoopbackOnly => "loopback_only",
             Verdict::InterfaceOnly => "interface_only",
@@ -483,8 +503,19 @@ pub struct ServiceReport {
     pub unpublished: Vec<UnpublishedContainer>,
     /// Outside probes of it.
     pub probes: Vec<ServiceProbeReport>,
+    /// What the firewall's configuration does with a packet from another host to the
+    /// port, one check per address of this machine probed (empty when not looked at).
+    #[serde(default)]
+    pub firewall: Vec<FirewallCheck>,
     /// The verdict.
     pub verdict: Verdict,
+}
+
+impl ServiceReport {
+    /// `3000`, or `5353/udp`.
+    pub fn label(&self) -> String {
+        crate::facts::CheckedPort { port: self.port, proto: self.proto }.to_string()
+    }
 }
 
 impl Report {
@@ -532,9 +563,16 @@ impl Report {
                 .any(|p| p.target.ip().to_canonical() == ip && p.outcome == Outcome::Open)
     }
 
-    /// Whether every port named with `--check` is reachable (the exit code's question).
-    pub fn checked_ports_reachable(&self) -> bool {
-        self.services.iter().filter(|s| s.source == PortSource::Check).all(|s| s.verdict == Verdict::Reachable)
+    /// The exit code's question: with a peer, whether every port named with `--check` is
+    /// `reachable`; in `local` mode, whether nothing wrong is visible from this machine
+    /// (every checked port `reachable_locally`, no error-level finding).
+    pub fn all_clear(&self) -> bool {
+        let fine = match self.mode {
+            Mode::Peer => Verdict::Reachable,
+            Mode::Local => Verdict::ReachableLocally,
+        };
+        let ports = self.services.iter().filter(|s| s.source == PortSource::Check).all(|s| s.verdict == fine);
+        ports && (self.mode == Mode::Peer || self.findings.iter().all(|f| f.severity != Severity::Error))
     }
 }
 

@@ -4,12 +4,16 @@
 use std::net::IpAddr;
 
 use crate::facts::{CheckedPort, DockerPublish, SocketFact, UnpublishedContainer};
-use crate::report::{ProbeReport, ServiceProbeReport, Verdict};
+use crate::firewall::{FirewallCheck, FirewallOutcome};
+use crate::report::{Mode, ProbeReport, ServiceProbeReport, Verdict};
 use crate::vocab::{Outcome, Proto};
 
 /// Everything the verdict for one port is made from.
 #[derive(Debug, Clone)]
 pub struct ServiceFacts<'a> {
+    /// Who probed: a peer on another device, or this machine itself (`--local`), whose
+    /// probes travel over `lo` and never show what other devices meet.
+    pub mode: Mode,
     /// The port.
     pub port: CheckedPort,
     /// Listening sockets on it.
@@ -24,6 +28,9 @@ pub struct ServiceFacts<'a> {
     pub path: &'a [ProbeReport],
     /// The status this machine gets with `Host: localhost` (see [`crate::facts::ServiceInput`]).
     pub local_http_status: Option<u16>,
+    /// What the firewall's configuration does with a packet from another host to each
+    /// probed address (empty when not read).
+    pub firewall: &'a [FirewallCheck],
 }
 
 fn http_rejects(status: Option<u16>) -> bool {
@@ -44,12 +51,50 @@ pub fn path_open(path: &[ProbeReport], proto: Proto, ip: IpAddr) -> bool {
 }
 
 /// The port's outside probes that were not answered at an address the peer can reach
-/// ([`path_open`]): where a port that answers elsewhere is only partly reachable.
+/// ([`path_open`]): where a port that answers elsewhere is only partly reachable. In
+/// `--local`, also those answered here at an address whose firewall keeps other hosts
+/// out ([`kept_out`]).
 pub fn missed_probes<'a>(f: &ServiceFacts<'a>) -> Vec<&'a ServiceProbeReport> {
-    f.probes.iter().filter(|p| p.outcome != Outcome::Open && path_open(f.path, f.port.proto, p.target.ip())).collect()
+    f.probes
+        .iter()
+        .filter(|p| {
+            (p.outcome != Outcome::Open && path_open(f.path, f.port.proto, p.target.ip()))
+                || (p.outcome == Outcome::Open && kept_out(f, p.target.ip()).is_some())
+        })
+        .collect()
 }
 
-/// The verdict for one port.
+/// In `--local`, the firewall check that keeps other hosts out at `ip`, where the
+/// configuration says so: the self-check's own probes travel over `lo` and never meet
+/// it (DESIGN §4), so this is what the LAN meets there. None with a peer, whose probes
+/// are the evidence.
+pub fn kept_out<'a>(f: &ServiceFacts<'a>, ip: IpAddr) -> Option<&'a FirewallCheck> {
+    if f.mode != Mode::Local {
+        return None;
+    }
+    f.firewall.iter().find(|c| c.target.ip() == ip && c.blocks())
+}
+
+/// `firewall_drop` or `firewall_reject` for the checks that keep other hosts out.
+fn blocked_verdict(checks: &[&FirewallCheck]) -> Verdict {
+    if checks.iter().any(|c| c.outcome == FirewallOutcome::Dropped) {
+        Verdict::FirewallDrop
+    } else {
+        Verdict::FirewallReject
+    }
+}
+
+/// The verdict for one port: what the probes and inside facts give, where `--local` says
+/// `reachable_locally` for what a peer would call `reachable` (DESIGN §5: the self-check
+/// never claims what other devices see).
+pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
+    match (f.mode, probe_verdict(f)) {
+        (Mode::Local, Verdict::Reachable) => Verdict::ReachableLocally,
+        (_, v) => v,
+    }
+}
+
+/// The verdict the probes and the inside facts give, in a peer's terms.
 ///
 /// `reachable` means answered at every address the peer can reach ([`path_open`]);
 /// answered at some and not at others is `partial`. Outside evidence from the LAN wins (an answer at a non-loopback address is reachable
@@ -57,7 +102,7 @@ pub fn missed_probes<'a>(f: &ServiceFacts<'a>) -> Vec<&'a ServiceProbeReport> {
 /// inside facts about bind scope decide, since a peer on this machine (loopback) or the
 /// `--local` self-check cannot show what the LAN sees. Then the path picture of the
 /// test listeners tells the network and the firewall apart.
-pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
+fn probe_verdict(f: &ServiceFacts<'_>) -> Verdict {
     let proto = f.port.proto;
     let open_at = |lan: bool| -> Vec<&ServiceProbeReport> {
         f.probes.iter().filter(|p| p.outcome == Outcome::Open && p.target.ip().is_loopback() != lan).collect()
@@ -76,6 +121,12 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
     };
     let open_lan = open_at(true);
     if !open_lan.is_empty() {
+        // `--local`: answered here, yet the configuration keeps other hosts out at every
+        // such address.
+        let kept: Vec<&FirewallCheck> = open_lan.iter().filter_map(|p| kept_out(f, p.target.ip())).collect();
+        if kept.len() == open_lan.len() {
+            return blocked_verdict(&kept);
+        }
         return answer(&open_lan);
     }
     if f.probes.iter().any(|p| matches!(p.outcome, Outcome::EmptyReply | Outcome::Reset)) {
@@ -160,9 +211,11 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
         let all_silent =
             f.probes.iter().filter(|p| matching.contains(&p.target.ip())).all(|p| p.outcome == Outcome::Timeout);
         let unmatched: Vec<IpAddr> = reachable.iter().copied().filter(|ip| !matching.contains(ip)).collect();
+        let kept: Vec<&FirewallCheck> = matching.iter().filter_map(|ip| kept_out(f, *ip)).collect();
         match proto {
             Proto::Udp if !all_silent => Verdict::FirewallReject,
             Proto::Udp if !unmatched.is_empty() => bind_gap(&unmatched),
+            Proto::Udp if !kept.is_empty() && kept.len() == matching.len() => blocked_verdict(&kept),
             Proto::Udp => Verdict::Reachable,
             Proto::Tcp => Verdict::FirewallDrop,
         }
@@ -230,6 +283,7 @@ mod tests {
         path: &[ProbeReport],
     ) -> Verdict {
         verdict(&ServiceFacts {
+            mode: Mode::Peer,
             port: P,
             listeners,
             docker,
@@ -237,6 +291,7 @@ mod tests {
             probes,
             path,
             local_http_status: Some(200),
+            firewall: &[],
         })
     }
 
@@ -280,6 +335,7 @@ mod tests {
         assert_eq!(v(&[only6], &[], &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);
         // 403 for everyone (auth, no index page) is not a Host check.
         let f = ServiceFacts {
+            mode: Mode::Peer,
             port: P,
             listeners: std::slice::from_ref(&any),
             docker: &[],
@@ -287,6 +343,7 @@ mod tests {
             probes: &[probe(LAN, Open, Some(403))],
             path: &p,
             local_http_status: Some(403),
+            firewall: &[],
         };
         assert_eq!(verdict(&f), Verdict::Reachable);
         assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, EmptyReply, None)], &p), Verdict::ProxyNoBackend);
@@ -300,6 +357,62 @@ mod tests {
         let v4_path = path(&[("198.51.100.1:40000", Open), ("[2001:db8::1]:40001", Timeout)]);
         let both = [probe(LAN, Open, Some(200)), probe(LAN6, Timeout, None)];
         assert_eq!(v(&[any], &[], &both, &v4_path), Verdict::Reachable);
+    }
+
+    #[test]
+    fn local_verdicts_say_what_this_machine_saw_and_what_the_configuration_says() {
+        use Outcome::*;
+        let p = lan_path();
+        let any = [sock("0.0.0.0:3000", "python3", "python3 -m http.server 3000")];
+        let dual = [sock("0.0.0.0:3000", "python3", "x"), sock("[::]:3000", "python3", "x")];
+        let check = |target: &str, outcome| FirewallCheck {
+            target: target.parse().expect("target"),
+            interface: Some("eth0".into()),
+            source: "198.51.100.0/24".into(),
+            outcome,
+            rule: None,
+            reason: None,
+        };
+        let local = |listeners: &[SocketFact], probes: &[ServiceProbeReport], firewall: &[FirewallCheck]| {
+            verdict(&ServiceFacts {
+                mode: Mode::Local,
+                port: P,
+                listeners,
+                docker: &[],
+                unpublished: &[],
+                probes,
+                path: &p,
+                local_http_status: None,
+                firewall,
+            })
+        };
+        let both = [probe(LAN, Open, Some(200)), probe(LAN6, Open, Some(200))];
+        assert_eq!(local(&dual, &both, &[]), Verdict::ReachableLocally);
+        let passes = [check(LAN, FirewallOutcome::Accepted), check(LAN6, FirewallOutcome::NotEvaluated)];
+        assert_eq!(local(&dual, &both, &passes), Verdict::ReachableLocally);
+        let dropped = [check(LAN, FirewallOutcome::Dropped), check(LAN6, FirewallOutcome::Dropped)];
+        assert_eq!(local(&dual, &both, &dropped), Verdict::FirewallDrop);
+        let rejected = [check(LAN, FirewallOutcome::Rejected), check(LAN6, FirewallOutcome::Rejected)];
+        assert_eq!(local(&dual, &both, &rejected), Verdict::FirewallReject);
+        // Kept out at one address only: partial.
+        let one = [check(LAN, FirewallOutcome::Dropped), check(LAN6, FirewallOutcome::Accepted)];
+        assert_eq!(local(&dual, &both, &one), Verdict::Partial);
+        // The issue: 0.0.0.0 answers over IPv4, the bind refuses IPv6, the rule drops IPv4.
+        let v4 = [probe(LAN, Open, Some(200)), probe(LAN6, Refused, None)];
+        assert_eq!(local(&any, &v4, &dropped), Verdict::FirewallDrop);
+        // A peer's probes are the evidence: the same configuration changes nothing.
+        let peer = ServiceFacts {
+            mode: Mode::Peer,
+            port: P,
+            listeners: &dual,
+            docker: &[],
+            unpublished: &[],
+            probes: &both,
+            path: &p,
+            local_http_status: None,
+            firewall: &dropped,
+        };
+        assert_eq!(verdict(&peer), Verdict::Reachable);
     }
 
     #[test]
@@ -349,6 +462,7 @@ mod tests {
             published_as: Vec::new(),
         };
         let facts = |listeners, unpublished| ServiceFacts {
+            mode: Mode::Peer,
             port: P,
             listeners,
             docker: &[],
@@ -356,6 +470,7 @@ mod tests {
             probes: &[],
             path: &p,
             local_http_status: None,
+            firewall: &[],
         };
         let refused = [probe(LAN, Refused, None)];
         let tcp = [web(Proto::Tcp)];

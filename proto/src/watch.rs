@@ -81,6 +81,7 @@ mod tests {
                 docker: vec![],
                 unpublished: vec![],
                 probes: vec![],
+                firewall: vec![],
                 verdict,
             }],
             findings: findings

@@ -15,6 +15,7 @@ use lanreach_proto::addr::InterfaceKind;
 use lanreach_proto::assemble::{ReportParts, assemble};
 use lanreach_proto::defaults::NARROW_WIDTH;
 use lanreach_proto::facts::{CheckedPort, PortSource, ServiceInput, SocketFact};
+use lanreach_proto::firewall::{Firewall, nft};
 use lanreach_proto::plan::{self, ProbePlan};
 use lanreach_proto::render::{Paint, render_text};
 use lanreach_proto::report::{AddressInfo, AgentInfo, Finding, Mode, PeerInfo, Report, Severity, Verdict};
@@ -91,10 +92,24 @@ fn healthy(p: &PlannedProbe) -> Outcome {
 /// Runs `outcome` over the plan the agent builds, as a peer would report it, with the
 /// listeners' hits for every answered probe, and assembles the report.
 fn scenario(outcome: impl Fn(&PlannedProbe) -> Outcome, ports: &[(ServiceInput, Outcome)]) -> Report {
+    let inputs: Vec<ServiceInput> = ports.iter().map(|(i, _)| i.clone()).collect();
+    let port_outcome = |port: u16, _: IpAddr| ports.iter().find(|(i, _)| i.port.port == port).expect("port").1;
+    scenario_in(Mode::Peer, peer(), &Firewall::NotRead, outcome, &inputs, port_outcome)
+}
+
+/// The same for any mode, peer side and firewall, with each port's outcome per address.
+fn scenario_in(
+    mode: Mode,
+    peer: PeerInfo,
+    firewall: &Firewall,
+    outcome: impl Fn(&PlannedProbe) -> Outcome,
+    inputs: &[ServiceInput],
+    port_outcome: impl Fn(u16, IpAddr) -> Outcome,
+) -> Report {
     let listeners = listeners();
     let targets = [ip(LAN4), ip(LAN6)];
     let probes = plan::build(&listeners, &targets, false);
-    let ports_to_probe = ports.iter().map(|(s, _)| (s.port.proto, s.port.port));
+    let ports_to_probe = inputs.iter().map(|s| (s.port.proto, s.port.port));
     let services = plan::service_probes(ports_to_probe, &targets, false);
     let plan = ProbePlan { session: [7; 16], key: [9; 32], probes, services };
     let mut hits = Vec::new();
@@ -125,48 +140,54 @@ fn scenario(outcome: impl Fn(&PlannedProbe) -> Outcome, ports: &[(ServiceInput, 
         .services
         .iter()
         .map(|s| {
-            let (_, o) = ports.iter().find(|(i, _)| i.port.port == s.target.port()).expect("port");
-            let rtt_us = (*o != Outcome::Timeout).then_some(300);
+            let o = port_outcome(s.target.port(), s.target.ip());
+            let rtt_us = (o != Outcome::Timeout).then_some(300);
             ServiceResult {
                 id: s.id,
-                outcome: *o,
+                outcome: o,
                 rtt_us,
-                errno: (*o == Outcome::Refused).then_some(111),
-                http_status: None,
+                errno: (o == Outcome::Refused).then_some(111),
+                http_status: (o == Outcome::Open).then_some(200),
             }
         })
         .collect();
     let results = ProbeResults { results, services: service_results };
-    let inputs: Vec<ServiceInput> = ports.iter().map(|(i, _)| i.clone()).collect();
     assemble(ReportParts {
-        mode: Mode::Peer,
+        mode,
         agent: agent(),
-        peer: peer(),
+        peer,
         listeners: &listeners,
         plan: &plan,
         results: &results,
         hits: &hits,
-        services: &inputs,
+        services: inputs,
         wsl2: false,
+        firewall,
     })
 }
 
-fn python_on_loopback() -> ServiceInput {
+/// `python3 -m http.server` listening on `bind` (pid `pid`), a checked port.
+fn python(bind: &str, pid: u32) -> ServiceInput {
+    let bind: SocketAddr = bind.parse().expect("bind");
     ServiceInput {
-        port: CheckedPort { port: 3000, proto: Proto::Tcp },
+        port: CheckedPort { port: bind.port(), proto: Proto::Tcp },
         source: PortSource::Check,
         listeners: vec![SocketFact {
             proto: Proto::Tcp,
-            bind: "127.0.0.1:3000".parse().expect("bind"),
+            bind,
             v6only: None,
-            pid: Some(31328),
+            pid: Some(pid),
             program: Some("python3".into()),
-            cmdline: Some("python3 -m http.server 3000 --bind 127.0.0.1".into()),
+            cmdline: Some(format!("python3 -m http.server {} --bind {}", bind.port(), bind.ip())),
         }],
         docker: vec![],
         unpublished: vec![],
         local_http_status: None,
     }
+}
+
+fn python_on_loopback() -> ServiceInput {
+    python("127.0.0.1:3000", 31328)
 }
 
 fn golden_dir() -> PathBuf {
@@ -246,7 +267,7 @@ fn check_report(name: &str, report: &Report) {
 #[test]
 fn a_server_on_loopback_only() {
     let report = scenario(healthy, &[(python_on_loopback(), Outcome::Refused)]);
-    assert!(!report.checked_ports_reachable());
+    assert!(!report.all_clear());
     check_report("check_loopback_only", &report);
 }
 
@@ -387,12 +408,68 @@ fn a_firewall_that_drops_tcp() {
     check_report("firewall_drops_tcp", &report);
 }
 
+/// `--local` on the issue's host: this machine dials its own addresses (over lo), its
+/// python server on 0.0.0.0:8000 answers over IPv4, and the nftables ruleset (recorded
+/// in `tests/firewall/issue_drop.json`) drops TCP to 8000 arriving on eth0.
+fn local_scenario(ruleset: &str) -> Report {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/firewall").join(ruleset);
+    let rules = nft::parse(&std::fs::read_to_string(path).expect("recorded ruleset")).expect("parses");
+    let me = PeerInfo {
+        name: "box".into(),
+        id: "B9V8-BCP5-FBB2-0VWE".into(),
+        seen_from: None,
+        dialled: None,
+        arrival_interface: None,
+        addresses: vec![ip(LAN4), ip(LAN6)],
+        probe_sources: vec![],
+    };
+    let python = python("0.0.0.0:8000", 4242);
+    let answers = |_: u16, ip: IpAddr| if ip.is_ipv4() { Outcome::Open } else { Outcome::Refused };
+    scenario_in(Mode::Local, me, &Firewall::Rules(rules), healthy, &[python], answers)
+}
+
+#[test]
+fn local_with_a_rule_that_drops_the_lan() {
+    let report = local_scenario("issue_drop.json");
+    assert!(!report.all_clear(), "exit code 1: something wrong is visible from this machine");
+    let s = &report.services[0];
+    assert_eq!(s.verdict.as_str(), "firewall_drop");
+    let f = report.findings.iter().find(|f| f.code == "firewall_drop").expect("the port's finding");
+    assert!(f.message.contains("nftables rule `iifname \"eth0\" tcp dport 8000 drop`"), "{}", f.message);
+    assert!(
+        f.fix.contains("sudo nft insert rule inet lanreach_test input position 2 tcp dport 8000 accept"),
+        "{}",
+        f.fix
+    );
+    for width in WIDTHS {
+        let text = render_text(&report, Paint::plain(), width);
+        assert!(text.contains("from this machine") && !text.contains("from outside"), "{text}");
+    }
+    check_report("local_firewall_drop", &report);
+}
+
+#[test]
+fn local_with_a_firewall_that_lets_the_lan_in() {
+    let report = local_scenario("policy_drop.json");
+    let s = &report.services[0];
+    // The bind leaves IPv6 out (refused here): partial, visible from this machine.
+    assert_eq!(s.verdict.as_str(), "partial");
+    assert!(s.firewall.iter().all(|c| c.outcome.as_str() == "accepted"), "{:?}", s.firewall);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.code == "firewall_accepts" && f.message.contains("tcp dport { 22, 8000 } accept"))
+    );
+    assert!(!report.all_clear());
+}
+
 /// Every `text` block of the README that shows a report is an excerpt of a snapshot:
 /// the lines between `…` marks appear one after another in the rendered text, in order.
 #[test]
 fn readme_reports_are_excerpts_of_the_snapshots() {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README");
-    let snapshots: Vec<String> = ["check_loopback_only", "firewall_drops_tcp"]
+    let snapshots: Vec<String> = ["check_loopback_only", "firewall_drops_tcp", "local_firewall_drop"]
         .iter()
         .flat_map(|name| WIDTHS.map(|w| snapshot_name(name, w)))
         .map(|n| std::fs::read_to_string(golden_dir().join(n)).expect("snapshot"))

@@ -27,6 +27,7 @@ const ORDER: &[&str] = &[
     "pairing",
     "handshake",
     "conversation",
+    "firewall",
     "facts",
     "report",
     "verdict",

@@ -2,7 +2,12 @@
 //! synthetic inside facts (sockets, Docker), path pictures and outside probe outcomes,
 //! walked exhaustively. Whatever the combination, `reachable` only comes with an outside
 //! probe answered at each address the peer can reach (DESIGN §5), and `partial` only
-//! with an answer at one of them and none at another.
+//! with an answer at one of them and none at another. `--local` never says `reachable`:
+//! what it saw is `reachable_locally`, and no peer ever gets that. The firewall's
+//! configuration (accepting, dropping, rejecting, not evaluated, at every address or one)
+//! is walked too: `--local` is never `reachable_locally` where the configuration keeps
+//! other hosts out of an address that answered, and a peer's verdict never depends on it
+//! (its probes are the evidence).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
@@ -10,7 +15,8 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
 use lanreach_proto::facts::{CheckedPort, DockerPublish, SocketFact, UnpublishedContainer};
-use lanreach_proto::report::{ProbeReport, ServiceProbeReport, Verdict};
+use lanreach_proto::firewall::{FirewallCheck, FirewallOutcome, RuleRef, RulesFrom};
+use lanreach_proto::report::{self, ProbeReport, ServiceProbeReport, Verdict};
 use lanreach_proto::verdict::{ServiceFacts, path_open, verdict};
 use lanreach_proto::vocab::{Outcome, Proto};
 
@@ -29,6 +35,16 @@ enum Mode {
     Local,
     /// A peer on this machine that dialled a loopback address.
     LoopbackPeer,
+}
+
+impl Mode {
+    /// The report's mode: a peer on this machine is still a peer.
+    fn report(self) -> report::Mode {
+        match self {
+            Mode::Peer | Mode::LoopbackPeer => report::Mode::Peer,
+            Mode::Local => report::Mode::Local,
+        }
+    }
 }
 
 fn targets(mode: Mode, families: (bool, bool)) -> Vec<IpAddr> {
@@ -107,6 +123,41 @@ fn docker_sets(proto: Proto) -> Vec<Vec<DockerPublish>> {
     ]
 }
 
+/// What the firewall's configuration says at `targets`: nothing read, or each outcome at
+/// every target, or a drop at the first target only.
+fn firewall_sets(targets: &[IpAddr]) -> Vec<Vec<FirewallCheck>> {
+    let check = |ip: IpAddr, outcome: FirewallOutcome| FirewallCheck {
+        target: SocketAddr::new(ip, PORT),
+        interface: Some("eth0".into()),
+        source: "198.51.100.0/24".into(),
+        outcome,
+        rule: (outcome != FirewallOutcome::NotEvaluated).then(|| RuleRef {
+            from: RulesFrom::Nftables,
+            table: "inet filter".into(),
+            chain: "input".into(),
+            handle: Some(4),
+            text: "iifname \"eth0\" tcp dport 3000 drop".into(),
+        }),
+        reason: (outcome == FirewallOutcome::NotEvaluated).then(|| "nft: Operation not permitted".into()),
+    };
+    let mut out = vec![Vec::new()];
+    for o in
+        [FirewallOutcome::Accepted, FirewallOutcome::Dropped, FirewallOutcome::Rejected, FirewallOutcome::NotEvaluated]
+    {
+        out.push(targets.iter().map(|t| check(*t, o)).collect());
+    }
+    if targets.len() > 1 {
+        out.push(
+            targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| check(*t, if i == 0 { FirewallOutcome::Dropped } else { FirewallOutcome::Accepted }))
+                .collect(),
+        );
+    }
+    out
+}
+
 /// The path picture: a wildcard test listener of the target's family, with `outcome`.
 fn path_probe(proto: Proto, target: IpAddr, outcome: Outcome) -> ProbeReport {
     let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:40000" } else { "[::]:40001" }.parse().expect("bind");
@@ -164,7 +215,8 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
                                     .into_iter()
                                     .flat_map(|d| unpublished_sets(proto).into_iter().map(move |u| (d.clone(), u)))
                                 {
-                                    let f = ServiceFacts {
+                                    let bare = ServiceFacts {
+                                        mode: mode.report(),
                                         port,
                                         listeners: &listeners,
                                         docker: &docker,
@@ -172,11 +224,23 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
                                         probes: &probes,
                                         path: &path,
                                         local_http_status: Some(200),
+                                        firewall: &[],
                                     };
-                                    let v = verdict(&f);
-                                    walked += 1;
-                                    seen.insert(v);
-                                    check(v, &f, mode);
+                                    let without = verdict(&bare);
+                                    let loopback = matches!(mode, Mode::LoopbackPeer);
+                                    for firewall in if loopback { vec![Vec::new()] } else { firewall_sets(&targets) } {
+                                        let f = ServiceFacts { firewall: &firewall, ..bare.clone() };
+                                        let v = verdict(&f);
+                                        walked += 1;
+                                        seen.insert(v);
+                                        check(v, &f, mode);
+                                        if !matches!(mode, Mode::Local) {
+                                            assert_eq!(
+                                                v, without,
+                                                "a peer's verdict changed with the firewall's configuration: {f:?}"
+                                            );
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -192,18 +256,37 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
 fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
     let reachable_at: Vec<&ServiceProbeReport> =
         f.probes.iter().filter(|p| path_open(f.path, f.port.proto, p.target.ip())).collect();
-    let answered = |p: &&ServiceProbeReport| p.outcome == Outcome::Open;
+    // In `--local`, an address the configuration keeps other hosts out of is not answered
+    // for them, whatever this machine's own probe met.
+    let kept_out = |p: &&ServiceProbeReport| {
+        matches!(mode, Mode::Local) && f.firewall.iter().any(|c| c.target.ip() == p.target.ip() && c.blocks())
+    };
+    let answered = |p: &&ServiceProbeReport| p.outcome == Outcome::Open && !kept_out(p);
     let context = || {
         format!(
-            "{mode:?} {:?}\nlisteners {:?}\ndocker {:?}\nprobes {:?}\npath {:?}",
-            v, f.listeners, f.docker, f.probes, f.path
+            "{mode:?} {:?}\nlisteners {:?}\ndocker {:?}\nprobes {:?}\npath {:?}\nfirewall {:?}",
+            v, f.listeners, f.docker, f.probes, f.path, f.firewall
         )
     };
+    match (mode, v) {
+        (Mode::Local, Verdict::Reachable) => panic!("--local claims the LAN view: {}", context()),
+        (Mode::Peer | Mode::LoopbackPeer, Verdict::ReachableLocally) => {
+            panic!("a peer got the self-check's verdict: {}", context())
+        }
+        _ => {}
+    }
+    if v == Verdict::ReachableLocally {
+        assert!(
+            !f.probes.iter().filter(|p| p.outcome == Outcome::Open).any(|p| kept_out(&p)),
+            "reachable_locally, yet the configuration keeps other hosts out where it answered: {}",
+            context()
+        );
+    }
     match v {
-        Verdict::Reachable if f.probes.iter().any(|p| p.outcome == Outcome::Open) => {
+        Verdict::Reachable | Verdict::ReachableLocally if f.probes.iter().any(|p| p.outcome == Outcome::Open) => {
             assert!(reachable_at.iter().all(answered), "reachable, yet not answered everywhere: {}", context());
         }
-        Verdict::Reachable => {
+        Verdict::Reachable | Verdict::ReachableLocally => {
             // UDP only: a listening socket that stays silent where the UDP path is open is
             // `reachable` with the `udp_unconfirmed` warning (issue 10 item 3 replaces this
             // with evidence). Never after a refusal, never for TCP.
@@ -216,7 +299,10 @@ fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
         }
         Verdict::Partial => {
             assert!(f.probes.iter().any(|p| p.outcome == Outcome::Open), "partial without an answer: {}", context());
-            assert!(!reachable_at.iter().all(answered), "partial, yet answered everywhere: {}", context());
+            // Unanswered where the peer reaches this host, or (`--local`) kept out by the
+            // configuration where it answered.
+            let missed = !reachable_at.iter().all(answered) || f.probes.iter().any(|p| kept_out(&p));
+            assert!(missed, "partial, yet answered everywhere: {}", context());
         }
         _ => {}
     }
