@@ -535,6 +535,10 @@ struct Peering {
     arrived_at: Option<std::net::IpAddr>,
     /// This machine's interfaces, re-read every few rounds in watch mode.
     interfaces: Vec<InterfaceAddress>,
+    /// Docker's facts, likewise.
+    docker: Option<crate::docker::DockerView>,
+    /// Whether the next round re-reads them.
+    refresh: bool,
 }
 
 /// After authentication: the Hello exchange, then the first round.
@@ -557,8 +561,8 @@ where
     let addresses: Vec<std::net::IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
     shared.emit(Event::PeerHello { from, hello });
     let arrived_at = conn.local_ip().map(|ip| ip.to_canonical());
-    let peering = Peering { addresses, arrived_at, interfaces };
-    let (report, pings) = round(shared, ch, from, peer_id, name, &peering).await?;
+    let mut peering = Peering { addresses, arrived_at, interfaces, docker: None, refresh: true };
+    let (report, pings) = round(shared, ch, from, peer_id, name, &mut peering).await?;
     Ok((report, pings, peering))
 }
 
@@ -569,7 +573,7 @@ async fn round<R, W>(
     from: SocketAddr,
     peer_id: KeyId,
     name: &str,
-    p: &Peering,
+    p: &mut Peering,
 ) -> Result<(Report, u32), SessionError>
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -602,7 +606,7 @@ where
         addresses: p.addresses.clone(),
     };
     let agent = inside::agent_info(&shared.name, shared.identity.id, &p.interfaces);
-    let services = inside::service_inputs(&ports, &plan, &results).await;
+    let services = inside::service_inputs(&ports, &plan, &results, &mut p.docker, p.refresh).await;
     let firewall = if ports.is_empty() { Firewall::NotRead } else { crate::firewall::read().await };
     let report = assemble(ReportParts {
         mode: Mode::Peer,
@@ -643,10 +647,11 @@ where
             // The end, a quiet peer, or one that went away between rounds: all normal.
             Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return Ok(()),
         };
-        if round_no % WATCH_REFRESH_ROUNDS == 0 {
+        peering.refresh = round_no % WATCH_REFRESH_ROUNDS == 0;
+        if peering.refresh {
             peering.interfaces = interfaces::list().unwrap_or_default();
         }
-        let (report, _) = round(shared, ch, from, peer_id, name, &peering).await?;
+        let (report, _) = round(shared, ch, from, peer_id, name, &mut peering).await?;
         let changes = lanreach_proto::watch::changes(&last, &report);
         shared.emit(Event::PeerChanges { from, name: name.to_owned(), round: round_no, changes });
         last = report;

@@ -104,16 +104,25 @@ pub(crate) fn new_plan(
 
 /// The inside facts about `ports`, read now: sockets, owners, Docker, and for ports the
 /// peer got HTTP 400/403/421 from, what this machine gets with `Host: localhost`.
+///
+/// Docker's facts come from `docker` when it holds them and `refresh` is false (watch
+/// mode re-reads them every few rounds; the socket table is read every time, which is
+/// how a rebind is seen).
 pub(crate) async fn service_inputs(
     ports: &[(CheckedPort, PortSource)],
     plan: &ProbePlan,
     results: &ProbeResults,
+    docker: &mut Option<crate::docker::DockerView>,
+    refresh: bool,
 ) -> Vec<ServiceInput> {
     if ports.is_empty() {
         return Vec::new();
     }
     let inventory = inventory().await;
-    let docker = crate::docker::inspect(&inventory).await;
+    if refresh || docker.is_none() {
+        *docker = Some(crate::docker::inspect(&inventory).await);
+    }
+    let docker = docker.clone().unwrap_or_default();
     let mut out = Vec::new();
     for (port, source) in ports {
         let mut listeners = inventory.for_port(*port);

@@ -38,7 +38,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
     let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);
     let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }, &targets).await;
     let hits = listeners.finish(&plan.session);
-    let services = inside::service_inputs(&ports, &plan, &results).await;
+    let services = inside::service_inputs(&ports, &plan, &results, &mut None, true).await;
     let firewall = if ports.is_empty() { Firewall::NotRead } else { crate::firewall::read().await };
     let agent = inside::agent_info(&config.name, identity.id, &interfaces);
     let peer = PeerInfo {
