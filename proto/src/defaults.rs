@@ -114,6 +114,14 @@ pub const ATTEMPTS: u8 = 2;
 /// addresses gets one knock (and its retry) per address and protocol, at this many.
 pub const MAX_CLAIMED_ADDRESSES: usize = 8;
 
+/// Most datagrams one UDP service attempt sends (see [`crate::payload`]): the port's
+/// own request, the empty datagram and the other common requests.
+pub const MAX_UDP_PAYLOADS: usize = 7;
+
+/// Gap between the datagrams of one UDP service attempt: an answer to an earlier one is
+/// read in the gap, long before the next goes out on a LAN.
+pub const UDP_PAYLOAD_GAP: Duration = Duration::from_millis(10);
+
 /// The whole probe run ends by then, whatever the per-attempt deadlines.
 pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -172,6 +180,8 @@ const _: () = {
     // Every attempt of a probe fits in the run many times over.
     assert!(ms(PROBE_TIMEOUT_CEILING) * (ATTEMPTS as u128) < ms(RUN_DEADLINE));
     assert!(ms(PROBE_TIMEOUT_FLOOR) < ms(PROBE_TIMEOUT_CEILING));
+    // A UDP attempt's datagrams go out within one shortest attempt deadline.
+    assert!(ms(UDP_PAYLOAD_GAP) * (MAX_UDP_PAYLOADS as u128) <= ms(PROBE_TIMEOUT_FLOOR));
     // A test listener waits for the knock (sent right after connect) several times the
     // shortest attempt deadline.
     assert!(ms(KNOCK_TIMEOUT) >= 4 * ms(PROBE_TIMEOUT_FLOOR));

@@ -14,6 +14,7 @@
 //! | identities | [`id`], [`code`], [`pairing`], [`knock`] | key IDs, pairing codes, SPAKE2 + key confirmation, the listener knock MAC |
 //! | addressing | [`target`], [`link`] | `HOST[:PORT]` and `lanreach://` pairing links |
 //! | plan | [`plan`] | building a probe plan (agent) and refusing a hostile one (peer) |
+//! | | [`payload`] | what a UDP probe of a user's port sends: requests common services answer, chosen by the port |
 //! | run rules | [`run`] | the probe run as a state machine: knock first, one retry after silence, UDP spacing, bounded concurrency, the run deadline |
 //! | wire | [`msg`], [`codec`], [`channel`] | the message enum and type numbers, frames, a framed stream |
 //! | conversation | [`handshake`], [`conversation`] | version check and authentication; then Hello, plan, pings, results, report |
@@ -46,6 +47,7 @@ pub mod knock;
 pub mod link;
 pub mod msg;
 pub mod pairing;
+pub mod payload;
 pub mod plan;
 pub mod render;
 pub mod report;

@@ -19,6 +19,7 @@ const ORDER: &[&str] = &[
     "link",
     "knock",
     "plan",
+    "payload",
     "run",
     "msg",
     "codec",
