@@ -122,6 +122,13 @@ fn scenario(name: &str, setup: impl FnOnce(&mut Scene), verdict: &str, fix_hint:
     report
 }
 
+/// nftables rules for the host's input hook: a stateful ruleset (as ufw, firewalld and
+/// Docker load) keeps connection tracking on; `rules` alone does not.
+fn input_rules(stateful: bool, rules: &str) -> String {
+    let ct = if stateful { "  ct state established,related accept\n" } else { "" };
+    format!("table inet t {{\n chain input {{\n  type filter hook input priority 0\n{ct}  {rules}\n }}\n}}\n")
+}
+
 macro_rules! lab_test {
     ($name:ident, [$($tool:expr),*], $body:expr) => {
         #[test]
@@ -456,4 +463,58 @@ lab_test!(exposed_leaves_out_another_agents_test_listeners, [], {
         .collect();
     assert!(agents.is_empty(), "another agent's test listeners audited as the user's: {agents:?}");
     assert_eq!(service(&report, PORT)["verdict"], "reachable");
+});
+
+// Issue 10 item 5: an IPv6-only service behind `reject with icmpx type admin-prohibited`.
+// The ICMPv6 error reaches the connect only with the SYN retransmission (~1 s), after
+// the probe deadline: the quiet re-probe waits for it, and the reject is no drop.
+lab_test!(ipv6_only_service_behind_admin_prohibited_is_firewall_reject, ["nft"], {
+    let report = scenario(
+        "[::] v6only, reject admin-prohibited",
+        |s| {
+            let host = s.host.clone();
+            s.stand_in(&host, "v6only");
+            s.lab.nft(
+                &s.host,
+                &input_rules(false, "iifname \"eth0\" tcp dport 3000 reject with icmpx type admin-prohibited"),
+            );
+        },
+        "firewall_reject",
+        "firewall-cmd --add-port=3000/tcp",
+    );
+    let probes = service(&report, PORT)["probes"].as_array().expect("probes").clone();
+    let v6 = probes.iter().find(|p| p["target"] == "[2001:db8:1::1]:3000").expect("IPv6 probe");
+    assert_eq!((v6["outcome"].as_str(), v6["errno"].as_i64()), (Some("unreachable"), Some(13)), "EACCES: {v6}");
+});
+
+// Issue 10 item 5: eight rejected ports at once, over IPv4 and IPv6: the host's ICMP rate
+// limit silences some errors, and the quiet re-probes find every one.
+lab_test!(several_rejected_ports_are_all_firewall_reject, ["nft"], {
+    let mut scene = Scene::new();
+    let host = scene.host.clone();
+    let mut server = scene.lab.spawn(&host, "python3", &[arg(&server_py()), "http-ports", "3000", "8"]);
+    server.wait_line("ready");
+    scene.lab.nft(
+        &host,
+        &input_rules(false, "iifname \"eth0\" tcp dport 3000-3007 reject with icmpx type admin-prohibited"),
+    );
+    let agent = scene.agent("3000-3007", &[]);
+    let started = std::time::Instant::now();
+    let (code, report) = scene.peer();
+    eprintln!("eight rejected ports: the peer took {:?}", started.elapsed());
+    assert_eq!(scene.lab.wait_exit(&agent, std::time::Duration::from_secs(10)), code);
+    assert_eq!(code, Some(1));
+    for port in 3000..3008u16 {
+        let s = service(&report, port);
+        assert_eq!(s["verdict"], "firewall_reject", "port {port}: {s}");
+        let probes = s["probes"].as_array().expect("probes");
+        assert!(probes.iter().all(|p| p["outcome"] == "unreachable"), "port {port}: {probes:?}");
+    }
+    let f = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "firewall_reject" && f["message"].as_str().is_some_and(|m| m.contains("3007")))
+        .expect("a finding for 3007");
+    assert!(f["fix"].as_str().expect("fix").contains("ufw allow 3007/tcp"), "{f}");
 });

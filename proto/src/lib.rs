@@ -15,7 +15,7 @@
 //! | addressing | [`target`], [`link`] | `HOST[:PORT]` and `lanreach://` pairing links |
 //! | plan | [`plan`] | building a probe plan (agent) and refusing a hostile one (peer) |
 //! | | [`payload`] | what a UDP probe of a user's port sends: requests common services answer, chosen by the port |
-//! | run rules | [`run`] | the probe run as a state machine: knock first, one retry after silence, UDP spacing, bounded concurrency, the run deadline |
+//! | run rules | [`run`] | the probe run as a state machine: knock first, the user's ports first, one retry after silence (a quiet re-probe after the ICMP rate-limit window where reject-versus-drop matters), UDP spacing, bounded concurrency, the run deadline |
 //! | wire | [`msg`], [`codec`], [`channel`] | the message enum and type numbers, frames, a framed stream |
 //! | conversation | [`handshake`], [`conversation`] | version check and authentication; then Hello, plan, pings, results, report |
 //! | report types | [`facts`], [`report`] | inside facts and `--check` parsing; the `lanreach.report/1` schema |

@@ -128,6 +128,8 @@ fn scenario(outcome: impl Fn(&PlannedProbe) -> Outcome, ports: &[(ServiceInput, 
                 rtt_us,
                 errno: (*o == Outcome::Refused).then_some(111),
                 http_status: None,
+                attempts: if *o == Outcome::Timeout { 2 } else { 1 },
+                source_ports: vec![],
             }
         })
         .collect();

@@ -4,6 +4,8 @@
     server.py v6only PORT      HTTP on [::]:PORT with IPV6_V6ONLY set
     server.py hostcheck PORT   HTTP on [::]:PORT (dual-stack) answering 403 unless Host is localhost
     server.py deny PORT        HTTP on [::]:PORT (dual-stack) answering 403 to everyone (auth, no index)
+    server.py http-ports PORT COUNT
+                               HTTP on [::] (dual-stack), ports PORT to PORT+COUNT-1
 
 Each prints "ready" once it listens and serves until killed.
 """
@@ -11,6 +13,7 @@ Each prints "ready" once it listens and serves until killed.
 import http.server
 import socket
 import sys
+import threading
 
 
 class Ok(http.server.BaseHTTPRequestHandler):
@@ -60,6 +63,13 @@ class DualStackServer(http.server.HTTPServer):
 
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
+    if mode == "http-ports":
+        servers = [DualStackServer(("::", p), Ok) for p in range(port, port + int(sys.argv[3]))]
+        for extra in servers[1:]:
+            threading.Thread(target=extra.serve_forever, daemon=True).start()
+        print("ready", flush=True)
+        servers[0].serve_forever()
+        return
     if mode == "v6only":
         server = V6OnlyServer(("::", port), Ok)
     elif mode == "hostcheck":
