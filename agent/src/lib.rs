@@ -12,6 +12,7 @@
 //! | [`listeners`] | the test listeners (TCP and UDP on every bind address that matters) and the knock they answer |
 //! | `inside` | the agent's inside view of a run: plan targets, the plan, the inside facts about `--check` ports |
 //! | `sockets` | the socket inventory from /proc (which program listens where) |
+//! | `conntrack` | the connection-tracking table, read while the peer probes: which UDP datagrams passed the firewall |
 //! | `docker` | Docker's publications and the sockets inside containers (Engine API), only where the engine shares the agent's network namespace |
 //! | `local` | `--local`: the single-machine self-check |
 //! | [`trust`] | the trusted-peers file |
@@ -22,6 +23,7 @@
 
 mod app;
 pub mod cli;
+mod conntrack;
 pub mod control;
 mod docker;
 mod inside;

@@ -34,8 +34,10 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
     let plan = inside::new_plan(listeners.specs(), &targets, false, &ports);
     listeners.register(plan.session, plan.key);
     let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);
+    let watch = crate::conntrack::watch(inside::conntrack_ports(&plan));
     let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }, &targets).await;
     let hits = listeners.finish(&plan.session);
+    let conntrack = watch.finish().await;
     let services = inside::service_inputs(&ports, &plan, &results).await;
     let agent = inside::agent_info(&config.name, identity.id, &interfaces);
     let peer = PeerInfo {
@@ -56,6 +58,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
         results: &results,
         hits: &hits,
         services: &services,
+        conntrack: &conntrack,
         wsl2: inside::wsl2(),
     }))
 }

@@ -23,8 +23,9 @@ pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
         "EXIT STATUS",
         concat!(
             ".TP\n0\nSuccess: with \\fB\\-\\-once\\fR or \\fB\\-\\-local\\fR, every \\fB\\-\\-check\\fR port is ",
-            "reachable; a serving agent stopped with Ctrl\\-C or SIGTERM.\n",
-            ".TP\n1\nWith \\fB\\-\\-once\\fR or \\fB\\-\\-local\\fR: a \\fB\\-\\-check\\fR port is not reachable.\n",
+            "confirmed reachable; a serving agent stopped with Ctrl\\-C or SIGTERM.\n",
+            ".TP\n1\nWith \\fB\\-\\-once\\fR or \\fB\\-\\-local\\fR: a \\fB\\-\\-check\\fR port is not reachable, or ",
+            "not confirmed (silence is never confirmation).\n",
             ".TP\n2\nUsage error, the control port in use, a state file that cannot be read or written.\n",
             ".TP\n141\nStandard output was closed before everything was written (as with SIGPIPE).\n",
         ),

@@ -5,16 +5,16 @@
 use std::net::IpAddr;
 
 use crate::addr::InterfaceKind;
-use crate::facts::{PortSource, ServiceInput};
+use crate::facts::{Conntrack, PortSource, ServiceInput};
 use crate::fixes;
 use crate::fixes::FixContext;
 use crate::plan::ProbePlan;
 use crate::report::{
-    AddressInfo, AgentInfo, Finding, FindingCode, ListenerInfo, Mode, PeerInfo, ProbeReport, Report, SCHEMA,
-    ServiceListener, ServiceProbeReport, ServiceReport, Severity, Verdict,
+    AddressInfo, AgentInfo, Finding, ListenerInfo, Mode, PeerInfo, ProbeReport, Report, SCHEMA, ServiceListener,
+    ServiceProbeReport, ServiceReport, Severity, Verdict,
 };
-use crate::verdict::{ServiceFacts, path_open, verdict};
-use crate::vocab::{ListenerHit, ListenerSpec, Outcome, ProbeResults, Proto, ServiceProbe, ServiceResult};
+use crate::verdict::{Delivery, ServiceFacts, delivery, path_open, verdict};
+use crate::vocab::{ListenerHit, ListenerSpec, Outcome, ProbeResults, Proto, ServiceProbe};
 
 /// Everything a report is made from.
 #[derive(Debug, Clone)]
@@ -35,13 +35,15 @@ pub struct ReportParts<'a> {
     pub hits: &'a [ListenerHit],
     /// The inside facts about the user's ports.
     pub services: &'a [ServiceInput],
+    /// The connection-tracking table's UDP flows while the peer probed.
+    pub conntrack: &'a Conntrack,
     /// Whether the agent runs inside WSL2.
     pub wsl2: bool,
 }
 
 /// Joins the plan, the outside results and the inside facts into a report, diagnosed.
 pub fn assemble(parts: ReportParts<'_>) -> Report {
-    let ReportParts { mode, agent, mut peer, listeners, plan, results, hits, services, wsl2 } = parts;
+    let ReportParts { mode, agent, mut peer, listeners, plan, results, hits, services, conntrack, wsl2 } = parts;
     let listeners: Vec<ListenerInfo> = listeners
         .iter()
         .map(|l| ListenerInfo { proto: l.proto, bind: l.bind, meaning: bind_meaning(l.bind.ip(), &agent.addresses) })
@@ -72,9 +74,12 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
     }
     let mut service_reports = Vec::new();
     let mut service_findings = Vec::new();
+    let mut peer_ips = peer.addresses.clone();
+    peer_ips.extend(peer.seen_from.map(|s| s.ip()));
+    let inside = Inside { conntrack, hits, peer: &peer_ips };
     for input in services {
         let cx = fix_context(&probes, input.port.proto, peer.dialled, wsl2);
-        let (r, f) = judge(input, &plan.services, &results.services, &probes, &cx);
+        let (r, f) = judge(input, plan, results, &probes, &inside, &cx);
         service_reports.push(r);
         service_findings.extend(f);
     }
@@ -95,26 +100,51 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
     report
 }
 
+/// What the agent saw from inside while the peer probed: for UDP delivery.
+struct Inside<'a> {
+    conntrack: &'a Conntrack,
+    hits: &'a [ListenerHit],
+    /// The peer's own addresses and the source of its control connection.
+    peer: &'a [IpAddr],
+}
+
 /// Joins a port's inside facts, its outside probes and the path picture into its report
 /// entry and, unless it is reachable, a finding.
 fn judge(
     input: &ServiceInput,
-    plan: &[ServiceProbe],
-    results: &[ServiceResult],
+    plan: &ProbePlan,
+    results: &ProbeResults,
     path: &[ProbeReport],
+    inside: &Inside<'_>,
     cx: &FixContext,
 ) -> (ServiceReport, Option<Finding>) {
-    let probes: Vec<ServiceProbeReport> = plan
-        .iter()
-        .filter(|p| p.proto == input.port.proto && p.target.port() == input.port.port)
-        .map(|p| {
-            let r = results.iter().find(|r| r.id == p.id);
+    let planned = plan.services.iter().filter(|p| p.proto == input.port.proto && p.target.port() == input.port.port);
+    let mut blind = None;
+    let probes: Vec<ServiceProbeReport> = planned
+        .map(|p: &ServiceProbe| {
+            let r = results.services.iter().find(|r| r.id == p.id);
+            let outcome = r.map_or(Outcome::Timeout, |r| r.outcome);
+            // Only silence needs the inside view: an answer or an error speaks for itself.
+            let delivered = if p.proto == Proto::Udp && outcome == Outcome::Timeout {
+                let ports = r.map(|r| r.source_ports.as_slice()).unwrap_or_default();
+                match delivery(inside.conntrack, inside.hits, inside.peer, p.target, ports) {
+                    Delivery::Unknown(why) => {
+                        blind.get_or_insert(why);
+                        None
+                    }
+                    known => known.as_field(),
+                }
+            } else {
+                None
+            };
             ServiceProbeReport {
                 target: p.target,
-                outcome: r.map_or(Outcome::Timeout, |r| r.outcome),
+                outcome,
                 rtt_ms: r.and_then(|r| r.rtt_us).map(|us| f64::from(us) / 1000.0),
                 http_status: r.and_then(|r| r.http_status),
                 errno: r.and_then(|r| r.errno),
+                attempts: r.map_or(0, |r| r.attempts),
+                delivered,
             }
         })
         .collect();
@@ -126,23 +156,10 @@ fn judge(
         probes: &probes,
         path,
         local_http_status: input.local_http_status,
+        blind,
     };
     let verdict = verdict(&facts);
-    let unconfirmed = verdict == Verdict::Reachable && !probes.iter().any(|p| p.outcome == Outcome::Open);
-    let finding = if unconfirmed {
-        Some(Finding {
-            code: FindingCode::UdpUnconfirmed,
-            severity: Severity::Warning,
-            message: format!(
-                "Port {}: a socket listens and UDP reaches this machine, but the server did not answer an empty \
-                 datagram; many UDP protocols stay silent, so reachability is likely but not confirmed.",
-                input.port
-            ),
-            fix: "test with the protocol's own client from the other device".into(),
-        })
-    } else {
-        (verdict != Verdict::Reachable).then(|| fixes::finding(&facts, verdict, cx))
-    };
+    let finding = (verdict != Verdict::Reachable).then(|| fixes::finding(&facts, verdict, cx));
     let finding = finding.map(|mut f| {
         if input.source == PortSource::Exposed {
             f.severity = Severity::Info;

@@ -167,6 +167,11 @@ pub const KNOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Dialling a `[::]` socket's port on 127.0.0.1 to learn IPV6_V6ONLY.
 pub const V6ONLY_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How often the agent reads its connection-tracking table while the peer probes: well
+/// within the life of an unanswered UDP entry (`nf_conntrack_udp_timeout`, 30 s by
+/// default, 10 s on some routers).
+pub const CONNTRACK_POLL: Duration = Duration::from_secs(1);
+
 /// One request to the Docker Engine API.
 pub const DOCKER_API_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -216,6 +221,8 @@ const _: () = {
     // A test listener waits for the knock (sent right after connect) several times the
     // shortest attempt deadline.
     assert!(ms(KNOCK_TIMEOUT) >= 4 * ms(PROBE_TIMEOUT_FLOOR));
+    // An unanswered UDP entry outlives several reads of the table.
+    assert!(ms(CONNTRACK_POLL) * 4 <= 10_000);
     // The peer waits for the report longer than the agent's slowest inside facts take.
     assert!(ms(REPORT_TIMEOUT) > ms(DOCKER_API_TIMEOUT) + ms(LOCAL_HTTP_TIMEOUT) + ms(V6ONLY_PROBE_TIMEOUT));
     // The agent gives the peer's steps at least the time the peer gives itself.

@@ -112,7 +112,13 @@ pub fn render_text(r: &Report, paint: Paint) -> String {
                 .iter()
                 .map(|p| {
                     let status = p.http_status.map(|c| format!(" HTTP {c}")).unwrap_or_default();
-                    format!("{} {}{status}", p.target.ip(), p.outcome.as_str().replace('_', " "))
+                    // What the connection-tracking table said of a silent UDP probe.
+                    let inside = match p.delivered {
+                        Some(true) => ", arrived",
+                        Some(false) => ", dropped",
+                        None => "",
+                    };
+                    format!("{} {}{status}{inside}", p.target.ip(), p.outcome.as_str().replace('_', " "))
                 })
                 .collect();
             let port = match s.proto {

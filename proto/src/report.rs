@@ -245,8 +245,6 @@ finding_codes! {
     NoLanAddress => "no_lan_address",
     /// What the single-machine self-check cannot see.
     LocalModeLimits => "local_mode_limits",
-    /// A UDP port with a listener stayed silent.
-    UdpUnconfirmed => "udp_unconfirmed",
     /// Port verdict `reachable`.
     Reachable => "reachable",
     /// Port verdict `partial`.
@@ -277,6 +275,8 @@ finding_codes! {
     HttpHostCheck => "http_host_check",
     /// Port verdict `network_blocked`.
     NetworkBlocked => "network_blocked",
+    /// Port verdict `unconfirmed`.
+    Unconfirmed => "unconfirmed",
 }
 
 impl FindingCode {
@@ -392,11 +392,15 @@ pub enum Verdict {
     HttpHostCheck,
     /// Not even the agent's wildcard test listeners are reachable.
     NetworkBlocked,
+    /// A socket listens and the path is open, but the port stayed silent and nothing
+    /// shows whether the probes reached it: no answer, and no inside view of the
+    /// datagrams (UDP), or no quiet re-probe before the run ended.
+    Unconfirmed,
 }
 
 impl Verdict {
     /// Every verdict, in a stable order.
-    pub const ALL: [Verdict; 15] = [
+    pub const ALL: [Verdict; 16] = [
         Verdict::Reachable,
         Verdict::Partial,
         Verdict::LoopbackOnly,
@@ -412,6 +416,7 @@ impl Verdict {
         Verdict::ContainerNotPublished,
         Verdict::HttpHostCheck,
         Verdict::NetworkBlocked,
+        Verdict::Unconfirmed,
     ];
 
     /// The JSON spelling.
@@ -432,6 +437,7 @@ impl Verdict {
             Verdict::ContainerNotPublished => "container_not_published",
             Verdict::HttpHostCheck => "http_host_check",
             Verdict::NetworkBlocked => "network_blocked",
+            Verdict::Unconfirmed => "unconfirmed",
         }
     }
 }
@@ -462,6 +468,14 @@ pub struct ServiceProbeReport {
     pub http_status: Option<u16>,
     /// OS error number, when there was one.
     pub errno: Option<i32>,
+    /// Attempts that finished: 2 after a silent first attempt and its quiet re-probe.
+    #[serde(default)]
+    pub attempts: u8,
+    /// UDP: whether this machine's connection-tracking table shows the peer's datagrams
+    /// passing its firewall (`true`), shows the peer's other UDP but not these (`false`),
+    /// or cannot tell (null; always null for TCP).
+    #[serde(default)]
+    pub delivered: Option<bool>,
 }
 
 /// One checked port in the report.

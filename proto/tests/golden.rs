@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use lanreach_proto::addr::InterfaceKind;
 use lanreach_proto::assemble::{ReportParts, assemble};
-use lanreach_proto::facts::{CheckedPort, PortSource, ServiceInput, SocketFact};
+use lanreach_proto::facts::{CheckedPort, Conntrack, PortSource, ServiceInput, SocketFact};
 use lanreach_proto::plan::{self, ProbePlan};
 use lanreach_proto::render::{Paint, render_text};
 use lanreach_proto::report::{AddressInfo, AgentInfo, Mode, PeerInfo, Report};
@@ -144,6 +144,7 @@ fn scenario(outcome: impl Fn(&PlannedProbe) -> Outcome, ports: &[(ServiceInput, 
         results: &results,
         hits: &hits,
         services: &inputs,
+        conntrack: &Conntrack::NotRead,
         wsl2: false,
     })
 }

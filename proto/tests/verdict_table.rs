@@ -1,8 +1,12 @@
 //! Every verdict × family × (peer, `--local`, a peer on this machine) through the rules:
-//! synthetic inside facts (sockets, Docker), path pictures and outside probe outcomes,
-//! walked exhaustively. Whatever the combination, `reachable` only comes with an outside
-//! probe answered at each address the peer can reach (DESIGN §5), and `partial` only
-//! with an answer at one of them and none at another.
+//! synthetic inside facts (sockets, Docker), path pictures and outside probe outcomes
+//! (for silence: after one attempt or after the quiet re-probe, and for UDP with the
+//! inside view's word on delivery), walked exhaustively. Whatever the combination,
+//! `reachable` only comes with evidence at each address the peer can reach — an answer,
+//! or UDP datagrams seen passing the firewall (DESIGN §5: silence is never
+//! confirmation); `partial` only with evidence at one of them and none at another;
+//! `firewall_drop` only from silence that is proven (the quiet re-probe met it too, or
+//! the inside view saw the datagrams stopped); `unconfirmed` only from silence.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
@@ -122,6 +126,29 @@ fn path_probe(proto: Proto, target: IpAddr, outcome: Outcome) -> ProbeReport {
     }
 }
 
+/// What one outside probe met: an outcome, and for silence how far it is proven.
+#[derive(Debug, Clone, Copy)]
+struct Met {
+    outcome: Outcome,
+    attempts: u8,
+    delivered: Option<bool>,
+}
+
+/// Every outcome; silence after one attempt and after the quiet re-probe, and for UDP
+/// seen delivered or seen stopped by the inside view.
+fn mets(proto: Proto) -> Vec<Met> {
+    let met = |outcome, attempts, delivered| Met { outcome, attempts, delivered };
+    let mut out: Vec<Met> =
+        Outcome::ALL.into_iter().filter(|o| *o != Outcome::Timeout).map(|o| met(o, 1, None)).collect();
+    out.push(met(Outcome::Timeout, 1, None));
+    out.push(met(Outcome::Timeout, 2, None));
+    if proto == Proto::Udp {
+        out.push(met(Outcome::Timeout, 2, Some(true)));
+        out.push(met(Outcome::Timeout, 2, Some(false)));
+    }
+    out
+}
+
 /// Every combination of `choices` over `n` places.
 fn product<T: Copy>(choices: &[T], n: usize) -> Vec<Vec<T>> {
     let mut out = vec![Vec::new()];
@@ -146,17 +173,19 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
                 for path_outcomes in product(&[Outcome::Open, Outcome::Timeout, Outcome::Unreachable], targets.len()) {
                     let path: Vec<ProbeReport> =
                         targets.iter().zip(&path_outcomes).map(|(t, o)| path_probe(proto, *t, *o)).collect();
-                    for outcomes in product(&Outcome::ALL, targets.len()) {
+                    for outcomes in product(&mets(proto), targets.len()) {
                         for http in [None, Some(403)] {
                             let probes: Vec<ServiceProbeReport> = targets
                                 .iter()
                                 .zip(&outcomes)
-                                .map(|(t, o)| ServiceProbeReport {
+                                .map(|(t, m)| ServiceProbeReport {
                                     target: SocketAddr::new(*t, PORT),
-                                    outcome: *o,
+                                    outcome: m.outcome,
                                     rtt_ms: None,
-                                    http_status: if *o == Outcome::Open { http } else { None },
+                                    http_status: if m.outcome == Outcome::Open { http } else { None },
                                     errno: None,
+                                    attempts: m.attempts,
+                                    delivered: m.delivered,
                                 })
                                 .collect();
                             for listeners in listener_sets(proto) {
@@ -172,6 +201,7 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
                                         probes: &probes,
                                         path: &path,
                                         local_http_status: Some(200),
+                                        blind: None,
                                     };
                                     let v = verdict(&f);
                                     walked += 1;
@@ -192,7 +222,21 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
 fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
     let reachable_at: Vec<&ServiceProbeReport> =
         f.probes.iter().filter(|p| path_open(f.path, f.port.proto, p.target.ip())).collect();
-    let answered = |p: &&ServiceProbeReport| p.outcome == Outcome::Open;
+    // Evidence: an answer, or UDP datagrams the inside view saw pass the firewall to an
+    // address where something takes them.
+    let takes = |ip: IpAddr| {
+        f.listeners.iter().any(|l| l.accepts(ip))
+            || f.docker.iter().any(|d| d.host_ip.is_unspecified() && d.host_ip.is_ipv4() == ip.is_ipv4())
+    };
+    let evidence = |p: &&ServiceProbeReport| {
+        p.outcome == Outcome::Open
+            || (f.port.proto == Proto::Udp
+                && p.outcome == Outcome::Timeout
+                && p.delivered == Some(true)
+                && takes(p.target.ip()))
+    };
+    let proven_silence =
+        |p: &&ServiceProbeReport| p.outcome == Outcome::Timeout && (p.attempts >= 2 || p.delivered == Some(false));
     let context = || {
         format!(
             "{mode:?} {:?}\nlisteners {:?}\ndocker {:?}\nprobes {:?}\npath {:?}",
@@ -200,23 +244,23 @@ fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
         )
     };
     match v {
-        Verdict::Reachable if f.probes.iter().any(|p| p.outcome == Outcome::Open) => {
-            assert!(reachable_at.iter().all(answered), "reachable, yet not answered everywhere: {}", context());
-        }
         Verdict::Reachable => {
-            // UDP only: a listening socket that stays silent where the UDP path is open is
-            // `reachable` with the `udp_unconfirmed` warning (issue 10 item 3 replaces this
-            // with evidence). Never after a refusal, never for TCP.
-            assert_eq!(f.port.proto, Proto::Udp, "reachable without an answer: {}", context());
-            assert!(
-                !reachable_at.is_empty() && reachable_at.iter().all(|p| p.outcome == Outcome::Timeout),
-                "UDP reachable without an answer: {}",
-                context()
-            );
+            assert!(f.probes.iter().any(|p| evidence(&p)), "reachable without evidence: {}", context());
+            assert!(reachable_at.iter().all(evidence), "reachable, yet not reached everywhere: {}", context());
         }
         Verdict::Partial => {
-            assert!(f.probes.iter().any(|p| p.outcome == Outcome::Open), "partial without an answer: {}", context());
-            assert!(!reachable_at.iter().all(answered), "partial, yet answered everywhere: {}", context());
+            assert!(f.probes.iter().any(|p| evidence(&p)), "partial without evidence: {}", context());
+            assert!(!reachable_at.iter().all(evidence), "partial, yet reached everywhere: {}", context());
+        }
+        Verdict::FirewallDrop => {
+            assert!(f.probes.iter().any(|p| proven_silence(&p)), "a drop from unproven silence: {}", context());
+        }
+        Verdict::Unconfirmed => {
+            assert!(
+                f.probes.iter().any(|p| p.outcome == Outcome::Timeout && !evidence(&p)),
+                "unconfirmed without silence: {}",
+                context()
+            );
         }
         _ => {}
     }
