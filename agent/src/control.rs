@@ -587,6 +587,7 @@ where
         conversation::reject(ch, RejectCode::Busy, "too many peers are probing at once; try again shortly").await;
         return Err(HandshakeError::Busy.into());
     }
+    let watch = crate::conntrack::watch(inside::conntrack_ports(&plan));
     let outcome = async {
         ch.send(&Message::Plan(plan.clone())).await.map_err(HandshakeError::from)?;
         // Probing takes a while; the whole run is bounded by the plan's own deadlines.
@@ -596,6 +597,7 @@ where
     }
     .await;
     let hits = shared.listeners.finish(&plan.session);
+    let conntrack = watch.finish().await;
     let (results, pings) = outcome?;
 
     let peer = PeerFacts {
@@ -617,6 +619,7 @@ where
         results: &results,
         hits: &hits,
         services: &services,
+        conntrack: &conntrack,
         wsl2: inside::wsl2(),
         firewall: &firewall,
     });

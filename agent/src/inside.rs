@@ -12,7 +12,7 @@ use lanreach_proto::endpoint::interfaces::InterfaceAddress;
 use lanreach_proto::facts::{CheckedPort, PortSource, ServiceInput, SocketFact, is_wsl2};
 use lanreach_proto::plan::{self, ProbePlan};
 use lanreach_proto::report::{AddressInfo, AgentInfo, PeerInfo};
-use lanreach_proto::vocab::{ListenerSpec, ProbeResults};
+use lanreach_proto::vocab::{ListenerSpec, ProbeResults, Proto};
 
 use crate::sockets::Inventory;
 use rand::RngCore;
@@ -100,6 +100,21 @@ pub(crate) fn new_plan(
     OsRng.fill_bytes(&mut key);
     let services = plan::service_probes(ports.iter().map(|(p, _)| (p.proto, p.port)), targets, allow_loopback);
     ProbePlan { session, key, probes: plan::build(listeners, targets, allow_loopback), services }
+}
+
+/// The UDP ports whose flows the connection-tracking table is watched for during a run
+/// of `plan`: its UDP service ports, and its UDP test listeners' (the reference that
+/// shows whether the table tracks at all). None when no UDP port is checked.
+pub(crate) fn conntrack_ports(plan: &ProbePlan) -> Vec<u16> {
+    let services: Vec<u16> = plan.services.iter().filter(|p| p.proto == Proto::Udp).map(|p| p.target.port()).collect();
+    if services.is_empty() {
+        return services;
+    }
+    let mut ports: Vec<u16> =
+        plan.probes.iter().filter(|p| p.proto == Proto::Udp).map(|p| p.target.port()).chain(services).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// The inside facts about `ports`, read now: sockets, owners, Docker, and for ports the

@@ -14,6 +14,7 @@
 //! | `inside` | the agent's inside view of a run: plan targets, the plan, the inside facts about `--check` ports |
 //! | `sockets` | the socket inventory from /proc (which program listens where) |
 //! | `firewall` | the firewall's configuration read from `nft`, `iptables-save`, ufw and firewalld (evaluated in `lanreach_proto::firewall`) |
+//! | `conntrack` | the connection-tracking table, read while the peer probes: which UDP datagrams passed the firewall |
 //! | `docker` | Docker's publications and the sockets inside containers (Engine API), only where the engine shares the agent's network namespace |
 //! | `local` | `--local`: the single-machine self-check |
 //! | [`trust`] | the trusted-peers file |
@@ -27,6 +28,7 @@
 
 mod app;
 pub mod cli;
+mod conntrack;
 pub mod control;
 mod docker;
 mod firewall;

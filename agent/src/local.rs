@@ -36,8 +36,10 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
     let plan = inside::new_plan(listeners.specs(), &targets, false, &ports);
     listeners.register(plan.session, plan.key);
     let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);
+    let watch = crate::conntrack::watch(inside::conntrack_ports(&plan));
     let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }, &targets).await;
     let hits = listeners.finish(&plan.session);
+    let conntrack = watch.finish().await;
     let services = inside::service_inputs(&ports, &plan, &results, &mut None, true).await;
     let firewall = if ports.is_empty() { Firewall::NotRead } else { crate::firewall::read().await };
     let agent = inside::agent_info(&config.name, identity.id, &interfaces);
@@ -59,6 +61,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
         results: &results,
         hits: &hits,
         services: &services,
+        conntrack: &conntrack,
         wsl2: inside::wsl2(),
         firewall: &firewall,
     }))

@@ -26,11 +26,11 @@ pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
     (
         "EXIT STATUS",
         concat!(
-            ".TP\n0\nSuccess: with \\fB\\-\\-once\\fR, every \\fB\\-\\-check\\fR port is reachable; with ",
+            ".TP\n0\nSuccess: with \\fB\\-\\-once\\fR, every \\fB\\-\\-check\\fR port is confirmed reachable; with ",
             "\\fB\\-\\-local\\fR, nothing wrong is visible from this machine (every \\fB\\-\\-check\\fR port ",
             "reachable_locally, no problem found); a serving agent stopped with Ctrl\\-C or SIGTERM.\n",
-            ".TP\n1\nWith \\fB\\-\\-once\\fR: a \\fB\\-\\-check\\fR port is not reachable. With ",
-            "\\fB\\-\\-local\\fR: something wrong is visible from this machine.\n",
+            ".TP\n1\nWith \\fB\\-\\-once\\fR: a \\fB\\-\\-check\\fR port is not reachable, or not confirmed ",
+            "(silence is never confirmation). With \\fB\\-\\-local\\fR: something wrong is visible from this machine.\n",
             ".TP\n2\nUsage error, the control port in use, a state file that cannot be read or written.\n",
             ".TP\n141\nStandard output was closed before everything was written (as with SIGPIPE).\n",
         ),

@@ -16,6 +16,7 @@ use lanreach_proto::PairingCode;
 use lanreach_proto::channel::Channel;
 use lanreach_proto::code::RetireReason;
 use lanreach_proto::codec;
+use lanreach_proto::defaults::PROTOCOL_VERSION;
 use lanreach_proto::endpoint::identity::{self, Identity};
 use lanreach_proto::endpoint::quic;
 use lanreach_proto::endpoint::store::StateFile;
@@ -353,11 +354,7 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
     agent.wait_for("failure", is_failure).await;
 
     // A valid Start followed by junk where the Hello should be.
-    let start = Message::Start(Start {
-        version: lanreach_proto::defaults::PROTOCOL_VERSION,
-        name: "x".into(),
-        auth: StartAuth::Pinned,
-    });
+    let start = Message::Start(Start { version: PROTOCOL_VERSION, name: "x".into(), auth: StartAuth::Pinned });
     let mut bytes = codec::encode(&start).expect("encode");
     bytes.extend_from_slice(&[0, 0, 0, 1, 0x99]);
     let (reply, _) = send_raw(&agent, &bytes).await;
@@ -377,7 +374,7 @@ async fn other_protocol_versions_are_told_so() {
     match reply {
         Some(Message::Reject(r)) => {
             assert_eq!(r.code, RejectCode::VersionMismatch);
-            assert_eq!(r.version, lanreach_proto::defaults::PROTOCOL_VERSION);
+            assert_eq!(r.version, PROTOCOL_VERSION);
         }
         other => panic!("expected a version refusal, got {other:?}"),
     }
@@ -585,13 +582,9 @@ async fn copied_peer_certificate_without_its_key_is_refused_by_the_agent() {
     let own = own.expect("a matching certificate and key pass TLS");
     let (send, recv) = own.open_bi().await.expect("stream");
     let mut ch = Channel::new(recv, send);
-    ch.send(&Message::Start(Start {
-        version: lanreach_proto::defaults::PROTOCOL_VERSION,
-        name: "attacker".into(),
-        auth: StartAuth::Pinned,
-    }))
-    .await
-    .expect("send");
+    ch.send(&Message::Start(Start { version: PROTOCOL_VERSION, name: "attacker".into(), auth: StartAuth::Pinned }))
+        .await
+        .expect("send");
     let reply = tokio::time::timeout(Duration::from_secs(5), ch.recv()).await.expect("agent answers").ok();
     assert!(rejected_as(&reply, RejectCode::NotTrusted), "{reply:?}");
     let event = agent.wait_for("failure", is_failure).await;

@@ -56,6 +56,13 @@ impl Scene {
         s.wait_line("ready");
     }
 
+    /// One of `tests/support/server.py`'s UDP servers on the host, on `port`.
+    fn udp_server(&mut self, mode: &str, port: u16) {
+        let host = self.host.clone();
+        let mut server = self.lab.spawn(&host, "python3", &[arg(&server_py()), mode, &port.to_string()]);
+        server.wait_line("ready");
+    }
+
     fn agent(&mut self, check: &str, extra: &[&str]) -> support::lab::Spawned {
         let state = arg(self.agent_state.path()).to_owned();
         let mut args = vec!["--state-dir", &state, "--code", CODE, "--once", "--check", check, "--name", "box"];
@@ -101,14 +108,26 @@ fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
 /// Runs a scenario: `setup` prepares the host, then agent and peer run, and the verdict
 /// for port 3000 must be `verdict`, with a finding whose fix mentions `fix_hint`.
 fn scenario(name: &str, setup: impl FnOnce(&mut Scene), verdict: &str, fix_hint: &str) -> Value {
+    scenario_for(name, &PORT.to_string(), PORT, setup, verdict, fix_hint)
+}
+
+/// [`scenario`] for `check` (a `--check` value), judging `port`.
+fn scenario_for(
+    name: &str,
+    check: &str,
+    port: u16,
+    setup: impl FnOnce(&mut Scene),
+    verdict: &str,
+    fix_hint: &str,
+) -> Value {
     let mut scene = Scene::new();
     setup(&mut scene);
-    let agent = scene.agent(&PORT.to_string(), &[]);
+    let agent = scene.agent(check, &[]);
     let (code, report) = scene.peer();
     // With --once the agent's exit code answers for the same report.
     let agent_code = scene.lab.wait_exit(&agent, std::time::Duration::from_secs(10));
     assert_eq!(agent_code, code, "{name}: agent and peer exit codes agree");
-    let s = service(&report, PORT);
+    let s = service(&report, port);
     assert_eq!(s["verdict"], verdict, "{name}: {s}");
     if verdict == "reachable" {
         assert_eq!(code, Some(0), "{name}: exit code");
@@ -117,9 +136,37 @@ fn scenario(name: &str, setup: impl FnOnce(&mut Scene), verdict: &str, fix_hint:
         let f = finding(&report, verdict);
         let fix = f["fix"].as_str().expect("fix");
         assert!(fix.contains(fix_hint), "{name}: fix {fix:?} lacks {fix_hint:?}");
-        assert!(f["message"].as_str().expect("message").contains("3000"), "{name}: {f}");
+        assert!(f["message"].as_str().expect("message").contains(&port.to_string()), "{name}: {f}");
     }
     report
+}
+
+/// nftables rules for the host's input hook: a stateful ruleset (as ufw, firewalld and
+/// Docker load) keeps connection tracking on; `rules` alone does not.
+fn input_rules(stateful: bool, rules: &str) -> String {
+    let ct = if stateful { "  ct state established,related accept\n" } else { "" };
+    format!("table inet t {{\n chain input {{\n  type filter hook input priority 0\n{ct}  {rules}\n }}\n}}\n")
+}
+
+/// The findings that are more than information.
+fn problems(report: &Value) -> Vec<&Value> {
+    report["findings"].as_array().expect("findings").iter().filter(|f| f["severity"] != "info").collect()
+}
+
+/// The outside probes of a service: (target, outcome, delivered).
+fn udp_probes(s: &Value) -> Vec<(String, String, Value)> {
+    s["probes"]
+        .as_array()
+        .expect("probes")
+        .iter()
+        .map(|p| {
+            (
+                p["target"].as_str().unwrap_or("").to_owned(),
+                p["outcome"].as_str().unwrap_or("").to_owned(),
+                p["delivered"].clone(),
+            )
+        })
+        .collect()
 }
 
 macro_rules! lab_test {
@@ -506,4 +553,143 @@ lab_test!(exposed_leaves_out_another_agents_test_listeners, [], {
         .collect();
     assert!(agents.is_empty(), "another agent's test listeners audited as the user's: {agents:?}");
     assert_eq!(service(&report, PORT)["verdict"], "reachable");
+});
+
+// Issue 10 item 3: a UDP echo server behind a drop rule answers nothing, and silence is
+// never confirmation. With connection tracking off (a lone drop rule) nothing tells, so
+// the port is `unconfirmed`; with a stateful firewall the table shows the peer's knocks
+// but not these datagrams, and the drop is proven.
+lab_test!(udp_echo_behind_a_drop_is_not_reachable, ["nft"], {
+    for (stateful, verdict, hint) in
+        // With root the agent reads the rule and names it in the fix; both forms open the port.
+        [
+            (false, "unconfirmed", "ask the service from the other device"),
+            (true, "firewall_drop", "udp dport 5060"),
+        ]
+    {
+        let name = if stateful { "udp echo, stateful firewall drops 5060" } else { "udp echo, drop rule" };
+        let report = scenario_for(
+            name,
+            "5060/udp",
+            5060,
+            |s| {
+                s.udp_server("udp-echo", 5060);
+                s.lab.nft(&s.host, &input_rules(stateful, "iifname \"eth0\" udp dport 5060 drop"));
+            },
+            verdict,
+            hint,
+        );
+        let probes = udp_probes(service(&report, 5060));
+        let delivered = if stateful { Value::Bool(false) } else { Value::Null };
+        assert!(probes.iter().all(|(_, o, d)| o == "timeout" && *d == delivered), "{name}: {probes:?}");
+        let f = finding(&report, verdict);
+        if !stateful {
+            assert_eq!(f["severity"], "warning");
+            let message = f["message"].as_str().expect("message");
+            assert!(message.contains("connection tracking is off"), "{message}");
+        }
+    }
+});
+
+// Issue 10 item 3: UDP services are confirmed by their own answers. A DNS server ignores
+// the empty datagram but answers the DNS query, an echo server the empty datagram.
+lab_test!(udp_services_are_confirmed_by_their_answers, [], {
+    let mut scene = Scene::new();
+    scene.udp_server("udp-dns", 53);
+    scene.udp_server("udp-echo", 5060);
+    let agent = scene.agent("53/udp,5060/udp", &[]);
+    let (code, report) = scene.peer();
+    assert_eq!(scene.lab.wait_exit(&agent, std::time::Duration::from_secs(10)), code);
+    assert_eq!(code, Some(0), "{}", report["findings"]);
+    for port in [53, 5060] {
+        let s = service(&report, port);
+        assert_eq!(s["verdict"], "reachable", "{s}");
+        let probes = udp_probes(s);
+        assert_eq!(probes.len(), 2, "IPv4 and IPv6: {probes:?}");
+        assert!(probes.iter().all(|(_, o, _)| o == "open"), "answered, not silent: {probes:?}");
+    }
+    assert!(problems(&report).is_empty(), "{:?}", problems(&report));
+});
+
+// Issue 10 item 3: a UDP server that receives and never answers. Where the firewall
+// keeps connection tracking on, the table shows the peer's datagrams arriving: reachable
+// on that evidence. Without tracking nothing tells: `unconfirmed`, exit 1.
+lab_test!(silent_udp_server_is_confirmed_only_by_the_inside_view, ["nft"], {
+    for (stateful, verdict, delivered) in [(true, "reachable", Value::Bool(true)), (false, "unconfirmed", Value::Null)]
+    {
+        let name = if stateful { "silent udp server, stateful firewall" } else { "silent udp server, no firewall" };
+        let report = scenario_for(
+            name,
+            "5060/udp",
+            5060,
+            |s| {
+                s.udp_server("udp-silent", 5060);
+                if stateful {
+                    s.lab.nft(&s.host, &input_rules(true, "iifname \"eth0\" udp dport 9 drop"));
+                }
+            },
+            verdict,
+            "ask the service from the other device with its own client",
+        );
+        let probes = udp_probes(service(&report, 5060));
+        assert!(probes.iter().all(|(_, o, d)| o == "timeout" && *d == delivered), "{name}: {probes:?}");
+        if stateful {
+            assert!(problems(&report).is_empty(), "confirmed, nothing to warn about: {:?}", problems(&report));
+        }
+    }
+});
+
+// Issue 10 item 5: an IPv6-only service behind `reject with icmpx type admin-prohibited`.
+// The ICMPv6 error reaches the connect only with the SYN retransmission (~1 s), after
+// the probe deadline: the quiet re-probe waits for it, and the reject is no drop.
+lab_test!(ipv6_only_service_behind_admin_prohibited_is_firewall_reject, ["nft"], {
+    let report = scenario(
+        "[::] v6only, reject admin-prohibited",
+        |s| {
+            let host = s.host.clone();
+            s.stand_in(&host, "v6only");
+            s.lab.nft(
+                &s.host,
+                &input_rules(false, "iifname \"eth0\" tcp dport 3000 reject with icmpx type admin-prohibited"),
+            );
+        },
+        "firewall_reject",
+        // The rule read from the configuration is named in the fix.
+        "tcp dport 3000",
+    );
+    let probes = service(&report, PORT)["probes"].as_array().expect("probes").clone();
+    let v6 = probes.iter().find(|p| p["target"] == "[2001:db8:1::1]:3000").expect("IPv6 probe");
+    assert_eq!((v6["outcome"].as_str(), v6["errno"].as_i64()), (Some("unreachable"), Some(13)), "EACCES: {v6}");
+});
+
+// Issue 10 item 5: eight rejected ports at once, over IPv4 and IPv6: the host's ICMP rate
+// limit silences some errors, and the quiet re-probes find every one.
+lab_test!(several_rejected_ports_are_all_firewall_reject, ["nft"], {
+    let mut scene = Scene::new();
+    let host = scene.host.clone();
+    let mut server = scene.lab.spawn(&host, "python3", &[arg(&server_py()), "http-ports", "3000", "8"]);
+    server.wait_line("ready");
+    scene.lab.nft(
+        &host,
+        &input_rules(false, "iifname \"eth0\" tcp dport 3000-3007 reject with icmpx type admin-prohibited"),
+    );
+    let agent = scene.agent("3000-3007", &[]);
+    let started = std::time::Instant::now();
+    let (code, report) = scene.peer();
+    eprintln!("eight rejected ports: the peer took {:?}", started.elapsed());
+    assert_eq!(scene.lab.wait_exit(&agent, std::time::Duration::from_secs(10)), code);
+    assert_eq!(code, Some(1));
+    for port in 3000..3008u16 {
+        let s = service(&report, port);
+        assert_eq!(s["verdict"], "firewall_reject", "port {port}: {s}");
+        let probes = s["probes"].as_array().expect("probes");
+        assert!(probes.iter().all(|p| p["outcome"] == "unreachable"), "port {port}: {probes:?}");
+    }
+    let f = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "firewall_reject" && f["message"].as_str().is_some_and(|m| m.starts_with("Port 3007:")))
+        .expect("a finding for 3007");
+    assert!(f["fix"].as_str().expect("fix").contains("dport 3007"), "{f}");
 });

@@ -25,8 +25,9 @@ pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
     (
         "EXIT STATUS",
         concat!(
-            ".TP\n0\nThe report arrived and every port the agent checks is reachable.\n",
-            ".TP\n1\nA port the agent checks is not reachable from this device.\n",
+            ".TP\n0\nThe report arrived and every port the agent checks is confirmed reachable.\n",
+            ".TP\n1\nA port the agent checks is not reachable from this device, or not confirmed (silence is never \
+             confirmation).\n",
             ".TP\n2\nUsage error, no answer from the agent, failed authentication, a refused plan.\n",
             ".TP\n130\nStopped with Ctrl\\-C or SIGTERM (the agent is told at once).\n",
             ".TP\n141\nStandard output was closed before everything was written (as with SIGPIPE).\n",

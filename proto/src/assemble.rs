@@ -5,17 +5,17 @@
 use std::net::IpAddr;
 
 use crate::addr::InterfaceKind;
-use crate::facts::{PortSource, ServiceInput};
+use crate::facts::{Conntrack, PortSource, ServiceInput};
 use crate::firewall::{Firewall, FirewallCheck, Packet, PacketSource};
 use crate::fixes;
 use crate::fixes::FixContext;
 use crate::plan::ProbePlan;
 use crate::report::{
-    AddressInfo, AgentInfo, Finding, FindingCode, ListenerInfo, Mode, PeerInfo, ProbeReport, Report, SCHEMA,
-    ServiceListener, ServiceProbeReport, ServiceReport, Severity, Verdict,
+    AddressInfo, AgentInfo, Finding, ListenerInfo, Mode, PeerInfo, ProbeReport, Report, SCHEMA, ServiceListener,
+    ServiceProbeReport, ServiceReport, Severity, Verdict,
 };
-use crate::verdict::{ServiceFacts, path_open, verdict};
-use crate::vocab::{ListenerHit, ListenerSpec, Outcome, ProbeResults, Proto, ServiceProbe, ServiceResult};
+use crate::verdict::{Delivery, ServiceFacts, delivery, path_open, verdict};
+use crate::vocab::{ListenerHit, ListenerSpec, Outcome, ProbeResults, Proto, ServiceProbe};
 
 /// Everything a report is made from.
 #[derive(Debug, Clone)]
@@ -40,11 +40,15 @@ pub struct ReportParts<'a> {
     pub wsl2: bool,
     /// The firewall's rules as the agent read them.
     pub firewall: &'a Firewall,
+    /// The connection-tracking table as the agent read it while the peer probed (for
+    /// UDP delivery).
+    pub conntrack: &'a Conntrack,
 }
 
 /// Joins the plan, the outside results and the inside facts into a report, diagnosed.
 pub fn assemble(parts: ReportParts<'_>) -> Report {
-    let ReportParts { mode, agent, mut peer, listeners, plan, results, hits, services, wsl2, firewall } = parts;
+    let ReportParts { mode, agent, mut peer, listeners, plan, results, hits, services, wsl2, firewall, conntrack } =
+        parts;
     let listeners: Vec<ListenerInfo> = listeners
         .iter()
         .map(|l| ListenerInfo { proto: l.proto, bind: l.bind, meaning: bind_meaning(l.bind.ip(), &agent.addresses) })
@@ -78,7 +82,10 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
     for input in services {
         let cx = fix_context(&probes, input.port.proto, peer.dialled, wsl2);
         let side = Side { mode, agent: &agent, peer: &peer, firewall };
-        let (r, f) = judge(&side, input, &plan.services, &results.services, &probes, &cx);
+        let mut peer_ips = peer.addresses.clone();
+        peer_ips.extend(peer.seen_from.map(|s| s.ip()));
+        let inside = Inside { conntrack, hits, peer: &peer_ips };
+        let (r, f) = judge(&side, input, plan, results, &probes, &inside, &cx);
         service_reports.push(r);
         service_findings.extend(f);
     }
@@ -165,25 +172,50 @@ fn firewall_checks(side: &Side<'_>, input: &ServiceInput, probes: &[ServiceProbe
 
 /// Joins a port's inside facts, its outside probes and the path picture into its report
 /// entry and, unless it is reachable, a finding.
+/// What the agent saw from inside while the peer probed: for UDP delivery.
+struct Inside<'a> {
+    conntrack: &'a Conntrack,
+    hits: &'a [ListenerHit],
+    /// The peer's own addresses and the source of its control connection.
+    peer: &'a [IpAddr],
+}
+
 fn judge(
     side: &Side<'_>,
     input: &ServiceInput,
-    plan: &[ServiceProbe],
-    results: &[ServiceResult],
+    plan: &ProbePlan,
+    results: &ProbeResults,
     path: &[ProbeReport],
+    inside: &Inside<'_>,
     cx: &FixContext,
 ) -> (ServiceReport, Option<Finding>) {
-    let probes: Vec<ServiceProbeReport> = plan
-        .iter()
-        .filter(|p| p.proto == input.port.proto && p.target.port() == input.port.port)
-        .map(|p| {
-            let r = results.iter().find(|r| r.id == p.id);
+    let planned = plan.services.iter().filter(|p| p.proto == input.port.proto && p.target.port() == input.port.port);
+    let mut blind = None;
+    let probes: Vec<ServiceProbeReport> = planned
+        .map(|p: &ServiceProbe| {
+            let r = results.services.iter().find(|r| r.id == p.id);
+            let outcome = r.map_or(Outcome::Timeout, |r| r.outcome);
+            // Only silence needs the inside view: an answer or an error speaks for itself.
+            let delivered = if p.proto == Proto::Udp && outcome == Outcome::Timeout {
+                let ports = r.map(|r| r.source_ports.as_slice()).unwrap_or_default();
+                match delivery(inside.conntrack, inside.hits, inside.peer, p.target, ports) {
+                    Delivery::Unknown(why) => {
+                        blind.get_or_insert(why);
+                        None
+                    }
+                    known => known.as_field(),
+                }
+            } else {
+                None
+            };
             ServiceProbeReport {
                 target: p.target,
-                outcome: r.map_or(Outcome::Timeout, |r| r.outcome),
+                outcome,
                 rtt_ms: r.and_then(|r| r.rtt_us).map(|us| f64::from(us) / 1000.0),
                 http_status: r.and_then(|r| r.http_status),
                 errno: r.and_then(|r| r.errno),
+                attempts: r.map_or(0, |r| r.attempts),
+                delivered,
             }
         })
         .collect();
@@ -198,24 +230,11 @@ fn judge(
         path,
         local_http_status: input.local_http_status,
         firewall: &firewall,
+        blind,
     };
     let verdict = verdict(&facts);
     let fine = matches!(verdict, Verdict::Reachable | Verdict::ReachableLocally);
-    let unconfirmed = fine && !probes.iter().any(|p| p.outcome == Outcome::Open);
-    let finding = if unconfirmed {
-        Some(Finding {
-            code: FindingCode::UdpUnconfirmed,
-            severity: Severity::Warning,
-            message: format!(
-                "Port {}: a socket listens and UDP reaches this machine, but the server did not answer an empty \
-                 datagram; many UDP protocols stay silent, so reachability is likely but not confirmed.",
-                input.port
-            ),
-            fix: "test with the protocol's own client from the other device".into(),
-        })
-    } else {
-        (!fine).then(|| fixes::finding(&facts, verdict, cx))
-    };
+    let finding = (!fine).then(|| fixes::finding(&facts, verdict, cx));
     let finding = finding.map(|mut f| {
         if input.source == PortSource::Exposed {
             f.severity = Severity::Info;

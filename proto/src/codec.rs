@@ -228,10 +228,12 @@ mod tests {
                         rtt_us: None,
                         errno: None,
                         http_status: Some(421),
+                        attempts: 2,
+                        source_ports: vec![40000],
                     }],
                 }),
-                "000000130a 01 03 03 01dc0b 01e201 01 \\
-                 01 00 00 00 00 01a503",
+                "000000180a 01 03 03 01dc0b 01e201 01 \\
+                 01 00 00 00 00 01a503 02 01c0b802",
             ),
             (Message::Report(ReportJson { json: "{}".into() }), "000000040b027b7d"),
             (Message::Again(Again { round: 300 }), "000000030cac02"),

@@ -174,13 +174,41 @@ pub const CONCURRENCY: usize = 64;
 /// 1/s) turns fewer refusals into silence.
 pub const UDP_SPACING: Duration = Duration::from_millis(5);
 
-/// Attempts per probe: the first, and one retry after silence.
+/// Attempts per probe: the first, and one retry after silence (for the probes whose
+/// reject-versus-drop matters, the quiet re-probe).
 pub const ATTEMPTS: u8 = 2;
+
+/// How long a host takes to earn back one ICMP error for a destination, with a margin.
+/// Linux sends a peer at most a burst of 6 ICMP errors, then one per
+/// `net.ipv4.icmp_ratelimit` (1000 ms) for IPv4 and per `net.ipv6.icmp.ratelimit`
+/// (1000 ms on older kernels; 100 ms, less for wide prefixes, on 6.x) for IPv6: measured
+/// in network namespaces on 6.18, IPv4 earned one error back after 0.9–1.0 s and IPv6
+/// after 25 ms. A silent probe is re-probed only once the peer's traffic to the host has
+/// been quiet this long per error the re-probe may draw.
+pub const ICMP_RATE_WINDOW: Duration = Duration::from_millis(1100);
+
+/// The most ICMP errors a quiet stretch is counted to earn back: below Linux's burst of
+/// 6, and enough for the most one quiet re-probe may draw (a SYN and its retransmission).
+pub const ICMP_CREDIT_CAP: u32 = 2;
+
+/// When Linux sends a connect's first SYN again (`TCP_TIMEOUT_INIT`). A quiet TCP
+/// re-probe waits past it: an ICMP error that arrives while the connecting socket is
+/// still locked by `connect()` (IPv6 on a fast path, measured: `TcpExtLockDroppedIcmps`)
+/// only fails the connect when the retransmitted SYN draws a second one.
+pub const SYN_RETRANSMIT: Duration = Duration::from_secs(1);
 
 /// Most addresses a run knocks at that are not proven to be the agent's (the address
 /// the control channel reached is proven): a hostile agent that claims other hosts'
 /// addresses gets one knock (and its retry) per address and protocol, at this many.
 pub const MAX_CLAIMED_ADDRESSES: usize = 8;
+
+/// Most datagrams one UDP service attempt sends (see [`crate::payload`]): the port's
+/// own request, the empty datagram and the other common requests.
+pub const MAX_UDP_PAYLOADS: usize = 7;
+
+/// Gap between the datagrams of one UDP service attempt: an answer to an earlier one is
+/// read in the gap, long before the next goes out on a LAN.
+pub const UDP_PAYLOAD_GAP: Duration = Duration::from_millis(10);
 
 /// The whole probe run ends by then, whatever the per-attempt deadlines.
 pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
@@ -206,6 +234,11 @@ pub const KNOCK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Dialling a `[::]` socket's port on 127.0.0.1 to learn IPV6_V6ONLY.
 pub const V6ONLY_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How often the agent reads its connection-tracking table while the peer probes: well
+/// within the life of an unanswered UDP entry (`nf_conntrack_udp_timeout`, 30 s by
+/// default, 10 s on some routers).
+pub const CONNTRACK_POLL: Duration = Duration::from_secs(1);
 
 /// One request to the Docker Engine API.
 pub const DOCKER_API_TIMEOUT: Duration = Duration::from_secs(3);
@@ -273,12 +306,27 @@ const fn ms(d: Duration) -> u128 {
 const _: () = {
     // The agent waits for results longer than the peer's run may last.
     assert!(ms(RESULTS_TIMEOUT) > ms(RUN_DEADLINE));
-    // Every attempt of a probe fits in the run many times over.
+    // Every attempt of a probe fits in the run many times over, the quiet re-probe and
+    // the wait for it included.
     assert!(ms(PROBE_TIMEOUT_CEILING) * (ATTEMPTS as u128) < ms(RUN_DEADLINE));
+    assert!(
+        ms(ICMP_RATE_WINDOW) * (ICMP_CREDIT_CAP as u128) + ms(SYN_RETRANSMIT) + ms(PROBE_TIMEOUT_CEILING) * 2
+            < ms(RUN_DEADLINE) / 8
+    );
+    // A UDP attempt's datagrams go out within one shortest attempt deadline.
+    assert!(ms(UDP_PAYLOAD_GAP) * (MAX_UDP_PAYLOADS as u128) <= ms(PROBE_TIMEOUT_FLOOR));
+    // The window covers Linux's slowest refill (1000 ms) with a margin; the credit never
+    // counts on more than Linux's burst of 6.
+    assert!(ms(ICMP_RATE_WINDOW) > 1000);
+    assert!(ICMP_CREDIT_CAP >= 2 && ICMP_CREDIT_CAP <= 6);
+    // A quiet TCP re-probe outlives the SYN retransmission by a whole attempt deadline.
+    assert!(ms(SYN_RETRANSMIT) >= 1000);
     assert!(ms(PROBE_TIMEOUT_FLOOR) < ms(PROBE_TIMEOUT_CEILING));
     // A test listener waits for the knock (sent right after connect) several times the
     // shortest attempt deadline.
     assert!(ms(KNOCK_TIMEOUT) >= 4 * ms(PROBE_TIMEOUT_FLOOR));
+    // An unanswered UDP entry outlives several reads of the table.
+    assert!(ms(CONNTRACK_POLL) * 4 <= 10_000);
     // The peer waits for the report longer than the agent's slowest inside facts take.
     assert!(
         ms(REPORT_TIMEOUT)

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::defaults::ATTEMPTS;
 use crate::facts::PortSource;
 use crate::firewall::{FirewallCheck, FirewallOutcome};
 use crate::fixes::{firewall_fix, keeping_out, kept_out_words, rule_words};
@@ -12,6 +13,10 @@ use crate::vocab::{Outcome, Proto};
 
 /// errno of "No route to host" on Linux: ICMP admin-prohibited, or ARP failure.
 pub const EHOSTUNREACH: i32 = 113;
+
+/// errno of "Permission denied" on Linux, what an ICMPv6 administratively-prohibited
+/// error gives a connect or a connected UDP socket.
+pub const EACCES: i32 = 13;
 
 fn finding(code: FindingCode, severity: Severity, message: String, fix: impl Into<String>) -> Finding {
     Finding { code, severity, message, fix: fix.into() }
@@ -166,7 +171,13 @@ fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
     let mut by_outcome: BTreeMap<&'static str, Vec<IpAddr>> = BTreeMap::new();
     for p in r.probes.iter().filter(|p| p.proto == proto && is_wildcard(p) && !elsewhere(r, p)) {
         let key = match (p.outcome, p.errno) {
-            (Outcome::Unreachable, Some(EHOSTUNREACH)) if p.rtt_ms.is_some_and(|ms| ms < 1000.0) => "prohibited",
+            // Silence the run ended before re-probing quietly: a rate-limited ICMP error
+            // may explain it, so it is no drop.
+            (Outcome::Timeout, _) if p.attempts < ATTEMPTS => continue,
+            // A failed neighbour lookup takes about 3 s; an ICMP error comes at once, or
+            // with the SYN retransmission a second later.
+            (Outcome::Unreachable, Some(EHOSTUNREACH)) if p.rtt_ms.is_some_and(|ms| ms < 2000.0) => "prohibited",
+            (Outcome::Unreachable, Some(EACCES)) if p.target.is_ipv6() => "prohibited",
             (o, _) => o.as_str(),
         };
         let ips = by_outcome.entry(key).or_default();
@@ -213,8 +224,8 @@ fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
             FindingCode::firewall_prohibits(proto),
             Severity::Error,
             format!(
-                "{upper} to {} failed at once with \"no route to host\" although the address answers other traffic: \
-                 a firewall rejects it with ICMP admin-prohibited (firewalld's default).",
+                "{upper} to {} failed with \"no route to host\" (IPv6: \"permission denied\") although the address \
+                 answers other traffic: a firewall rejects it with ICMP admin-prohibited (firewalld's default).",
                 list(ips)
             ),
             firewall_fix(proto, None),
@@ -422,7 +433,7 @@ mod tests {
                     outcome: *outcome,
                     rtt_ms: (*outcome != Outcome::Timeout).then_some(0.3),
                     errno: None,
-                    attempts: 1,
+                    attempts: if *outcome == Outcome::Timeout { 2 } else { 1 },
                     seen_by_listener: *outcome == Outcome::Open,
                 })
                 .collect(),
@@ -546,5 +557,24 @@ mod tests {
         assert!(f.message.contains("iifname") && f.message.contains("isolation"));
         let empty = report(Mode::Local, &[]);
         assert!(codes(&empty).contains(&"no_lan_address".to_owned()));
+    }
+
+    /// Issue 10 item 5: silence the run could not re-probe quietly is no drop, and an
+    /// ICMPv6 admin-prohibited error (EACCES, even after the SYN retransmission) is a
+    /// firewall's rejection, not "no route".
+    #[test]
+    fn only_proven_silence_is_a_drop_and_icmpv6_prohibited_is_a_reject() {
+        let mut r = report(
+            Mode::Peer,
+            &[(Tcp, "0.0.0.0:1", "198.51.100.1:1", Timeout), (Tcp, "[::]:2", "[2001:db8::1]:2", Unreachable)],
+        );
+        r.peer.addresses.push("2001:db8::2".parse().expect("ip"));
+        r.probes[0].attempts = 1;
+        r.probes[1].errno = Some(EACCES);
+        r.probes[1].rtt_ms = Some(1000.4);
+        let codes = codes(&r);
+        assert!(!codes.contains(&"firewall_drops_tcp".to_owned()), "{codes:?}");
+        assert!(codes.contains(&"firewall_prohibits_tcp".to_owned()), "{codes:?}");
+        assert!(!codes.contains(&"address_unreachable".to_owned()), "{codes:?}");
     }
 }

@@ -223,6 +223,35 @@ pub fn is_wsl2(kernel_release: &str) -> bool {
     r.contains("microsoft") && (r.contains("wsl2") || r.contains("standard"))
 }
 
+/// The inside view of UDP delivery: what this machine's connection-tracking table
+/// (netfilter conntrack, in the agent's network namespace) held of UDP while the peer
+/// probed. An entry is confirmed only once its first packet has passed every input
+/// filter chain, so the table lists the datagrams that got through the firewall, never
+/// those a rule dropped or rejected — per flow, which the namespace-wide counters of
+/// `/proc/net/snmp` cannot say (the control channel's own QUIC datagrams count there
+/// too). Tracking runs only while some firewall rule uses it (a stateful ruleset such as
+/// ufw's, firewalld's or Docker's); the peer's knocks to the UDP test listeners, which
+/// surely arrived, tell whether it does.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Conntrack {
+    /// Not read: no UDP port was checked.
+    #[default]
+    NotRead,
+    /// The table could not be read: why, in words.
+    Unreadable(String),
+    /// The UDP entries seen while the peer probed, each in its original direction.
+    Flows(Vec<UdpFlow>),
+}
+
+/// One UDP flow of the connection-tracking table, as the first datagram had it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UdpFlow {
+    /// Its source.
+    pub src: SocketAddr,
+    /// Its destination (before any NAT).
+    pub dst: SocketAddr,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,9 @@ use std::net::IpAddr;
 
 use crate::facts::{DockerPublish, SocketFact};
 use crate::firewall::{FirewallCheck, FirewallOutcome, RuleRef, RulesFrom};
+use crate::payload;
 use crate::report::{Finding, FindingCode, Mode, ServiceProbeReport, Severity, Verdict};
-use crate::verdict::{ServiceFacts, kept_out, missed_probes};
+use crate::verdict::{Blind, ServiceFacts, kept_out, missed_probes, reached};
 use crate::vocab::{Outcome, Proto};
 
 /// A program recognised from its name and command line, for fixes in its own terms.
@@ -493,12 +494,48 @@ fn dialled_first(mut probes: Vec<&ServiceProbeReport>, dialled: Option<IpAddr>) 
     probes
 }
 
+/// The `unconfirmed` finding: what the peer sent and why nothing shows whether it
+/// arrived, and how to find out.
+fn unconfirmed(f: &ServiceFacts<'_>, who: &str, binds: &str) -> (String, String) {
+    let (port, n) = (f.port, f.port.port);
+    if f.port.proto == Proto::Tcp {
+        return (
+            format!(
+                "Port {port}: {who} listens on {binds}, and the network passes traffic to this machine, but connections to the port met silence, and the run ended before they could be tried again after the ICMP rate-limit window: a firewall drops them, or rejects them with errors this machine held back."
+            ),
+            format!("check fewer ports at once (`--check {n}`) so that every silence can be tried again"),
+        );
+    }
+    let sent: Vec<&str> = payload::for_port(n).iter().map(|p| p.name()).collect();
+    let why = match &f.blind {
+        Some(Blind::Unreadable(why)) => format!(
+            "the agent cannot read this machine's connection-tracking table ({why}), which would show whether they passed its firewall"
+        ),
+        Some(Blind::NotTracking) => "connection tracking is off on this machine (no firewall rule uses it), so nothing shows whether they passed its firewall".into(),
+        Some(Blind::NoReference) | None => "nothing on this machine shows whether they arrived".into(),
+    };
+    let message = format!(
+        "Port {port}: {who} listens on {binds}, and UDP reaches this machine, but the server answered none of the peer's datagrams ({}), and {why}. Many UDP services answer only their own protocol: reachable is not confirmed.",
+        sent.join(", ")
+    );
+    let client = format!(
+        "ask the service from the other device with its own client; if that gets no answer either, {}",
+        firewall_fix(Proto::Udp, Some(n))
+    );
+    let fix = match &f.blind {
+        Some(Blind::Unreadable(_)) => format!(
+            "run the agent as root (`sudo lanreach-agent …`) so that it can see whether the datagrams arrive, or {client}"
+        ),
+        _ => client,
+    };
+    (message, fix)
+}
+
 /// The `partial` finding: where the port answers and where not, and the fix for why not.
 fn partial(f: &ServiceFacts<'_>, who: &str, program: Program, cx: &FixContext) -> (String, String) {
     let port = f.port;
     let missed = dialled_first(missed_probes(f), cx.dialled);
-    let open: Vec<&ServiceProbeReport> =
-        f.probes.iter().filter(|p| p.outcome == Outcome::Open && !missed.contains(p)).collect();
+    let open: Vec<&ServiceProbeReport> = f.probes.iter().filter(|p| reached(f, p) && !missed.contains(p)).collect();
     let open = dialled_first(open, cx.dialled);
     let answered: Vec<String> = open.iter().map(|p| at(p.target.ip(), cx.dialled)).collect();
     // The firewall's configuration names the rule where it keeps other hosts out.
@@ -749,11 +786,21 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
             };
             (Severity::Error, format!("Port {port}: {who} listens on {binds}{seen} this machine's firewall {what}."), fix)
         }
-        Verdict::FirewallDrop => (
+
+        Verdict::FirewallDrop if f.probes.iter().any(|p| p.delivered == Some(false)) => (
             Severity::Error,
-            format!("Port {port}: {who} listens on {binds}, and the network passes traffic to this machine, but connections to the port time out: a firewall rule drops it."),
+            format!("Port {port}: {who} listens on {binds}, and UDP reaches this machine, but the peer's datagrams to the port never passed this machine's firewall: its connection-tracking table holds the peer's other UDP, not these. A firewall rule drops them."),
             firewall_fix(port.proto, Some(port.port)),
         ),
+        Verdict::FirewallDrop => (
+            Severity::Error,
+            format!("Port {port}: {who} listens on {binds}, and the network passes traffic to this machine, but connections to the port time out, also when tried again after the ICMP rate-limit window: a firewall rule drops it."),
+            firewall_fix(port.proto, Some(port.port)),
+        ),
+        Verdict::Unconfirmed => {
+            let (message, fix) = unconfirmed(f, &who, &binds);
+            (Severity::Warning, message, fix)
+        }
         Verdict::FirewallReject => (
             Severity::Error,
             format!("Port {port}: {who} listens on {binds}, yet connections from {prober} are refused or rejected: a firewall rule answers in its place."),
@@ -846,6 +893,7 @@ mod tests {
             path: &[],
             local_http_status: None,
             firewall: &[],
+            blind: None,
         }
     }
 
@@ -856,6 +904,8 @@ mod tests {
             rtt_ms: None,
             http_status: None,
             errno: None,
+            attempts: 1,
+            delivered: None,
         }
     }
 
@@ -1091,6 +1141,8 @@ mod tests {
             rtt_ms: None,
             http_status: None,
             errno: None,
+            attempts: 1,
+            delivered: None,
         };
         let probes = [probe("198.51.100.10:3000", Outcome::Refused), probe("[2001:db8::10]:3000", Outcome::Open)];
         let listeners = [sock("[::]:3000", "python3", "python3 server.py")];
@@ -1114,5 +1166,33 @@ mod tests {
         let found = finding(&f, Verdict::Partial, &cx);
         assert!(found.message.contains("silent (timed out) at 2001:db8::10 (IPv6)"), "{}", found.message);
         assert!(found.fix.contains("ufw allow 3000/tcp"), "{}", found.fix);
+    }
+
+    /// Issue 10 items 3 and 5: an unconfirmed port is a warning that says why nothing
+    /// tells, with the way to find out: root for the connection-tracking table, the
+    /// service's own client, fewer ports for a TCP silence the run cut short.
+    #[test]
+    fn unconfirmed_says_why_and_how_to_find_out() {
+        const U: CheckedPort = CheckedPort { port: 5060, proto: Proto::Udp };
+        let server = [SocketFact { proto: Proto::Udp, ..sock("[::]:5060", "asterisk", "asterisk -f") }];
+        let udp = |blind| {
+            finding(&ServiceFacts { port: U, listeners: &server, blind, ..facts(&[]) }, Verdict::Unconfirmed, &BOTH)
+        };
+        let f = udp(Some(Blind::Unreadable("reading it needs root".into())));
+        assert_eq!((f.code.as_str(), f.severity), ("unconfirmed", Severity::Warning));
+        assert!(
+            f.message.contains("cannot read this machine's connection-tracking table (reading it needs root)"),
+            "{f:?}"
+        );
+        assert!(f.message.contains("empty datagram, DNS query"), "{f:?}");
+        assert!(f.fix.starts_with("run the agent as root (`sudo lanreach-agent …`)"), "{f:?}");
+        assert!(f.fix.contains("sudo ufw allow 5060/udp"), "{f:?}");
+        let f = udp(Some(Blind::NotTracking));
+        assert!(f.message.contains("connection tracking is off"), "{f:?}");
+        assert!(f.fix.starts_with("ask the service from the other device with its own client"), "{f:?}");
+        let tcp = [sock("0.0.0.0:3000", "node", "node server.js")];
+        let f = find(Verdict::Unconfirmed, &tcp, &BOTH);
+        assert!(f.message.contains("the run ended before"), "{f:?}");
+        assert_eq!(f.fix, "check fewer ports at once (`--check 3000`) so that every silence can be tried again");
     }
 }

@@ -15,7 +15,8 @@
 //! | identities | [`id`], [`code`], [`pairing`], [`knock`] | key IDs, pairing codes, SPAKE2 + key confirmation, the listener knock MAC |
 //! | addressing | [`target`], [`link`] | `HOST[:PORT]` and `lanreach://` pairing links |
 //! | plan | [`plan`] | building a probe plan (agent) and refusing a hostile one (peer) |
-//! | run rules | [`run`] | the probe run as a state machine: knock first, one retry after silence, UDP spacing, bounded concurrency, the run deadline |
+//! | | [`payload`] | what a UDP probe of a user's port sends: requests common services answer, chosen by the port |
+//! | run rules | [`run`] | the probe run as a state machine: knock first, the user's ports first, one retry after silence (a quiet re-probe after the ICMP rate-limit window where reject-versus-drop matters), UDP spacing, bounded concurrency, the run deadline |
 //! | wire | [`msg`], [`codec`], [`channel`] | the message enum and type numbers, frames, a framed stream |
 //! | conversation | [`handshake`], [`conversation`] | version check and authentication; then Hello, plan, pings, results, report |
 //! | firewall | [`firewall`] | the host firewall's rules read from nftables JSON, `iptables-save`, ufw and firewalld as one model, and the input path of a packet from another host walked through it |
@@ -50,6 +51,7 @@ pub mod knock;
 pub mod link;
 pub mod msg;
 pub mod pairing;
+pub mod payload;
 pub mod plan;
 pub mod render;
 pub mod report;

@@ -28,6 +28,12 @@
 //! Either side may send [`Reject`] instead of its next message and close. `Start` and
 //! `Reject` keep their type numbers and leading `version` field in every protocol
 //! version, so that two versions can always tell each other they differ.
+//!
+//! Version 2 (this one) added to each service result of `Results` the attempts that
+//! finished and, for UDP, the source port of each attempt (so that the agent can find
+//! the peer's datagrams in its connection-tracking table). What a UDP service probe
+//! sends is not on the wire: the peer derives it from the port number
+//! ([`crate::payload::for_port`]), so an agent cannot make a peer send chosen bytes.
 
 use std::net::IpAddr;
 

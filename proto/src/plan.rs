@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::defaults::ATTEMPTS;
 use crate::vocab::{ListenerSpec, PlannedProbe, ProbeResults, Proto, ServiceProbe};
 
 /// Most probes a plan may hold.
@@ -218,6 +219,9 @@ pub enum ResultsError {
     /// IDs out of the plan's order.
     #[error("result IDs must follow the plan's probe IDs in order")]
     BadIds,
+    /// More attempts or source ports than a probe may make.
+    #[error("a result reports more than {ATTEMPTS} attempts")]
+    TooManyAttempts,
 }
 
 /// Checks that `results` answer `plan`: one entry per planned probe, in plan order.
@@ -232,6 +236,12 @@ pub fn check_results(plan: &ProbePlan, results: &ProbeResults) -> Result<(), Res
     let services_match = plan.services.iter().zip(&results.services).all(|(p, r)| p.id == r.id);
     if !listeners_match || !services_match {
         return Err(ResultsError::BadIds);
+    }
+    let too_many = |n: usize| n > usize::from(ATTEMPTS);
+    if results.results.iter().any(|r| too_many(r.attempts.into()))
+        || results.services.iter().any(|r| too_many(r.attempts.into()) || too_many(r.source_ports.len()))
+    {
+        return Err(ResultsError::TooManyAttempts);
     }
     Ok(())
 }
@@ -332,6 +342,9 @@ mod tests {
         assert_eq!(check_results(&plan, &flood), Err(ResultsError::ListenerCount { got: 40_000, planned: 2 }));
         let odd = ProbeResults { results: vec![result(0), result(7)], services: vec![] };
         assert_eq!(check_results(&plan, &odd), Err(ResultsError::BadIds));
+        let busy =
+            ProbeResults { results: vec![result(0), ProbeResult { attempts: 9, ..result(1) }], services: vec![] };
+        assert_eq!(check_results(&plan, &busy), Err(ResultsError::TooManyAttempts));
     }
 
     #[test]

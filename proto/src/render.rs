@@ -391,13 +391,11 @@ fn port_label(s: &ServiceReport) -> String {
     CheckedPort { port: s.port, proto: s.proto }.to_string()
 }
 
-/// The finding that explains a port's verdict: the verdict's code (or
-/// `udp_unconfirmed` for a silent UDP port), naming the port.
+/// The finding that explains a port's verdict: the verdict's code, naming the port.
 fn port_finding<'r>(r: &'r Report, s: &ServiceReport) -> Option<&'r Finding> {
     let label = port_label(s);
     r.findings.iter().find(|f| {
-        let code = f.code == FindingCode::of_verdict(s.verdict)
-            || (s.verdict == Verdict::Reachable && f.code == FindingCode::UdpUnconfirmed);
+        let code = f.code == FindingCode::of_verdict(s.verdict);
         let rest = f.message.strip_prefix("Port ").and_then(|m| m.strip_prefix(label.as_str()));
         code && rest.is_some_and(|m| m.starts_with([':', ' ']))
     })
@@ -429,7 +427,13 @@ fn probes(s: &ServiceReport) -> Vec<String> {
         .iter()
         .map(|p| {
             let status = p.http_status.map(|c| format!(" HTTP {c}")).unwrap_or_default();
-            format!("{} {}{status}", p.target.ip(), p.outcome.as_str().replace('_', " "))
+            // What the connection-tracking table said of a silent UDP probe.
+            let inside = match p.delivered {
+                Some(true) => ", arrived",
+                Some(false) => ", dropped",
+                None => "",
+            };
+            format!("{} {}{status}{inside}", p.target.ip(), p.outcome.as_str().replace('_', " "))
         })
         .chain(firewall_lines(s))
         .collect()

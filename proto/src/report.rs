@@ -246,8 +246,6 @@ finding_codes! {
     NoLanAddress => "no_lan_address",
     /// What the single-machine self-check cannot see.
     LocalModeLimits => "local_mode_limits",
-    /// A UDP port with a listener stayed silent.
-    UdpUnconfirmed => "udp_unconfirmed",
     /// A firewall rule read from the configuration drops packets from other hosts to a
     /// port, where the port's verdict does not already name it.
     FirewallRuleDrops => "firewall_rule_drops",
@@ -289,6 +287,8 @@ finding_codes! {
     HttpHostCheck => "http_host_check",
     /// Port verdict `network_blocked`.
     NetworkBlocked => "network_blocked",
+    /// Port verdict `unconfirmed`.
+    Unconfirmed => "unconfirmed",
 }
 
 impl FindingCode {
@@ -410,11 +410,15 @@ pub enum Verdict {
     HttpHostCheck,
     /// Not even the agent's wildcard test listeners are reachable.
     NetworkBlocked,
+    /// A socket listens and the path is open, but the port stayed silent and nothing
+    /// shows whether the probes reached it: no answer, and no inside view of the
+    /// datagrams (UDP), or no quiet re-probe before the run ended.
+    Unconfirmed,
 }
 
 impl Verdict {
     /// Every verdict, in a stable order.
-    pub const ALL: [Verdict; 16] = [
+    pub const ALL: [Verdict; 17] = [
         Verdict::Reachable,
         Verdict::ReachableLocally,
         Verdict::Partial,
@@ -431,6 +435,7 @@ impl Verdict {
         Verdict::ContainerNotPublished,
         Verdict::HttpHostCheck,
         Verdict::NetworkBlocked,
+        Verdict::Unconfirmed,
     ];
 
     /// The JSON spelling.
@@ -452,6 +457,7 @@ impl Verdict {
             Verdict::ContainerNotPublished => "container_not_published",
             Verdict::HttpHostCheck => "http_host_check",
             Verdict::NetworkBlocked => "network_blocked",
+            Verdict::Unconfirmed => "unconfirmed",
         }
     }
 }
@@ -482,6 +488,14 @@ pub struct ServiceProbeReport {
     pub http_status: Option<u16>,
     /// OS error number, when there was one.
     pub errno: Option<i32>,
+    /// Attempts that finished: 2 after a silent first attempt and its quiet re-probe.
+    #[serde(default)]
+    pub attempts: u8,
+    /// UDP: whether this machine's connection-tracking table shows the peer's datagrams
+    /// passing its firewall (`true`), shows the peer's other UDP but not these (`false`),
+    /// or cannot tell (null; always null for TCP).
+    #[serde(default)]
+    pub delivered: Option<bool>,
 }
 
 /// One checked port in the report.

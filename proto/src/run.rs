@@ -16,9 +16,26 @@
 //!   about that address is one coarse reason (`unreachable`: no route; `timeout`:
 //!   silent; `not_probed`: not the agent), never what answered on which port. Trusted
 //!   addresses (the one the control channel reached) are probed in full without a knock.
-//! - **One retry after silence.** An attempt that heard nothing is retried once (up to
-//!   [`ATTEMPTS`] in all); any answer settles the probe, silence after the last attempt
-//!   is `timeout`.
+//! - **The user's ports first.** After the knocks, the service probes start (in plan
+//!   order: the `--check` ports before the `--exposed` ones), then the test listeners:
+//!   the probes whose reject-versus-drop matters meet the host's ICMP errors unspent.
+//! - **One retry after silence.** An attempt that heard nothing is tried again once (up
+//!   to [`ATTEMPTS`] in all); any answer settles the probe, silence after the last
+//!   attempt is `timeout`.
+//! - **Silence is re-probed quietly where reject-versus-drop matters.** A host sends a
+//!   peer only a burst of ICMP errors, then about one per [`ICMP_RATE_WINDOW`] (per
+//!   address family), so in a burst of probes a REJECT rule's answer may never come: that
+//!   silence is no drop. For the user's ports and the wildcard test listeners at their
+//!   own family (the path picture), the retry is a *quiet re-probe*: it starts only when
+//!   nothing else of its family is under way or waiting and the family's traffic has
+//!   been quiet long enough for the host to have earned back every ICMP error the
+//!   re-probe may draw (one window for UDP, two for TCP, whose quiet re-probe also waits
+//!   past the SYN retransmission, [`SYN_RETRANSMIT`]). The run keeps that ICMP credit per
+//!   family: it earns one error per window while no ordinary attempt of the family is
+//!   under way (never more than [`ICMP_CREDIT_CAP`]), a quiet re-probe reserves what it
+//!   may draw, and gets back what it did not draw (silence, an answer that is no ICMP
+//!   error). Silence after a quiet re-probe is a drop; a `timeout` with one attempt (the
+//!   run ended before its quiet re-probe) is not. The cost falls on silent probes only.
 //! - **Paced.** At most `concurrency` attempts in flight; UDP attempts start at least
 //!   [`UDP_SPACING`] apart, so that the hosts' ICMP rate limit turns fewer refusals into
 //!   silence.
@@ -29,7 +46,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::defaults::{ATTEMPTS, CONCURRENCY, MAX_CLAIMED_ADDRESSES, RUN_DEADLINE, UDP_SPACING, probe_timeout};
+use crate::defaults::{
+    ATTEMPTS, CONCURRENCY, ICMP_CREDIT_CAP, ICMP_RATE_WINDOW, MAX_CLAIMED_ADDRESSES, RUN_DEADLINE, SYN_RETRANSMIT,
+    UDP_SPACING, probe_timeout,
+};
 use crate::plan::ProbePlan;
 use crate::vocab::{Outcome, ProbeResult, ProbeResults, Proto, ServiceResult};
 
@@ -81,7 +101,12 @@ pub struct AttemptOrder {
     pub target: SocketAddr,
     /// 1 for the first attempt, 2 for the retry after silence.
     pub attempt: u8,
-    /// How long each step of the attempt may wait for the other side.
+    /// Whether this is a quiet re-probe (see the [module documentation](self)).
+    pub quiet: bool,
+    /// How long the connect (TCP) may wait: for a quiet TCP re-probe, past the SYN
+    /// retransmission; otherwise `timeout`.
+    pub connect_timeout: Duration,
+    /// How long each other step of the attempt may wait for the other side.
     pub timeout: Duration,
 }
 
@@ -96,6 +121,8 @@ pub struct AttemptAnswer {
     pub errno: Option<i32>,
     /// HTTP status of the answer to a minimal request (services only).
     pub http_status: Option<u16>,
+    /// UDP: the local port the attempt's datagrams left from.
+    pub source_port: Option<u16>,
 }
 
 impl AttemptAnswer {
@@ -106,7 +133,7 @@ impl AttemptAnswer {
 
     /// A decisive answer after `rtt`.
     pub fn answered(outcome: Outcome, rtt: Duration) -> Self {
-        AttemptAnswer { outcome: Some(outcome), rtt: Some(rtt), errno: None, http_status: None }
+        AttemptAnswer { outcome: Some(outcome), rtt: Some(rtt), ..AttemptAnswer::default() }
     }
 }
 
@@ -160,12 +187,18 @@ impl Settled {
 enum State {
     /// Not started.
     Waiting,
-    /// Attempt number `attempt` is under way.
+    /// Attempt number `attempt` is under way (`quiet`: a quiet re-probe).
     InFlight {
         attempt: u8,
+        quiet: bool,
     },
-    /// `attempts` attempts heard nothing; the next one is due.
+    /// `attempts` attempts heard nothing; the next one is due at once.
     Retry {
+        attempts: u8,
+    },
+    /// `attempts` attempts heard nothing; the quiet re-probe is due when the family's
+    /// ICMP credit allows it.
+    Quiet {
         attempts: u8,
     },
     Done(Settled),
@@ -180,9 +213,101 @@ struct Slot {
     target: SocketAddr,
     /// Whether this probe is a knock that may verify its address.
     knock: bool,
+    /// Whether its silence is re-probed quietly: a service, or a wildcard test listener
+    /// at an address of its own family.
+    sensitive: bool,
     /// Index into `Run::addresses`.
     address: usize,
     state: State,
+    /// UDP source ports of its attempts.
+    source_ports: Vec<u16>,
+}
+
+impl Slot {
+    /// Index into `Run::credit`: the target's address family.
+    fn family(&self) -> usize {
+        usize::from(!self.target.ip().to_canonical().is_ipv4())
+    }
+}
+
+/// The ICMP errors a quiet re-probe of `proto` may draw from the host, as credit time.
+fn need(proto: Proto) -> Duration {
+    match proto {
+        // The SYN, and the retransmitted SYN the quiet re-probe waits for.
+        Proto::Tcp => ICMP_RATE_WINDOW * 2,
+        // The first datagram: its ICMP error ends the attempt.
+        Proto::Udp => ICMP_RATE_WINDOW,
+    }
+}
+
+/// What a quiet re-probe did not draw and gives back: everything, unless an ICMP error
+/// may have answered it (refused, unreachable); a TCP error before the SYN
+/// retransmission drew one error, not two.
+fn refund(proto: Proto, answer: &AttemptAnswer) -> Duration {
+    match answer.outcome {
+        Some(Outcome::Refused | Outcome::Unreachable) => match proto {
+            Proto::Tcp if answer.rtt.is_some_and(|rtt| rtt < SYN_RETRANSMIT) => ICMP_RATE_WINDOW,
+            _ => Duration::ZERO,
+        },
+        _ => need(proto),
+    }
+}
+
+/// What the run knows of the ICMP errors the agent's host may still send the peer in one
+/// address family: a lower bound, counted as time (one [`ICMP_RATE_WINDOW`] per error).
+#[derive(Debug, Clone, Copy)]
+struct IcmpCredit {
+    /// Ordinary attempts of the family under way: while any is, the credit is unknown
+    /// (nothing).
+    ordinary: usize,
+    /// Quiet re-probes of the family under way.
+    quiet: usize,
+    /// The credit at `since`.
+    credit: Duration,
+    since: Instant,
+}
+
+impl IcmpCredit {
+    fn new(now: Instant) -> Self {
+        IcmpCredit { ordinary: 0, quiet: 0, credit: Duration::ZERO, since: now }
+    }
+
+    /// The credit at `now`: earned while no ordinary attempt is under way, up to the cap.
+    fn at(&self, now: Instant) -> Duration {
+        if self.ordinary > 0 {
+            return Duration::ZERO;
+        }
+        (self.credit + now.saturating_duration_since(self.since)).min(ICMP_RATE_WINDOW * ICMP_CREDIT_CAP)
+    }
+
+    /// When the credit reaches `need`, if nothing changes first.
+    fn reaches(&self, need: Duration) -> Instant {
+        self.since + need.saturating_sub(self.credit)
+    }
+
+    fn ordinary_started(&mut self) {
+        self.ordinary += 1;
+        self.credit = Duration::ZERO;
+    }
+
+    /// An ordinary attempt may have drawn errors the run cannot count: start from nothing.
+    fn ordinary_ended(&mut self, now: Instant) {
+        self.ordinary = self.ordinary.saturating_sub(1);
+        self.credit = Duration::ZERO;
+        self.since = now;
+    }
+
+    fn quiet_started(&mut self, now: Instant, need: Duration) {
+        self.credit = self.at(now).saturating_sub(need);
+        self.since = now;
+        self.quiet += 1;
+    }
+
+    fn quiet_ended(&mut self, now: Instant, refund: Duration) {
+        self.credit = (self.at(now) + refund).min(ICMP_RATE_WINDOW * ICMP_CREDIT_CAP);
+        self.since = now;
+        self.quiet = self.quiet.saturating_sub(1);
+    }
 }
 
 /// The state of one probe run. See the [module documentation](self) for its rules.
@@ -193,6 +318,8 @@ pub struct Run {
     /// The plan's test-listener probes, then its service probes, in plan order.
     slots: Vec<Slot>,
     addresses: Vec<Address>,
+    /// ICMP credit per address family: IPv4, IPv6.
+    credit: [IcmpCredit; 2],
     in_flight: usize,
     settled: usize,
     last_udp_start: Option<Instant>,
@@ -227,7 +354,7 @@ impl Run {
             .iter()
             .map(|p| {
                 let ip = p.target.ip().to_canonical();
-                let wildcard = p.bind.ip().is_unspecified() && p.bind.is_ipv4() == p.target.is_ipv4();
+                let wildcard = p.bind.ip().is_unspecified() && p.bind.is_ipv4() == ip.is_ipv4();
                 let mut knock = false;
                 if wildcard && !is_trusted(ip) && !knocked.contains(&(ip, p.proto)) {
                     if !claimed.contains(&ip) && claimed.len() < MAX_CLAIMED_ADDRESSES {
@@ -238,21 +365,23 @@ impl Run {
                         knock = true;
                     }
                 }
-                (ProbeKind::Listener, p.id, p.proto, p.target, knock)
+                (ProbeKind::Listener, p.id, p.proto, p.target, knock, wildcard)
             })
             .collect();
         let listeners = listeners.into_iter();
-        let services = plan.services.iter().map(|p| (ProbeKind::Service, p.id, p.proto, p.target, false));
+        let services = plan.services.iter().map(|p| (ProbeKind::Service, p.id, p.proto, p.target, false, true));
         let slots: Vec<Slot> = listeners
             .chain(services)
-            .map(|(kind, id, proto, target, knock)| Slot {
+            .map(|(kind, id, proto, target, knock, sensitive)| Slot {
                 kind,
                 id,
                 proto,
                 target,
                 knock,
+                sensitive,
                 address: address_of(target.ip()),
                 state: State::Waiting,
+                source_ports: Vec::new(),
             })
             .collect();
         for slot in slots.iter().filter(|s| s.knock) {
@@ -263,6 +392,7 @@ impl Run {
             deadline: now + RUN_DEADLINE,
             slots,
             addresses,
+            credit: [IcmpCredit::new(now); 2],
             in_flight: 0,
             settled: 0,
             last_udp_start: None,
@@ -282,13 +412,27 @@ impl Run {
             return None;
         }
         let udp_ready = self.udp_ready().is_none_or(|at| now >= at);
-        let (slot, attempt) = self.candidates().find(|&(i, _)| udp_ready || self.slots[i].proto == Proto::Tcp)?;
+        let (slot, attempt, quiet) =
+            self.startable(now).find(|&(i, _, _)| udp_ready || self.slots[i].proto == Proto::Tcp)?;
         let s = &mut self.slots[slot];
-        s.state = State::InFlight { attempt };
+        s.state = State::InFlight { attempt, quiet };
         self.in_flight += 1;
-        if s.proto == Proto::Udp {
+        let (proto, family) = (s.proto, s.family());
+        if proto == Proto::Udp {
             self.last_udp_start = Some(now);
         }
+        let credit = &mut self.credit[family];
+        let timeout = self.config.attempt_timeout;
+        let mut connect_timeout = timeout;
+        if quiet {
+            credit.quiet_started(now, need(proto));
+            if proto == Proto::Tcp {
+                connect_timeout += SYN_RETRANSMIT;
+            }
+        } else {
+            credit.ordinary_started();
+        }
+        let s = &self.slots[slot];
         Some(AttemptOrder {
             id: AttemptId { slot, attempt },
             kind: s.kind,
@@ -296,23 +440,39 @@ impl Run {
             proto: s.proto,
             target: s.target,
             attempt,
-            timeout: self.config.attempt_timeout,
+            quiet,
+            connect_timeout,
+            timeout,
         })
     }
 
-    /// When to call [`next_attempt`](Self::next_attempt) again if no answer arrives
-    /// first: the end of a UDP spacing, or the run deadline. `None` once every probe
-    /// is settled.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// When to call [`next_attempt`](Self::next_attempt) again (after calling it at
+    /// `now` until it returned `None`) if no answer arrives first: the end of a UDP
+    /// spacing, the moment a family's ICMP credit allows a quiet re-probe, or the run
+    /// deadline. `None` once every probe is settled.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         if self.settled == self.slots.len() {
             return None;
         }
-        let slot_free = self.in_flight < self.config.concurrency.max(1);
-        let udp_waits = slot_free && self.candidates().any(|(i, _)| self.slots[i].proto == Proto::Udp);
-        match self.udp_ready() {
-            Some(at) if udp_waits => Some(at.min(self.deadline)),
-            _ => Some(self.deadline),
+        let mut wake = self.deadline;
+        if self.in_flight >= self.config.concurrency.max(1) {
+            return Some(wake);
         }
+        if let Some(at) = self.udp_ready().filter(|at| *at > now)
+            && self.startable(now).any(|(i, _, _)| self.slots[i].proto == Proto::Udp)
+        {
+            wake = wake.min(at);
+        }
+        for (family, credit) in self.credit.iter().enumerate() {
+            if !self.quiet_may_start(family) {
+                continue;
+            }
+            let due = self.slots.iter().filter(|s| s.family() == family && matches!(s.state, State::Quiet { .. }));
+            if let Some(at) = due.map(|s| credit.reaches(need(s.proto))).filter(|at| *at > now).min() {
+                wake = wake.min(at);
+            }
+        }
+        Some(wake)
     }
 
     /// Takes in what attempt `id` found. Answers to attempts not under way (repeated,
@@ -322,14 +482,26 @@ impl Run {
             return;
         }
         let Some(slot) = self.slots.get_mut(id.slot) else { return };
-        if slot.state != (State::InFlight { attempt: id.attempt }) {
+        let State::InFlight { attempt, quiet } = slot.state else { return };
+        if attempt != id.attempt {
             return;
         }
         self.in_flight -= 1;
-        if answer.outcome.is_none() && id.attempt < ATTEMPTS {
-            slot.state = State::Retry { attempts: id.attempt };
+        if let Some(port) = answer.source_port {
+            slot.source_ports.push(port);
+        }
+        let credit = &mut self.credit[slot.family()];
+        if quiet {
+            credit.quiet_ended(now, refund(slot.proto, &answer));
         } else {
-            self.settle(id.slot, Settled::from_answer(answer, id.attempt));
+            credit.ordinary_ended(now);
+        }
+        let silent = matches!(answer.outcome, None | Some(Outcome::Timeout));
+        if silent && attempt < ATTEMPTS {
+            slot.state =
+                if slot.sensitive { State::Quiet { attempts: attempt } } else { State::Retry { attempts: attempt } };
+        } else {
+            self.settle(id.slot, Settled::from_answer(answer, attempt));
         }
     }
 
@@ -345,26 +517,31 @@ impl Run {
 
     /// Ends the run: one result per probe, in plan order. Probes not settled yet are
     /// `timeout`, except those still waiting for their address to be verified, which
-    /// are `not_probed`.
+    /// are `not_probed`. A quiet re-probe cut off by the deadline does not count as an
+    /// attempt: its probe's silence stays unconfirmed.
     pub fn finish(self) -> ProbeResults {
         let mut results = ProbeResults { results: Vec::new(), services: Vec::new() };
         let reasons: Vec<Option<Outcome>> = (0..self.addresses.len()).map(|a| self.coarse_reason(a)).collect();
-        for slot in &self.slots {
+        for slot in self.slots {
             let settled = match slot.state {
                 // An address that never proved to be the agent's: its knocks report one
                 // coarse reason for the whole address, never what answered there.
                 _ if slot.knock && reasons[slot.address].is_some() => {
                     let attempts = match slot.state {
                         State::Done(s) => s.attempts,
-                        State::InFlight { attempt } => attempt,
-                        State::Retry { attempts } => attempts,
+                        State::InFlight { attempt, quiet } => attempt - u8::from(quiet),
+                        State::Retry { attempts } | State::Quiet { attempts } => attempts,
                         State::Waiting => 0,
                     };
                     Settled::without_answer(reasons[slot.address].unwrap_or(Outcome::NotProbed), attempts)
                 }
                 State::Done(settled) => settled,
-                State::InFlight { attempt } => Settled::without_answer(Outcome::Timeout, attempt),
-                State::Retry { attempts } => Settled::without_answer(Outcome::Timeout, attempts),
+                State::InFlight { attempt, quiet } => {
+                    Settled::without_answer(Outcome::Timeout, attempt - u8::from(quiet))
+                }
+                State::Retry { attempts } | State::Quiet { attempts } => {
+                    Settled::without_answer(Outcome::Timeout, attempts)
+                }
                 State::Waiting if slot.knock || self.addresses[slot.address].trust == Trust::Verified => {
                     Settled::without_answer(Outcome::Timeout, 0)
                 }
@@ -385,6 +562,8 @@ impl Run {
                     rtt_us,
                     errno: settled.errno,
                     http_status: settled.http_status,
+                    attempts: settled.attempts,
+                    source_ports: slot.source_ports,
                 }),
             }
         }
@@ -404,7 +583,7 @@ impl Run {
             .filter(|s| s.knock && s.address == address)
             .map(|s| match s.state {
                 State::Done(settled) => Some(settled.outcome),
-                State::InFlight { .. } | State::Retry { .. } => Some(Outcome::Timeout),
+                State::InFlight { .. } | State::Retry { .. } | State::Quiet { .. } => Some(Outcome::Timeout),
                 State::Waiting => None,
             })
             .collect();
@@ -422,22 +601,48 @@ impl Run {
         self.last_udp_start.map(|at| at + UDP_SPACING)
     }
 
-    /// Probes that may start, with the number of their attempt, most urgent first:
-    /// retries, then knocks, then the rest at verified addresses, each in plan order.
-    fn candidates(&self) -> impl Iterator<Item = (usize, u8)> + '_ {
+    /// Attempts that may start at `now` but for pacing (concurrency, UDP spacing), most
+    /// urgent first: ordinary attempts, then quiet re-probes the ICMP credit allows.
+    /// Each with the number of its attempt and whether it is a quiet re-probe.
+    fn startable(&self, now: Instant) -> impl Iterator<Item = (usize, u8, bool)> + '_ {
+        let ordinary = self.ordinary().filter(|&(i, _)| self.credit[self.slots[i].family()].quiet == 0);
+        let quiet = self.slots.iter().enumerate().filter_map(move |(i, s)| match s.state {
+            State::Quiet { attempts }
+                if self.quiet_may_start(s.family()) && self.credit[s.family()].at(now) >= need(s.proto) =>
+            {
+                Some((i, attempts + 1))
+            }
+            _ => None,
+        });
+        ordinary.map(|(i, a)| (i, a, false)).chain(quiet.map(|(i, a)| (i, a, true)))
+    }
+
+    /// Whether a quiet re-probe of `family` may start now, credit allowing: nothing
+    /// ordinary of the family is under way or waiting to start.
+    fn quiet_may_start(&self, family: usize) -> bool {
+        self.credit[family].ordinary == 0 && !self.ordinary().any(|(i, _)| self.slots[i].family() == family)
+    }
+
+    /// Ordinary attempts that may start, most urgent first: retries, knocks, the user's
+    /// services, then the other test-listener probes at verified addresses, each in plan
+    /// order.
+    fn ordinary(&self) -> impl Iterator<Item = (usize, u8)> + '_ {
         let retries = self.slots.iter().enumerate().filter_map(|(i, s)| match s.state {
             State::Retry { attempts } => Some((i, attempts + 1)),
             _ => None,
         });
-        retries.chain(self.waiting(true)).chain(self.waiting(false))
+        retries
+            .chain(self.waiting(|s| s.knock))
+            .chain(self.waiting(|s| !s.knock && s.kind == ProbeKind::Service))
+            .chain(self.waiting(|s| !s.knock && s.kind == ProbeKind::Listener))
     }
 
-    /// Probes not started yet that may start: knocks, or the rest at verified addresses.
-    fn waiting(&self, knocks: bool) -> impl Iterator<Item = (usize, u8)> + '_ {
+    /// Probes not started yet that `pick` selects and that may start: knocks, or any
+    /// probe at a verified address.
+    fn waiting(&self, pick: fn(&Slot) -> bool) -> impl Iterator<Item = (usize, u8)> + '_ {
         self.slots.iter().enumerate().filter_map(move |(i, s)| {
-            let ready = s.state == State::Waiting
-                && s.knock == knocks
-                && (knocks || self.addresses[s.address].trust == Trust::Verified);
+            let ready =
+                s.state == State::Waiting && pick(s) && (s.knock || self.addresses[s.address].trust == Trust::Verified);
             ready.then_some((i, 1))
         })
     }
@@ -513,6 +718,10 @@ mod tests {
     /// What a simulated network does with one attempt: answer after a delay, or never.
     type Behaviour = dyn Fn(&AttemptOrder) -> Option<(Duration, AttemptAnswer)>;
 
+    /// The same, for a network with a state of its own: also told when (after the run's
+    /// start) the attempt starts.
+    type Clocked<'a> = dyn FnMut(Duration, &AttemptOrder) -> Option<(Duration, AttemptAnswer)> + 'a;
+
     /// Answers after `after`.
     fn after(after: Duration, answer: AttemptAnswer) -> Option<(Duration, AttemptAnswer)> {
         Some((after, answer))
@@ -520,7 +729,7 @@ mod tests {
 
     /// Silence: nothing comes back before the attempt's deadline.
     fn silent(order: &AttemptOrder) -> Option<(Duration, AttemptAnswer)> {
-        Some((order.timeout, AttemptAnswer::silence()))
+        Some((order.connect_timeout.max(order.timeout), AttemptAnswer::silence()))
     }
 
     fn outcome(o: Outcome) -> AttemptAnswer {
@@ -557,6 +766,10 @@ mod tests {
     }
 
     fn simulate(plan: &ProbePlan, trusted: &[&str], config: RunConfig, network: &Behaviour) -> Sim {
+        simulate_clocked(plan, trusted, config, &mut |_, o| network(o))
+    }
+
+    fn simulate_clocked(plan: &ProbePlan, trusted: &[&str], config: RunConfig, network: &mut Clocked<'_>) -> Sim {
         let trusted: Vec<IpAddr> = trusted.iter().map(|s| ip(s)).collect();
         let start = Instant::now();
         let mut now = start;
@@ -569,7 +782,7 @@ mod tests {
                 started.push((now - start, order));
                 in_flight += 1;
                 max_in_flight = max_in_flight.max(in_flight);
-                if let Some((delay, answer)) = network(&order) {
+                if let Some((delay, answer)) = network(now - start, &order) {
                     pending.push((now + delay, order.id, answer));
                 }
             }
@@ -578,7 +791,7 @@ mod tests {
                 return Sim { results, started, ended: now - start, max_in_flight };
             }
             let next_answer = pending.iter().map(|p| p.0).min();
-            let wake = match (next_answer, run.poll_timeout()) {
+            let wake = match (next_answer, run.poll_timeout(now)) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => a.or(b).expect("an unfinished run has a deadline"),
             };
@@ -618,10 +831,10 @@ mod tests {
             sim.orders_to("127.0.0.1"),
             [
                 (Duration::ZERO, ProbeKind::Listener, 0, 1),
-                (10 * MS, ProbeKind::Listener, 1, 1),
                 (10 * MS, ProbeKind::Service, 0, 1),
+                (10 * MS, ProbeKind::Listener, 1, 1),
             ],
-            "the rest starts when the knock answers"
+            "the rest starts when the knock answers, the user's port first"
         );
         assert_eq!(sim.outcomes(), (vec![Outcome::Open, Outcome::Refused], vec![Outcome::Refused]));
     }
@@ -793,10 +1006,15 @@ mod tests {
         assert_eq!((r[1].rtt_us, r[1].errno), (Some(1000), Some(111)));
         let first: Vec<Duration> =
             sim.started.iter().filter(|(_, o)| o.probe == 0 && o.kind == ProbeKind::Listener).map(|s| s.0).collect();
-        assert_eq!(first, [Duration::ZERO, TIMEOUT]);
-        assert_eq!(sim.started.iter().filter(|(_, o)| o.kind == ProbeKind::Service).count(), 2);
+        assert_eq!(first, [Duration::ZERO, TIMEOUT], "a test listener at a specific address: retried at once");
+        let service: Vec<(Duration, bool)> =
+            sim.started.iter().filter(|(_, o)| o.kind == ProbeKind::Service).map(|(at, o)| (*at, o.quiet)).collect();
+        // The user's port: re-probed quietly once its family's last ordinary attempt (the
+        // listener's retry) has ended and one ICMP error's window has passed.
+        assert_eq!(service, [(Duration::ZERO, false), (2 * TIMEOUT + ICMP_RATE_WINDOW, true)]);
+        assert_eq!(sim.results.services[0].attempts, 2);
         assert_eq!(sim.started.len(), 2 + 1 + 2 + 2, "nothing beyond the retry");
-        assert!(sim.ended < 3 * TIMEOUT, "the run ends when every probe is settled: {:?}", sim.ended);
+        assert_eq!(sim.ended, 3 * TIMEOUT + ICMP_RATE_WINDOW, "the run ends when every probe is settled");
     }
 
     #[test]
@@ -862,7 +1080,8 @@ mod tests {
             )
         );
         let attempts: Vec<u8> = sim.results.results.iter().map(|r| r.attempts).collect();
-        assert_eq!(attempts, [1, 0, 0, 1, 0], "two in flight (the knock first), the rest never started");
+        assert_eq!(attempts, [0, 0, 0, 1, 0], "two in flight (the knock, the user's port), the rest never started");
+        assert_eq!(sim.results.services[0].attempts, 1);
     }
 
     #[test]
@@ -880,7 +1099,7 @@ mod tests {
         // After the deadline, the attempt still under way is a timeout.
         run.on_answer(order.id, outcome(Outcome::Open), start + RUN_DEADLINE);
         assert!(run.is_finished(start + RUN_DEADLINE));
-        assert_eq!(run.poll_timeout(), Some(start + RUN_DEADLINE));
+        assert_eq!(run.poll_timeout(start + RUN_DEADLINE), Some(start + RUN_DEADLINE));
         assert_eq!(run.finish().results[0].outcome, Outcome::Timeout);
     }
 
@@ -898,6 +1117,206 @@ mod tests {
         run.on_answer(knock.id, outcome(Outcome::Refused), start);
         assert_eq!(run.settled(), 3);
         assert!(run.is_finished(start));
-        assert_eq!(run.poll_timeout(), None);
+        assert_eq!(run.poll_timeout(start), None);
+    }
+
+    /// One Linux host's ICMP errors to one peer in one family (`inet_peer_xrlim_allow`):
+    /// a burst of 6, then one more per second earned back.
+    #[derive(Debug, Clone, Copy)]
+    struct Bucket {
+        tokens: Duration,
+        last: Duration,
+    }
+
+    impl Bucket {
+        const FULL: Bucket = Bucket { tokens: Duration::from_secs(6), last: Duration::ZERO };
+
+        fn allow(&mut self, at: Duration) -> bool {
+            self.tokens = (self.tokens + at.saturating_sub(self.last)).min(Duration::from_secs(6));
+            self.last = self.last.max(at);
+            let allowed = self.tokens >= Duration::from_secs(1);
+            if allowed {
+                self.tokens -= Duration::from_secs(1);
+            }
+            allowed
+        }
+    }
+
+    /// What a simulated host does with traffic to a port.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Port {
+        Open,
+        /// A REJECT rule: an ICMP error, when the host's rate limit allows one.
+        Rejected,
+        /// A DROP rule: silence.
+        Dropped,
+    }
+
+    /// A host behind a firewall, with Linux's ICMP rate limit per family. `lock_drop`:
+    /// a TCP connect ignores the ICMP error of its first SYN (IPv6 on a fast path,
+    /// measured) and fails only when the retransmitted SYN draws a second one.
+    struct Host {
+        ports: fn(&AttemptOrder) -> Port,
+        lock_drop: bool,
+        buckets: [Bucket; 2],
+        /// Quiet re-probes whose ICMP error the rate limit swallowed: must stay empty.
+        denied_quiet: Vec<AttemptOrder>,
+    }
+
+    impl Host {
+        fn new(ports: fn(&AttemptOrder) -> Port, lock_drop: bool) -> Host {
+            Host { ports, lock_drop, buckets: [Bucket::FULL; 2], denied_quiet: Vec::new() }
+        }
+
+        fn attempt(&mut self, at: Duration, o: &AttemptOrder) -> Option<(Duration, AttemptAnswer)> {
+            let error = |after: Duration| {
+                let (outcome, errno) = match o.proto {
+                    Proto::Tcp => (Outcome::Unreachable, 113),
+                    Proto::Udp => (Outcome::Refused, 111),
+                };
+                Some((after, AttemptAnswer { errno: Some(errno), ..AttemptAnswer::answered(outcome, after) }))
+            };
+            let bucket = &mut self.buckets[usize::from(o.target.is_ipv6())];
+            match (self.ports)(o) {
+                Port::Open => after(MS, outcome(Outcome::Open)),
+                Port::Dropped => silent(o),
+                Port::Rejected => {
+                    let first = bucket.allow(at);
+                    let lost = self.lock_drop && o.proto == Proto::Tcp;
+                    if first && !lost {
+                        error(MS)
+                    } else if o.proto == Proto::Tcp
+                        && o.connect_timeout > SYN_RETRANSMIT
+                        && bucket.allow(at + SYN_RETRANSMIT)
+                    {
+                        error(SYN_RETRANSMIT + MS)
+                    } else {
+                        if o.quiet {
+                            self.denied_quiet.push(*o);
+                        }
+                        silent(o)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `count` service probes of `proto` at `ip`, ports 6000 and up, plus the wildcard
+    /// test listener of the family (open: the path picture).
+    fn ports_at(ip: &str, proto: Proto, count: u16) -> ProbePlan {
+        let host = |port: u16| if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+        let wildcard = if ip.contains(':') { "[::]:4000" } else { "0.0.0.0:4000" };
+        let targets: Vec<String> = (0..count).map(|i| host(6000 + i)).collect();
+        let services: Vec<(Proto, &str)> = targets.iter().map(|t| (proto, t.as_str())).collect();
+        plan(&[(Proto::Tcp, wildcard, &host(4000))], &services)
+    }
+
+    fn service_port(o: &AttemptOrder) -> Port {
+        if o.kind == ProbeKind::Listener { Port::Open } else { Port::Rejected }
+    }
+
+    /// Issue 10 item 5: twelve rejected ports at once. The host's rate limit lets six
+    /// errors through; the others meet silence, and their quiet re-probes, spaced by the
+    /// rate-limit window, each meet the error: every port is rejected, none dropped.
+    #[test]
+    fn rejects_silenced_by_the_rate_limit_are_found_by_quiet_re_probes() {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            let plan = ports_at("198.51.100.1", proto, 12);
+            let mut host = Host::new(service_port, false);
+            let sim = simulate_clocked(&plan, &["198.51.100.1"], config(64), &mut |at, o| host.attempt(at, o));
+            let expected = if proto == Proto::Tcp { Outcome::Unreachable } else { Outcome::Refused };
+            assert_eq!(sim.outcomes().1, vec![expected; 12], "{proto}");
+            let attempts: Vec<u8> = sim.results.services.iter().map(|r| r.attempts).collect();
+            assert_eq!(attempts.iter().filter(|a| **a == 2).count(), 6, "{proto}: six were silenced: {attempts:?}");
+            assert!(
+                host.denied_quiet.is_empty(),
+                "{proto}: a quiet re-probe met the rate limit: {:?}",
+                host.denied_quiet
+            );
+            // The host earns back one error a second: six silenced ports cost about six
+            // windows, and nothing more.
+            let quiet: Vec<Duration> = sim.started.iter().filter(|(_, o)| o.quiet).map(|s| s.0).collect();
+            assert_eq!(quiet.len(), 6);
+            assert!(quiet.windows(2).all(|w| w[1] - w[0] >= ICMP_RATE_WINDOW - MS), "{proto}: {quiet:?}");
+            assert!(sim.ended < TIMEOUT + 7 * ICMP_RATE_WINDOW + 2 * MS, "{proto}: {:?}", sim.ended);
+        }
+    }
+
+    /// Issue 10 item 5: an IPv6-only service behind `reject with icmpx type
+    /// admin-prohibited`, where the connect sees the error only with the retransmitted
+    /// SYN, after the attempt deadline: the quiet re-probe waits past the retransmission
+    /// and finds the reject, for one port and for several at once.
+    #[test]
+    fn a_reject_seen_only_with_the_syn_retransmission_is_found() {
+        for count in [1, 4] {
+            let plan = ports_at("2001:db8::1", Proto::Tcp, count);
+            let mut host = Host::new(service_port, true);
+            let sim = simulate_clocked(&plan, &["2001:db8::1"], config(64), &mut |at, o| host.attempt(at, o));
+            assert_eq!(sim.outcomes().1, vec![Outcome::Unreachable; usize::from(count)], "{count} ports");
+            assert!(host.denied_quiet.is_empty(), "{:?}", host.denied_quiet);
+            let quiet: Vec<&AttemptOrder> = sim.started.iter().filter(|(_, o)| o.quiet).map(|s| &s.1).collect();
+            assert!(quiet.iter().all(|o| o.connect_timeout == TIMEOUT + SYN_RETRANSMIT), "{quiet:?}");
+        }
+    }
+
+    /// A DROP: silence on the quiet re-probe too, so `timeout` with two attempts (a drop
+    /// the verdict may name). The wait is paid once: a silent quiet re-probe drew no
+    /// error, so the next one starts at once.
+    #[test]
+    fn drops_cost_one_window_and_one_quiet_re_probe_each() {
+        let plan = ports_at("198.51.100.1", Proto::Tcp, 4);
+        let mut host = Host::new(|o| if o.kind == ProbeKind::Listener { Port::Open } else { Port::Dropped }, false);
+        let sim = simulate_clocked(&plan, &["198.51.100.1"], config(64), &mut |at, o| host.attempt(at, o));
+        assert_eq!(sim.outcomes().1, vec![Outcome::Timeout; 4]);
+        assert!(sim.results.services.iter().all(|r| r.attempts == 2));
+        let quiet: Vec<Duration> = sim.started.iter().filter(|(_, o)| o.quiet).map(|s| s.0).collect();
+        let each = TIMEOUT + SYN_RETRANSMIT;
+        let first = TIMEOUT + 2 * ICMP_RATE_WINDOW;
+        assert_eq!(quiet, [first, first + each, first + 2 * each, first + 3 * each]);
+        assert_eq!(sim.ended, first + 4 * each);
+    }
+
+    /// The open wildcard test listener answers at once; it is no reason to wait. But no
+    /// ordinary attempt of a family starts while its quiet re-probe is under way, and a
+    /// quiet re-probe waits for every ordinary attempt of its family, not of the other.
+    #[test]
+    fn quiet_re_probes_have_their_family_to_themselves() {
+        let plan = plan(
+            &[(Proto::Tcp, "0.0.0.0:4000", "198.51.100.1:4000"), (Proto::Tcp, "[::]:4000", "[2001:db8::1]:4000")],
+            &[(Proto::Tcp, "198.51.100.1:6000"), (Proto::Tcp, "[2001:db8::1]:6000")],
+        );
+        // IPv6 answers slowly (5 s); the IPv4 port is dropped.
+        let network = |o: &AttemptOrder| match (o.target.is_ipv6(), o.kind) {
+            (true, _) => after(Duration::from_secs(5), outcome(Outcome::Refused)),
+            (false, ProbeKind::Service) => silent(o),
+            (false, ProbeKind::Listener) => after(MS, outcome(Outcome::Open)),
+        };
+        let sim = simulate(&plan, &["198.51.100.1", "2001:db8::1"], config(64), &network);
+        let quiet: Vec<Duration> = sim.started.iter().filter(|(_, o)| o.quiet).map(|s| s.0).collect();
+        assert_eq!(quiet, [TIMEOUT + 2 * ICMP_RATE_WINDOW], "IPv6's slow answers do not hold IPv4 back");
+        for (at, o) in &sim.started {
+            let during = sim.started.iter().any(|(q, qo)| {
+                qo.quiet && qo.target.is_ipv4() == o.target.is_ipv4() && *q < *at && *at < *q + qo.connect_timeout
+            });
+            assert!(!during, "{o:?} started at {at:?} during a quiet re-probe of its family");
+        }
+    }
+
+    /// Many silent ports and the run deadline: what was re-probed quietly is `timeout`
+    /// with two attempts; what was not (or whose quiet re-probe was cut off) has one, and
+    /// is not a proven drop.
+    #[test]
+    fn silence_the_deadline_cut_short_keeps_one_attempt() {
+        let plan = ports_at("198.51.100.1", Proto::Tcp, 100);
+        let mut host = Host::new(|o| if o.kind == ProbeKind::Listener { Port::Open } else { Port::Dropped }, false);
+        let sim = simulate_clocked(&plan, &["198.51.100.1"], config(64), &mut |at, o| host.attempt(at, o));
+        assert_eq!(sim.ended, RUN_DEADLINE);
+        let services = &sim.results.services;
+        assert!(services.iter().all(|r| r.outcome == Outcome::Timeout));
+        let confirmed = services.iter().filter(|r| r.attempts == 2).count();
+        let each = TIMEOUT + SYN_RETRANSMIT;
+        let window = RUN_DEADLINE - 2 * TIMEOUT - 2 * ICMP_RATE_WINDOW;
+        assert_eq!(confirmed as u32, window.as_millis() as u32 / each.as_millis() as u32, "{services:?}");
+        assert!(services.iter().all(|r| r.attempts >= 1));
     }
 }

@@ -1,12 +1,13 @@
 //! The verdict rules for one of the user's ports: pure functions that join the inside
 //! facts, the outside probes of the port and the test listeners' picture of the path.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use crate::facts::{CheckedPort, DockerPublish, SocketFact, UnpublishedContainer};
+use crate::defaults::ATTEMPTS;
+use crate::facts::{CheckedPort, Conntrack, DockerPublish, SocketFact, UnpublishedContainer};
 use crate::firewall::{FirewallCheck, FirewallOutcome};
 use crate::report::{Mode, ProbeReport, ServiceProbeReport, Verdict};
-use crate::vocab::{Outcome, Proto};
+use crate::vocab::{ListenerHit, Outcome, Proto};
 
 /// Everything the verdict for one port is made from.
 #[derive(Debug, Clone)]
@@ -31,6 +32,92 @@ pub struct ServiceFacts<'a> {
     /// What the firewall's configuration does with a packet from another host to each
     /// probed address (empty when not read).
     pub firewall: &'a [FirewallCheck],
+    /// Why the inside view could not tell whether the port's UDP datagrams arrived,
+    /// when it could not (for the `unconfirmed` message).
+    pub blind: Option<Blind>,
+}
+
+/// Whether the inside view saw one UDP probe's datagrams arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The connection-tracking table holds them: they passed this machine's firewall.
+    Seen,
+    /// The table tracks the peer's UDP of this family (its knocks are there), but not
+    /// these datagrams: a firewall rule stopped them.
+    NotSeen,
+    /// No inside view.
+    Unknown(Blind),
+}
+
+impl Delivery {
+    /// The report's `delivered` field.
+    pub fn as_field(&self) -> Option<bool> {
+        match self {
+            Delivery::Seen => Some(true),
+            Delivery::NotSeen => Some(false),
+            Delivery::Unknown(_) => None,
+        }
+    }
+}
+
+/// Why the inside view cannot tell whether UDP datagrams arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blind {
+    /// The table could not be read (why, in words).
+    Unreadable(String),
+    /// None of the peer's knocks that reached a UDP test listener of the family is in
+    /// the table: connection tracking is off in this network namespace (no firewall rule
+    /// uses it).
+    NotTracking,
+    /// No knock of the family reached a UDP test listener (nothing to compare with), or
+    /// the table was not read.
+    NoReference,
+}
+
+/// Whether the datagrams of a UDP probe of `target`, sent from `source_ports`, show in
+/// the connection-tracking table. `hits` are the peer's probes the test listeners
+/// received: their UDP flows surely passed the firewall, so the table either holds one of
+/// them (it tracks the family) or tracks nothing. The peer's datagrams are found by their
+/// source: an address the peer declared or the listeners saw it come from (behind NAT,
+/// where the source port may be rewritten, the address alone), and one of the probe's
+/// source ports.
+pub fn delivery(
+    conntrack: &Conntrack,
+    hits: &[ListenerHit],
+    peer: &[IpAddr],
+    target: SocketAddr,
+    source_ports: &[u16],
+) -> Delivery {
+    let flows = match conntrack {
+        Conntrack::Flows(flows) => flows,
+        Conntrack::Unreadable(why) => return Delivery::Unknown(Blind::Unreadable(why.clone())),
+        Conntrack::NotRead => return Delivery::Unknown(Blind::NoReference),
+    };
+    let canon = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let v4 = target.ip().to_canonical().is_ipv4();
+    let knocks: Vec<&ListenerHit> =
+        hits.iter().filter(|h| h.proto == Proto::Udp && h.local.ip().to_canonical().is_ipv4() == v4).collect();
+    if knocks.is_empty() {
+        return Delivery::Unknown(Blind::NoReference);
+    }
+    let tracked =
+        knocks.iter().any(|h| flows.iter().any(|f| canon(f.src) == canon(h.source) && canon(f.dst) == canon(h.local)));
+    if !tracked {
+        return Delivery::Unknown(Blind::NotTracking);
+    }
+    let own: Vec<IpAddr> = peer.iter().map(|ip| ip.to_canonical()).collect();
+    let seen_from: Vec<IpAddr> = knocks.iter().map(|h| h.source.ip().to_canonical()).collect();
+    let from_peer = |f: &SocketAddr| {
+        let ip = f.ip().to_canonical();
+        let natted = seen_from.contains(&ip) && !own.contains(&ip);
+        (own.contains(&ip) || seen_from.contains(&ip))
+            && (natted || source_ports.is_empty() || source_ports.contains(&f.port()))
+    };
+    if flows.iter().any(|f| canon(f.dst) == canon(target) && from_peer(&f.src)) {
+        Delivery::Seen
+    } else {
+        Delivery::NotSeen
+    }
 }
 
 fn http_rejects(status: Option<u16>) -> bool {
@@ -50,16 +137,53 @@ pub fn path_open(path: &[ProbeReport], proto: Proto, ip: IpAddr) -> bool {
     })
 }
 
-/// The port's outside probes that were not answered at an address the peer can reach
-/// ([`path_open`]): where a port that answers elsewhere is only partly reachable. In
-/// `--local`, also those answered here at an address whose firewall keeps other hosts
+/// Whether something takes the port's traffic to `ip` here: a socket whose bind accepts
+/// it, or a Docker publication on every address of the family.
+fn listens_at(f: &ServiceFacts<'_>, ip: IpAddr) -> bool {
+    f.listeners.iter().any(|l| l.accepts(ip))
+        || f.docker.iter().any(|d| {
+            d.proto == f.port.proto && d.host_ip.is_unspecified() && d.host_ip.is_ipv4() == ip.to_canonical().is_ipv4()
+        })
+}
+
+/// Whether an outside probe reached the port: it was answered, or (UDP) it met silence
+/// while the inside view saw its datagrams pass the firewall to an address where a
+/// socket listens. The only two kinds of evidence: silence alone never is.
+pub fn reached(f: &ServiceFacts<'_>, p: &ServiceProbeReport) -> bool {
+    p.outcome == Outcome::Open
+        || (f.port.proto == Proto::Udp
+            && p.outcome == Outcome::Timeout
+            && p.delivered == Some(true)
+            && listens_at(f, p.target.ip()))
+}
+
+/// Whether a silent probe proves a drop: the quiet re-probe met silence too, so no
+/// rate-limited ICMP error explains it (for UDP, only where no socket listens: a UDP
+/// server may answer nothing), or the inside view saw the peer's other UDP but not
+/// these datagrams.
+fn proven_drop(f: &ServiceFacts<'_>, p: &ServiceProbeReport) -> bool {
+    if p.outcome != Outcome::Timeout {
+        return false;
+    }
+    match f.port.proto {
+        Proto::Tcp => p.attempts >= ATTEMPTS,
+        Proto::Udp => {
+            p.delivered == Some(false)
+                || (p.delivered.is_none() && p.attempts >= ATTEMPTS && !listens_at(f, p.target.ip()))
+        }
+    }
+}
+
+/// The port's outside probes that did not reach it ([`reached`]) at an address the peer
+/// can reach ([`path_open`]): where a port that answers elsewhere is only partly reachable.
+/// In `--local`, also those answered here at an address whose firewall keeps other hosts
 /// out ([`kept_out`]).
 pub fn missed_probes<'a>(f: &ServiceFacts<'a>) -> Vec<&'a ServiceProbeReport> {
     f.probes
         .iter()
         .filter(|p| {
-            (p.outcome != Outcome::Open && path_open(f.path, f.port.proto, p.target.ip()))
-                || (p.outcome == Outcome::Open && kept_out(f, p.target.ip()).is_some())
+            (!reached(f, p) && path_open(f.path, f.port.proto, p.target.ip()))
+                || (reached(f, p) && kept_out(f, p.target.ip()).is_some())
         })
         .collect()
 }
@@ -96,16 +220,20 @@ pub fn verdict(f: &ServiceFacts<'_>) -> Verdict {
 
 /// The verdict the probes and the inside facts give, in a peer's terms.
 ///
-/// `reachable` means answered at every address the peer can reach ([`path_open`]);
-/// answered at some and not at others is `partial`. Outside evidence from the LAN wins (an answer at a non-loopback address is reachable
-/// whatever the inside facts say: something may forward the port unseen). Without it,
-/// inside facts about bind scope decide, since a peer on this machine (loopback) or the
-/// `--local` self-check cannot show what the LAN sees. Then the path picture of the
-/// test listeners tells the network and the firewall apart.
+/// `reachable` means reached ([`reached`]: answered, or for UDP seen delivered to a
+/// listening socket) at every address the peer can reach ([`path_open`]); reached at
+/// some and not at others is `partial`. Outside evidence from the LAN wins (an answer at
+/// a non-loopback address is reachable whatever the inside facts say: something may
+/// forward the port unseen). Without it, inside facts about bind scope decide, since a
+/// peer on this machine (loopback) or the `--local` self-check cannot show what the LAN
+/// sees. Then the path picture of the test listeners tells the network and the firewall
+/// apart, and silence is named a drop only when it is proven (the quiet re-probe met it
+/// too, or the inside view saw the datagrams stopped); silence
+/// nothing explains is `unconfirmed`, never `reachable`.
 fn probe_verdict(f: &ServiceFacts<'_>) -> Verdict {
     let proto = f.port.proto;
     let open_at = |lan: bool| -> Vec<&ServiceProbeReport> {
-        f.probes.iter().filter(|p| p.outcome == Outcome::Open && p.target.ip().is_loopback() != lan).collect()
+        f.probes.iter().filter(|p| reached(f, p) && p.target.ip().is_loopback() != lan).collect()
     };
     // A Host check refuses the peer's request but answers the same request for localhost;
     // a page that refuses everyone (auth, no index) is reachable all the same.
@@ -176,13 +304,11 @@ fn probe_verdict(f: &ServiceFacts<'_>) -> Verdict {
     if reachable.is_empty() {
         return Verdict::NetworkBlocked;
     }
-    let covered = |ip: IpAddr| {
-        f.listeners.iter().any(|l| l.accepts(ip))
-            || published.iter().any(|d| d.host_ip.is_unspecified() && d.host_ip.is_ipv4() == ip.is_ipv4())
+    let matching: Vec<IpAddr> = reachable.iter().copied().filter(|ip| listens_at(f, *ip)).collect();
+    let silent: Vec<&ServiceProbeReport> = f.probes.iter().filter(|p| p.outcome == Outcome::Timeout).collect();
+    let silent_at = |ips: &[IpAddr]| -> Vec<&ServiceProbeReport> {
+        silent.iter().copied().filter(|p| ips.contains(&p.target.ip())).collect()
     };
-    let matching: Vec<IpAddr> = reachable.iter().copied().filter(|ip| covered(*ip)).collect();
-    let silent_at =
-        |ips: &[IpAddr]| f.probes.iter().any(|p| ips.contains(&p.target.ip()) && p.outcome == Outcome::Timeout);
     // The bind leaves out these addresses the peer reaches: which family, or which
     // interface, is missing.
     let bind_gap = |ips: &[IpAddr]| {
@@ -197,30 +323,33 @@ fn probe_verdict(f: &ServiceFacts<'_>) -> Verdict {
         }
     };
     if matching.is_empty() {
-        // A wrong bind address is refused; silence where the path is open is a filter.
-        if silent_at(&reachable) {
-            return Verdict::FirewallDrop;
+        // A wrong bind address is refused; silence where the path is open is a filter,
+        // once proven. Datagrams that arrived where nothing listens were refused, the
+        // refusal lost to the ICMP rate limit: the bind is what the peer meets.
+        let silent = silent_at(&reachable);
+        if silent.is_empty() || silent.iter().any(|p| p.delivered == Some(true)) {
+            return bind_gap(&reachable);
         }
-        return bind_gap(&reachable);
+        return if silent.iter().any(|p| proven_drop(f, p)) { Verdict::FirewallDrop } else { Verdict::Unconfirmed };
     }
-    if silent_at(&matching) {
-        // Many UDP servers stay silent at an empty datagram: listening, with the UDP path
-        // open, is as far as UDP can be confirmed (`judge` says so in a warning) — at every
-        // address the peer reaches, or the bind (refused elsewhere) or a firewall (a
-        // refusal where a socket listens) is what the peer meets.
-        let all_silent =
-            f.probes.iter().filter(|p| matching.contains(&p.target.ip())).all(|p| p.outcome == Outcome::Timeout);
-        let unmatched: Vec<IpAddr> = reachable.iter().copied().filter(|ip| !matching.contains(ip)).collect();
-        let kept: Vec<&FirewallCheck> = matching.iter().filter_map(|ip| kept_out(f, *ip)).collect();
-        match proto {
-            Proto::Udp if !all_silent => Verdict::FirewallReject,
-            Proto::Udp if !unmatched.is_empty() => bind_gap(&unmatched),
-            Proto::Udp if !kept.is_empty() && kept.len() == matching.len() => blocked_verdict(&kept),
-            Proto::Udp => Verdict::Reachable,
-            Proto::Tcp => Verdict::FirewallDrop,
-        }
-    } else {
-        Verdict::FirewallReject
+    let silent = silent_at(&matching);
+    if silent.is_empty() {
+        return Verdict::FirewallReject;
+    }
+    // A refusal where a socket listens is a firewall's; for UDP it outranks silence (a
+    // UDP server may answer nothing), and the bind (refused elsewhere) outranks silence
+    // too. Rules read from the firewall's configuration name what keeps others out; else
+    // silence is a drop once proven, and silence nothing explains is unconfirmed.
+    let rejected = f.probes.iter().any(|p| matching.contains(&p.target.ip()) && p.outcome != Outcome::Timeout);
+    let unmatched: Vec<IpAddr> = reachable.iter().copied().filter(|ip| !matching.contains(ip)).collect();
+    let kept: Vec<&FirewallCheck> = matching.iter().filter_map(|ip| kept_out(f, *ip)).collect();
+    match proto {
+        Proto::Udp if rejected => Verdict::FirewallReject,
+        Proto::Udp if !unmatched.is_empty() => bind_gap(&unmatched),
+        _ if !kept.is_empty() && kept.len() == matching.len() => blocked_verdict(&kept),
+        _ if silent.iter().any(|p| proven_drop(f, p)) => Verdict::FirewallDrop,
+        _ if rejected => Verdict::FirewallReject,
+        _ => Verdict::Unconfirmed,
     }
 }
 
@@ -248,6 +377,8 @@ mod tests {
             rtt_ms: None,
             http_status: http,
             errno: None,
+            attempts: if outcome == Outcome::Timeout { 2 } else { 1 },
+            delivered: None,
         }
     }
 
@@ -292,6 +423,7 @@ mod tests {
             path,
             local_http_status: Some(200),
             firewall: &[],
+            blind: None,
         })
     }
 
@@ -344,6 +476,7 @@ mod tests {
             path: &p,
             local_http_status: Some(403),
             firewall: &[],
+            blind: None,
         };
         assert_eq!(verdict(&f), Verdict::Reachable);
         assert_eq!(v(std::slice::from_ref(&any), &[], &[probe(LAN, EmptyReply, None)], &p), Verdict::ProxyNoBackend);
@@ -384,6 +517,7 @@ mod tests {
                 path: &p,
                 local_http_status: None,
                 firewall,
+                blind: None,
             })
         };
         let both = [probe(LAN, Open, Some(200)), probe(LAN6, Open, Some(200))];
@@ -411,6 +545,7 @@ mod tests {
             path: &p,
             local_http_status: None,
             firewall: &dropped,
+            blind: None,
         };
         assert_eq!(verdict(&peer), Verdict::Reachable);
     }
@@ -471,6 +606,7 @@ mod tests {
             path: &p,
             local_http_status: None,
             firewall: &[],
+            blind: None,
         };
         let refused = [probe(LAN, Refused, None)];
         let tcp = [web(Proto::Tcp)];
@@ -484,5 +620,129 @@ mod tests {
         // A socket on this machine is the port's owner: the container is not what the peer meets.
         let lo = [sock("127.0.0.1:3000", "node", "node server.js")];
         assert_eq!(verdict(&ServiceFacts { probes: &refused, ..facts(&lo, &tcp) }), Verdict::LoopbackOnly);
+    }
+
+    /// Issue 10 item 3: a UDP port is reachable only with evidence — an answer, or its
+    /// datagrams seen passing the firewall to a listening socket. Silence alone is
+    /// `unconfirmed`; silence the inside view explains is a drop.
+    #[test]
+    fn udp_needs_evidence() {
+        use Outcome::*;
+        const U: CheckedPort = CheckedPort { port: 5060, proto: Proto::Udp };
+        let udp = |bind: &str| SocketFact { proto: Proto::Udp, ..sock(bind, "python3", "python3 echo.py") };
+        let path: Vec<ProbeReport> = lan_path().into_iter().map(|p| ProbeReport { proto: Proto::Udp, ..p }).collect();
+        let silent = |target: &str, attempts, delivered| ServiceProbeReport {
+            attempts,
+            delivered,
+            ..probe(target, Timeout, None)
+        };
+        let v = |listeners: &[SocketFact], probes: &[ServiceProbeReport]| {
+            verdict(&ServiceFacts {
+                mode: Mode::Peer,
+                port: U,
+                listeners,
+                docker: &[],
+                unpublished: &[],
+                probes,
+                path: &path,
+                local_http_status: None,
+                firewall: &[],
+                blind: None,
+            })
+        };
+        let (l4, l6) = ("198.51.100.1:5060", "[2001:db8::1]:5060");
+        let any = [udp("[::]:5060")];
+        let any = [SocketFact { v6only: Some(false), ..any[0].clone() }];
+        // Answered everywhere: reachable.
+        assert_eq!(v(&any, &[probe(l4, Open, None), probe(l6, Open, None)]), Verdict::Reachable);
+        // Silent, seen delivered everywhere: reachable by the inside view.
+        let seen = [silent(l4, 2, Some(true)), silent(l6, 2, Some(true))];
+        assert_eq!(v(&any, &seen), Verdict::Reachable);
+        // Silent, no inside view: unconfirmed, whatever the attempts.
+        for attempts in [1, 2] {
+            assert_eq!(v(&any, &[silent(l4, attempts, None), silent(l6, attempts, None)]), Verdict::Unconfirmed);
+        }
+        // Silent, the peer's other UDP tracked but not these: a drop.
+        assert_eq!(v(&any, &[silent(l4, 2, Some(false)), silent(l6, 2, Some(false))]), Verdict::FirewallDrop);
+        // Answered at one address, seen dropped at the other: partial.
+        assert_eq!(v(&any, &[probe(l4, Open, None), silent(l6, 2, Some(false))]), Verdict::Partial);
+        assert_eq!(v(&any, &[silent(l4, 2, Some(true)), silent(l6, 2, None)]), Verdict::Partial);
+        // Delivered where no socket listens: the refusal was rate-limited, the bind is
+        // what the peer meets.
+        let only4 = [udp("0.0.0.0:5060")];
+        assert_eq!(v(&only4, &[silent(l4, 2, Some(true)), silent(l6, 2, Some(true))]), Verdict::Partial);
+        assert_eq!(v(&only4, &[silent(l4, 2, None), probe(l6, Refused, None)]), Verdict::Ipv4Only);
+        // Nothing listens at a reachable address, silence after the quiet re-probe: a
+        // drop (a closed port answers with ICMP); before it, unconfirmed.
+        let other = [udp("203.0.113.1:5060")];
+        assert_eq!(v(&other, &[silent(l4, 2, None), silent(l6, 2, None)]), Verdict::FirewallDrop);
+        assert_eq!(v(&other, &[silent(l4, 1, None), silent(l6, 1, None)]), Verdict::Unconfirmed);
+        assert_eq!(v(&other, &[silent(l4, 1, Some(true)), silent(l6, 1, None)]), Verdict::InterfaceOnly);
+        // A refusal where a socket listens is a firewall's, silence elsewhere or not.
+        assert_eq!(v(&any, &[silent(l4, 2, None), probe(l6, Refused, None)]), Verdict::FirewallReject);
+    }
+
+    /// Issue 10 item 5: TCP silence is a drop only once the quiet re-probe met it too.
+    #[test]
+    fn tcp_silence_is_a_drop_only_after_the_quiet_re_probe() {
+        use Outcome::*;
+        let p = lan_path();
+        let any = [sock("0.0.0.0:3000", "node", "node server.js")];
+        let once = ServiceProbeReport { attempts: 1, ..probe(LAN, Timeout, None) };
+        assert_eq!(v(&any, &[], &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);
+        assert_eq!(v(&any, &[], std::slice::from_ref(&once), &p), Verdict::Unconfirmed);
+        // A rejection at another address the socket covers is proof enough of a firewall.
+        let both = [sock("[::]:3000", "node", "node server.js")];
+        let both = [SocketFact { v6only: Some(false), ..both[0].clone() }];
+        assert_eq!(v(&both, &[], &[once, probe(LAN6, Unreachable, None)], &p), Verdict::FirewallReject);
+    }
+
+    /// The peer's datagrams are found in the table by source address and port; the
+    /// table is trusted to track a family only when it holds the peer's knocks.
+    #[test]
+    fn delivery_is_attributed_to_the_peers_datagrams() {
+        let sa = |s: &str| -> SocketAddr { s.parse().expect("addr") };
+        let flow = |src: &str, dst: &str| crate::facts::UdpFlow { src: sa(src), dst: sa(dst) };
+        let knock = ListenerHit {
+            proto: Proto::Udp,
+            bind: sa("0.0.0.0:40000"),
+            local: sa("198.51.100.1:40000"),
+            source: sa("198.51.100.2:50000"),
+        };
+        let peer = [IpAddr::from([198, 51, 100, 2])];
+        let target = sa("198.51.100.1:5060");
+        let table = |flows: Vec<crate::facts::UdpFlow>| Conntrack::Flows(flows);
+        let knock_flow = flow("198.51.100.2:50000", "198.51.100.1:40000");
+        // Tracked: the peer's datagram from one of its probe's ports is there.
+        let t = table(vec![knock_flow, flow("198.51.100.2:41000", "198.51.100.1:5060")]);
+        assert_eq!(delivery(&t, &[knock], &peer, target, &[41000]), Delivery::Seen);
+        // Other traffic to the port (another host, another source port of the peer's
+        // device, mDNS, QUIC elsewhere) is not the peer's probe.
+        let t = table(vec![
+            knock_flow,
+            flow("198.51.100.7:41000", "198.51.100.1:5060"),
+            flow("198.51.100.2:42000", "198.51.100.1:5060"),
+            flow("198.51.100.2:41000", "198.51.100.1:5353"),
+        ]);
+        assert_eq!(delivery(&t, &[knock], &peer, target, &[41000]), Delivery::NotSeen);
+        // The table does not hold the knock: tracking is off, nothing can be told.
+        let t = table(vec![flow("198.51.100.2:41000", "198.51.100.1:5060")]);
+        assert_eq!(delivery(&t, &[knock], &peer, target, &[41000]), Delivery::Unknown(Blind::NotTracking));
+        assert_eq!(delivery(&t, &[], &peer, target, &[41000]), Delivery::Unknown(Blind::NoReference));
+        let none = Conntrack::Unreadable("permission denied".into());
+        assert!(matches!(delivery(&none, &[knock], &peer, target, &[41000]), Delivery::Unknown(Blind::Unreadable(_))));
+        // Behind NAT the agent sees another source address, and maybe another port.
+        let natted = ListenerHit { source: sa("203.0.113.50:60000"), ..knock };
+        let t = table(vec![
+            flow("203.0.113.50:60000", "198.51.100.1:40000"),
+            flow("203.0.113.50:61234", "198.51.100.1:5060"),
+        ]);
+        assert_eq!(delivery(&t, &[natted], &peer, target, &[41000]), Delivery::Seen);
+        // IPv6 is judged on IPv6 knocks.
+        let t6 = sa("[2001:db8::1]:5060");
+        assert_eq!(
+            delivery(&table(vec![knock_flow]), &[knock], &peer, t6, &[41000]),
+            Delivery::Unknown(Blind::NoReference)
+        );
     }
 }

@@ -126,7 +126,7 @@ pub struct ProbeResult {
 }
 
 /// What an outside probe of one of the user's ports found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceResult {
     /// The probe's ID.
     pub id: u32,
@@ -138,6 +138,13 @@ pub struct ServiceResult {
     pub errno: Option<i32>,
     /// HTTP status of the answer to a minimal request, when the server spoke HTTP.
     pub http_status: Option<u16>,
+    /// Attempts that finished: 2 when the first met silence and the quiet re-probe (after
+    /// the ICMP rate-limit window) was made; a `timeout` with 1 was never re-probed (the
+    /// run ended first), so its silence is no proof of a drop.
+    pub attempts: u8,
+    /// UDP: the peer's source port of each attempt, so that the agent can find the
+    /// datagrams in its connection-tracking table (at most [`ATTEMPTS`](crate::defaults::ATTEMPTS)).
+    pub source_ports: Vec<u16>,
 }
 
 /// The peer's raw results, in plan order: what the `Results` message carries.

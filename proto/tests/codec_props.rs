@@ -88,6 +88,8 @@ fn seeds() -> Vec<Vec<u8>> {
                 rtt_us: None,
                 errno: Some(-1),
                 http_status: Some(421),
+                attempts: 2,
+                source_ports: vec![40000, 40001],
             }],
         }),
         Message::Report(ReportJson { json: r#"{"schema":"lanreach.report/1"}"#.into() }),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use lanreach_proto::addr::InterfaceKind;
 use lanreach_proto::assemble::{ReportParts, assemble};
 use lanreach_proto::defaults::NARROW_WIDTH;
-use lanreach_proto::facts::{CheckedPort, PortSource, ServiceInput, SocketFact};
+use lanreach_proto::facts::{CheckedPort, Conntrack, PortSource, ServiceInput, SocketFact};
 use lanreach_proto::firewall::{Firewall, nft};
 use lanreach_proto::plan::{self, ProbePlan};
 use lanreach_proto::render::{Paint, render_text};
@@ -148,6 +148,8 @@ fn scenario_in(
                 rtt_us,
                 errno: (o == Outcome::Refused).then_some(111),
                 http_status: (o == Outcome::Open).then_some(200),
+                attempts: if o == Outcome::Timeout { 2 } else { 1 },
+                source_ports: vec![],
             }
         })
         .collect();
@@ -161,6 +163,7 @@ fn scenario_in(
         results: &results,
         hits: &hits,
         services: inputs,
+        conntrack: &Conntrack::NotRead,
         wsl2: false,
         firewall,
     })

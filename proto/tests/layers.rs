@@ -20,6 +20,7 @@ const ORDER: &[&str] = &[
     "link",
     "knock",
     "plan",
+    "payload",
     "run",
     "msg",
     "codec",

@@ -173,6 +173,29 @@ fn path_probe(proto: Proto, target: IpAddr, outcome: Outcome) -> ProbeReport {
     }
 }
 
+/// What one outside probe met: an outcome, and for silence how far it is proven.
+#[derive(Debug, Clone, Copy)]
+struct Met {
+    outcome: Outcome,
+    attempts: u8,
+    delivered: Option<bool>,
+}
+
+/// Every outcome; silence after one attempt and after the quiet re-probe, and for UDP
+/// seen delivered or seen stopped by the inside view.
+fn mets(proto: Proto) -> Vec<Met> {
+    let met = |outcome, attempts, delivered| Met { outcome, attempts, delivered };
+    let mut out: Vec<Met> =
+        Outcome::ALL.into_iter().filter(|o| *o != Outcome::Timeout).map(|o| met(o, 1, None)).collect();
+    out.push(met(Outcome::Timeout, 1, None));
+    out.push(met(Outcome::Timeout, 2, None));
+    if proto == Proto::Udp {
+        out.push(met(Outcome::Timeout, 2, Some(true)));
+        out.push(met(Outcome::Timeout, 2, Some(false)));
+    }
+    out
+}
+
 /// Every combination of `choices` over `n` places.
 fn product<T: Copy>(choices: &[T], n: usize) -> Vec<Vec<T>> {
     let mut out = vec![Vec::new()];
@@ -197,17 +220,19 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
                 for path_outcomes in product(&[Outcome::Open, Outcome::Timeout, Outcome::Unreachable], targets.len()) {
                     let path: Vec<ProbeReport> =
                         targets.iter().zip(&path_outcomes).map(|(t, o)| path_probe(proto, *t, *o)).collect();
-                    for outcomes in product(&Outcome::ALL, targets.len()) {
+                    for outcomes in product(&mets(proto), targets.len()) {
                         for http in [None, Some(403)] {
                             let probes: Vec<ServiceProbeReport> = targets
                                 .iter()
                                 .zip(&outcomes)
-                                .map(|(t, o)| ServiceProbeReport {
+                                .map(|(t, m)| ServiceProbeReport {
                                     target: SocketAddr::new(*t, PORT),
-                                    outcome: *o,
+                                    outcome: m.outcome,
                                     rtt_ms: None,
-                                    http_status: if *o == Outcome::Open { http } else { None },
+                                    http_status: if m.outcome == Outcome::Open { http } else { None },
                                     errno: None,
+                                    attempts: m.attempts,
+                                    delivered: m.delivered,
                                 })
                                 .collect();
                             for listeners in listener_sets(proto) {
@@ -225,6 +250,7 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
                                         path: &path,
                                         local_http_status: Some(200),
                                         firewall: &[],
+                                        blind: None,
                                     };
                                     let without = verdict(&bare);
                                     let loopback = matches!(mode, Mode::LoopbackPeer);
@@ -261,7 +287,6 @@ fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
     let kept_out = |p: &&ServiceProbeReport| {
         matches!(mode, Mode::Local) && f.firewall.iter().any(|c| c.target.ip() == p.target.ip() && c.blocks())
     };
-    let answered = |p: &&ServiceProbeReport| p.outcome == Outcome::Open && !kept_out(p);
     let context = || {
         format!(
             "{mode:?} {:?}\nlisteners {:?}\ndocker {:?}\nprobes {:?}\npath {:?}\nfirewall {:?}",
@@ -282,27 +307,45 @@ fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
             context()
         );
     }
+    // Evidence: an answer, or UDP datagrams the inside view saw pass the firewall (DESIGN
+    // §5: silence alone is never confirmation) — not where the configuration keeps other
+    // hosts out (`--local`).
+    let takes = |ip: IpAddr| {
+        f.listeners.iter().any(|l| l.accepts(ip))
+            || f.docker.iter().any(|d| d.host_ip.is_unspecified() && d.host_ip.is_ipv4() == ip.is_ipv4())
+    };
+    let evidence = |p: &&ServiceProbeReport| {
+        (p.outcome == Outcome::Open
+            || (f.port.proto == Proto::Udp
+                && p.outcome == Outcome::Timeout
+                && p.delivered == Some(true)
+                && takes(p.target.ip())))
+            && !kept_out(p)
+    };
     match v {
-        Verdict::Reachable | Verdict::ReachableLocally if f.probes.iter().any(|p| p.outcome == Outcome::Open) => {
-            assert!(reachable_at.iter().all(answered), "reachable, yet not answered everywhere: {}", context());
-        }
         Verdict::Reachable | Verdict::ReachableLocally => {
-            // UDP only: a listening socket that stays silent where the UDP path is open is
-            // `reachable` with the `udp_unconfirmed` warning (issue 10 item 3 replaces this
-            // with evidence). Never after a refusal, never for TCP.
-            assert_eq!(f.port.proto, Proto::Udp, "reachable without an answer: {}", context());
-            assert!(
-                !reachable_at.is_empty() && reachable_at.iter().all(|p| p.outcome == Outcome::Timeout),
-                "UDP reachable without an answer: {}",
-                context()
-            );
+            assert!(f.probes.iter().any(|p| evidence(&p)), "reachable without evidence: {}", context());
+            assert!(reachable_at.iter().all(evidence), "reachable, yet not reached everywhere: {}", context());
         }
         Verdict::Partial => {
-            assert!(f.probes.iter().any(|p| p.outcome == Outcome::Open), "partial without an answer: {}", context());
-            // Unanswered where the peer reaches this host, or (`--local`) kept out by the
+            assert!(f.probes.iter().any(|p| evidence(&p)), "partial without evidence: {}", context());
+            // Not reached where the peer reaches this host, or (`--local`) kept out by the
             // configuration where it answered.
-            let missed = !reachable_at.iter().all(answered) || f.probes.iter().any(|p| kept_out(&p));
-            assert!(missed, "partial, yet answered everywhere: {}", context());
+            let missed = !reachable_at.iter().all(evidence) || f.probes.iter().any(|p| kept_out(&p));
+            assert!(missed, "partial, yet reached everywhere: {}", context());
+        }
+        Verdict::FirewallDrop if f.mode == lanreach_proto::report::Mode::Peer => {
+            let proven = |p: &&ServiceProbeReport| {
+                p.outcome == Outcome::Timeout && (p.attempts >= 2 || p.delivered == Some(false))
+            };
+            assert!(f.probes.iter().any(|p| proven(&p)), "a drop from unproven silence: {}", context());
+        }
+        Verdict::Unconfirmed => {
+            assert!(
+                f.probes.iter().any(|p| p.outcome == Outcome::Timeout && !evidence(&p)),
+                "unconfirmed without silence: {}",
+                context()
+            );
         }
         _ => {}
     }

@@ -4,6 +4,12 @@
     server.py v6only PORT      HTTP on [::]:PORT with IPV6_V6ONLY set
     server.py hostcheck PORT   HTTP on [::]:PORT (dual-stack) answering 403 unless Host is localhost
     server.py deny PORT        HTTP on [::]:PORT (dual-stack) answering 403 to everyone (auth, no index)
+    server.py http-ports PORT COUNT
+                               HTTP on [::] (dual-stack), ports PORT to PORT+COUNT-1
+    server.py udp-echo PORT    UDP on [::]:PORT (dual-stack) sending every datagram back
+    server.py udp-silent PORT  UDP on [::]:PORT (dual-stack) receiving and never answering
+    server.py udp-dns PORT     UDP on [::]:PORT (dual-stack) answering DNS queries (REFUSED) and
+                               nothing else
 
 Each prints "ready" once it listens and serves until killed.
 """
@@ -11,6 +17,7 @@ Each prints "ready" once it listens and serves until killed.
 import http.server
 import socket
 import sys
+import threading
 
 
 class Ok(http.server.BaseHTTPRequestHandler):
@@ -58,8 +65,42 @@ class DualStackServer(http.server.HTTPServer):
         super().server_bind()
 
 
+def udp_socket(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
+    return s
+
+
+def is_dns_query(d):
+    # A header (12 bytes), QR = 0 (a query), at least one question.
+    return len(d) > 12 and d[2] & 0x80 == 0 and int.from_bytes(d[4:6], "big") >= 1
+
+
+def serve_udp(mode, port):
+    s = udp_socket(port)
+    print("ready", flush=True)
+    while True:
+        d, peer = s.recvfrom(4096)
+        if mode == "udp-echo":
+            s.sendto(d, peer)
+        elif mode == "udp-dns" and is_dns_query(d):
+            # The same ID and question, QR set, RCODE 5 (REFUSED), no answers.
+            s.sendto(d[:2] + bytes([0x80 | (d[2] & 0x01), 0x05]) + d[4:6] + b"\0" * 6 + d[12:], peer)
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
+    if mode.startswith("udp-"):
+        serve_udp(mode, port)
+        return
+    if mode == "http-ports":
+        servers = [DualStackServer(("::", p), Ok) for p in range(port, port + int(sys.argv[3]))]
+        for extra in servers[1:]:
+            threading.Thread(target=extra.serve_forever, daemon=True).start()
+        print("ready", flush=True)
+        servers[0].serve_forever()
+        return
     if mode == "v6only":
         server = V6OnlyServer(("::", port), Ok)
     elif mode == "hostcheck":

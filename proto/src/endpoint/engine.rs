@@ -17,8 +17,9 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
-use crate::defaults::{ANSWER_WAIT_FACTOR, BANNER_WAIT_FLOOR};
+use crate::defaults::{ANSWER_WAIT_FACTOR, BANNER_WAIT_FLOOR, UDP_PAYLOAD_GAP};
 use crate::knock::{KNOCK_LEN, Knock};
+use crate::payload;
 use crate::plan::ProbePlan;
 use crate::run::{AttemptAnswer, AttemptOrder, ProbeKind, Run};
 use crate::vocab::{Outcome, ProbeResults, Proto};
@@ -28,8 +29,8 @@ pub use crate::run::RunConfig as EngineConfig;
 
 /// Makes attempts: the seam between the run's rules and the sockets.
 pub trait Network: Send + Sync + 'static {
-    /// Makes one attempt and reports what happened; silence once a step of it has
-    /// waited `order.timeout` for the other side.
+    /// Makes one attempt and reports what happened; silence once its connect has waited
+    /// `order.connect_timeout`, or another step of it `order.timeout`, for the other side.
     fn attempt(&self, order: AttemptOrder) -> impl Future<Output = AttemptAnswer> + Send;
 }
 
@@ -81,7 +82,7 @@ pub async fn drive<N: Network>(
         if run.is_finished(now()) {
             break;
         }
-        let Some(wake) = run.poll_timeout() else { break };
+        let Some(wake) = run.poll_timeout(now()) else { break };
         tokio::select! {
             Some(joined) = attempts.join_next_with_id(), if !attempts.is_empty() => {
                 // An attempt that panicked heard nothing.
@@ -117,11 +118,11 @@ impl Network for Sockets {
                 rand::rngs::OsRng.fill_bytes(&mut nonce);
                 let knock = Knock { session: self.session, nonce };
                 match proto {
-                    Proto::Tcp => tcp_attempt(order.target, &knock, &self.key, order.timeout).await,
+                    Proto::Tcp => tcp_attempt(&order, &knock, &self.key).await,
                     Proto::Udp => udp_attempt(order.target, &knock, &self.key, order.timeout).await,
                 }
             }
-            (ProbeKind::Service, Proto::Tcp) => service_tcp(order.target, order.timeout).await,
+            (ProbeKind::Service, Proto::Tcp) => service_tcp(&order).await,
             (ProbeKind::Service, Proto::Udp) => service_udp(order.target, order.timeout).await,
         }
     }
@@ -161,16 +162,17 @@ fn http_status(bytes: &[u8]) -> Option<u16> {
 
 /// Connect; then a banner the server sends first, or the answer to a minimal HTTP
 /// request, tells `open` (with its HTTP status) from `empty_reply` and `reset`.
-async fn service_tcp(target: SocketAddr, deadline: Duration) -> AttemptAnswer {
+async fn service_tcp(order: &AttemptOrder) -> AttemptAnswer {
+    let (target, deadline) = (order.target, order.timeout);
     let started = Instant::now();
-    let mut stream = match timeout(deadline, TcpStream::connect(target)).await {
+    let mut stream = match timeout(order.connect_timeout, TcpStream::connect(target)).await {
         Err(_) => return AttemptAnswer::silence(),
         Ok(Err(e)) => return classify(&e, started.elapsed()),
         Ok(Ok(s)) => s,
     };
     let rtt = started.elapsed();
     let answer =
-        |outcome, errno, http_status| AttemptAnswer { outcome: Some(outcome), rtt: Some(rtt), errno, http_status };
+        |outcome, errno, http_status| AttemptAnswer { errno, http_status, ..AttemptAnswer::answered(outcome, rtt) };
     let mut buf = [0u8; 256];
     // A banner (SSH, SMTP…) comes by itself; an empty reply closes at once.
     let wait = deadline.max(BANNER_WAIT_FLOOR);
@@ -214,29 +216,60 @@ fn reset_or_foreign(e: &std::io::Error) -> Outcome {
     }
 }
 
-/// UDP: an empty datagram; an answer is `open`, silence stays ambiguous (timeout).
+/// UDP: the requests [`payload::for_port`] chooses, [`UDP_PAYLOAD_GAP`] apart, until one
+/// is answered (`open`) or an ICMP error comes back; then `deadline` for a late answer.
+/// Silence stays silence: whether the datagrams arrived is for the agent's inside view
+/// (its connection-tracking table) to say, found by the source port reported here.
 async fn service_udp(target: SocketAddr, deadline: Duration) -> AttemptAnswer {
-    let mut buf = [0u8; 512];
-    match udp_exchange(target, &[], &mut buf, deadline).await {
-        Ok((_, rtt)) => AttemptAnswer::answered(Outcome::Open, rtt),
-        Err(answer) => answer,
+    let started = Instant::now();
+    let fail = |e: std::io::Error, port| AttemptAnswer { source_port: port, ..classify(&e, started.elapsed()) };
+    let socket = match connected_udp(target).await {
+        Ok(s) => s,
+        Err(e) => return fail(e, None),
+    };
+    let port = socket.local_addr().ok().map(|a| a.port());
+    let payloads = payload::for_port(target.port());
+    let mut buf = [0u8; 2048];
+    for (i, p) in payloads.iter().enumerate() {
+        if let Err(e) = socket.send(&p.bytes()).await {
+            return fail(e, port);
+        }
+        let wait = if i + 1 == payloads.len() { deadline } else { UDP_PAYLOAD_GAP };
+        match timeout(wait, socket.recv(&mut buf)).await {
+            Err(_) => continue,
+            Ok(Err(e)) => return fail(e, port),
+            Ok(Ok(_)) => {
+                return AttemptAnswer {
+                    source_port: port,
+                    ..AttemptAnswer::answered(Outcome::Open, started.elapsed())
+                };
+            }
+        }
     }
+    AttemptAnswer { source_port: port, ..AttemptAnswer::silence() }
 }
 
-/// Sends `payload` from a connected UDP socket, which sees ICMP port-unreachable as
-/// ECONNREFUSED, and waits `deadline` for one datagram: its length and round trip, or
-/// what the attempt found instead (silence, refused, unreachable).
+/// A UDP socket connected to `target`: only a connected socket sees ICMP
+/// port-unreachable (as ECONNREFUSED).
+async fn connected_udp(target: SocketAddr) -> std::io::Result<UdpSocket> {
+    let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(target).await?;
+    Ok(socket)
+}
+
+/// Sends `payload` from a connected UDP socket and waits `deadline` for one datagram:
+/// its length and round trip, or what the attempt found instead (silence, refused,
+/// unreachable).
 async fn udp_exchange(
     target: SocketAddr,
     payload: &[u8],
     buf: &mut [u8],
     deadline: Duration,
 ) -> Result<(usize, Duration), AttemptAnswer> {
-    let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let started = Instant::now();
     let fail = |e: std::io::Error| classify(&e, started.elapsed());
-    let socket = UdpSocket::bind(local).await.map_err(fail)?;
-    socket.connect(target).await.map_err(fail)?;
+    let socket = connected_udp(target).await.map_err(fail)?;
     socket.send(payload).await.map_err(fail)?;
     match timeout(deadline, socket.recv(buf)).await {
         Err(_) => Err(AttemptAnswer::silence()),
@@ -256,14 +289,15 @@ fn classify(e: &std::io::Error, rtt: Duration) -> AttemptAnswer {
         HostUnreachable | NetworkUnreachable | AddrNotAvailable => Some(Outcome::Unreachable),
         _ => Some(Outcome::Unreachable),
     };
-    AttemptAnswer { rtt: outcome.map(|_| rtt), outcome, errno, http_status: None }
+    AttemptAnswer { rtt: outcome.map(|_| rtt), outcome, errno, ..AttemptAnswer::default() }
 }
 
 /// TCP knock: connect, send the knock, and read the reply; only this session's MAC is
 /// `open`.
-async fn tcp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline: Duration) -> AttemptAnswer {
+async fn tcp_attempt(order: &AttemptOrder, knock: &Knock, key: &[u8; 32]) -> AttemptAnswer {
+    let deadline = order.timeout;
     let started = Instant::now();
-    let mut stream = match timeout(deadline, TcpStream::connect(target)).await {
+    let mut stream = match timeout(order.connect_timeout, TcpStream::connect(order.target)).await {
         Err(_) => return AttemptAnswer::silence(),
         Ok(Err(e)) => return classify(&e, started.elapsed()),
         Ok(Ok(s)) => s,
@@ -430,6 +464,52 @@ mod tests {
         );
     }
 
+    /// Real UDP servers on loopback, probed as the user's ports: one that answers only a
+    /// DNS query (the second request sent), an echo server (the empty datagram), a closed
+    /// port, and one that never answers. Each attempt reports its source port.
+    #[tokio::test]
+    async fn udp_services_are_asked_in_their_own_terms() {
+        async fn serve(answers: fn(&[u8]) -> bool) -> (SocketAddr, Arc<std::sync::Mutex<Vec<(u16, usize)>>>) {
+            let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            let addr = s.local_addr().expect("addr");
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let log = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                while let Ok((n, from)) = s.recv_from(&mut buf).await {
+                    log.lock().expect("log").push((from.port(), n));
+                    if answers(&buf[..n]) {
+                        let _ = s.send_to(&buf[..n], from).await;
+                    }
+                }
+            });
+            (addr, seen)
+        }
+        let (dns, dns_seen) = serve(|d| d.len() > 12 && d[..2] == *b"LR").await;
+        let (echo, _) = serve(|_| true).await;
+        let (deaf, deaf_seen) = serve(|_| false).await;
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        let services = [dns, echo, closed, deaf]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ServiceProbe { id: i as u32, proto: Proto::Udp, target: *t })
+            .collect();
+        let plan = ProbePlan { session: [0; 16], key: [0; 32], probes: vec![], services };
+        let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
+        let r = run(&plan, config, &["127.0.0.1".parse().expect("ip")]).await.services;
+        let got: Vec<(Outcome, u8)> = r.iter().map(|r| (r.outcome, r.attempts)).collect();
+        assert_eq!(got, [(Outcome::Open, 1), (Outcome::Open, 1), (Outcome::Refused, 1), (Outcome::Timeout, 2)]);
+        let dns_seen = dns_seen.lock().expect("log").clone();
+        assert_eq!(dns_seen.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [0, 17], "empty datagram, then DNS");
+        assert_eq!(r[0].source_ports, [dns_seen[0].0]);
+        // The silent one got every request, twice, from the two ports reported.
+        let deaf_seen = deaf_seen.lock().expect("log").clone();
+        assert_eq!(deaf_seen.len(), 2 * payload::for_port(deaf.port()).len());
+        let ports: Vec<u16> = deaf_seen.iter().map(|(p, _)| *p).collect();
+        assert_eq!(r[3].source_ports.len(), 2);
+        assert!(ports.iter().all(|p| r[3].source_ports.contains(p)), "{ports:?} vs {:?}", r[3].source_ports);
+    }
+
     /// Real sockets on loopback: a closed TCP port is refused, a silent TCP server is
     /// foreign, a server that closes at once is an empty reply, a closed UDP port is
     /// refused, and a UDP socket that never answers times out after the retry.
@@ -546,7 +626,7 @@ mod simulated {
                 }
                 Host::Stranger => AttemptAnswer { errno: Some(111), ..AttemptAnswer::answered(Outcome::Refused, rtt) },
                 Host::Silent => {
-                    tokio::time::sleep(order.timeout).await;
+                    tokio::time::sleep(order.connect_timeout.max(order.timeout)).await;
                     AttemptAnswer::silence()
                 }
                 Host::Hang => std::future::pending().await,
@@ -618,10 +698,13 @@ mod simulated {
         assert_eq!(done.load(Ordering::Relaxed), 12, "every probe counted once, not_probed included");
     }
 
-    /// A silent network: each probe is tried twice, and the run ends right after the
-    /// retry's deadline, on the paused clock.
+    /// A silent network: each probe is tried twice. The test listener at a specific
+    /// address is retried at once; the user's port is re-probed quietly once its
+    /// family's traffic has been quiet for two ICMP windows, with its connect waiting
+    /// past the SYN retransmission. All on the paused clock.
     #[tokio::test(start_paused = true)]
     async fn silence_ends_the_run_after_the_retry() {
+        use crate::defaults::{ICMP_RATE_WINDOW, SYN_RETRANSMIT};
         let (start, real) = (Instant::now(), std::time::Instant::now());
         let plan =
             plan(vec![listener(0, Proto::Tcp, "127.0.0.1:1000", "127.0.0.1:1000")], vec![service(0, "127.0.0.1:80")]);
@@ -629,9 +712,10 @@ mod simulated {
         let done = Arc::new(AtomicUsize::new(0));
         let r = drive(network, &plan, CONFIG, done, &["127.0.0.1".parse().expect("ip")]).await;
         assert_eq!((r.results[0].outcome, r.results[0].attempts), (Outcome::Timeout, 2));
-        assert_eq!(r.services[0].outcome, Outcome::Timeout);
+        assert_eq!((r.services[0].outcome, r.services[0].attempts), (Outcome::Timeout, 2));
         let took = start.elapsed();
-        assert!(took >= CONFIG.attempt_timeout * 2 && took < CONFIG.attempt_timeout * 2 + Duration::from_millis(50));
+        let expected = CONFIG.attempt_timeout * 3 + ICMP_RATE_WINDOW * 2 + SYN_RETRANSMIT;
+        assert!(took >= expected && took < expected + Duration::from_millis(50), "{took:?}");
         assert!(real.elapsed() < CONFIG.attempt_timeout, "no real waiting");
     }
 
