@@ -497,12 +497,16 @@ pub(crate) async fn inspect(inventory: &Inventory) -> DockerView {
                     }
                     _ => "",
                 };
-                tracing::warn!(
-                    "the Docker API at {} cannot be used: {}{hint}; container facts come from docker-proxy command \
-                     lines only",
-                    socket.display(),
-                    error_chain(&e)
-                );
+                // Said once per run: a long-running agent asks Docker for every session.
+                static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the Docker API at {} cannot be used: {}{hint}; container facts come from docker-proxy \
+                         command lines only",
+                        socket.display(),
+                        error_chain(&e)
+                    );
+                }
             }
         }
     }
