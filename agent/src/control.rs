@@ -480,7 +480,7 @@ async fn session(shared: &Shared, incoming: quinn::Incoming, pass: &Pass) -> Res
             shared.emit(Event::PeerReport { from, report: Box::new(report.clone()) });
             // The peer ends the conversation once it has the report (so `--once` cannot
             // end the agent while the report is in flight), or, watching, asks again.
-            watch(shared, &mut ch, from, peer_id, &name, peering, report).await.map(|()| pings)
+            watch(shared, &mut ch, peering, report).await.map(|()| pings)
         }
         Err(e) => Err(e),
     };
@@ -529,14 +529,14 @@ where
 
 /// What stays the same from one round of a session to the next.
 struct Peering {
-    /// The addresses the peer declared.
-    addresses: Vec<std::net::IpAddr>,
-    /// The agent address its control connection arrived at.
-    arrived_at: Option<std::net::IpAddr>,
+    /// The peer: who, from where, its addresses.
+    peer: PeerFacts,
     /// This machine's interfaces, re-read every few rounds in watch mode.
     interfaces: Vec<InterfaceAddress>,
     /// Docker's facts, likewise.
     docker: Option<crate::docker::DockerView>,
+    /// The firewall's rules, likewise (read when the first round checks ports).
+    firewall: Option<Firewall>,
     /// Whether the next round re-reads them.
     refresh: bool,
 }
@@ -561,28 +561,22 @@ where
     let addresses: Vec<std::net::IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
     shared.emit(Event::PeerHello { from, hello });
     let arrived_at = conn.local_ip().map(|ip| ip.to_canonical());
-    let mut peering = Peering { addresses, arrived_at, interfaces, docker: None, refresh: true };
-    let (report, pings) = round(shared, ch, from, peer_id, name, &mut peering).await?;
+    let peer = PeerFacts { name: name.to_owned(), id: peer_id, from, arrived_at, addresses };
+    let mut peering = Peering { peer, interfaces, docker: None, firewall: None, refresh: true };
+    let (report, pings) = round(shared, ch, &mut peering).await?;
     Ok((report, pings, peering))
 }
 
 /// One round: the plan, the pings and results, the inside facts, the report.
-async fn round<R, W>(
-    shared: &Shared,
-    ch: &mut Channel<R, W>,
-    from: SocketAddr,
-    peer_id: KeyId,
-    name: &str,
-    p: &mut Peering,
-) -> Result<(Report, u32), SessionError>
+async fn round<R, W>(shared: &Shared, ch: &mut Channel<R, W>, p: &mut Peering) -> Result<(Report, u32), SessionError>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
     let step = |what| move |_| SessionError::Timeout(what);
-    let targets = inside::plan_targets(&p.interfaces, p.arrived_at, &p.addresses);
+    let targets = inside::plan_targets(&p.interfaces, p.peer.arrived_at, &p.peer.addresses);
     let ports = shared.checks.ports_to_probe(&shared.own_ports()).await;
-    let plan = inside::new_plan(shared.listeners.specs(), &targets, from.ip().is_loopback(), &ports);
+    let plan = inside::new_plan(shared.listeners.specs(), &targets, p.peer.from.ip().is_loopback(), &ports);
     if !shared.listeners.register(plan.session, plan.key) {
         conversation::reject(ch, RejectCode::Busy, "too many peers are probing at once; try again shortly").await;
         return Err(HandshakeError::Busy.into());
@@ -600,20 +594,13 @@ where
     let conntrack = watch.finish().await;
     let (results, pings) = outcome?;
 
-    let peer = PeerFacts {
-        name: name.to_owned(),
-        id: peer_id,
-        from,
-        arrived_at: p.arrived_at,
-        addresses: p.addresses.clone(),
-    };
     let agent = inside::agent_info(&shared.name, shared.identity.id, &p.interfaces);
     let services = inside::service_inputs(&ports, &plan, &results, &mut p.docker, p.refresh).await;
-    let firewall = if ports.is_empty() { Firewall::NotRead } else { crate::firewall::read().await };
+    let firewall = inside::firewall(&ports, &mut p.firewall, p.refresh).await;
     let report = assemble(ReportParts {
         mode: Mode::Peer,
         agent,
-        peer: inside::peer_info(&peer, &p.interfaces),
+        peer: inside::peer_info(&p.peer, &p.interfaces),
         listeners: shared.listeners.specs(),
         plan: &plan,
         results: &results,
@@ -630,13 +617,9 @@ where
 /// Watch mode: while the peer asks again, run another round and tell what changed. Ends
 /// when the peer ends the conversation (closes its stream, as every peer does after its
 /// report), goes quiet for `WATCH_IDLE`, or goes away.
-#[allow(clippy::too_many_arguments)]
 async fn watch<R, W>(
     shared: &Shared,
     ch: &mut Channel<R, W>,
-    from: SocketAddr,
-    peer_id: KeyId,
-    name: &str,
     mut peering: Peering,
     mut last: Report,
 ) -> Result<(), SessionError>
@@ -654,9 +637,10 @@ where
         if peering.refresh {
             peering.interfaces = interfaces::list().unwrap_or_default();
         }
-        let (report, _) = round(shared, ch, from, peer_id, name, &mut peering).await?;
+        let (report, _) = round(shared, ch, &mut peering).await?;
         let changes = lanreach_proto::watch::changes(&last, &report);
-        shared.emit(Event::PeerChanges { from, name: name.to_owned(), round: round_no, changes });
+        let (from, name) = (peering.peer.from, peering.peer.name.clone());
+        shared.emit(Event::PeerChanges { from, name, round: round_no, changes });
         last = report;
     }
 }

@@ -10,6 +10,7 @@ use lanreach_proto::defaults::LOCAL_HTTP_TIMEOUT;
 use lanreach_proto::endpoint::engine;
 use lanreach_proto::endpoint::interfaces::InterfaceAddress;
 use lanreach_proto::facts::{CheckedPort, PortSource, ServiceInput, SocketFact, is_wsl2};
+use lanreach_proto::firewall::Firewall;
 use lanreach_proto::plan::{self, ProbePlan};
 use lanreach_proto::report::{AddressInfo, AgentInfo, PeerInfo};
 use lanreach_proto::vocab::{ListenerSpec, ProbeResults, Proto};
@@ -176,6 +177,22 @@ fn local_address(listeners: &[SocketFact], port: u16) -> Option<SocketAddr> {
 /// Whether this kernel is WSL2's.
 pub(crate) fn wsl2() -> bool {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|r| is_wsl2(&r)).unwrap_or(false)
+}
+
+/// The firewall's rules for a round that checks `ports`: read when there are ports to
+/// judge, and kept in `cache` between watch rounds unless `refresh`.
+pub(crate) async fn firewall(
+    ports: &[(CheckedPort, PortSource)],
+    cache: &mut Option<Firewall>,
+    refresh: bool,
+) -> Firewall {
+    if ports.is_empty() {
+        return Firewall::NotRead;
+    }
+    if refresh || cache.is_none() {
+        *cache = Some(crate::firewall::read().await);
+    }
+    cache.clone().unwrap_or(Firewall::NotRead)
 }
 
 /// The interface an address belongs to.

@@ -12,7 +12,6 @@ use lanreach_proto::endpoint::engine::{self, EngineConfig};
 use lanreach_proto::endpoint::host_name;
 use lanreach_proto::endpoint::identity::Identity;
 use lanreach_proto::endpoint::interfaces;
-use lanreach_proto::firewall::Firewall;
 use lanreach_proto::report::{Mode, PeerInfo, Report};
 
 use crate::cli::Config;
@@ -41,7 +40,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
     let hits = listeners.finish(&plan.session);
     let conntrack = watch.finish().await;
     let services = inside::service_inputs(&ports, &plan, &results, &mut None, true).await;
-    let firewall = if ports.is_empty() { Firewall::NotRead } else { crate::firewall::read().await };
+    let firewall = inside::firewall(&ports, &mut None, true).await;
     let agent = inside::agent_info(&config.name, identity.id, &interfaces);
     let peer = PeerInfo {
         name: config.name.clone(),

@@ -373,8 +373,7 @@ async fn fake_agent(
     use lanreach_proto::{conversation, handshake};
     use rand::SeedableRng;
 
-    let dir = tempfile::tempdir()?;
-    let (identity, _) = Identity::load_or_create(dir.path(), "fake-agent")?;
+    let (identity, _dir) = identity()?;
     let endpoint = quic::endpoint(quic::udp_socket(listen)?, Some(quic::server_config(&identity)?))?;
     eprintln!("fake agent ready on {listen}");
     let incoming = timeout(wait, endpoint.accept()).await?.ok_or("endpoint closed")?;
@@ -439,15 +438,9 @@ async fn fake_peer(target: SocketAddr, code: &str, then: &str) -> Result<String,
     use lanreach_proto::vocab::{Outcome, ProbeResult, ProbeResults};
     use lanreach_proto::{conversation, handshake};
 
-    let dir = tempfile::tempdir()?;
-    let (identity, _) = Identity::load_or_create(dir.path(), "fake-peer")?;
-    let local: SocketAddr = if target.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
-    let endpoint = quic::endpoint(quic::udp_socket(local)?, None)?;
-    let conn = timeout(
-        Duration::from_secs(5),
-        endpoint.connect_with(quic::client_config(&identity)?, target, quic::SERVER_NAME)?,
-    )
-    .await??;
+    let (identity, _dir) = identity()?;
+    let endpoint = clients(target, &[], &identity)?.pop().ok_or("no endpoint")?;
+    let conn = timeout(Duration::from_secs(5), endpoint.connect(target, quic::SERVER_NAME)?).await??;
     let agent_id = quic::remote_key_id(&conn)?;
     let binding = quic::binding(&conn, agent_id, identity.id)?;
     let (send, recv) = conn.open_bi().await?;
@@ -455,7 +448,7 @@ async fn fake_peer(target: SocketAddr, code: &str, then: &str) -> Result<String,
     let code = code.parse()?;
     handshake::peer_handshake(&mut ch, "fake-peer", Some(&code), &binding, &mut rand::rngs::OsRng).await?;
     let addresses =
-        if then == "hello" { vec![HelloAddress { ip: local.ip(), interface: "eth0".into() }; 300] } else { vec![] };
+        if then == "hello" { vec![HelloAddress { ip: any_of(target), interface: "eth0".into() }; 300] } else { vec![] };
     let hello = Hello { name: "fake-peer".into(), os: "linux".into(), software: "x".into(), addresses };
     // How the agent answers a misbehaviour: the refusal it sends, read within 5 s.
     let refusal = |e: handshake::HandshakeError| match e {

@@ -99,6 +99,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Channel<R, W> {
     }
 }
 
+/// One end of an in-memory pipe framed as a channel, for the conversation tests.
+#[cfg(test)]
+pub(crate) type TestHalf =
+    Channel<tokio::io::ReadHalf<tokio::io::DuplexStream>, tokio::io::WriteHalf<tokio::io::DuplexStream>>;
+
+/// Two channels joined by an in-memory pipe.
+#[cfg(test)]
+pub(crate) fn pipe() -> (TestHalf, TestHalf) {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    (Channel::new(ar, aw), Channel::new(br, bw))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,16 +165,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
 
-    type Half = Channel<ReadHalf<DuplexStream>, WriteHalf<DuplexStream>>;
-
-    fn pipe() -> (Half, Half) {
-        let (a, b) = tokio::io::duplex(64 * 1024);
-        let (ar, aw) = tokio::io::split(a);
-        let (br, bw) = tokio::io::split(b);
-        (Channel::new(ar, aw), Channel::new(br, bw))
-    }
+    use crate::channel::pipe;
 
     #[tokio::test]
     async fn hello_plan_pings_results_and_report_follow_authentication() {

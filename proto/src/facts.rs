@@ -252,6 +252,20 @@ pub struct UdpFlow {
     pub dst: SocketAddr,
 }
 
+/// A TCP socket owned by `program` (pid 42), for the rules' unit tests; a `[::]` bind is
+/// v6-only.
+#[cfg(test)]
+pub(crate) fn test_socket(bind: &str, program: &str, cmdline: &str) -> SocketFact {
+    SocketFact {
+        proto: Proto::Tcp,
+        bind: bind.parse().unwrap_or_else(|e| panic!("{bind}: {e}")),
+        v6only: if bind.starts_with("[::]") { Some(true) } else { None },
+        pid: Some(42),
+        program: Some(program.into()),
+        cmdline: Some(cmdline.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -909,16 +909,7 @@ mod tests {
         }
     }
 
-    fn sock(bind: &str, program: &str, cmdline: &str) -> SocketFact {
-        SocketFact {
-            proto: Proto::Tcp,
-            bind: bind.parse().expect("bind"),
-            v6only: if bind.starts_with("[::]") { Some(true) } else { None },
-            pid: Some(42),
-            program: Some(program.into()),
-            cmdline: Some(cmdline.into()),
-        }
-    }
+    use crate::facts::test_socket as sock;
 
     fn find(verdict: Verdict, listeners: &[SocketFact], cx: &FixContext) -> Finding {
         let f = ServiceFacts { listeners, ..facts(&[]) };

@@ -431,16 +431,9 @@ mod tests {
     use crate::id::KeyId;
     use rand::SeedableRng;
     use rand::rngs::{OsRng, StdRng};
-    use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
+    use tokio::io::DuplexStream;
 
-    type Half = Channel<ReadHalf<DuplexStream>, WriteHalf<DuplexStream>>;
-
-    fn pipe() -> (Half, Half) {
-        let (a, b) = tokio::io::duplex(64 * 1024);
-        let (ar, aw) = tokio::io::split(a);
-        let (br, bw) = tokio::io::split(b);
-        (Channel::new(ar, aw), Channel::new(br, bw))
-    }
+    use crate::channel::{TestHalf as Half, pipe};
 
     fn binding(exporter: u8) -> Binding {
         Binding { agent: KeyId([1; 32]), peer: KeyId([2; 32]), exporter: [exporter; 32] }

@@ -359,16 +359,7 @@ mod tests {
 
     use super::*;
 
-    fn sock(bind: &str, program: &str, cmdline: &str) -> SocketFact {
-        SocketFact {
-            proto: Proto::Tcp,
-            bind: bind.parse().expect("bind"),
-            v6only: if bind.starts_with("[::]") { Some(true) } else { None },
-            pid: Some(42),
-            program: Some(program.into()),
-            cmdline: Some(cmdline.into()),
-        }
-    }
+    use crate::facts::test_socket as sock;
 
     fn probe(target: &str, outcome: Outcome, http: Option<u16>) -> ServiceProbeReport {
         ServiceProbeReport {
