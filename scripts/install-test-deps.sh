@@ -2,8 +2,9 @@
 # Installs what the test suite needs beyond Rust: iproute2 (network namespaces),
 # nftables (firewall scenarios), socat, curl and python3 (stand-in services and
 # clients), php-cli (PHP's built-in server, a real dev server), tmux (a real terminal of a
-# given width for the output tests), and busybox-static (the test image for the Docker
-# tests is built from it).
+# given width for the output tests), busybox-static (the test image for the Docker
+# tests is built from it) and chromium (a real headless browser for the browser-page tests;
+# about 3 minutes and 350 MB the first time).
 # Debian/Ubuntu, as root. Does nothing when everything is present.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v php >/dev/null || need+=(php-cli)
 command -v tmux >/dev/null || need+=(tmux)
+command -v chromium >/dev/null || need+=(chromium)
 # The Docker test image needs a statically linked busybox.
 if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then need+=(busybox-static); fi
 

@@ -117,6 +117,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
         qr,
         width: term::stderr_columns(),
         all_addresses: config.all_addresses,
+        token: agent.browser_token(),
     };
     // Advertise only a control channel other devices can reach.
     let _advertisement = match bound.iter().find(|a| !a.ip().is_loopback()) {
@@ -136,6 +137,9 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
         invite: &invite,
         quiet: config.quiet,
         advertised: _advertisement.is_some(),
+        web: &agent.web_addrs(),
+        web_failed: agent.web_failures(),
+        no_web: config.no_web,
     }));
     let (once, json, quiet) = (config.once, config.json, config.quiet);
     let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
@@ -178,7 +182,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
             }
             show(&screen.event(&event, Instant::now().into_std()));
             if once
-                && matches!(event, Event::PeerFinished { .. })
+                && matches!(event, Event::PeerFinished { .. } | Event::BrowserFinished { .. })
                 && let Some(tx) = done.take()
             {
                 let _ = tx.send(());

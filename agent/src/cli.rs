@@ -65,6 +65,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_mdns: bool,
 
+    /// Do not serve the browser page (TCP, on the control channel's port number) that a
+    /// phone opens from the QR code
+    #[arg(long)]
+    pub no_web: bool,
+
     /// Print only the pairing code, reports and errors
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -162,6 +167,8 @@ pub struct Config {
     pub exposed: bool,
     /// Do not advertise over mDNS.
     pub no_mdns: bool,
+    /// Do not serve the browser page.
+    pub no_web: bool,
     /// Only the essentials on stderr.
     pub quiet: bool,
     /// List every address of a peer, not only those that matter.
@@ -267,6 +274,7 @@ impl Cli {
             check,
             exposed: self.exposed,
             no_mdns: self.no_mdns,
+            no_web: self.no_web,
             quiet: self.quiet,
             all_addresses: self.all_addresses,
         })

@@ -160,6 +160,34 @@ pub enum Event {
     },
     /// The trusted-peers file could not be read or written.
     TrustFileError(StoreError),
+    /// The browser link changed: the last one was used, or expired unused.
+    BrowserLink {
+        /// The new token.
+        token: String,
+        /// Why.
+        change: crate::web::LinkChange,
+    },
+    /// A browser started a run.
+    BrowserStarted {
+        /// Where its requests come from.
+        from: SocketAddr,
+        /// The browser in a few words (sanitised).
+        name: String,
+    },
+    /// A browser's run ended with its report (sent in [`Event::PeerReport`] before).
+    BrowserFinished {
+        /// Where its requests come from.
+        from: SocketAddr,
+        /// The browser in a few words.
+        name: String,
+    },
+    /// A browser's run failed.
+    BrowserFailed {
+        /// Where its requests come from.
+        from: SocketAddr,
+        /// Why, in words.
+        error: String,
+    },
 }
 
 /// Why one peer's session failed.
@@ -199,14 +227,18 @@ impl From<NoSession> for SessionError {
     }
 }
 
-struct Shared {
-    identity: Identity,
-    name: String,
+/// What every session of this agent shares: identity, codes, test listeners, the
+/// browser page's state.
+pub(crate) struct Shared {
+    pub(crate) identity: Identity,
+    pub(crate) name: String,
     state_dir: PathBuf,
     codes: Mutex<CodeBook>,
-    listeners: Listeners,
-    checks: inside::Checks,
+    pub(crate) listeners: Listeners,
+    pub(crate) checks: inside::Checks,
     control_ports: Vec<u16>,
+    /// The browser page's tokens and runs (present also with `--no-web`, unused then).
+    pub(crate) browser: crate::browser::BrowserState,
     /// Serialises read-modify-write of the trust file. The file is read on every
     /// connection, so `lanreach-agent peers remove` takes effect on a running agent.
     trust_file: Mutex<()>,
@@ -214,7 +246,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         // The receiver is gone only when the agent is shutting down.
         let _ = self.events.send(event);
     }
@@ -243,7 +275,7 @@ impl Shared {
 
     /// lanreach's own ports (test listeners and the control channel), left out of
     /// `--exposed`.
-    fn own_ports(&self) -> Vec<u16> {
+    pub(crate) fn own_ports(&self) -> Vec<u16> {
         let mut ports: Vec<u16> = self.listeners.specs().iter().map(|s| s.bind.port()).collect();
         ports.extend(self.control_ports.iter().copied());
         ports
@@ -263,6 +295,10 @@ impl Shared {
 /// A bound agent, ready to serve.
 pub struct Agent {
     endpoints: Vec<quinn::Endpoint>,
+    /// The browser page's TCP listeners (none with `--no-web`).
+    web: Vec<tokio::net::TcpListener>,
+    /// Control addresses where the page could not be served, and why.
+    web_failed: Vec<(SocketAddr, std::io::Error)>,
     shared: Arc<Shared>,
 }
 
@@ -298,6 +334,9 @@ impl Agent {
         let mut rng = StdRng::from_rng(OsRng).map_err(AgentError::Entropy)?;
         let first = config.code.clone().unwrap_or_else(|| PairingCode::random(&mut rng));
         let listeners = Listeners::open(&interfaces::list().unwrap_or_default(), config.ports)?;
+        // The page: TCP at the control channel's addresses and port numbers.
+        let bound: Vec<SocketAddr> = endpoints.iter().filter_map(|e| e.local_addr().ok()).collect();
+        let (web, web_failed) = if config.no_web { (Vec::new(), Vec::new()) } else { crate::web::bind(&bound) };
         let shared = Shared {
             identity,
             name: config.name.clone(),
@@ -308,8 +347,9 @@ impl Agent {
             control_ports: endpoints.iter().filter_map(|e| e.local_addr().ok()).map(|a| a.port()).collect(),
             trust_file: Mutex::new(()),
             events,
+            browser: crate::browser::BrowserState::new(),
         };
-        Ok(Agent { endpoints, shared: Arc::new(shared) })
+        Ok(Agent { endpoints, web, web_failed, shared: Arc::new(shared) })
     }
 
     /// This agent's key ID.
@@ -332,9 +372,31 @@ impl Agent {
         lock(&self.shared.codes).current().clone()
     }
 
+    /// The live browser token, when the page is served.
+    pub fn browser_token(&self) -> Option<String> {
+        (!self.web.is_empty()).then(|| self.shared.browser.token())
+    }
+
+    /// Where the browser page is served (TCP).
+    pub fn web_addrs(&self) -> Vec<SocketAddr> {
+        self.web.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Control addresses where the page could not be served, and why.
+    pub fn web_failures(&self) -> &[(SocketAddr, std::io::Error)] {
+        &self.web_failed
+    }
+
     /// Serves peers until `shutdown` completes, then closes every connection.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = JoinSet::new();
+        let serving_web = !self.web.is_empty();
+        for listener in self.web {
+            tasks.spawn(crate::browser::serve(self.shared.clone(), listener));
+        }
+        if serving_web {
+            tasks.spawn(crate::browser::keep(self.shared.clone()));
+        }
         let gate = Arc::new(Gate::default());
         for endpoint in &self.endpoints {
             let endpoint = endpoint.clone();
@@ -595,7 +657,7 @@ where
     let (results, pings) = outcome?;
 
     let agent = inside::agent_info(&shared.name, shared.identity.id, &p.interfaces);
-    let services = inside::service_inputs(&ports, &plan, &results, &mut p.docker, p.refresh).await;
+    let services = inside::service_inputs(&ports, &plan, &results, &mut p.docker, p.refresh, false).await;
     let firewall = inside::firewall(&ports, &mut p.firewall, p.refresh).await;
     let report = assemble(ReportParts {
         mode: Mode::Peer,

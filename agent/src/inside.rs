@@ -123,13 +123,16 @@ pub(crate) fn conntrack_ports(plan: &ProbePlan) -> Vec<u16> {
 ///
 /// Docker's facts come from `docker` when it holds them and `refresh` is false (watch
 /// mode re-reads them every few rounds; the socket table is read every time, which is
-/// how a rebind is seen).
+/// how a rebind is seen). For a `browser` run, which sees no status, the local request
+/// is made for every TCP port something listens on: whether the service speaks HTTP at
+/// all tells a firewall's rejection from a service a browser cannot talk to.
 pub(crate) async fn service_inputs(
     ports: &[(CheckedPort, PortSource)],
     plan: &ProbePlan,
     results: &ProbeResults,
     docker: &mut Option<crate::docker::DockerView>,
     refresh: bool,
+    browser: bool,
 ) -> Vec<ServiceInput> {
     if ports.is_empty() {
         return Vec::new();
@@ -147,7 +150,8 @@ pub(crate) async fn service_inputs(
             p.target.port() == port.port
                 && results.services.iter().any(|r| r.id == p.id && matches!(r.http_status, Some(400 | 403 | 421)))
         });
-        let local_http_status = match local_address(&listeners, port.port).filter(|_| rejected) {
+        let ask = rejected || (browser && port.proto == Proto::Tcp);
+        let local_http_status = match local_address(&listeners, port.port).filter(|_| ask) {
             Some(addr) => engine::http_status_for_host(addr, "localhost", LOCAL_HTTP_TIMEOUT).await,
             None => None,
         };

@@ -10,6 +10,8 @@
 //! | [`cli`] | the command line, validated once into a [`Config`] |
 //! | [`control`] | the QUIC endpoint: accepting connections, the handshake and one peer's session under deadlines |
 //! | `gate` | admission at the door: a place per connection in the unauthenticated pool or the pool of sessions |
+//! | `web` | the browser page's HTTP server: limits, parsing, the page and its Content-Security-Policy, the link's token |
+//! | `browser` | the browser peer: the page's plan and results, joined into a `browser` report |
 //! | [`listeners`] | the test listeners (TCP and UDP on every bind address that matters) and the knock they answer |
 //! | `inside` | the agent's inside view of a run: plan targets, the plan, the inside facts about `--check` ports |
 //! | `sockets` | the socket inventory from /proc (which program listens where) |
@@ -27,6 +29,7 @@
 //! sockets, tasks, timers and the terminal.
 
 mod app;
+mod browser;
 pub mod cli;
 mod conntrack;
 pub mod control;
@@ -41,6 +44,7 @@ mod render;
 mod screen;
 mod sockets;
 pub mod trust;
+mod web;
 
 pub use app::{EXIT_ERROR, EXIT_UNREACHABLE, main, run};
 pub use cli::{Cli, Config};

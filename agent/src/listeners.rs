@@ -93,6 +93,17 @@ impl Registry {
         }
         Some(state.key)
     }
+
+    /// Records a browser's STUN request for a live session, once per listener and
+    /// address (a browser sends dozens). Returns whether the session is live.
+    fn stun(&mut self, session: &[u8; 16], hit: Hit) -> bool {
+        let Some(state) = self.sessions.get_mut(session) else { return false };
+        let known = state.hits.iter().any(|h| h.proto == hit.proto && h.bind == hit.bind && h.local == hit.local);
+        if !known && state.hits.len() < MAX_HITS {
+            state.hits.push(hit);
+        }
+        true
+    }
 }
 
 /// The open listeners; dropping this closes them all.
@@ -333,15 +344,65 @@ async fn serve_tcp(
 }
 
 async fn answer_tcp(mut stream: TcpStream, bind: SocketAddr, source: SocketAddr, registry: &Mutex<Registry>) {
+    let deadline = tokio::time::Instant::now() + KNOCK_TIMEOUT;
     let mut buf = [0u8; KNOCK_LEN];
-    let Ok(Ok(_)) = tokio::time::timeout(KNOCK_TIMEOUT, stream.read_exact(&mut buf)).await else { return };
-    let Some(knock) = Knock::parse(&buf) else { return };
+    let Ok(Ok(_)) = tokio::time::timeout_at(deadline, stream.read_exact(&mut buf)).await else { return };
+    let browser = buf.starts_with(b"GET ");
+    let knock = if browser {
+        match browser_knock(&mut stream, &buf, deadline).await {
+            Some(knock) => knock,
+            None => return,
+        }
+    } else {
+        match Knock::parse(&buf) {
+            Some(knock) => knock,
+            None => return,
+        }
+    };
     let Ok(local) = stream.local_addr() else { return };
     let hit = Hit { proto: Proto::Tcp, bind, local: canonical(local), source: canonical(source) };
     let Some(key) = lock(registry).knock(&knock, hit) else { return };
-    let _ = stream.write_all(&knock.reply(&key, Proto::Tcp)).await;
+    let reply = knock.reply(&key, Proto::Tcp);
+    if browser {
+        // A browser page's fetch (cors mode): any page may read the answer, which only
+        // proves that this listener of this session was reached.
+        let body: String = reply[8..].iter().map(|b| format!("{b:02x}")).collect();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: text/plain\r\n\
+             Cache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout_at(deadline, stream.write_all(response.as_bytes())).await;
+    } else {
+        let _ = stream.write_all(&reply).await;
+    }
     let _ = stream.shutdown().await;
 }
+
+/// A browser page's request to a test listener, `GET /k/SESSION/NONCE HTTP/1.1`, read
+/// to the end of its head (at most [`MAX_BROWSER_HEAD`] bytes, by `deadline`): the
+/// knock its path carries.
+async fn browser_knock(stream: &mut TcpStream, start: &[u8], deadline: tokio::time::Instant) -> Option<Knock> {
+    let mut head = start.to_vec();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() >= MAX_BROWSER_HEAD {
+            return None;
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let line = head.split(|b| *b == b'\r').next()?;
+    let path = std::str::from_utf8(line).ok()?.split(' ').nth(1)?;
+    let (session, nonce) = lanreach_proto::browser::parse_knock_path(path)?;
+    Some(Knock { session, nonce })
+}
+
+/// Longest head of a browser's request to a test listener.
+const MAX_BROWSER_HEAD: usize = 4096;
 
 async fn serve_udp(
     socket: UdpSocket,
@@ -362,9 +423,16 @@ async fn serve_udp(
         for m in &meta[..n] {
             let stride = if m.stride == 0 { m.len } else { m.stride };
             for datagram in buf[..m.len].chunks(stride) {
-                let Some(knock) = Knock::parse(datagram) else { continue };
                 let local = SocketAddr::new(m.dst_ip.unwrap_or(bind.ip()), bind.port());
                 let hit = Hit { proto: Proto::Udp, bind, local: canonical(local), source: canonical(m.addr) };
+                let Some(knock) = Knock::parse(datagram) else {
+                    // A browser's WebRTC probe: STUN requests naming a live session are
+                    // recorded, never answered (no ICE connection ever starts).
+                    if let Some(session) = lanreach_proto::browser::stun_session(datagram) {
+                        lock(&registry).stun(&session, hit);
+                    }
+                    continue;
+                };
                 let Some(key) = lock(&registry).knock(&knock, hit) else { continue };
                 let reply = knock.reply(&key, Proto::Udp);
                 let transmit = quinn_udp::Transmit {

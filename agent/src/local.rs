@@ -39,7 +39,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
     let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }, &targets).await;
     let hits = listeners.finish(&plan.session);
     let conntrack = watch.finish().await;
-    let services = inside::service_inputs(&ports, &plan, &results, &mut None, true).await;
+    let services = inside::service_inputs(&ports, &plan, &results, &mut None, true, false).await;
     let firewall = inside::firewall(&ports, &mut None, true).await;
     let agent = inside::agent_info(&config.name, identity.id, &interfaces);
     let peer = PeerInfo {

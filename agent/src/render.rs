@@ -20,6 +20,7 @@ use lanreach_proto::text::{self, printable};
 use crate::control::{Event, SessionError};
 use crate::qr::{self, QrStyle};
 use crate::trust::TrustedPeer;
+use crate::web::LinkChange;
 
 /// The man page's sections beyond the options (roff).
 pub(crate) const MAN_SECTIONS: &[(&str, &str)] = &[
@@ -86,6 +87,9 @@ pub(crate) struct Invite {
     pub width: Option<usize>,
     /// List every address of a peer, not only those that matter.
     pub all_addresses: bool,
+    /// The live browser token, when the page is served: the QR code is then the browser
+    /// link, which `lanreach-peer` accepts too.
+    pub token: Option<String>,
 }
 
 impl Invite {
@@ -109,6 +113,12 @@ pub(crate) struct Banner<'a> {
     pub quiet: bool,
     /// Advertised over mDNS.
     pub advertised: bool,
+    /// Where the browser page is served (TCP).
+    pub web: &'a [SocketAddr],
+    /// Control addresses where it could not be served, and why.
+    pub web_failed: &'a [(SocketAddr, std::io::Error)],
+    /// `--no-web`.
+    pub no_web: bool,
 }
 
 /// The start-up banner.
@@ -124,9 +134,34 @@ pub(crate) fn banner(b: &Banner<'_>) -> String {
         bound.join(", "),
         if b.advertised { ", advertised on the LAN (mDNS _lanreach._udp)" } else { "" }
     );
+    out.pop();
+    out.push_str(&web_line(b));
+    out.push('\n');
     out.push_str(&code_block(b.code, b.invite));
     out.push_str("Peers paired before connect without a code. Ctrl-C stops the agent.\n");
     out
+}
+
+/// Where the browser page is served, or why not.
+fn web_line(b: &Banner<'_>) -> String {
+    let failed: Vec<String> = b
+        .web_failed
+        .iter()
+        .map(|(addr, e)| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!("TCP {addr} is in use by another program"),
+            _ => format!("TCP {addr}: {e}"),
+        })
+        .collect();
+    let web: Vec<String> = b.web.iter().map(ToString::to_string).collect();
+    match (b.no_web, web.is_empty(), failed.is_empty()) {
+        (true, ..) => "browser page: off (--no-web)\n".into(),
+        (false, false, true) => format!("browser page: TCP {}\n", web.join(", ")),
+        (false, false, false) => format!("browser page: TCP {} (not on {})\n", web.join(", "), failed.join("; ")),
+        (false, true, _) => format!(
+            "browser page: off: {}; stop that program, or choose another port number with --control\n",
+            failed.join("; ")
+        ),
+    }
 }
 
 /// The pairing link: the addresses peers are most likely to reach, best first.
@@ -147,11 +182,28 @@ fn code_block(code: &PairingCode, invite: &Invite) -> String {
         out.push('\n');
         return out;
     }
+    let link = link(invite, code);
+    if let (Some(link), Some(token)) = (&link, &invite.token) {
+        // One QR code: the phone's camera opens the page, and lanreach-peer takes the
+        // same link (it carries the code too).
+        let url = link.browser(token);
+        out.push_str("On a phone: scan the QR code, or open this link in its browser (nothing to install):\n");
+        out.push_str(&format!("  {url}\n"));
+        out.push_str("On another computer, run one of (or lanreach-peer 'LINK' with the link above, quoted):\n");
+        for cmd in peer_commands(&invite.dialable(), code) {
+            out.push_str(&format!("  {cmd}\n"));
+        }
+        if let Some(style) = invite.qr {
+            out.push_str(&qr_block(&url, style, invite.width));
+        }
+        out.push('\n');
+        return out;
+    }
     out.push_str("On the other device, run one of:\n");
     for cmd in peer_commands(&invite.dialable(), code) {
         out.push_str(&format!("  {cmd}\n"));
     }
-    if let Some(link) = link(invite, code) {
+    if let Some(link) = link {
         let text = link.to_string();
         // Quoted on a command line: a shell cuts the link at `&` and globs `?`.
         out.push_str(&format!("or pair from this link (scan it, or run lanreach-peer 'LINK', quoted):\n  {text}\n"));
@@ -166,6 +218,11 @@ fn code_block(code: &PairingCode, invite: &Invite) -> String {
 /// A new pairing code and how to use it, with the reason for the change.
 pub(crate) fn new_code(why: &str, code: &PairingCode, invite: &Invite) -> String {
     format!("New pairing code ({why}):\n{}", code_block(code, invite))
+}
+
+/// A new browser link (the code is unchanged), with the reason.
+pub(crate) fn new_link(why: &str, code: &PairingCode, invite: &Invite) -> String {
+    format!("New browser link and QR code ({why}):\n{}", code_block(code, invite))
 }
 
 /// The code in force, on one line, after other lines pushed it up the screen.
@@ -258,7 +315,24 @@ pub(crate) fn event(event: &Event, invite: &Invite, quiet: bool) -> Option<Strin
         Event::PeerFailed { from, error, failures, .. } => failure(*from, error, *failures),
         Event::Refused { from, why } => format!("Peer at {from}: refused: {why}.\n"),
         Event::TrustFileError(e) => format!("warning: trusted peers file: {}\n", text::error_chain(e)),
+        // The screen prints the new link with the code in force (`Screen::event`).
+        Event::BrowserLink { .. } => return None,
+        Event::BrowserStarted { from, name } => {
+            format!("Browser at {from} ({}) opened the page: it is testing from its side.\n", printable(name, 40))
+        }
+        Event::BrowserFinished { from, .. } => {
+            format!("  browser at {from}: its page shows the answer; the report is on stdout.\n")
+        }
+        Event::BrowserFailed { from, error } => format!("Browser at {from}: {}.\n", printable(error, 200)),
     })
+}
+
+/// Why a new browser link is printed.
+pub(crate) fn browser_link_reason(change: LinkChange) -> &'static str {
+    match change {
+        LinkChange::Used => "the last browser link was used",
+        LinkChange::Expired => "the last browser link expired unused",
+    }
 }
 
 fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {

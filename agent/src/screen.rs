@@ -79,7 +79,19 @@ impl Screen {
     pub(crate) fn event(&mut self, event: &Event, now: Instant) -> String {
         let from_outside = match event {
             Event::CodeChanged(change) => return self.code_changed(change, now),
-            Event::PeerFailed { from, authenticated: false, .. } | Event::Refused { from, .. } => Some(*from),
+            Event::BrowserLink { token, change } => {
+                // Like a used code: the link that works now is printed at once.
+                self.invite.token = Some(token.clone());
+                self.shown_at = now;
+                self.due = false;
+                self.changed = None;
+                self.burned = 0;
+                let why = render::browser_link_reason(*change);
+                return render::new_link(why, &self.code, &self.invite);
+            }
+            Event::PeerFailed { from, authenticated: false, .. }
+            | Event::Refused { from, .. }
+            | Event::BrowserFailed { from, .. } => Some(*from),
             _ => None,
         };
         let Some(text) = render::event(event, &self.invite, self.quiet) else { return String::new() };
@@ -181,6 +193,7 @@ mod tests {
             qr: None,
             width: None,
             all_addresses: false,
+            token: None,
         }
     }
 

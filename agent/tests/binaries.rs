@@ -195,14 +195,15 @@ fn the_printed_link_pairs_and_a_link_to_another_agent_is_refused() {
     let (agent_state, peer_state) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
     let control = format!("127.0.0.1:{}", free_udp_port());
     let mut agent = AgentProcess::start(agent_state.path(), &["--control", &control, "--code", "7K3Q-M2XD"]);
-    let line = agent.wait_line("lanreach://");
+    // One link for both: the phone's browser opens it, lanreach-peer pairs with it.
+    let line = agent.wait_line("http://");
     let link = line.trim().to_owned();
-    assert!(link.starts_with(&format!("lanreach://{control}?a=127.0.0.1/8&id=")), "{link}");
-    assert!(link.ends_with("&code=7K3Q-M2XD"), "{link}");
+    assert!(link.starts_with(&format!("http://{control}/#a=127.0.0.1/8&id=")), "{link}");
+    assert!(link.contains("&t=") && link.ends_with("&code=7K3Q-M2XD"), "{link}");
 
     // The same link with another agent's ID: refused before pairing.
     let id_start = link.find("&id=").expect("id") + 4;
-    let id_end = link.find("&code=").expect("code");
+    let id_end = link.find("&t=").expect("token");
     let forged = format!("{}ZZZZZZZZZZZZZZZZ{}", &link[..id_start], &link[id_end..]);
     let out = peer(peer_state.path(), &[&forged]);
     assert_eq!(out.status.code(), Some(2));
@@ -217,6 +218,14 @@ fn the_printed_link_pairs_and_a_link_to_another_agent_is_refused() {
     let digits = &shown[..7];
     let agent_line = agent.wait_line("verification: ");
     assert!(agent_line.contains(digits), "agent shows {agent_line:?}, peer {digits:?}");
+    drop(agent);
+
+    // Without the page, the link is for lanreach-peer alone.
+    let control = format!("127.0.0.1:{}", free_udp_port());
+    let mut agent = AgentProcess::start(agent_state.path(), &["--control", &control, "--no-web"]);
+    assert!(agent.wait_line("browser page:").contains("off (--no-web)"));
+    let line = agent.wait_line("lanreach://");
+    assert!(line.trim().starts_with(&format!("lanreach://{control}?a=127.0.0.1/8&id=")), "{line}");
 }
 
 /// Runs `command` under a pseudo-terminal (util-linux `script`), returning what the

@@ -48,6 +48,7 @@ fn serve_config(state_dir: &Path, control: SocketAddr, code: Option<&str>) -> Co
         check: vec![],
         exposed: false,
         no_mdns: true,
+        no_web: true,
         quiet: false,
         all_addresses: false,
     }

@@ -415,7 +415,12 @@ async fn fake_agent(
     let outcomes = results.results.iter().map(|r| r.outcome).chain(results.services.iter().map(|r| r.outcome));
     for outcome in outcomes {
         let key = match outcome {
-            Outcome::Open | Outcome::Refused | Outcome::Reset | Outcome::EmptyReply | Outcome::Foreign => "port",
+            Outcome::Open
+            | Outcome::Refused
+            | Outcome::Reset
+            | Outcome::EmptyReply
+            | Outcome::Foreign
+            | Outcome::Failed => "port",
             Outcome::Timeout => "silent",
             Outcome::Unreachable => "no_route",
             Outcome::NotProbed => "not_probed",

@@ -211,7 +211,7 @@ impl Cli {
             (Some(PeerCommand::Agents), ..) => Command::Agents,
             (None, Some(host), ..) => Command::Forget(host.parse()?),
             (None, None, true, _) => Command::List,
-            (None, None, false, Some(text)) if text.to_ascii_lowercase().starts_with(lanreach_proto::link::SCHEME) => {
+            (None, None, false, Some(text)) if is_link(&text) => {
                 let link: PairingLink = text.parse()?;
                 let Some(link_code) = link.code().cloned() else {
                     return Err(UsageError::BrowserLink);
@@ -250,6 +250,13 @@ impl Cli {
             all_addresses: self.all_addresses,
         })
     }
+}
+
+/// Whether a target is a link: `lanreach://…`, or the agent's browser link (`http://…`),
+/// which carries the pairing code too.
+fn is_link(text: &str) -> bool {
+    let lower = text.trim().to_ascii_lowercase();
+    lower.starts_with(lanreach_proto::link::SCHEME) || lower.starts_with(lanreach_proto::link::BROWSER_SCHEME)
 }
 
 #[cfg(test)]

@@ -133,7 +133,7 @@ fn firewall_checks(side: &Side<'_>, input: &ServiceInput, probes: &[ServiceProbe
         let network = own.and_then(|a| a.prefix.map(|len| PacketSource::network(ip, len)));
         let (iif, source) = match side.mode {
             Mode::Local => (own.map(|a| a.interface.clone()), network.unwrap_or(PacketSource::Unknown)),
-            Mode::Peer => {
+            Mode::Peer | Mode::Browser => {
                 let arrival = side.peer.arrival_interface.as_deref().filter(|i| !i.ends_with("(loopback)"));
                 let iif = arrival.map(str::to_owned).or_else(|| own.map(|a| a.interface.clone()));
                 // The peer's own address of this family: the one it came from, one on

@@ -11,7 +11,7 @@ use std::time::Duration;
 // ---- Protocol identity -------------------------------------------------------------
 
 /// The protocol version this build speaks (the leading field of `Start` and `Reject`).
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The QUIC ALPN of the control channel.
 pub const ALPN: &[u8] = b"lanreach/1";
@@ -297,6 +297,56 @@ pub const MIN_WIDTH: usize = 20;
 /// the listener matrix out, so the ports' verdicts, causes and fixes fit on one screen.
 pub const NARROW_WIDTH: usize = 60;
 
+// ---- The browser page ----------------------------------------------------------------
+
+/// A browser's first attempt at a port: a LAN answers in milliseconds; a phone's Wi-Fi
+/// waking from power save takes a few hundred.
+pub const BROWSER_ATTEMPT: Duration = Duration::from_millis(1500);
+
+/// A browser's retry after a hang: past the SYN retransmission ([`SYN_RETRANSMIT`]), so
+/// that a rate-limited ICMP rejection answers the retransmitted SYN before the deadline.
+pub const BROWSER_RETRY: Duration = Duration::from_millis(2500);
+
+/// How long a WebRTC probe keeps sending STUN requests to a UDP test listener. Chromium
+/// sends its first check at once and retransmits every few tens of milliseconds at first
+/// (41 requests in 2.5 s measured), so this window holds several: losing all of them is
+/// no accident. It runs beside the fetches, so it is most of a clean run's time.
+pub const BROWSER_UDP_WINDOW: Duration = Duration::from_millis(600);
+
+/// A browser run must post its results this long after its plan; then it is forgotten.
+pub const BROWSER_RUN_DEADLINE: Duration = Duration::from_secs(45);
+
+/// Fetches a browser page keeps in flight at once.
+pub const BROWSER_CONCURRENCY: usize = 12;
+
+/// An unused browser link expires this long after it was printed (a new one is printed).
+pub const BROWSER_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// Browser runs in progress at once; more are told the agent is busy.
+pub const MAX_BROWSER_RUNS: usize = 8;
+
+/// HTTP connections to the page at once, and per source address; more are closed.
+pub const MAX_WEB_CONNECTIONS: usize = 64;
+/// See [`MAX_WEB_CONNECTIONS`].
+pub const MAX_WEB_CONNECTIONS_PER_SOURCE: usize = 8;
+
+/// A request's head (request line and headers) must arrive within this, and be at most
+/// [`MAX_WEB_HEAD`] bytes; its body within [`WEB_BODY_TIMEOUT`], at most
+/// [`MAX_WEB_BODY`] bytes.
+pub const WEB_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// See [`WEB_HEAD_TIMEOUT`].
+pub const WEB_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// See [`WEB_HEAD_TIMEOUT`].
+pub const MAX_WEB_HEAD: usize = 8 * 1024;
+/// See [`WEB_HEAD_TIMEOUT`]: a plan of 2048 probes posts about 80 KiB of results.
+pub const MAX_WEB_BODY: usize = 256 * 1024;
+
+/// Wrong tokens one source may present before every API call from it is refused for
+/// [`WEB_THROTTLE`].
+pub const WEB_WRONG_TOKENS: u32 = 5;
+/// See [`WEB_WRONG_TOKENS`].
+pub const WEB_THROTTLE: Duration = Duration::from_secs(60);
+
 // ---- Relations ---------------------------------------------------------------------
 
 const fn ms(d: Duration) -> u128 {
@@ -319,6 +369,11 @@ const _: () = {
     // counts on more than Linux's burst of 6.
     assert!(ms(ICMP_RATE_WINDOW) > 1000);
     assert!(ICMP_CREDIT_CAP >= 2 && ICMP_CREDIT_CAP <= 6);
+    // A browser's retry outlives the SYN retransmission; its whole run (knocks, then two
+    // attempts, then the UDP window) fits in the run's deadline many times over.
+    assert!(ms(BROWSER_RETRY) > ms(SYN_RETRANSMIT) + 1000);
+    assert!((ms(BROWSER_ATTEMPT) + ms(BROWSER_RETRY)) * 2 + ms(BROWSER_UDP_WINDOW) < ms(BROWSER_RUN_DEADLINE) / 2);
+    assert!(ms(BROWSER_RUN_DEADLINE) < ms(BROWSER_TOKEN_LIFETIME));
     // A quiet TCP re-probe outlives the SYN retransmission by a whole attempt deadline.
     assert!(ms(SYN_RETRANSMIT) >= 1000);
     assert!(ms(PROBE_TIMEOUT_FLOOR) < ms(PROBE_TIMEOUT_CEILING));

@@ -117,7 +117,7 @@ fn firewall_findings(r: &Report, out: &mut Vec<Finding>) {
             ));
         }
         // With a peer, its probes are the evidence: a port it reached needs no word.
-        if r.mode == Mode::Peer && s.verdict == Verdict::Reachable {
+        if r.mode.from_outside() && s.verdict == Verdict::Reachable {
             continue;
         }
         for c in s.firewall.iter().filter(|c| c.outcome == FirewallOutcome::NotEvaluated) {
@@ -186,7 +186,11 @@ fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
         }
     }
     let upper = proto.to_string().to_uppercase();
-    let from = if r.mode == Mode::Peer { "from the peer" } else { "from this machine" };
+    let from = match r.mode {
+        Mode::Peer => "from the peer",
+        Mode::Browser => "from the browser",
+        Mode::Local => "from this machine",
+    };
     if let Some(ips) = by_outcome.get("open") {
         out.push(finding(
             FindingCode::lan_reachable(proto),
@@ -288,13 +292,13 @@ fn other_network_findings(r: &Report, out: &mut Vec<Finding>) {
 }
 
 fn loopback_findings(r: &Report, out: &mut Vec<Finding>) {
-    if r.mode != Mode::Peer {
+    if !r.mode.from_outside() {
         return;
     }
     // Judged on TCP, which probes every loopback cell; UDP refusals alone would also
     // show up while a firewall drops TCP.
     let refused =
-        r.probes.iter().any(|p| p.proto == Proto::Tcp && p.bind.ip().is_loopback() && p.outcome == Outcome::Refused);
+        r.probes.iter().any(|p| p.proto == Proto::Tcp && p.bind.ip().is_loopback() && p.outcome.refused_like());
     if refused {
         out.push(finding(
             FindingCode::LoopbackOnly,
@@ -312,7 +316,7 @@ fn specific_findings(r: &Report, out: &mut Vec<Finding>) {
     let specific = |p: &&ProbeReport| !p.bind.ip().is_unspecified() && !p.bind.ip().is_loopback();
     let own_open = r.probes.iter().filter(specific).any(|p| p.target.ip() == p.bind.ip() && p.outcome == Outcome::Open);
     let elsewhere_refused =
-        r.probes.iter().filter(specific).any(|p| p.target.ip() != p.bind.ip() && p.outcome == Outcome::Refused);
+        r.probes.iter().filter(specific).any(|p| p.target.ip() != p.bind.ip() && p.outcome.refused_like());
     if own_open && elsewhere_refused {
         out.push(finding(
             FindingCode::AddressSpecificBind,
@@ -328,7 +332,7 @@ fn specific_findings(r: &Report, out: &mut Vec<Finding>) {
 fn family_findings(r: &Report, out: &mut Vec<Finding>) {
     let open =
         |v4: bool| r.probes.iter().any(|p| is_wildcard(p) && p.target.is_ipv4() == v4 && p.outcome == Outcome::Open);
-    let separate = r.probes.iter().any(|p| is_cross_family(p) && p.outcome == Outcome::Refused)
+    let separate = r.probes.iter().any(|p| is_cross_family(p) && p.outcome.refused_like())
         && r.probes.iter().any(|p| is_wildcard(p) && p.outcome == Outcome::Open);
     if separate {
         out.push(finding(
@@ -348,6 +352,7 @@ fn family_findings(r: &Report, out: &mut Vec<Finding>) {
             Severity::Info,
             match r.mode {
                 Mode::Peer => "The agent has no IPv6 address the peer could use, so only IPv4 was tested.",
+                Mode::Browser => "The browser reached no IPv6 address of the agent, so only IPv4 was tested.",
                 Mode::Local => "This machine has no IPv6 address another device could use, so only IPv4 was tested.",
             }
             .into(),

@@ -478,6 +478,7 @@ fn met(outcome: Outcome) -> &'static str {
         Outcome::EmptyReply => "closed without an answer",
         Outcome::Foreign => "answered by something else",
         Outcome::NotProbed => "not probed",
+        Outcome::Failed => "failed at once in the browser",
         Outcome::Open => "open",
     }
 }
@@ -742,6 +743,7 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
     // Who probed: the self-check is this machine, never "the peer".
     let prober = match f.mode {
         Mode::Peer => "the peer",
+        Mode::Browser => "the browser",
         Mode::Local => "this machine",
     };
     let (severity, message, fix) = match verdict {
@@ -781,8 +783,9 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
             let (what, fix) = kept_out_words(&keeping, port.proto, n);
             let seen = match (f.mode, verdict) {
                 (Mode::Local, _) => ", but",
-                (Mode::Peer, Verdict::FirewallDrop) => ", and the network passes traffic to this machine, but connections to the port time out:",
+                (_, Verdict::FirewallDrop) => ", and the network passes traffic to this machine, but connections to the port time out:",
                 (Mode::Peer, _) => ", yet connections from the peer are refused or rejected:",
+                (Mode::Browser, _) => ", yet the browser's requests fail at once:",
             };
             (Severity::Error, format!("Port {port}: {who} listens on {binds}{seen} this machine's firewall {what}."), fix)
         }
@@ -854,6 +857,20 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
             format!("Port {port}: the connection works, but {who} rejects the request's Host/Origin (HTTP 400/403/421): it only answers requests for localhost."),
             host_check_fix(program),
         ),
+        Verdict::BrowserUntestable => {
+            use crate::browser::{Untestable, untestable};
+            let why = match untestable(port).unwrap_or(Untestable::NotHttp) {
+                Untestable::Udp => "a web page cannot send UDP to a port (only to lanreach's own UDP test listeners, over WebRTC), so the browser could not test it".to_owned(),
+                Untestable::BadPort => "browsers refuse to connect to this port (the Fetch standard blocks it, without sending a packet), so the browser could not test it".to_owned(),
+                Untestable::NotHttp => "the browser's requests failed at once, and this machine's own HTTP request gets no HTTP answer either: the service does not speak HTTP, and a browser can test only HTTP (a firewall's rejection would look the same to it)".to_owned(),
+            };
+            let listening = if listeners.is_empty() { String::new() } else { format!("{who} listens on {binds}, but ") };
+            (
+                Severity::Warning,
+                format!("Port {port}: {listening}{why}."),
+                "test this port with `lanreach-peer` on another computer (or in Termux on the phone): it tests any TCP or UDP port".into(),
+            )
+        }
         Verdict::NetworkBlocked => (
             Severity::Error,
             format!("Port {port}: not even lanreach's own test listeners are reachable from {prober} over {}: the network path or a firewall blocks everything, whatever the server does.", port.proto.to_string().to_uppercase()),

@@ -21,6 +21,7 @@
 //! | conversation | [`handshake`], [`conversation`] | version check and authentication; then Hello, plan, pings, results, report |
 //! | firewall | [`firewall`] | the host firewall's rules read from nftables JSON, `iptables-save`, ufw and firewalld as one model, and the input path of a packet from another host walked through it |
 //! | report types | [`facts`], [`report`] | inside facts and `--check` parsing; the `lanreach.report/1` schema |
+//! | browser | [`browser`] | the browser peer: what a page can test, its plan (URLs, WebRTC answers), its observations turned into probe results, what the page shows |
 //! | rules | [`verdict`], [`fixes`], [`diagnose`] | a port's verdict; program-specific fix texts; matrix findings |
 //! | assembly | [`assemble`] | plan + results + listener hits + inside facts → report |
 //! | rendering | [`render`], [`watch`] | the report on a terminal of a given width: tables where they fit, lists (verdict, cause and fix first) where not; what changed between two reports (watch mode) |
@@ -36,6 +37,7 @@
 pub mod addr;
 pub mod admission;
 pub mod assemble;
+pub mod browser;
 pub mod channel;
 pub mod code;
 pub mod codec;

@@ -44,14 +44,8 @@ impl LinkAddress {
     }
 }
 
-/// What a link hands over besides the addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkSecret {
-    /// A pairing code, for `lanreach-peer`.
-    Code(PairingCode),
-    /// A token for the agent's browser page, in Crockford base32 (uppercase).
-    Token(String),
-}
+/// The scheme of a browser link, which `lanreach-peer` accepts too.
+pub const BROWSER_SCHEME: &str = "http://";
 
 /// The parameters of a link: everything but its scheme and authority.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +55,10 @@ pub struct LinkParams {
     pub addresses: Vec<LinkAddress>,
     /// `id`: the agent's short key ID, without dashes.
     pub id: Option<String>,
-    /// `code` or `t`.
-    pub secret: LinkSecret,
+    /// `code`: the pairing code, for `lanreach-peer`.
+    pub code: Option<PairingCode>,
+    /// `t`: a token for the agent's browser page, in Crockford base32 (uppercase).
+    pub token: Option<String>,
 }
 
 /// A parsed pairing link.
@@ -75,8 +71,11 @@ pub struct PairingLink {
     pub port: u16,
     /// The agent's short key ID, without dashes, when the link names it.
     pub id: Option<String>,
-    /// The code or the browser token.
-    pub secret: LinkSecret,
+    /// The pairing code (a browser link may carry it too, so that one QR code serves
+    /// both a phone's browser and `lanreach-peer`).
+    pub code: Option<PairingCode>,
+    /// The browser token.
+    pub token: Option<String>,
 }
 
 impl PairingLink {
@@ -95,8 +94,20 @@ impl PairingLink {
             addresses: kept,
             port,
             id: Some(id.short().replace('-', "")),
-            secret: LinkSecret::Code(code.clone()),
+            code: Some(code.clone()),
+            token: None,
         })
+    }
+
+    /// The browser link of this link's agent: `http://HOST:PORT/#` and the parameters
+    /// with the browser `token` (and the code, so that `lanreach-peer` accepts the same
+    /// link). `HOST` is [`browser_host`]'s choice; the page is served on TCP at the
+    /// control channel's port number.
+    pub fn browser(&self, token: &str) -> String {
+        let host = browser_host(&self.addresses).unwrap_or_default();
+        let authority = Target { host: host.to_owned(), port: self.port, port_given: true };
+        let params = LinkParams { token: Some(token.to_owned()), ..self.params() };
+        format!("{BROWSER_SCHEME}{authority}/#{params}")
     }
 
     /// Whether `id` is the agent the link names (always true for links without an ID).
@@ -104,12 +115,9 @@ impl PairingLink {
         self.id.as_deref().is_none_or(|want| id.short().replace('-', "") == want)
     }
 
-    /// The pairing code, unless this is a browser link.
+    /// The pairing code, when the link carries one.
     pub fn code(&self) -> Option<&PairingCode> {
-        match &self.secret {
-            LinkSecret::Code(code) => Some(code),
-            LinkSecret::Token(_) => None,
-        }
+        self.code.as_ref()
     }
 
     /// Each address with the port, in the link's order.
@@ -124,8 +132,23 @@ impl PairingLink {
             [only] if only.prefix.is_none() => Vec::new(),
             all => all.to_vec(),
         };
-        LinkParams { addresses, id: self.id.clone(), secret: self.secret.clone() }
+        LinkParams { addresses, id: self.id.clone(), code: self.code.clone(), token: self.token.clone() }
     }
+}
+
+/// The address a browser link names: the first private one (RFC 1918, 100.64/10, an IPv6
+/// ULA, or the documentation ranges that stand in for a LAN in tests), IPv4 first, else
+/// the first. Chrome's Local Network Access blocks a page on a public address (a global
+/// IPv6 one) from fetching private addresses over http, so the page must come from a
+/// private one where the agent has one.
+pub fn browser_host(addresses: &[LinkAddress]) -> Option<&str> {
+    let ips: Vec<(usize, IpAddr)> =
+        addresses.iter().enumerate().filter_map(|(i, a)| a.host.parse::<IpAddr>().ok().map(|ip| (i, ip))).collect();
+    let private = |v4: bool| {
+        ips.iter().find(|(_, ip)| ip.is_ipv4() == v4 && crate::addr::scope(*ip) == crate::addr::Scope::Private)
+    };
+    let chosen = private(true).or_else(|| private(false)).map(|(i, _)| *i).unwrap_or(0);
+    addresses.get(chosen).map(|a| a.host.as_str())
 }
 
 impl fmt::Display for LinkAddress {
@@ -148,10 +171,12 @@ impl fmt::Display for LinkParams {
         if let Some(id) = &self.id {
             parts.push(format!("id={id}"));
         }
-        parts.push(match &self.secret {
-            LinkSecret::Code(code) => format!("code={code}"),
-            LinkSecret::Token(token) => format!("t={token}"),
-        });
+        if let Some(token) = &self.token {
+            parts.push(format!("t={token}"));
+        }
+        if let Some(code) = &self.code {
+            parts.push(format!("code={code}"));
+        }
         f.write_str(&parts.join("&"))
     }
 }
@@ -196,9 +221,11 @@ pub enum LinkProblem {
     /// The `t` is not a browser token.
     #[error("bad token")]
     Token,
-    /// Both `code` and `t`.
-    #[error("both a code and a token")]
-    CodeAndToken,
+    /// A browser link without a code: for the browser only.
+    #[error(
+        "it is a link for a web browser only (it has no pairing code): open it in a browser, or use the code the agent prints"
+    )]
+    BrowserOnly,
     /// A query without `code=` (or `t=`).
     #[error("no code (typed into a shell without quotes, a link is cut at the first &: put it in single quotes)")]
     NoCode,
@@ -227,13 +254,10 @@ impl FromStr for LinkParams {
                 _ => {}
             }
         }
-        let secret = match (code, token) {
-            (Some(_), Some(_)) => return Err(LinkProblem::CodeAndToken),
-            (Some(code), None) => LinkSecret::Code(code),
-            (None, Some(token)) => LinkSecret::Token(token),
-            (None, None) => return Err(LinkProblem::NoCode),
-        };
-        Ok(LinkParams { addresses, id, secret })
+        if code.is_none() && token.is_none() {
+            return Err(LinkProblem::NoCode);
+        }
+        Ok(LinkParams { addresses, id, code, token })
     }
 }
 
@@ -269,16 +293,28 @@ fn parse_token(v: &str) -> Result<String, LinkProblem> {
 impl FromStr for PairingLink {
     type Err = BadLink;
 
+    /// Parses a `lanreach://HOST[:PORT]?PARAMS` link, or a browser link
+    /// (`http://HOST[:PORT]/#PARAMS`) that carries a code.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let rest = s
-            .get(..SCHEME.len())
-            .filter(|p| p.eq_ignore_ascii_case(SCHEME))
-            .map(|_| &s[SCHEME.len()..])
-            .ok_or(LinkProblem::Scheme)?;
-        let (authority, query) = rest.split_once('?').ok_or(LinkProblem::NoQuery)?;
+        let after =
+            |scheme: &str| s.get(..scheme.len()).filter(|p| p.eq_ignore_ascii_case(scheme)).map(|_| &s[scheme.len()..]);
+        let (authority, query, browser) = match (after(SCHEME), after(BROWSER_SCHEME)) {
+            (Some(rest), _) => {
+                let (authority, query) = rest.split_once('?').ok_or(LinkProblem::NoQuery)?;
+                (authority, query, false)
+            }
+            (None, Some(rest)) => {
+                let (authority, fragment) = rest.split_once('#').ok_or(LinkProblem::NoQuery)?;
+                (authority, fragment, true)
+            }
+            (None, None) => return Err(LinkProblem::Scheme.into()),
+        };
         let target: Target = authority.trim_end_matches('/').parse().map_err(LinkProblem::Target)?;
         let params: LinkParams = query.parse()?;
+        if browser && params.code.is_none() {
+            return Err(LinkProblem::BrowserOnly.into());
+        }
         // The authority is the first address; a writer repeats it at the head of `a`.
         let mut addresses = params.addresses;
         let first = LinkAddress { host: target.host.clone(), prefix: None };
@@ -288,7 +324,7 @@ impl FromStr for PairingLink {
             None => return Err(LinkProblem::TooManyAddresses(addresses.len() + 1).into()),
         }
         // A link always names its port (the default when left out).
-        Ok(PairingLink { addresses, port: target.port, id: params.id, secret: params.secret })
+        Ok(PairingLink { addresses, port: target.port, id: params.id, code: params.code, token: params.token })
     }
 }
 
@@ -369,10 +405,47 @@ mod tests {
     #[test]
     fn browser_tokens_and_unknown_keys() {
         let params: LinkParams = "a=198.51.100.1/24&id=ABCD&t=0123456789abcdefgh&later=1".parse().expect("parses");
-        assert_eq!(params.secret, LinkSecret::Token("0123456789ABCDEFGH".into()));
+        assert_eq!(params.token.as_deref(), Some("0123456789ABCDEFGH"));
         assert_eq!(params.to_string(), "a=198.51.100.1/24&id=ABCD&t=0123456789ABCDEFGH");
         assert_eq!("t=SHORT".parse::<LinkParams>(), Err(LinkProblem::Token));
-        assert_eq!("code=7K3QM2XD&t=0123456789ABCDEFGH".parse::<LinkParams>(), Err(LinkProblem::CodeAndToken));
+        let both: LinkParams = "code=7K3QM2XD&t=0123456789ABCDEFGH".parse().expect("both");
+        assert_eq!((both.code, both.token.as_deref()), (Some(code()), Some("0123456789ABCDEFGH")));
+    }
+
+    #[test]
+    fn one_browser_link_serves_the_browser_and_the_peer() {
+        let id = KeyId::from_spki(b"agent");
+        let short = id.short().replace('-', "");
+        let addrs = [(ip("198.51.100.1"), Some(24)), (ip("2001:db8:1::1"), Some(64))];
+        let link = PairingLink::new(&addrs, 47800, &code(), &id).expect("link");
+        let url = link.browser("0123456789ABCDEFGHJK");
+        assert_eq!(
+            url,
+            format!(
+                "http://198.51.100.1:47800/#a=198.51.100.1/24,2001:db8:1::1/64&id={short}&t=0123456789ABCDEFGHJK&code=7K3Q-M2XD"
+            )
+        );
+        let back: PairingLink = url.parse().expect("lanreach-peer accepts it");
+        assert_eq!((back.code(), back.port, back.addresses.len()), (Some(&code()), 47800, 2));
+        let browser_only = "http://198.51.100.1:47800/#t=0123456789ABCDEFGHJK";
+        assert_eq!(browser_only.parse::<PairingLink>(), Err(BadLink(LinkProblem::BrowserOnly)));
+    }
+
+    #[test]
+    fn the_browser_link_names_a_private_address_ipv4_first() {
+        let at = |list: &[&str]| -> Option<String> {
+            let addresses: Vec<LinkAddress> = list.iter().map(|s| LinkAddress::ip(ip(s), None)).collect();
+            browser_host(&addresses).map(str::to_owned)
+        };
+        // A global IPv6 address first (the default route's interface), a private IPv4 after.
+        assert_eq!(at(&["2a00:1450::1", "192.168.1.20"]).as_deref(), Some("192.168.1.20"));
+        // No private IPv4: a ULA before a global address.
+        assert_eq!(at(&["2a00:1450::1", "fd12:3456::20"]).as_deref(), Some("fd12:3456::20"));
+        // A public IPv4 and a private one: the private one.
+        assert_eq!(at(&["8.8.4.4", "10.0.0.5"]).as_deref(), Some("10.0.0.5"));
+        // Nothing private: the first.
+        assert_eq!(at(&["2a00:1450::1", "8.8.4.4"]).as_deref(), Some("2a00:1450::1"));
+        assert_eq!(at(&[]), None);
     }
 
     #[test]
@@ -381,6 +454,7 @@ mod tests {
         assert_eq!((l.addresses[0].host.as_str(), l.port, l.id), ("198.51.100.7", 47800, None));
         for bad in [
             "http://x?code=7K3Q-M2XD",
+            "ftp://x/#code=7K3Q-M2XD",
             "lanreach://?code=7K3Q-M2XD",
             "lanreach://x",
             "lanreach://x?code=12",

@@ -142,6 +142,12 @@ impl View<'_> {
                 clean(&r.peer.name),
                 clean(&r.peer.id)
             ),
+            Mode::Browser => format!(
+                "{title}: agent \"{}\" ({}) probed from a browser ({})",
+                clean(&r.agent.name),
+                clean(&r.agent.id),
+                clean(&r.peer.name)
+            ),
             Mode::Local => {
                 format!("{title}: agent \"{}\" ({}) probing itself", clean(&r.agent.name), clean(&r.agent.id))
             }
@@ -149,7 +155,8 @@ impl View<'_> {
         let mut out = wrap(&line, self.width, "", "  ");
         if let Some(seen) = r.peer.seen_from {
             let on = r.peer.arrival_interface.as_deref().map(|i| format!(" on {}", clean(i))).unwrap_or_default();
-            out.push_str(&wrap(&format!("The agent saw the peer come from {seen}{on}."), self.width, "", "  "));
+            let who = if r.mode == Mode::Browser { "browser" } else { "peer" };
+            out.push_str(&wrap(&format!("The agent saw the {who} come from {seen}{on}."), self.width, "", "  "));
         }
         out
     }
@@ -443,6 +450,7 @@ fn probes(s: &ServiceReport) -> Vec<String> {
 fn seen_from(mode: Mode) -> &'static str {
     match mode {
         Mode::Peer => "from outside",
+        Mode::Browser => "from the browser",
         Mode::Local => "from this machine",
     }
 }

@@ -25,6 +25,16 @@ pub enum Mode {
     Peer,
     /// `lanreach-agent --local`: the agent probed its own addresses.
     Local,
+    /// A web browser on another device ran the agent's page: probes with `fetch()` and
+    /// WebRTC, coarser than a peer's (see `docs/browser-api.md`).
+    Browser,
+}
+
+impl Mode {
+    /// Whether another device probed (a peer or a browser), not this machine itself.
+    pub fn from_outside(self) -> bool {
+        matches!(self, Mode::Peer | Mode::Browser)
+    }
 }
 
 /// One agent address.
@@ -285,6 +295,8 @@ finding_codes! {
     ContainerNotPublished => "container_not_published",
     /// Port verdict `http_host_check`.
     HttpHostCheck => "http_host_check",
+    /// Port verdict `browser_untestable`.
+    BrowserUntestable => "browser_untestable",
     /// Port verdict `network_blocked`.
     NetworkBlocked => "network_blocked",
     /// Port verdict `unconfirmed`.
@@ -408,6 +420,9 @@ pub enum Verdict {
     ContainerNotPublished,
     /// TCP works but the app rejects the Host/Origin (400, 403, 421).
     HttpHostCheck,
+    /// A browser cannot test this port: UDP, a port browsers refuse to connect to, or a
+    /// service that does not speak HTTP. `lanreach-peer` on another computer can.
+    BrowserUntestable,
     /// Not even the agent's wildcard test listeners are reachable.
     NetworkBlocked,
     /// A socket listens and the path is open, but the port stayed silent and nothing
@@ -418,7 +433,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in a stable order.
-    pub const ALL: [Verdict; 17] = [
+    pub const ALL: [Verdict; 18] = [
         Verdict::Reachable,
         Verdict::ReachableLocally,
         Verdict::Partial,
@@ -436,6 +451,7 @@ impl Verdict {
         Verdict::HttpHostCheck,
         Verdict::NetworkBlocked,
         Verdict::Unconfirmed,
+        Verdict::BrowserUntestable,
     ];
 
     /// The JSON spelling.
@@ -458,6 +474,7 @@ impl Verdict {
             Verdict::HttpHostCheck => "http_host_check",
             Verdict::NetworkBlocked => "network_blocked",
             Verdict::Unconfirmed => "unconfirmed",
+            Verdict::BrowserUntestable => "browser_untestable",
         }
     }
 }
@@ -582,11 +599,11 @@ impl Report {
     /// (every checked port `reachable_locally`, no error-level finding).
     pub fn all_clear(&self) -> bool {
         let fine = match self.mode {
-            Mode::Peer => Verdict::Reachable,
+            Mode::Peer | Mode::Browser => Verdict::Reachable,
             Mode::Local => Verdict::ReachableLocally,
         };
         let ports = self.services.iter().filter(|s| s.source == PortSource::Check).all(|s| s.verdict == fine);
-        ports && (self.mode == Mode::Peer || self.findings.iter().all(|f| f.severity != Severity::Error))
+        ports && (self.mode.from_outside() || self.findings.iter().all(|f| f.severity != Severity::Error))
     }
 }
 

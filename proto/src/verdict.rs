@@ -199,6 +199,11 @@ pub fn kept_out<'a>(f: &ServiceFacts<'a>, ip: IpAddr) -> Option<&'a FirewallChec
     f.firewall.iter().find(|c| c.target.ip() == ip && c.blocks())
 }
 
+/// Whether the firewall's configuration keeps other hosts out of the port at `ip`.
+fn blocks_at(f: &ServiceFacts<'_>, ip: IpAddr) -> bool {
+    f.firewall.iter().any(|c| c.target.ip() == ip && c.blocks())
+}
+
 /// `firewall_drop` or `firewall_reject` for the checks that keep other hosts out.
 fn blocked_verdict(checks: &[&FirewallCheck]) -> Verdict {
     if checks.iter().any(|c| c.outcome == FirewallOutcome::Dropped) {
@@ -295,6 +300,10 @@ fn probe_verdict(f: &ServiceFacts<'_>) -> Verdict {
     if !f.listeners.is_empty() && f.listeners.iter().all(|l| l.bind.ip().is_loopback()) && published.is_empty() {
         return Verdict::LoopbackOnly;
     }
+    // What the inside facts cannot settle needs an outside test a browser cannot make.
+    if f.mode == Mode::Browser && crate::browser::untestable(f.port).is_some() {
+        return Verdict::BrowserUntestable;
+    }
     let open_local = open_at(false);
     if !open_local.is_empty() {
         return answer(&open_local);
@@ -333,6 +342,13 @@ fn probe_verdict(f: &ServiceFacts<'_>) -> Verdict {
         return if silent.iter().any(|p| proven_drop(f, p)) { Verdict::FirewallDrop } else { Verdict::Unconfirmed };
     }
     let silent = silent_at(&matching);
+    // A browser's request that fails at once where a socket listens is a firewall's
+    // rejection only if the service speaks HTTP: this machine's own request says so.
+    // (The configuration's rules, where they keep other hosts out, name it either way.)
+    let failed = f.probes.iter().any(|p| matching.contains(&p.target.ip()) && p.outcome == Outcome::Failed);
+    if failed && f.local_http_status.is_none() && !matching.iter().any(|ip| blocks_at(f, *ip)) {
+        return Verdict::BrowserUntestable;
+    }
     if silent.is_empty() {
         return Verdict::FirewallReject;
     }

@@ -80,11 +80,15 @@ pub enum Outcome {
     Foreign,
     /// Not probed: no lanreach listener proved the address to be the agent's.
     NotProbed,
+    /// A browser's request failed at once (a `TypeError` from `fetch`): refused, reset,
+    /// rejected by a firewall, accepted then closed, or not HTTP. A browser cannot tell
+    /// these apart; the agent's inside facts may.
+    Failed,
 }
 
 impl Outcome {
     /// Every outcome, in a stable order.
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Open,
         Outcome::Refused,
         Outcome::Timeout,
@@ -93,6 +97,7 @@ impl Outcome {
         Outcome::EmptyReply,
         Outcome::Foreign,
         Outcome::NotProbed,
+        Outcome::Failed,
     ];
 
     /// The JSON spelling.
@@ -106,7 +111,14 @@ impl Outcome {
             Outcome::EmptyReply => "empty_reply",
             Outcome::Foreign => "foreign",
             Outcome::NotProbed => "not_probed",
+            Outcome::Failed => "failed",
         }
+    }
+
+    /// Whether nothing took the connection at that address, as far as the prober could
+    /// tell: refused, or (a browser) failed at once.
+    pub fn refused_like(self) -> bool {
+        matches!(self, Outcome::Refused | Outcome::Failed)
     }
 }
 

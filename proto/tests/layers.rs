@@ -31,6 +31,7 @@ const ORDER: &[&str] = &[
     "firewall",
     "facts",
     "report",
+    "browser",
     "verdict",
     "fixes",
     "diagnose",

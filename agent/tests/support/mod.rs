@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part
 #![allow(unreachable_pub)] // helpers of test crates, shared by `mod support;`
 
+pub mod browser;
 pub mod lab;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,392 @@
+//! The browser peer on the agent's side: the page's two API calls. `POST /api/plan`
+//! spends the live token (a new link is printed at once), plans like a peer's session
+//! and registers the run with the test listeners; `POST /api/results` joins the page's
+//! observations with what the listeners saw and the inside facts into a `browser`
+//! report, prints it like a peer's and answers the page with the verdicts.
+//!
+//! The HTTP side (limits, parsing, the page itself) is `web`; the rules (what a browser
+//! can test, how its classes become outcomes) are `lanreach_proto::browser`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use lanreach_proto::addr::{InterfaceKind, Source};
+use lanreach_proto::assemble::{ReportParts, assemble};
+use lanreach_proto::browser::{Answer, BrowserRun, PlanRequest, WebAgent, WebResults, browser_name, items};
+use lanreach_proto::defaults::{BROWSER_RUN_DEADLINE, LOCAL_HTTP_TIMEOUT, MAX_BROWSER_RUNS, SCREEN_TICK};
+use lanreach_proto::endpoint::engine;
+use lanreach_proto::endpoint::interfaces::{self, InterfaceAddress};
+use lanreach_proto::facts::{CheckedPort, Conntrack, PortSource};
+use lanreach_proto::plan;
+use lanreach_proto::render::{Paint, render_text};
+use lanreach_proto::report::{Mode, PeerInfo, Report};
+use lanreach_proto::sync::lock;
+use lanreach_proto::vocab::{Outcome, ProbeResults, Proto};
+use rand::RngCore;
+use rand::rngs::OsRng;
+use tokio::net::TcpListener;
+
+use crate::control::{Event, Shared};
+use crate::inside;
+use crate::web::{self, Connections, LinkChange, Presented, ReadError, Request, Response, Tokens};
+
+/// Most bytes of `POST /api/plan`'s body.
+const MAX_PLAN_REQUEST: usize = 1024;
+
+/// Width of the report text the page shows under "Details".
+const DETAILS_WIDTH: usize = 60;
+
+/// The browser page's state: the live token, the runs in progress, the connections.
+pub(crate) struct BrowserState {
+    tokens: Mutex<Tokens>,
+    runs: Mutex<HashMap<String, LiveRun>>,
+    /// Answers of finished runs, kept a while by token: a page (or the browser itself,
+    /// which re-sends a POST once when a reused connection closes) may ask again.
+    done: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
+    connections: Arc<Mutex<Connections>>,
+}
+
+impl BrowserState {
+    pub(crate) fn new() -> BrowserState {
+        BrowserState {
+            tokens: Mutex::new(Tokens::new(Instant::now())),
+            runs: Mutex::new(HashMap::new()),
+            done: Mutex::new(HashMap::new()),
+            connections: Arc::new(Mutex::new(Connections::default())),
+        }
+    }
+
+    /// The live token (what the printed browser link carries).
+    pub(crate) fn token(&self) -> String {
+        lock(&self.tokens).current().to_owned()
+    }
+}
+
+/// A run between its plan and its results.
+struct LiveRun {
+    run: BrowserRun,
+    started: Instant,
+    from: SocketAddr,
+    local: IpAddr,
+    name: String,
+    ports: Vec<(CheckedPort, PortSource)>,
+    interfaces: Vec<InterfaceAddress>,
+}
+
+/// Serves the page on `listener` until the task is dropped.
+pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let (mut stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("browser page: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(place) = web::admit(&shared.browser.connections, Source::of(from.ip())) else {
+            continue; // dropped: closed at once
+        };
+        let Ok(local) = stream.local_addr() else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _place = place;
+            let response = match web::read_request(&mut stream, from, local).await {
+                Ok(request) => route(&shared, request).await,
+                Err(ReadError::Answer(status, sentence)) => Response::error(status, sentence),
+                Err(ReadError::Gone) => return,
+            };
+            web::write_response(&mut stream, response).await;
+        });
+    }
+}
+
+/// Replaces the browser link when it expires, and forgets runs whose page went away.
+pub(crate) async fn keep(shared: Arc<Shared>) {
+    let mut ticks = tokio::time::interval(SCREEN_TICK);
+    loop {
+        ticks.tick().await;
+        let now = Instant::now();
+        if let Some(token) = lock(&shared.browser.tokens).expire(now) {
+            shared.emit(Event::BrowserLink { token, change: LinkChange::Expired });
+        }
+        sweep(&shared, now);
+    }
+}
+
+/// Forgets runs past their deadline, and says so.
+fn sweep(shared: &Shared, now: Instant) {
+    let expired: Vec<LiveRun> = {
+        let mut runs = lock(&shared.browser.runs);
+        let late: Vec<String> = runs
+            .iter()
+            .filter(|(_, r)| now.saturating_duration_since(r.started) >= BROWSER_RUN_DEADLINE)
+            .map(|(t, _)| t.clone())
+            .collect();
+        late.iter().filter_map(|t| runs.remove(t)).collect()
+    };
+    lock(&shared.browser.done).retain(|_, (at, _)| now.saturating_duration_since(*at) < BROWSER_RUN_DEADLINE);
+    for run in expired {
+        shared.listeners.finish(&run.run.plan.session);
+        let secs = BROWSER_RUN_DEADLINE.as_secs();
+        shared
+            .emit(Event::BrowserFailed { from: run.from, error: format!("its page sent no results within {secs} s") });
+    }
+}
+
+async fn route(shared: &Arc<Shared>, request: Request) -> Response {
+    let path = request.path.split(['?', '#']).next().unwrap_or_default().to_owned();
+    match (request.method.as_str(), path.as_str()) {
+        ("GET", "/") => web::page(&page_addresses(request.local.ip())),
+        ("POST", "/api/plan") => plan(shared, request).await,
+        ("POST", "/api/results") => results(shared, request).await,
+        (_, "/") => allow("GET"),
+        (_, "/api/plan" | "/api/results") => allow("POST"),
+        _ => Response::bare(404),
+    }
+}
+
+fn allow(method: &'static str) -> Response {
+    let mut r = Response::error(405, "method not allowed");
+    r.headers.push(("Allow", method.to_owned()));
+    r
+}
+
+/// The addresses the page may send requests to: the one it came from and this
+/// machine's LAN addresses.
+fn page_addresses(local: IpAddr) -> Vec<IpAddr> {
+    let mut out = vec![local];
+    for i in interfaces::list().unwrap_or_default() {
+        if i.kind == InterfaceKind::Lan && !out.contains(&i.ip) {
+            out.push(i.ip);
+        }
+    }
+    out
+}
+
+/// Checks the token's source and presence; `None`: answer 404 (and count it).
+fn token_of(shared: &Shared, request: &Request, now: Instant) -> Option<String> {
+    let source = Source::of(request.from.ip());
+    let mut tokens = lock(&shared.browser.tokens);
+    if !tokens.allowed(source, now) {
+        return None;
+    }
+    match &request.token {
+        Some(t) if !t.is_empty() && t.len() <= 64 => Some(t.clone()),
+        _ => {
+            tokens.wrong(source, now);
+            None
+        }
+    }
+}
+
+async fn plan(shared: &Arc<Shared>, request: Request) -> Response {
+    let now = Instant::now();
+    sweep(shared, now);
+    let Some(token) = token_of(shared, &request, now) else { return Response::bare(404) };
+    if request.body.len() > MAX_PLAN_REQUEST {
+        return Response::error(413, "the request is too large");
+    }
+    let asked: PlanRequest = if request.body.iter().all(u8::is_ascii_whitespace) {
+        PlanRequest::default()
+    } else {
+        match serde_json::from_slice(&request.body) {
+            Ok(asked) => asked,
+            Err(_) => return Response::error(400, "the request is not the JSON the page sends"),
+        }
+    };
+    if lock(&shared.browser.runs).len() >= MAX_BROWSER_RUNS {
+        return Response::error(429, "the agent is busy with other browsers; try again in a minute");
+    }
+    let next = {
+        let mut tokens = lock(&shared.browser.tokens);
+        match tokens.present(&token, now) {
+            Presented::Live { next } => next,
+            Presented::Other => {
+                tokens.wrong(Source::of(request.from.ip()), now);
+                return Response::bare(404);
+            }
+        }
+    };
+    shared.emit(Event::BrowserLink { token: next, change: LinkChange::Used });
+    let name = browser_name(asked.ua.as_deref());
+    let local = request.local.ip();
+    let interfaces = interfaces::list().unwrap_or_default();
+    let targets = targets(&interfaces, local);
+    let ports = shared.checks.ports_to_probe(&shared.own_ports()).await;
+    let probe_plan = inside::new_plan(shared.listeners.specs(), &targets, local.is_loopback(), &ports);
+    let mut run_id = [0u8; 16];
+    OsRng.fill_bytes(&mut run_id);
+    let pwd = web::new_token();
+    let agent = WebAgent { name: shared.name.clone(), id: shared.identity.id.short() };
+    let run = BrowserRun::new(probe_plan, local, agent, run_id, &pwd);
+    if !shared.listeners.register(run.plan.session, run.plan.key) {
+        return Response::error(429, "the agent is busy with other peers; try again in a minute");
+    }
+    let answer = Response::json(200, &run.web);
+    lock(&shared.browser.runs)
+        .insert(token, LiveRun { run, started: now, from: request.from, local, name: name.clone(), ports, interfaces });
+    shared.emit(Event::BrowserStarted { from: request.from, name });
+    answer
+}
+
+/// What a browser run probes: the agent's LAN addresses (the page's knocks find out
+/// which it reaches, IPv6 included), and the address the page came from. A page from a
+/// loopback address runs on this machine: that address only.
+fn targets(interfaces: &[InterfaceAddress], local: IpAddr) -> Vec<IpAddr> {
+    let local = local.to_canonical();
+    if local.is_loopback() {
+        return vec![local];
+    }
+    let mut out: Vec<IpAddr> = interfaces
+        .iter()
+        .filter(|i| i.kind == InterfaceKind::Lan && plan::forbidden(i.ip, false).is_none())
+        .map(|i| i.ip)
+        .collect();
+    if !out.contains(&local) {
+        out.push(local);
+    }
+    out
+}
+
+async fn results(shared: &Arc<Shared>, request: Request) -> Response {
+    let now = Instant::now();
+    sweep(shared, now);
+    let Some(token) = token_of(shared, &request, now) else { return Response::bare(404) };
+    let page: WebResults = match serde_json::from_slice(&request.body) {
+        Ok(page) => page,
+        Err(_) => {
+            // A live run may still send its real results before the deadline.
+            if !lock(&shared.browser.runs).contains_key(&token) {
+                lock(&shared.browser.tokens).wrong(Source::of(request.from.ip()), now);
+                return Response::bare(404);
+            }
+            return Response::error(400, "the results are not the JSON the page sends");
+        }
+    };
+    let Some(live) = lock(&shared.browser.runs).remove(&token) else {
+        if let Some((_, body)) = lock(&shared.browser.done).get(&token) {
+            return Response { status: 200, content_type: "application/json", body: body.clone(), headers: Vec::new() };
+        }
+        lock(&shared.browser.tokens).wrong(Source::of(request.from.ip()), now);
+        return Response::bare(404);
+    };
+    let hits = shared.listeners.finish(&live.run.plan.session);
+    let mut results = match live.run.results(&page, &hits) {
+        Ok(results) => results,
+        Err(e) => {
+            let error = format!("its page sent results the agent refused: {e}");
+            shared.emit(Event::BrowserFailed { from: live.from, error });
+            return Response::error(400, &format!("The agent refused the results: {e}."));
+        }
+    };
+    request_statuses(&live.run.plan, &mut results).await;
+    let report = report(shared, &live, &results, &hits).await;
+    shared.emit(Event::PeerReport { from: live.from, report: Box::new(report.clone()) });
+    shared.emit(Event::BrowserFinished { from: live.from, name: live.name.clone() });
+    let details = render_text(&report, Paint::new(false), DETAILS_WIDTH);
+    let answer = Response::json(200, &Answer { items: items(&report), details, report });
+    let mut done = lock(&shared.browser.done);
+    if done.len() < 2 * MAX_BROWSER_RUNS {
+        done.insert(token, (Instant::now(), answer.body.clone()));
+    }
+    answer
+}
+
+/// A page cannot read the status of a `no-cors` answer: the agent sends the same
+/// request itself (with the `Host` the browser sent) to each port that answered.
+async fn request_statuses(plan: &lanreach_proto::plan::ProbePlan, results: &mut ProbeResults) {
+    let mut asks = tokio::task::JoinSet::new();
+    for (i, r) in results.services.iter().enumerate() {
+        let Some(p) = plan.services.iter().find(|p| p.id == r.id) else { continue };
+        if r.outcome != Outcome::Open || p.proto != Proto::Tcp {
+            continue;
+        }
+        let target = p.target;
+        let host = match target.ip() {
+            IpAddr::V6(v6) => format!("[{v6}]:{}", target.port()),
+            ip => format!("{ip}:{}", target.port()),
+        };
+        asks.spawn(async move { (i, engine::http_status_for_host(target, &host, LOCAL_HTTP_TIMEOUT).await) });
+    }
+    while let Some(done) = asks.join_next().await {
+        if let Ok((i, status)) = done
+            && let Some(r) = results.services.get_mut(i)
+        {
+            r.http_status = status;
+        }
+    }
+}
+
+async fn report(
+    shared: &Shared,
+    live: &LiveRun,
+    results: &ProbeResults,
+    hits: &[lanreach_proto::vocab::ListenerHit],
+) -> Report {
+    let plan = &live.run.plan;
+    let mut docker = None;
+    let services = inside::service_inputs(&live.ports, plan, results, &mut docker, true, true).await;
+    let firewall = inside::firewall(&live.ports, &mut None, true).await;
+    let agent = inside::agent_info(&shared.name, shared.identity.id, &live.interfaces);
+    let peer = PeerInfo {
+        name: live.name.clone(),
+        id: String::new(),
+        seen_from: Some(live.from),
+        dialled: Some(live.local),
+        arrival_interface: inside::interface_of(live.local, &live.interfaces),
+        addresses: Vec::new(),
+        probe_sources: Vec::new(),
+    };
+    assemble(ReportParts {
+        mode: Mode::Browser,
+        agent,
+        peer,
+        listeners: shared.listeners.specs(),
+        plan,
+        results,
+        hits,
+        services: &services,
+        conntrack: &Conntrack::NotRead,
+        wsl2: inside::wsl2(),
+        firewall: &firewall,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(name: &str, ip: &str, kind: InterfaceKind) -> InterfaceAddress {
+        InterfaceAddress {
+            interface: name.into(),
+            ip: ip.parse().expect("ip"),
+            index: Some(2),
+            kind,
+            prefix: Some(24),
+            default_route: false,
+            virtual_device: false,
+        }
+    }
+
+    #[test]
+    fn a_browser_run_probes_every_lan_address_of_both_families() {
+        let ifaces = [
+            iface("lo", "127.0.0.1", InterfaceKind::Loopback),
+            iface("eth0", "198.51.100.1", InterfaceKind::Lan),
+            iface("eth0", "2001:db8::1", InterfaceKind::Lan),
+            iface("eth0", "fe80::1", InterfaceKind::LinkLocal),
+            iface("docker0", "203.0.113.1", InterfaceKind::Virtual),
+        ];
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        assert_eq!(targets(&ifaces, ip("198.51.100.1")), [ip("198.51.100.1"), ip("2001:db8::1")]);
+        assert_eq!(targets(&ifaces, ip("::ffff:127.0.0.1")), [ip("127.0.0.1")]);
+        assert_eq!(
+            targets(&ifaces, ip("203.0.113.1")),
+            [ip("198.51.100.1"), ip("2001:db8::1"), ip("203.0.113.1")],
+            "the page's own address too"
+        );
+    }
+}

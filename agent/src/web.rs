@@ -1,0 +1,464 @@
+//! The browser page's HTTP server: TCP on the control channel's port number, one static
+//! page (`web/page.html`, compiled in) and a JSON API of two calls (`docs/browser-api.md`).
+//!
+//! Everything arriving here is from anybody on the LAN, so every step is bounded: the
+//! connections at once (overall and per source), one request per connection, its head's
+//! size and time, its body's size and time; and nothing but the page and the API is
+//! served (no files, no listings). The API's token (the link's fragment, sent in a
+//! header) is checked in constant time; wrong tokens from one source get it throttled;
+//! a wrong, used or expired token is a bare 404. What the API does is in `browser`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use base64::Engine;
+use lanreach_proto::addr::{Source, canonical};
+use lanreach_proto::defaults::{
+    BROWSER_TOKEN_LIFETIME, MAX_WEB_BODY, MAX_WEB_CONNECTIONS, MAX_WEB_CONNECTIONS_PER_SOURCE, MAX_WEB_HEAD,
+    WEB_BODY_TIMEOUT, WEB_HEAD_TIMEOUT, WEB_THROTTLE, WEB_WRONG_TOKENS,
+};
+use lanreach_proto::sync::lock;
+use rand::Rng;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The page, one document with one inline script and one inline style.
+const PAGE: &str = include_str!("web/page.html");
+
+/// The header that carries the token.
+const TOKEN_HEADER: &str = "x-lanreach-token";
+
+/// Sources remembered for throttling wrong tokens.
+const MAX_THROTTLED_SOURCES: usize = 4096;
+
+/// Binds the page's TCP listeners at the control channel's addresses (same port
+/// numbers). An address whose port is taken is left out, with the reason.
+pub(crate) fn bind(control: &[SocketAddr]) -> (Vec<TcpListener>, Vec<(SocketAddr, std::io::Error)>) {
+    let mut bound = Vec::new();
+    let mut failed = Vec::new();
+    for addr in control {
+        match listener(*addr) {
+            Ok(l) => bound.push(l),
+            Err(e) => failed.push((*addr, e)),
+        }
+    }
+    (bound, failed)
+}
+
+fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(128)?;
+    s.set_nonblocking(true)?;
+    TcpListener::from_std(s.into())
+}
+
+/// A fresh browser token: 26 Crockford base32 symbols, 130 bits from the OS.
+pub(crate) fn new_token() -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    (0..26).map(|_| char::from(ALPHABET[OsRng.gen_range(0..32)])).collect()
+}
+
+/// Whether two tokens are equal, in time that does not depend on where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Why the live link changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkChange {
+    /// A browser started a run with it.
+    Used,
+    /// It was not used for [`BROWSER_TOKEN_LIFETIME`].
+    Expired,
+}
+
+/// The live token, and who presented wrong ones.
+#[derive(Debug)]
+pub(crate) struct Tokens {
+    current: String,
+    issued: Instant,
+    wrong: HashMap<Source, (u32, Instant)>,
+}
+
+/// What a token presented to `POST /api/plan` is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Presented {
+    /// The live one: it is consumed, and this is its successor.
+    Live { next: String },
+    /// Anything else: a wrong, used or expired token.
+    Other,
+}
+
+impl Tokens {
+    pub(crate) fn new(now: Instant) -> Tokens {
+        Tokens { current: new_token(), issued: now, wrong: HashMap::new() }
+    }
+
+    /// The live token.
+    pub(crate) fn current(&self) -> &str {
+        &self.current
+    }
+
+    /// Replaces the live token when it has lived [`BROWSER_TOKEN_LIFETIME`]: its
+    /// successor, to be printed.
+    pub(crate) fn expire(&mut self, now: Instant) -> Option<String> {
+        if now.saturating_duration_since(self.issued) < BROWSER_TOKEN_LIFETIME {
+            return None;
+        }
+        self.current = new_token();
+        self.issued = now;
+        Some(self.current.clone())
+    }
+
+    /// Whether `source` may present a token now.
+    pub(crate) fn allowed(&mut self, source: Source, now: Instant) -> bool {
+        match self.wrong.get(&source) {
+            Some((count, since)) if *count >= WEB_WRONG_TOKENS => {
+                if now.saturating_duration_since(*since) < WEB_THROTTLE {
+                    return false;
+                }
+                self.wrong.remove(&source);
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// Checks a token presented to start a run (the source is allowed).
+    pub(crate) fn present(&mut self, token: &str, now: Instant) -> Presented {
+        if same(token, &self.current) && now.saturating_duration_since(self.issued) < BROWSER_TOKEN_LIFETIME {
+            self.current = new_token();
+            self.issued = now;
+            return Presented::Live { next: self.current.clone() };
+        }
+        Presented::Other
+    }
+
+    /// Counts a wrong token from `source`.
+    pub(crate) fn wrong(&mut self, source: Source, now: Instant) {
+        if !self.wrong.contains_key(&source)
+            && self.wrong.len() >= MAX_THROTTLED_SOURCES
+            && let Some(oldest) = self.wrong.iter().min_by_key(|(_, (_, t))| *t).map(|(s, _)| *s)
+        {
+            self.wrong.remove(&oldest);
+        }
+        let entry = self.wrong.entry(source).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+    }
+}
+
+/// One request, parsed and bounded.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub method: String,
+    pub path: String,
+    pub token: Option<String>,
+    pub body: Vec<u8>,
+    /// The connection's source.
+    pub from: SocketAddr,
+    /// The agent address it arrived at.
+    pub local: SocketAddr,
+}
+
+/// A response: status, content type, body.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// Extra headers (name, value).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Response {
+    /// A JSON answer.
+    pub(crate) fn json(status: u16, value: &impl serde::Serialize) -> Response {
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+        Response { status, content_type: "application/json", body, headers: Vec::new() }
+    }
+
+    /// An error with a sentence for a person.
+    pub(crate) fn error(status: u16, sentence: &str) -> Response {
+        Response::json(status, &serde_json::json!({ "error": sentence }))
+    }
+
+    /// A bare status, no body.
+    pub(crate) fn bare(status: u16) -> Response {
+        Response { status, content_type: "text/plain", body: Vec::new(), headers: Vec::new() }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// The page's Content-Security-Policy: its one script and one style by hash, requests
+/// only to the agent's own addresses, nothing else.
+fn csp(connect: &[IpAddr]) -> String {
+    static HASHES: OnceLock<(String, String)> = OnceLock::new();
+    let (script, style) = HASHES.get_or_init(|| (hash_of(PAGE, "script"), hash_of(PAGE, "style")));
+    let mut sources = vec!["'self'".to_owned()];
+    for ip in connect {
+        match ip {
+            IpAddr::V4(v4) => sources.push(format!("http://{v4}:*")),
+            // CSP host sources cannot name an IPv6 literal: allow plain http then (the
+            // page still only ever requests the URLs of the agent's plan).
+            IpAddr::V6(_) => {
+                if !sources.iter().any(|s| s == "http:") {
+                    sources.push("http:".to_owned());
+                }
+            }
+        }
+    }
+    format!(
+        "default-src 'none'; script-src 'sha256-{script}'; style-src 'sha256-{style}'; connect-src {}; img-src data:; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        sources.join(" ")
+    )
+}
+
+/// The base64 SHA-256 of the text of the page's one `<tag>` element.
+fn hash_of(page: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let text = page
+        .split_once(&open)
+        .and_then(|(_, rest)| rest.split_once(&close))
+        .map(|(inner, _)| inner)
+        .unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The page, with its headers.
+pub(crate) fn page(connect: &[IpAddr]) -> Response {
+    Response {
+        status: 200,
+        content_type: "text/html; charset=utf-8",
+        body: PAGE.as_bytes().to_vec(),
+        headers: vec![("Content-Security-Policy", csp(connect)), ("X-Frame-Options", "DENY".into())],
+    }
+}
+
+/// Connections open at once, overall and per source.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    total: usize,
+    per_source: HashMap<Source, usize>,
+}
+
+/// A connection's place; frees it when dropped.
+pub(crate) struct Place {
+    table: Arc<Mutex<Connections>>,
+    source: Source,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut t = lock(&self.table);
+        t.total = t.total.saturating_sub(1);
+        if let Some(n) = t.per_source.get_mut(&self.source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                t.per_source.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// A place for a connection from `source`, unless the table or its share is full.
+pub(crate) fn admit(table: &Arc<Mutex<Connections>>, source: Source) -> Option<Place> {
+    let mut t = lock(table);
+    let mine = t.per_source.get(&source).copied().unwrap_or(0);
+    if t.total >= MAX_WEB_CONNECTIONS || mine >= MAX_WEB_CONNECTIONS_PER_SOURCE {
+        return None;
+    }
+    t.total += 1;
+    *t.per_source.entry(source).or_insert(0) += 1;
+    Some(Place { table: table.clone(), source })
+}
+
+/// Why a request could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReadError {
+    /// Closed, or not HTTP at all: nothing to answer.
+    Gone,
+    /// Answer with this status and sentence.
+    Answer(u16, &'static str),
+}
+
+/// Reads one request from `stream`: its head within [`WEB_HEAD_TIMEOUT`] and
+/// [`MAX_WEB_HEAD`] bytes, its body (by `Content-Length` only) within
+/// [`WEB_BODY_TIMEOUT`] and [`MAX_WEB_BODY`] bytes.
+pub(crate) async fn read_request(
+    stream: &mut TcpStream,
+    from: SocketAddr,
+    local: SocketAddr,
+) -> Result<Request, ReadError> {
+    let head_deadline = tokio::time::Instant::now() + WEB_HEAD_TIMEOUT;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let (method, path, token, length, head_len) = loop {
+        let n = match tokio::time::timeout_at(head_deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(ReadError::Gone),
+            Ok(Ok(n)) => n,
+            Err(_) if buf.is_empty() => return Err(ReadError::Gone),
+            Err(_) => return Err(ReadError::Answer(408, "the request took too long to arrive")),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                let method = req.method.unwrap_or_default().to_owned();
+                let path = req.path.unwrap_or_default().to_owned();
+                let header = |name: &str| {
+                    req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.to_vec())
+                };
+                let token = header(TOKEN_HEADER).and_then(|v| String::from_utf8(v).ok()).map(|t| t.trim().to_owned());
+                if header("transfer-encoding").is_some() {
+                    return Err(ReadError::Answer(411, "send the body with a Content-Length"));
+                }
+                let length = match header("content-length") {
+                    None => 0,
+                    Some(v) => match std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<usize>().ok()) {
+                        Some(n) => n,
+                        None => return Err(ReadError::Answer(400, "the Content-Length is not a number")),
+                    },
+                };
+                break (method, path, token, length, head_len);
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_WEB_HEAD => continue,
+            Ok(httparse::Status::Partial) => {
+                return Err(ReadError::Answer(431, "the request's headers are too large"));
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(ReadError::Answer(431, "the request has too many headers"));
+            }
+            Err(_) if buf.starts_with(b"\x16\x03") => return Err(ReadError::Gone),
+            Err(_) => return Err(ReadError::Answer(400, "that is not an HTTP request")),
+        }
+    };
+    if length > MAX_WEB_BODY {
+        return Err(ReadError::Answer(413, "the request's body is too large"));
+    }
+    let mut body = buf.split_off(head_len.min(buf.len()));
+    if body.len() > length {
+        return Err(ReadError::Answer(400, "more data than the Content-Length says"));
+    }
+    let body_deadline = tokio::time::Instant::now() + WEB_BODY_TIMEOUT;
+    while body.len() < length {
+        let want = (length - body.len()).min(chunk.len());
+        match tokio::time::timeout_at(body_deadline, stream.read(&mut chunk[..want])).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(ReadError::Gone),
+            Ok(Ok(n)) => body.extend_from_slice(&chunk[..n]),
+            Err(_) => return Err(ReadError::Answer(408, "the request's body took too long to arrive")),
+        }
+    }
+    Ok(Request { method, path, token, body, from: canonical(from), local: canonical(local) })
+}
+
+/// Writes `response` and closes the connection.
+pub(crate) async fn write_response(stream: &mut TcpStream, response: Response) {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
+         X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n",
+        response.status,
+        reason(response.status),
+        response.content_type,
+        response.body.len()
+    );
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&response.body).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(WEB_BODY_TIMEOUT, write).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_token_starts_one_run_and_a_wrong_one_five_times_throttles_its_source() {
+        let t0 = Instant::now();
+        let mut tokens = Tokens::new(t0);
+        let live = tokens.current().to_owned();
+        assert_eq!(live.len(), 26);
+        let Presented::Live { next } = tokens.present(&live, t0) else { panic!("the live token starts a run") };
+        assert_ne!(next, live);
+        assert_eq!(tokens.present(&live, t0), Presented::Other, "single use");
+        let source = Source::of("198.51.100.66".parse().expect("ip"));
+        for _ in 0..WEB_WRONG_TOKENS {
+            assert!(tokens.allowed(source, t0));
+            tokens.wrong(source, t0);
+        }
+        assert!(!tokens.allowed(source, t0 + Duration::from_secs(1)), "throttled");
+        assert!(tokens.allowed(Source::of("198.51.100.67".parse().expect("ip")), t0), "others are not");
+        assert!(tokens.allowed(source, t0 + WEB_THROTTLE), "for a while");
+    }
+
+    #[test]
+    fn an_unused_token_expires_and_is_replaced() {
+        let t0 = Instant::now();
+        let mut tokens = Tokens::new(t0);
+        let first = tokens.current().to_owned();
+        assert_eq!(tokens.expire(t0 + Duration::from_secs(60)), None);
+        let later = t0 + BROWSER_TOKEN_LIFETIME;
+        assert_eq!(tokens.present(&first, later), Presented::Other, "expired");
+        let next = tokens.expire(later).expect("replaced");
+        assert_ne!(next, first);
+    }
+
+    #[test]
+    fn the_page_has_one_script_and_one_style_and_the_policy_names_their_hashes() {
+        assert_eq!(PAGE.matches("<script>").count(), 1, "exactly one inline script");
+        assert_eq!(PAGE.matches("<style>").count(), 1, "exactly one inline style");
+        assert!(!PAGE.contains("<script src") && !PAGE.contains("onclick=") && !PAGE.contains("innerHTML"));
+        assert!(PAGE.len() < 30 * 1024, "the page is {} bytes", PAGE.len());
+        let policy = csp(&["198.51.100.1".parse().expect("ip")]);
+        assert!(policy.contains(&format!("'sha256-{}'", hash_of(PAGE, "script"))), "{policy}");
+        assert!(policy.contains("connect-src 'self' http://198.51.100.1:*;"), "{policy}");
+        assert!(policy.starts_with("default-src 'none';"));
+    }
+
+    #[test]
+    fn connections_are_bounded_per_source_and_overall() {
+        let table = Arc::new(Mutex::new(Connections::default()));
+        let a = Source::of("198.51.100.66".parse().expect("ip"));
+        let held: Vec<Place> = (0..MAX_WEB_CONNECTIONS_PER_SOURCE).filter_map(|_| admit(&table, a)).collect();
+        assert_eq!(held.len(), MAX_WEB_CONNECTIONS_PER_SOURCE);
+        assert!(admit(&table, a).is_none(), "one source holds its share at most");
+        drop(held);
+        assert!(admit(&table, a).is_some(), "places come back when connections end");
+    }
+}
