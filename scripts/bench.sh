@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release binaries, installs nmap if needed (root, Debian), and runs the
-# LAN-in-a-box benchmark. Prints figures; see scripts/bench.py.
+# LAN-in-a-box benchmark. Prints figures; see scripts/bench.py. Then the browser page's
+# figure (agent/tests/browser.rs, browser_bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v nmap >/dev/null; then
@@ -12,4 +13,8 @@ if ! command -v nmap >/dev/null; then
     fi
 fi
 cargo build --quiet --release -p lanreach-agent -p lanreach-peer -p lanreach-attack
-exec python3 scripts/bench.py "$@"
+python3 scripts/bench.py "$@"
+# The browser page: a real Chromium in the phone's namespace (skips loudly without it).
+cargo test --quiet --release -p lanreach-agent --test browser -- --ignored --nocapture --exact browser_bench 2>&1 \
+    | grep -E '^(browser bench|  |\*\*\* SKIPPED)'
+

@@ -16,7 +16,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v php >/dev/null || need+=(php-cli)
 command -v tmux >/dev/null || need+=(tmux)
-command -v chromium >/dev/null || need+=(chromium)
+command -v chromium >/dev/null || need+=(chromium fonts-liberation)
 # The Docker test image needs a statically linked busybox.
 if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then need+=(busybox-static); fi
 

@@ -189,10 +189,11 @@ fn code_block(code: &PairingCode, invite: &Invite) -> String {
         let url = link.browser(token);
         out.push_str("On a phone: scan the QR code, or open this link in its browser (nothing to install):\n");
         out.push_str(&format!("  {url}\n"));
-        out.push_str("On another computer, run one of (or lanreach-peer 'LINK' with the link above, quoted):\n");
+        out.push_str("On another computer, run one of:\n");
         for cmd in peer_commands(&invite.dialable(), code) {
             out.push_str(&format!("  {cmd}\n"));
         }
+        out.push_str("or lanreach-peer 'LINK' with the link above (in single quotes: a shell cuts it at &).\n");
         if let Some(style) = invite.qr {
             out.push_str(&qr_block(&url, style, invite.width));
         }

@@ -291,4 +291,60 @@ fn udp_test_listeners_dropped_by_the_firewall_show_from_the_browser_and_the_page
     assert!(udp.iter().all(|p| p["outcome"] != "open"), "{udp:?}");
     let codes: Vec<&str> = report["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
     assert!(codes.contains(&"firewall_drops_udp"), "{codes:?}");
+    // The page says so beside the port's verdict.
+    let shown = page.eval("[...document.querySelectorAll('section.item')].map(s => s.dataset.verdict)");
+    assert_eq!(shown, serde_json::json!(["reachable", "firewall_drops_udp"]), "on the page");
+}
+
+/// The benchmark figure (not a test of timing: it prints, `scripts/bench.sh` runs it):
+/// from opening the link to the verdict on the page, one `--check` port, with nothing
+/// dropped and with the port dropped; medians of `BENCH_RUNS` (default 5).
+#[test]
+#[ignore = "a benchmark: scripts/bench.sh runs it"]
+fn browser_bench() {
+    if !lab::available_with("browser::bench", &["nft", "python3"]) || !browser::chromium_available("browser::bench") {
+        return;
+    }
+    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let mut scene = Scene::new();
+    scene.http(3001, "::");
+    let mut agent = scene.agent("3001");
+    let mut b = Browser::launch(Some(&scene.phone.ns));
+    let measure = |agent: &mut Spawned, b: &mut Browser| -> f64 {
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let link = browser_link(agent);
+            let started = Instant::now();
+            b.open_page(&link, 390, 844, true);
+            let state = b.wait_for(
+                "['done','error'].includes(document.body.dataset.state) && document.body.dataset.state",
+                PAGE_DONE,
+            );
+            assert_eq!(state, "done");
+            times.push(started.elapsed().as_secs_f64());
+            // The next link is printed when this one is used.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while browser_link(agent) == link {
+                assert!(Instant::now() < deadline, "no fresh link");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let clean = measure(&mut agent, &mut b);
+    scene.lab.nft(
+        &scene.host,
+        "table inet lrbench {\n chain input {\n type filter hook input priority 0; policy accept;\n \
+         iifname \"eth0\" tcp dport 3001 drop\n }\n}\n",
+    );
+    let dropped = measure(&mut agent, &mut b);
+    let verdicts: Vec<String> = reports(&agent).iter().map(|r| verdict(r, 3001, "tcp")).collect();
+    assert_eq!(verdicts.last().map(String::as_str), Some("firewall_drop"), "{verdicts:?}");
+    println!("browser bench ({runs} runs each): link opened to verdict on the page, one --check port");
+    println!("  nothing dropped: {clean:.2} s (aim: under 1 s)");
+    println!(
+        "  the port dropped: {dropped:.2} s (aim: one probe deadline more; attempt + retry = {:.1} s)",
+        (lanreach_proto::defaults::BROWSER_ATTEMPT + lanreach_proto::defaults::BROWSER_RETRY).as_secs_f64()
+    );
 }

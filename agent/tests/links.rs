@@ -97,7 +97,12 @@ impl Drop for PtyAgent {
 
 /// The links the agent printed (the line after "or pair from this link"), in order.
 fn printed_links(output: &str) -> Vec<String> {
-    output.lines().map(|l| l.trim()).filter(|l| l.starts_with("lanreach://")).map(str::to_owned).collect()
+    output
+        .lines()
+        .map(|l| l.trim())
+        .filter(|l| l.starts_with("lanreach://") || l.starts_with("http://"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The commands of the first "run one of" list.
@@ -214,7 +219,7 @@ fn a_multi_homed_agent_is_paired_from_its_printed_link_and_from_its_qr_code() {
     let link = printed_links(&out).first().cloned().expect("link");
     assert!(
         link.starts_with(
-            "lanreach://198.51.100.1:47800?a=198.51.100.1/24,2001:db8:1::1/64,203.0.113.1/24,203.0.113.129/25&id="
+            "http://198.51.100.1:47800/#a=198.51.100.1/24,2001:db8:1::1/64,203.0.113.1/24,203.0.113.129/25&id="
         ),
         "{link}"
     );
@@ -272,7 +277,7 @@ fn a_losing_handshake_is_closed_unused_and_the_agent_says_nothing_of_it() {
         env!("CARGO_BIN_EXE_lanreach-agent"),
         &["--state-dir", arg(state.path()), "--code", CODE, "--name", "box", "--no-mdns", "--check", "9"],
     );
-    let link = agent.wait_line("lanreach://").trim().to_owned();
+    let link = agent.wait_line("http://").trim().to_owned();
     let peer_state = tempfile::tempdir().expect("dir");
     let run = lab.run(
         &phone,

@@ -562,7 +562,7 @@ pub fn items(report: &Report) -> Vec<Item> {
         }
         return out;
     }
-    checked
+    let mut out: Vec<Item> = checked
         .iter()
         .map(|s| {
             let label = s.label();
@@ -593,7 +593,26 @@ pub fn items(report: &Report) -> Vec<Item> {
                 fix: finding.map(|f| f.fix.clone()).unwrap_or_default(),
             }
         })
-        .collect()
+        .collect();
+    // Problems on the path itself (a firewall dropping UDP, IPv6 not routed) matter
+    // beside the ports: the most severe two, after them.
+    let port_codes: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
+    out.extend(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.severity != Severity::Info && !port_codes.contains(&f.code.as_str()))
+            .take(2)
+            .map(|f| Item {
+                title: "Also found".into(),
+                verdict: f.code.as_str().to_owned(),
+                ok: false,
+                severity: severity_word(Some(f.severity)).into(),
+                cause: f.message.clone(),
+                fix: f.fix.clone(),
+            }),
+    );
+    out
 }
 
 fn severity_word(severity: Option<Severity>) -> &'static str {

@@ -358,6 +358,18 @@ fn family_findings(r: &Report, out: &mut Vec<Finding>) {
             .into(),
             "",
         ));
+    } else if open(true) && !open(false) && r.mode == Mode::Browser {
+        // A page's request to an IPv6 address also fails when the phone has no IPv6, or
+        // when the browser's Local Network Access rules refuse it: the browser cannot tell.
+        out.push(finding(
+            FindingCode::Ipv6Unreachable,
+            Severity::Info,
+            "The browser reached the agent over IPv4 but none of its IPv6 addresses: the device may have no IPv6, its \
+             browser may refuse the address (Chrome's Local Network Access keeps a page from a public address away \
+             from local ones), or a firewall drops IPv6. lanreach-peer on another computer tells these apart."
+                .into(),
+            "",
+        ));
     } else if open(true) && !open(false) {
         out.push(finding(
             FindingCode::Ipv6Unreachable,

@@ -1,4 +1,4 @@
-//! Every verdict × family × (peer, `--local`, a peer on this machine) through the rules:
+//! Every verdict × family × (peer, `--local`, a peer on this machine, a browser) through the rules:
 //! synthetic inside facts (sockets, Docker), path pictures and outside probe outcomes,
 //! walked exhaustively. Whatever the combination, `reachable` only comes with an outside
 //! probe answered at each address the peer can reach (DESIGN §5), and `partial` only
@@ -35,6 +35,8 @@ enum Mode {
     Local,
     /// A peer on this machine that dialled a loopback address.
     LoopbackPeer,
+    /// A browser on another device running the agent's page.
+    Browser,
 }
 
 impl Mode {
@@ -43,6 +45,7 @@ impl Mode {
         match self {
             Mode::Peer | Mode::LoopbackPeer => report::Mode::Peer,
             Mode::Local => report::Mode::Local,
+            Mode::Browser => report::Mode::Browser,
         }
     }
 }
@@ -50,7 +53,7 @@ impl Mode {
 fn targets(mode: Mode, families: (bool, bool)) -> Vec<IpAddr> {
     let (v4, v6) = families;
     let (a4, a6) = match mode {
-        Mode::Peer | Mode::Local => (ip("198.51.100.10"), ip("2001:db8::10")),
+        Mode::Peer | Mode::Local | Mode::Browser => (ip("198.51.100.10"), ip("2001:db8::10")),
         Mode::LoopbackPeer => (ip("127.0.0.1"), ip("::1")),
     };
     let mut out = Vec::new();
@@ -214,7 +217,7 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
     let mut walked = 0u64;
     for proto in [Proto::Tcp, Proto::Udp] {
         let port = CheckedPort { port: PORT, proto };
-        for mode in [Mode::Peer, Mode::Local, Mode::LoopbackPeer] {
+        for mode in [Mode::Peer, Mode::Local, Mode::LoopbackPeer, Mode::Browser] {
             for families in [(true, false), (false, true), (true, true)] {
                 let targets = targets(mode, families);
                 for path_outcomes in product(&[Outcome::Open, Outcome::Timeout, Outcome::Unreachable], targets.len()) {
@@ -295,7 +298,7 @@ fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
     };
     match (mode, v) {
         (Mode::Local, Verdict::Reachable) => panic!("--local claims the LAN view: {}", context()),
-        (Mode::Peer | Mode::LoopbackPeer, Verdict::ReachableLocally) => {
+        (Mode::Peer | Mode::LoopbackPeer | Mode::Browser, Verdict::ReachableLocally) => {
             panic!("a peer got the self-check's verdict: {}", context())
         }
         _ => {}
@@ -334,11 +337,17 @@ fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
             let missed = !reachable_at.iter().all(evidence) || f.probes.iter().any(|p| kept_out(&p));
             assert!(missed, "partial, yet reached everywhere: {}", context());
         }
-        Verdict::FirewallDrop if f.mode == lanreach_proto::report::Mode::Peer => {
+        Verdict::FirewallDrop if f.mode.from_outside() => {
             let proven = |p: &&ServiceProbeReport| {
                 p.outcome == Outcome::Timeout && (p.attempts >= 2 || p.delivered == Some(false))
             };
             assert!(f.probes.iter().any(|p| proven(&p)), "a drop from unproven silence: {}", context());
+        }
+        // Only a browser says it cannot test a port, and only where the inside facts do
+        // not settle it.
+        Verdict::BrowserUntestable => {
+            assert!(matches!(mode, Mode::Browser), "browser_untestable for a peer: {}", context());
+            assert!(!f.listeners.is_empty() || !f.docker.is_empty(), "nothing listens, yet untestable: {}", context());
         }
         Verdict::Unconfirmed => {
             assert!(
