@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use lanreach_proto::addr::{InterfaceKind, Source};
+use lanreach_proto::addr::InterfaceKind;
 use lanreach_proto::assemble::{ReportParts, assemble};
 use lanreach_proto::browser::{Answer, BrowserRun, PlanRequest, WebAgent, WebResults, browser_name, items};
 use lanreach_proto::defaults::{BROWSER_RUN_DEADLINE, LOCAL_HTTP_TIMEOUT, MAX_BROWSER_RUNS, SCREEN_TICK};
@@ -45,6 +45,8 @@ pub(crate) struct BrowserState {
     /// Answers of finished runs, kept a while by token: a page (or the browser itself,
     /// which re-sends a POST once when a reused connection closes) may ask again.
     done: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
+    /// Tokens whose results are being judged now (a second post is told to wait).
+    judging: Mutex<std::collections::HashSet<String>>,
     connections: Arc<Mutex<Connections>>,
 }
 
@@ -54,6 +56,7 @@ impl BrowserState {
             tokens: Mutex::new(Tokens::new(Instant::now())),
             runs: Mutex::new(HashMap::new()),
             done: Mutex::new(HashMap::new()),
+            judging: Mutex::new(std::collections::HashSet::new()),
             connections: Arc::new(Mutex::new(Connections::default())),
         }
     }
@@ -86,19 +89,23 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        let Some(place) = web::admit(&shared.browser.connections, Source::of(from.ip())) else {
-            continue; // dropped: closed at once
-        };
         let Ok(local) = stream.local_addr() else { continue };
+        let table = shared.browser.connections.clone();
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let _place = place;
-            let response = match web::read_request(&mut stream, from, local).await {
-                Ok(request) => route(&shared, request).await,
-                Err(ReadError::Answer(status, sentence)) => Response::error(status, sentence),
-                Err(ReadError::Gone) => return,
-            };
-            web::write_response(&mut stream, response).await;
+        // Refused (its address holds its share): the stream is dropped, closed at once.
+        web::admit(&table, from.ip(), move |place| {
+            tokio::spawn(async move {
+                let read = web::read_request(&mut stream, from, local).await;
+                // The request is in: the connection no longer waits (nor can be evicted).
+                drop(place);
+                let (response, early) = match read {
+                    Ok(request) => (route(&shared, request).await, false),
+                    Err(ReadError::Answer(status, sentence)) => (Response::error(status, sentence), true),
+                    Err(ReadError::Gone) => return,
+                };
+                web::write_response(&mut stream, response, early).await;
+            })
+            .abort_handle()
         });
     }
 }
@@ -140,6 +147,12 @@ async fn route(shared: &Arc<Shared>, request: Request) -> Response {
     let path = request.path.split(['?', '#']).next().unwrap_or_default().to_owned();
     match (request.method.as_str(), path.as_str()) {
         ("GET", "/") => web::page(&page_addresses(request.local.ip())),
+        // No body in an answer to HEAD.
+        ("HEAD", "/" | "/api/plan" | "/api/results") => {
+            let mut r = Response::bare(405);
+            r.headers.push(("Allow", if path == "/" { "GET" } else { "POST" }.to_owned()));
+            r
+        }
         ("POST", "/api/plan") => plan(shared, request).await,
         ("POST", "/api/results") => results(shared, request).await,
         (_, "/") => allow("GET"),
@@ -166,26 +179,28 @@ fn page_addresses(local: IpAddr) -> Vec<IpAddr> {
     out
 }
 
-/// Checks the token's source and presence; `None`: answer 404 (and count it).
-fn token_of(shared: &Shared, request: &Request, now: Instant) -> Option<String> {
-    let source = Source::of(request.from.ip());
-    let mut tokens = lock(&shared.browser.tokens);
-    if !tokens.allowed(source, now) {
+/// The token a request presents, unless its source is throttled or it presents none
+/// (a bare 404 either way; a missing token is not counted: any web page can make a
+/// browser post without one).
+fn presented(shared: &Shared, request: &Request, now: Instant) -> Option<String> {
+    if !lock(&shared.browser.tokens).allowed(request.from.ip(), now) {
         return None;
     }
-    match &request.token {
-        Some(t) if !t.is_empty() && t.len() <= 64 => Some(t.clone()),
-        _ => {
-            tokens.wrong(source, now);
-            None
-        }
-    }
+    request.token.clone().filter(|t| !t.is_empty() && t.len() <= 64)
 }
 
 async fn plan(shared: &Arc<Shared>, request: Request) -> Response {
     let now = Instant::now();
     sweep(shared, now);
-    let Some(token) = token_of(shared, &request, now) else { return Response::bare(404) };
+    let Some(token) = presented(shared, &request, now) else { return Response::bare(404) };
+    {
+        let mut tokens = lock(&shared.browser.tokens);
+        if !tokens.is_live(&token, now) {
+            tokens.wrong(request.from.ip(), now);
+            return Response::bare(404);
+        }
+    }
+    // The token is right: what follows tells a guesser nothing.
     if request.body.len() > MAX_PLAN_REQUEST {
         return Response::error(413, "the request is too large");
     }
@@ -200,15 +215,10 @@ async fn plan(shared: &Arc<Shared>, request: Request) -> Response {
     if lock(&shared.browser.runs).len() >= MAX_BROWSER_RUNS {
         return Response::error(429, "the agent is busy with other browsers; try again in a minute");
     }
-    let next = {
-        let mut tokens = lock(&shared.browser.tokens);
-        match tokens.present(&token, now) {
-            Presented::Live { next } => next,
-            Presented::Other => {
-                tokens.wrong(Source::of(request.from.ip()), now);
-                return Response::bare(404);
-            }
-        }
+    let next = match lock(&shared.browser.tokens).present(&token, now) {
+        Presented::Live { next } => next,
+        // Another request spent it a moment ago.
+        Presented::Other => return Response::bare(404),
     };
     shared.emit(Event::BrowserLink { token: next, change: LinkChange::Used });
     let name = browser_name(asked.ua.as_deref());
@@ -222,7 +232,7 @@ async fn plan(shared: &Arc<Shared>, request: Request) -> Response {
     let pwd = web::new_token();
     let agent = WebAgent { name: shared.name.clone(), id: shared.identity.id.short() };
     let run = BrowserRun::new(probe_plan, local, agent, run_id, &pwd);
-    if !shared.listeners.register(run.plan.session, run.plan.key) {
+    if !shared.listeners.register_from(run.plan.session, run.plan.key, Some(request.from.ip())) {
         return Response::error(429, "the agent is busy with other peers; try again in a minute");
     }
     let answer = Response::json(200, &run.web);
@@ -254,42 +264,58 @@ fn targets(interfaces: &[InterfaceAddress], local: IpAddr) -> Vec<IpAddr> {
 async fn results(shared: &Arc<Shared>, request: Request) -> Response {
     let now = Instant::now();
     sweep(shared, now);
-    let Some(token) = token_of(shared, &request, now) else { return Response::bare(404) };
-    let page: WebResults = match serde_json::from_slice(&request.body) {
-        Ok(page) => page,
-        Err(_) => {
-            // A live run may still send its real results before the deadline.
-            if !lock(&shared.browser.runs).contains_key(&token) {
-                lock(&shared.browser.tokens).wrong(Source::of(request.from.ip()), now);
-                return Response::bare(404);
-            }
-            return Response::error(400, "the results are not the JSON the page sends");
-        }
-    };
-    let Some(live) = lock(&shared.browser.runs).remove(&token) else {
-        if let Some((_, body)) = lock(&shared.browser.done).get(&token) {
-            return Response { status: 200, content_type: "application/json", body: body.clone(), headers: Vec::new() };
-        }
-        lock(&shared.browser.tokens).wrong(Source::of(request.from.ip()), now);
+    // The token of a run in progress or just answered works even from a throttled
+    // address: another device on the LAN must not be able to cut a run short.
+    let Some(token) = request.token.clone().filter(|t| !t.is_empty() && t.len() <= 64) else {
         return Response::bare(404);
     };
-    let hits = shared.listeners.finish(&live.run.plan.session);
-    let mut results = match live.run.results(&page, &hits) {
-        Ok(results) => results,
-        Err(e) => {
+    if let Some((_, body)) = lock(&shared.browser.done).get(&token) {
+        return Response { status: 200, content_type: "application/json", body: body.clone(), headers: Vec::new() };
+    }
+    if lock(&shared.browser.judging).contains(&token) {
+        return Response::error(503, "the agent is still judging these results; ask again in a moment");
+    }
+    let known = lock(&shared.browser.runs).contains_key(&token);
+    if !known {
+        let mut tokens = lock(&shared.browser.tokens);
+        if tokens.allowed(request.from.ip(), now) {
+            tokens.wrong(request.from.ip(), now);
+        }
+        return Response::bare(404);
+    }
+    let Ok(page) = serde_json::from_slice::<WebResults>(&request.body) else {
+        return Response::error(400, "the results are not the JSON the page sends");
+    };
+    // Checked while the run is kept: a page may correct a refused post before its deadline.
+    let live = {
+        let mut runs = lock(&shared.browser.runs);
+        let Some(live) = runs.get(&token) else { return Response::bare(404) };
+        if let Err(e) = live.run.results(&page, &[]) {
             let error = format!("its page sent results the agent refused: {e}");
             shared.emit(Event::BrowserFailed { from: live.from, error });
             return Response::error(400, &format!("The agent refused the results: {e}."));
         }
+        match runs.remove(&token) {
+            Some(live) => live,
+            None => return Response::bare(404),
+        }
     };
-    request_statuses(&live.run.plan, &mut results).await;
-    let report = report(shared, &live, &results, &hits).await;
-    shared.emit(Event::PeerReport { from: live.from, report: Box::new(report.clone()) });
-    shared.emit(Event::BrowserFinished { from: live.from, name: live.name.clone() });
-    let details = render_text(&report, Paint::new(false), DETAILS_WIDTH);
-    let answer = Response::json(200, &Answer { items: items(&report), details, report });
+    lock(&shared.browser.judging).insert(token.clone());
+    let hits = shared.listeners.finish(&live.run.plan.session);
+    let answer = match live.run.results(&page, &hits) {
+        Ok(mut results) => {
+            request_statuses(&live.run.plan, &mut results).await;
+            let report = report(shared, &live, &results, &hits).await;
+            shared.emit(Event::PeerReport { from: live.from, report: Box::new(report.clone()) });
+            shared.emit(Event::BrowserFinished { from: live.from, name: live.name.clone() });
+            let details = render_text(&report, Paint::new(false), DETAILS_WIDTH);
+            Response::json(200, &Answer { items: items(&report), details, report })
+        }
+        Err(e) => Response::error(400, &format!("The agent refused the results: {e}.")),
+    };
+    lock(&shared.browser.judging).remove(&token);
     let mut done = lock(&shared.browser.done);
-    if done.len() < 2 * MAX_BROWSER_RUNS {
+    if answer.status == 200 && done.len() < 2 * MAX_BROWSER_RUNS {
         done.insert(token, (Instant::now(), answer.body.clone()));
     }
     answer

@@ -78,7 +78,24 @@ struct Registry {
 
 struct SessionState {
     key: [u8; 32],
+    /// What arrived, each once (a retried knock, or a flood of one, counts once).
     hits: Vec<Hit>,
+    seen: std::collections::HashSet<Hit>,
+    /// A browser's session: of the browser's address family, only what comes from its
+    /// address counts (its session ID travels in plain HTTP, so others may know it).
+    only: Option<IpAddr>,
+}
+
+impl SessionState {
+    fn record(&mut self, hit: Hit) {
+        let source = hit.source.ip().to_canonical();
+        if self.only.is_some_and(|only| only.is_ipv4() == source.is_ipv4() && only != source) {
+            return;
+        }
+        if self.hits.len() < MAX_HITS && self.seen.insert(hit) {
+            self.hits.push(hit);
+        }
+    }
 }
 
 /// Most hits remembered per session (a plan has at most 2048 probes, two attempts each).
@@ -88,20 +105,15 @@ impl Registry {
     /// Records a knock for a live session and returns its key.
     fn knock(&mut self, knock: &Knock, hit: Hit) -> Option<[u8; 32]> {
         let state = self.sessions.get_mut(&knock.session)?;
-        if state.hits.len() < MAX_HITS {
-            state.hits.push(hit);
-        }
+        state.record(hit);
         Some(state.key)
     }
 
-    /// Records a browser's STUN request for a live session, once per listener and
-    /// address (a browser sends dozens). Returns whether the session is live.
+    /// Records a browser's STUN request for a live session (a browser sends dozens; each
+    /// source counts once). Returns whether the session is live.
     fn stun(&mut self, session: &[u8; 16], hit: Hit) -> bool {
         let Some(state) = self.sessions.get_mut(session) else { return false };
-        let known = state.hits.iter().any(|h| h.proto == hit.proto && h.bind == hit.bind && h.local == hit.local);
-        if !known && state.hits.len() < MAX_HITS {
-            state.hits.push(hit);
-        }
+        state.record(hit);
         true
     }
 }
@@ -251,11 +263,18 @@ impl Listeners {
     /// Starts answering knocks of `session`, with MACs under `key`. Returns false when
     /// too many sessions are live.
     pub fn register(&self, session: [u8; 16], key: [u8; 32]) -> bool {
+        self.register_from(session, key, None)
+    }
+
+    /// Like [`Listeners::register`], for a browser at `only`: of that address's family,
+    /// what other addresses send does not count.
+    pub fn register_from(&self, session: [u8; 16], key: [u8; 32], only: Option<IpAddr>) -> bool {
         let mut r = lock(&self.registry);
         if r.sessions.len() >= MAX_SESSIONS {
             return false;
         }
-        r.sessions.insert(session, SessionState { key, hits: Vec::new() });
+        let only = only.map(|ip| ip.to_canonical());
+        r.sessions.insert(session, SessionState { key, hits: Vec::new(), seen: Default::default(), only });
         true
     }
 

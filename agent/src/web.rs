@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use base64::Engine;
-use lanreach_proto::addr::{Source, canonical};
+use lanreach_proto::addr::canonical;
 use lanreach_proto::defaults::{
     BROWSER_TOKEN_LIFETIME, MAX_WEB_BODY, MAX_WEB_CONNECTIONS, MAX_WEB_CONNECTIONS_PER_SOURCE, MAX_WEB_HEAD,
     WEB_BODY_TIMEOUT, WEB_HEAD_TIMEOUT, WEB_THROTTLE, WEB_WRONG_TOKENS,
@@ -87,7 +87,8 @@ pub enum LinkChange {
 pub(crate) struct Tokens {
     current: String,
     issued: Instant,
-    wrong: HashMap<Source, (u32, Instant)>,
+    /// Wrong tokens per address (the whole address: on IPv6 a /64 is often the LAN).
+    wrong: HashMap<IpAddr, (u32, Instant)>,
 }
 
 /// What a token presented to `POST /api/plan` is.
@@ -121,7 +122,8 @@ impl Tokens {
     }
 
     /// Whether `source` may present a token now.
-    pub(crate) fn allowed(&mut self, source: Source, now: Instant) -> bool {
+    pub(crate) fn allowed(&mut self, source: IpAddr, now: Instant) -> bool {
+        let source = source.to_canonical();
         match self.wrong.get(&source) {
             Some((count, since)) if *count >= WEB_WRONG_TOKENS => {
                 if now.saturating_duration_since(*since) < WEB_THROTTLE {
@@ -132,6 +134,11 @@ impl Tokens {
             }
             _ => true,
         }
+    }
+
+    /// Whether `token` is the live one (nothing is spent).
+    pub(crate) fn is_live(&self, token: &str, now: Instant) -> bool {
+        same(token, &self.current) && now.saturating_duration_since(self.issued) < BROWSER_TOKEN_LIFETIME
     }
 
     /// Checks a token presented to start a run (the source is allowed).
@@ -145,7 +152,8 @@ impl Tokens {
     }
 
     /// Counts a wrong token from `source`.
-    pub(crate) fn wrong(&mut self, source: Source, now: Instant) {
+    pub(crate) fn wrong(&mut self, source: IpAddr, now: Instant) {
+        let source = source.to_canonical();
         if !self.wrong.contains_key(&source)
             && self.wrong.len() >= MAX_THROTTLED_SOURCES
             && let Some(oldest) = self.wrong.iter().min_by_key(|(_, (_, t))| *t).map(|(s, _)| *s)
@@ -263,42 +271,58 @@ pub(crate) fn page(connect: &[IpAddr]) -> Response {
     }
 }
 
-/// Connections open at once, overall and per source.
+/// Connections waiting for their request, oldest first: at most
+/// [`MAX_WEB_CONNECTIONS`], and [`MAX_WEB_CONNECTIONS_PER_SOURCE`] per address (the
+/// whole address: on IPv6 a /64 is often the whole LAN). When every place is taken, a
+/// newcomer evicts the oldest waiting connection, so idle connections cannot keep the
+/// phone out; once its request is read, a connection leaves the table.
 #[derive(Debug, Default)]
 pub(crate) struct Connections {
-    total: usize,
-    per_source: HashMap<Source, usize>,
+    next_id: u64,
+    waiting: std::collections::VecDeque<Waiting>,
 }
 
-/// A connection's place; frees it when dropped.
+#[derive(Debug)]
+struct Waiting {
+    id: u64,
+    source: IpAddr,
+    task: tokio::task::AbortHandle,
+}
+
+/// A connection's place while it waits for its request; leaves the table when dropped.
 pub(crate) struct Place {
     table: Arc<Mutex<Connections>>,
-    source: Source,
+    id: u64,
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let mut t = lock(&self.table);
-        t.total = t.total.saturating_sub(1);
-        if let Some(n) = t.per_source.get_mut(&self.source) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                t.per_source.remove(&self.source);
-            }
-        }
+        lock(&self.table).waiting.retain(|w| w.id != self.id);
     }
 }
 
-/// A place for a connection from `source`, unless the table or its share is full.
-pub(crate) fn admit(table: &Arc<Mutex<Connections>>, source: Source) -> Option<Place> {
+/// Makes room for a connection from `source`: `None` when that address already holds
+/// its share; otherwise the oldest waiting connection is evicted when the table is full.
+/// `spawn` starts the connection's task with its place.
+pub(crate) fn admit<F>(table: &Arc<Mutex<Connections>>, source: IpAddr, spawn: F) -> bool
+where
+    F: FnOnce(Place) -> tokio::task::AbortHandle,
+{
+    let source = source.to_canonical();
     let mut t = lock(table);
-    let mine = t.per_source.get(&source).copied().unwrap_or(0);
-    if t.total >= MAX_WEB_CONNECTIONS || mine >= MAX_WEB_CONNECTIONS_PER_SOURCE {
-        return None;
+    if t.waiting.iter().filter(|w| w.source == source).count() >= MAX_WEB_CONNECTIONS_PER_SOURCE {
+        return false;
     }
-    t.total += 1;
-    *t.per_source.entry(source).or_insert(0) += 1;
-    Some(Place { table: table.clone(), source })
+    while t.waiting.len() >= MAX_WEB_CONNECTIONS {
+        if let Some(oldest) = t.waiting.pop_front() {
+            oldest.task.abort();
+        }
+    }
+    let id = t.next_id;
+    t.next_id += 1;
+    let task = spawn(Place { table: table.clone(), id });
+    t.waiting.push_back(Waiting { id, source, task });
+    true
 }
 
 /// Why a request could not be read.
@@ -343,11 +367,18 @@ pub(crate) async fn read_request(
                     return Err(ReadError::Answer(411, "send the body with a Content-Length"));
                 }
                 let length = match header("content-length") {
+                    None if method == "POST" => {
+                        return Err(ReadError::Answer(411, "send the body with a Content-Length"));
+                    }
                     None => 0,
-                    Some(v) => match std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<usize>().ok()) {
-                        Some(n) => n,
-                        None => return Err(ReadError::Answer(400, "the Content-Length is not a number")),
-                    },
+                    Some(v) => {
+                        let text = std::str::from_utf8(&v).unwrap_or_default().trim();
+                        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                            return Err(ReadError::Answer(400, "the Content-Length is not a number"));
+                        }
+                        // Digits only: a number too large for memory is simply too large.
+                        text.parse::<usize>().unwrap_or(usize::MAX)
+                    }
                 };
                 break (method, path, token, length, head_len);
             }
@@ -381,8 +412,11 @@ pub(crate) async fn read_request(
     Ok(Request { method, path, token, body, from: canonical(from), local: canonical(local) })
 }
 
-/// Writes `response` and closes the connection.
-pub(crate) async fn write_response(stream: &mut TcpStream, response: Response) {
+/// Writes `response` and closes the connection. After an `early` answer (the request was
+/// not read to its end), the rest of what the client sends is read and dropped for a
+/// moment, so that closing does not reset the connection before the client read the
+/// answer.
+pub(crate) async fn write_response(stream: &mut TcpStream, response: Response, early: bool) {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
          X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n",
@@ -401,7 +435,25 @@ pub(crate) async fn write_response(stream: &mut TcpStream, response: Response) {
         stream.shutdown().await
     };
     let _ = tokio::time::timeout(WEB_BODY_TIMEOUT, write).await;
+    if early {
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        let drain = async {
+            while left > 0 {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
 }
+
+/// How long, and how many bytes, an early answer's connection is drained before closing.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+/// See [`LINGER`].
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -417,13 +469,13 @@ mod tests {
         let Presented::Live { next } = tokens.present(&live, t0) else { panic!("the live token starts a run") };
         assert_ne!(next, live);
         assert_eq!(tokens.present(&live, t0), Presented::Other, "single use");
-        let source = Source::of("198.51.100.66".parse().expect("ip"));
+        let source: IpAddr = "2001:db8::66".parse().expect("ip");
         for _ in 0..WEB_WRONG_TOKENS {
             assert!(tokens.allowed(source, t0));
             tokens.wrong(source, t0);
         }
         assert!(!tokens.allowed(source, t0 + Duration::from_secs(1)), "throttled");
-        assert!(tokens.allowed(Source::of("198.51.100.67".parse().expect("ip")), t0), "others are not");
+        assert!(tokens.allowed("2001:db8::67".parse().expect("ip"), t0), "others are not, even in its /64");
         assert!(tokens.allowed(source, t0 + WEB_THROTTLE), "for a while");
     }
 
@@ -451,14 +503,34 @@ mod tests {
         assert!(policy.starts_with("default-src 'none';"));
     }
 
-    #[test]
-    fn connections_are_bounded_per_source_and_overall() {
+    #[tokio::test]
+    async fn a_full_table_evicts_the_oldest_waiting_and_one_address_gets_its_share_only() {
         let table = Arc::new(Mutex::new(Connections::default()));
-        let a = Source::of("198.51.100.66".parse().expect("ip"));
-        let held: Vec<Place> = (0..MAX_WEB_CONNECTIONS_PER_SOURCE).filter_map(|_| admit(&table, a)).collect();
-        assert_eq!(held.len(), MAX_WEB_CONNECTIONS_PER_SOURCE);
-        assert!(admit(&table, a).is_none(), "one source holds its share at most");
-        drop(held);
-        assert!(admit(&table, a).is_some(), "places come back when connections end");
+        let mut places = Vec::new();
+        let mut tasks = Vec::new();
+        let mut add = |source: &str, places: &mut Vec<Place>| {
+            admit(&table, source.parse().expect("ip"), |place| {
+                places.push(place);
+                let task = tokio::spawn(std::future::pending::<()>());
+                let handle = task.abort_handle();
+                tasks.push(task);
+                handle
+            })
+        };
+        for _ in 0..MAX_WEB_CONNECTIONS_PER_SOURCE {
+            assert!(add("2001:db8::66", &mut places));
+        }
+        assert!(!add("2001:db8::66", &mut places), "one address holds its share at most");
+        assert!(add("2001:db8::67", &mut places), "its /64 neighbour is another address");
+        let mut n = 0;
+        while lock(&table).waiting.len() < MAX_WEB_CONNECTIONS {
+            assert!(add(&format!("198.51.100.{}", n % 200 + 1), &mut places));
+            n += 1;
+        }
+        assert!(add("198.51.100.250", &mut places), "a newcomer always gets in");
+        tokio::task::yield_now().await;
+        assert!(tasks[0].is_finished(), "the oldest waiting connection was evicted");
+        places.clear();
+        assert!(lock(&table).waiting.is_empty(), "places come back when requests are read");
     }
 }

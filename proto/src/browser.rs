@@ -12,9 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::defaults::{
-    ATTEMPTS, BROWSER_ATTEMPT, BROWSER_CONCURRENCY, BROWSER_RETRY, BROWSER_RUN_DEADLINE, BROWSER_UDP_WINDOW,
-};
+use crate::defaults::{ATTEMPTS, BROWSER_ATTEMPT, BROWSER_CONCURRENCY, BROWSER_RUN_DEADLINE, BROWSER_UDP_WINDOW};
 use crate::facts::CheckedPort;
 use crate::plan::ProbePlan;
 use crate::report::{Report, Severity, Verdict};
@@ -121,7 +119,8 @@ pub struct WebPlan {
     pub agent: WebAgent,
     /// A first attempt's deadline.
     pub attempt_ms: u64,
-    /// The retry's deadline after a hang.
+    /// The retry's deadline after a hang; 0: no retry (the attempt outlives the SYN
+    /// retransmission, which retries by itself).
     pub retry_ms: u64,
     /// How long a WebRTC probe stays open.
     pub udp_ms: u64,
@@ -363,7 +362,7 @@ impl BrowserRun {
             run: hex(&run),
             agent,
             attempt_ms: ms(BROWSER_ATTEMPT),
-            retry_ms: ms(BROWSER_RETRY),
+            retry_ms: 0,
             udp_ms: ms(BROWSER_UDP_WINDOW),
             deadline_ms: ms(BROWSER_RUN_DEADLINE),
             concurrency: BROWSER_CONCURRENCY,
@@ -395,7 +394,12 @@ impl BrowserRun {
         };
         for r in &page.results {
             let slot = self.fetch_slots.get(r.id as usize).ok_or(BadResults::BadId(r.id))?;
-            let attempts = r.attempts.unwrap_or(1).clamp(1, ATTEMPTS);
+            // A hang lasted out an attempt that spans the SYN retransmission: proven
+            // silence, as after a peer's quiet re-probe.
+            let attempts = match r.class {
+                WebClass::Hang => ATTEMPTS,
+                _ => r.attempts.unwrap_or(1).clamp(1, ATTEMPTS),
+            };
             let rtt_us = r.ms.filter(|_| r.class != WebClass::Hang).map(|ms| ms.saturating_mul(1000));
             let class_outcome = match r.class {
                 WebClass::Response => Outcome::Open,

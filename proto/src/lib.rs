@@ -13,7 +13,7 @@
 //! | | [`text`], [`sync`] | network text made safe for a terminal, an error printed with its causes, text measured and word-wrapped to a width; a lock that survives a poisoned mutex |
 //! | admission | [`admission`] | the agent before authentication: the unauthenticated pool (per-source shares, making room, Retry) and the pool of sessions |
 //! | identities | [`id`], [`code`], [`pairing`], [`knock`] | key IDs, pairing codes, SPAKE2 + key confirmation, the listener knock MAC |
-//! | addressing | [`target`], [`link`] | `HOST[:PORT]` and `lanreach://` pairing links |
+//! | addressing | [`target`], [`link`], [`nopath`] | `HOST[:PORT]` and `lanreach://` pairing links; when the devices cannot reach each other, the cause named from the peer's own facts |
 //! | plan | [`plan`] | building a probe plan (agent) and refusing a hostile one (peer) |
 //! | | [`payload`] | what a UDP probe of a user's port sends: requests common services answer, chosen by the port |
 //! | run rules | [`run`] | the probe run as a state machine: knock first, the user's ports first, one retry after silence (a quiet re-probe after the ICMP rate-limit window where reject-versus-drop matters), UDP spacing, bounded concurrency, the run deadline |
@@ -52,6 +52,7 @@ pub mod id;
 pub mod knock;
 pub mod link;
 pub mod msg;
+pub mod nopath;
 pub mod pairing;
 pub mod payload;
 pub mod plan;

@@ -169,7 +169,7 @@ pub struct ProbeResults {
 }
 
 /// A probe that reached one of the agent's test listeners, as the listener saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerHit {
     /// Protocol.
     pub proto: Proto,

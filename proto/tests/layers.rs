@@ -18,6 +18,7 @@ const ORDER: &[&str] = &[
     "code",
     "target",
     "link",
+    "nopath",
     "knock",
     "plan",
     "payload",
