@@ -103,7 +103,7 @@ async fn list(config: &Config) -> ExitCode {
 async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto::PairingCode>) -> ExitCode {
     let agents: Vec<(connect::Dial, Option<String>)> = match find {
         cli::Find::At(t) => vec![(connect::Dial::at(t.clone()), None)],
-        cli::Find::Link(link) => vec![(connect::Dial { targets: link.targets(), expect_id: link.id.clone() }, None)],
+        cli::Find::Link(link) => vec![(connect::Dial::of_link(link), None)],
         cli::Find::Pinned => match pinned_agent(config) {
             Ok(dial) => vec![(dial, None)],
             Err(code) => return code,
@@ -126,7 +126,13 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
                         .filter(|ip| !ip.is_loopback())
                         .map(|ip| target::Target { host: ip.to_string(), port: f.port, port_given: true })
                         .collect();
-                    (connect::Dial { targets, expect_id: Some(f.id.replace('-', "")) }, Some(f.name.clone()))
+                    let dial = connect::Dial {
+                        targets,
+                        expect_id: Some(f.id.replace('-', "")),
+                        prefixes: Vec::new(),
+                        page_served: false,
+                    };
+                    (dial, Some(f.name.clone()))
                 })
                 .filter(|(dial, _)| !dial.targets.is_empty())
                 .collect()
@@ -141,7 +147,7 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
             Ok(outcome) => return print_outcome(config, &outcome),
             // With several agents, keep the one where pairing succeeds.
             Err(e @ PeerError::Handshake { source: HandshakeError::WrongCode, .. })
-            | Err(e @ PeerError::NoAnswer { .. })
+            | Err(e @ PeerError::NoPath { .. })
             | Err(e @ PeerError::WrongAgent { .. })
                 if agents.len() > 1 =>
             {
@@ -154,11 +160,11 @@ async fn connect(config: &Config, find: &cli::Find, code: Option<&lanreach_proto
             Err(PeerError::Watched(report)) => {
                 return if report.all_clear() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) };
             }
-            Err(e) => return fail(&render::error(&e)),
+            Err(e) => return fail_json(config, &e),
         }
     }
     match last {
-        Some(e) => fail(&render::error(&e)),
+        Some(e) => fail_json(config, &e),
         None => fail(&render::nothing_found()),
     }
 }
@@ -173,7 +179,8 @@ fn pinned_agent(config: &Config) -> Result<connect::Dial, ExitCode> {
         [one] => {
             let targets = one.iter().map(|k| k.address.parse()).collect::<Result<Vec<target::Target>, _>>();
             let expect_id = one.first().map(|k| k.id.short().replace('-', ""));
-            Ok(connect::Dial { targets: targets.map_err(|e| fail_with(&e))?, expect_id })
+            let targets = targets.map_err(|e| fail_with(&e))?;
+            Ok(connect::Dial { targets, expect_id, prefixes: Vec::new(), page_served: false })
         }
         _ => Err(fail(&format!(
             "lanreach-peer: this device has paired with {} agents; name one:\n{}",
@@ -287,6 +294,18 @@ fn forget(config: &Config, target: &target::Target) -> ExitCode {
 /// Prints `error` with its causes and exits 2.
 fn fail_with(error: &dyn std::error::Error) -> ExitCode {
     fail(&format!("lanreach-peer: {}\n", error_chain(error)))
+}
+
+/// Fails with `e`; with `--json`, a missing path's cause also goes to stdout as a
+/// `lanreach.nopath/1` document, for scripts.
+fn fail_json(config: &Config, e: &PeerError) -> ExitCode {
+    if config.json
+        && let PeerError::NoPath { cause } = e
+    {
+        let doc = serde_json::json!({ "schema": lanreach_proto::nopath::SCHEMA, "cause": cause });
+        term::out(&format!("{doc}\n"));
+    }
+    fail(&render::error(e))
 }
 
 fn fail(text: &str) -> ExitCode {

@@ -31,8 +31,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::known::KnownAgents;
+use crate::nopath;
 use crate::race;
 use crate::target::Target;
+use lanreach_proto::nopath::AgentAddress;
 
 /// Why the session with the agent failed. Every variant exits 2.
 #[derive(Debug, thiserror::Error)]
@@ -64,11 +66,11 @@ pub enum PeerError {
         /// Addresses of the agent this device has no route to (another network).
         no_route: Vec<SocketAddr>,
     },
-    /// Every address of the agent is on a network this device has no route to.
-    #[error("this device has no route to the agent at {} (another network)", joined(addrs))]
-    NoRoute {
-        /// The agent's addresses.
-        addrs: Vec<SocketAddr>,
+    /// Nothing answered, and this device's own facts name why.
+    #[error("cannot reach the agent: {}", cause.message)]
+    NoPath {
+        /// The cause, with its evidence and fix.
+        cause: Box<lanreach_proto::nopath::Cause>,
     },
     /// The connection could not be started.
     #[error("cannot connect to {addr}")]
@@ -185,10 +187,6 @@ pub enum ResolveError {
     TimedOut,
 }
 
-fn joined(addrs: &[SocketAddr]) -> String {
-    addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-}
-
 fn list(addrs: &[SocketAddr]) -> String {
     let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     match all.as_slice() {
@@ -267,12 +265,39 @@ pub struct Dial {
     pub targets: Vec<Target>,
     /// The short key ID (no dashes) it must present, from a pairing link, mDNS or a pin.
     pub expect_id: Option<String>,
+    /// The prefix length of each agent address's network, where a link named it: what
+    /// tells "another network" from "the same network" when nothing answers.
+    pub prefixes: Vec<(IpAddr, u8)>,
+    /// Whether the agent serves its browser page (the link carried a token): a refused
+    /// TCP connect at the control port number then means it is not running.
+    pub page_served: bool,
 }
 
 impl Dial {
     /// One address, no expected key.
     pub fn at(target: Target) -> Self {
-        Dial { targets: vec![target], expect_id: None }
+        Dial { targets: vec![target], expect_id: None, prefixes: Vec::new(), page_served: false }
+    }
+
+    /// The addresses and facts of a pairing link.
+    pub fn of_link(link: &lanreach_proto::link::PairingLink) -> Self {
+        let prefixes =
+            link.addresses.iter().filter_map(|a| Some((a.host.parse::<IpAddr>().ok()?, a.prefix?))).collect();
+        Dial { targets: link.targets(), expect_id: link.id.clone(), prefixes, page_served: link.token.is_some() }
+    }
+
+    fn agent_addresses(&self, addrs: impl IntoIterator<Item = SocketAddr>) -> Vec<AgentAddress> {
+        addrs
+            .into_iter()
+            .map(|addr| AgentAddress {
+                addr,
+                prefix: self
+                    .prefixes
+                    .iter()
+                    .find(|(ip, _)| ip.to_canonical() == addr.ip().to_canonical())
+                    .map(|(_, p)| *p),
+            })
+            .collect()
     }
 }
 
@@ -336,7 +361,8 @@ pub struct Progress {
 /// Connects (racing the agent's addresses), authenticates (pairing or pins), exchanges
 /// Hellos, measures the RTT, runs the probes and receives the report.
 pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
-    let deadline = Instant::now() + s.connect_timeout;
+    let started = Instant::now();
+    let deadline = started + s.connect_timeout;
     let (candidates, no_route) = candidates(s.dial, deadline).await?;
     let (identity, _) = Identity::load_or_create(s.state_dir, s.name)?;
     let mut known = KnownAgents::load(s.state_dir)?;
@@ -346,19 +372,30 @@ pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
     for (target, addr) in candidates {
         dialable.push((target, addr, endpoints.for_addr(addr)?));
     }
+    // Every agent address, the routable ones first: what the no-path facts are about.
+    let agent = s.dial.agent_addresses(dialable.iter().map(|(_, a, _)| *a).chain(no_route.iter().copied()));
     if dialable.is_empty() {
-        return Err(PeerError::NoRoute { addrs: no_route });
+        let cause = nopath::final_cause(&agent, s.dial.page_served, &nopath::Latest::default(), Duration::ZERO);
+        return Err(PeerError::NoPath { cause: Box::new(cause) });
     }
     // The user may stop the peer at any time from here on; the agent is told at once.
     let mut stop = term::Stop::install();
+    // While the handshakes race, this device's own facts may name why nothing answers.
+    let latest = nopath::Latest::default();
+    let watching = nopath::watch(agent.clone(), s.dial.page_served, started, latest.clone());
     let won = tokio::select! {
         biased;
         _ = stop.recv() => return Err(PeerError::Stopped),
         won = timeout_at(deadline, race_to(&dialable, &client, s.dial, &known)) => won,
+        cause = watching => {
+            endpoints.close_grace().await;
+            return Err(PeerError::NoPath { cause: Box::new(cause) });
+        }
     };
-    let all: Vec<SocketAddr> = dialable.iter().map(|(_, a, _)| *a).collect();
-    let no_answer =
-        || PeerError::NoAnswer { addrs: all.clone(), waited: s.connect_timeout, no_route: no_route.clone() };
+    let no_answer = || {
+        let cause = nopath::final_cause(&agent, s.dial.page_served, &latest, s.connect_timeout);
+        PeerError::NoPath { cause: Box::new(cause) }
+    };
     let (target, addr, conn) = match won {
         Err(_) => {
             endpoints.close_grace().await;

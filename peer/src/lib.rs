@@ -20,6 +20,7 @@ mod app;
 pub mod cli;
 pub mod connect;
 pub mod known;
+mod nopath;
 pub mod race;
 mod render;
 pub use lanreach_proto::target;

@@ -14,7 +14,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use lanreach_proto::defaults::{NOPATH_GRACE, NOPATH_SEND_AT, NOPATH_TICK};
+use lanreach_proto::defaults::{NOPATH_SEND_AT, NOPATH_TICK};
 use lanreach_proto::endpoint::interfaces;
 use lanreach_proto::nopath::{
     AgentAddress, Cause, LinkKind, Met, Neighbour, OwnAddress, PageMet, PathFacts, Platform, diagnose,
@@ -59,7 +59,7 @@ pub(crate) async fn watch(agent: Vec<AgentAddress>, page_served: bool, started: 
         facts.neighbour = neighbours(&agent);
         *lanreach_proto::sync::lock(&latest) = Some(facts.clone());
         let cause = diagnose(&facts);
-        if facts.waited >= NOPATH_GRACE && cause.decisive() {
+        if facts.waited >= cause.grace() && cause.decisive() {
             return cause;
         }
     }
@@ -82,7 +82,12 @@ fn initial(agent: &[AgentAddress], page_served: bool) -> PathFacts {
     let own: Vec<OwnAddress> = interfaces::list()
         .unwrap_or_default()
         .into_iter()
-        .map(|i| OwnAddress { kind: LinkKind::of(&i.interface, i.kind), interface: i.interface, ip: i.ip, prefix: i.prefix })
+        .map(|i| OwnAddress {
+            kind: LinkKind::of(&i.interface, i.kind),
+            interface: i.interface,
+            ip: i.ip,
+            prefix: i.prefix,
+        })
         .collect();
     PathFacts {
         platform: Platform::current(),

@@ -113,6 +113,7 @@ pub(crate) fn error(e: &PeerError) -> String {
                  Use the exact command the agent prints, and check both devices are on the same network."
             )
         }
+        PeerError::NoPath { cause } => nopath(cause),
         PeerError::KeyChanged { target, .. } => format!(
             "This happens when the agent's state directory was deleted or another machine now has this address, \
              but it is also what an attacker intercepting the connection looks like.\n\
@@ -141,6 +142,23 @@ pub(crate) fn error(e: &PeerError) -> String {
         _ => String::new(),
     };
     if body.is_empty() { format!("{head}\n") } else { format!("{head}\n{body}\n") }
+}
+
+/// The named cause of a missing path: the fix, the evidence, and what would tell two
+/// causes apart where both remain.
+fn nopath(cause: &lanreach_proto::nopath::Cause) -> String {
+    let mut out = format!("fix: {}\n", cause.fix);
+    if !cause.evidence.is_empty() {
+        out.push_str("evidence:\n");
+        for e in &cause.evidence {
+            out.push_str(&format!("  - {e}\n"));
+        }
+    }
+    if let Some(otherwise) = &cause.otherwise {
+        out.push_str(&format!("to tell the causes apart: {otherwise}\n"));
+    }
+    out.push_str(&format!("(cause: {})", cause.code.as_str()));
+    out
 }
 
 fn handshake_advice(target: &Target, e: &HandshakeError) -> String {

@@ -19,22 +19,28 @@ fn stderr(o: &Output) -> String {
 }
 
 #[test]
-fn agent_not_answering_exits_2_within_the_deadline_and_names_causes() {
+fn agent_not_running_is_named_from_the_icmp_answer_before_the_deadline() {
     let state = tempfile::tempdir().expect("tempdir");
     // A loopback UDP port where nothing listens.
     let port = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let target = format!("127.0.0.1:{port}");
     let started = Instant::now();
-    let out = peer(&[&target, "--code", "7K3Q-M2XD", "--connect-timeout", "1.5"], state.path());
+    let out = peer(&[&target, "--code", "7K3Q-M2XD", "--json"], state.path());
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // The host answered "port unreachable" at once: no need to wait out the 10 s.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
     let text = stderr(&out);
     for needle in
-        ["no answer from a lanreach agent", "not running", "firewall", "UDP port", "isolation", "different network"]
+        ["nothing listens on UDP port", "the agent is not running", "fix: start the agent", "ICMP port unreachable"]
     {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+    // For scripts: the cause as a code, with its evidence.
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document on stdout");
+    assert_eq!(doc["schema"], "lanreach.nopath/1");
+    assert_eq!(doc["cause"]["code"], "agent_not_running");
+    assert!(doc["cause"]["evidence"].as_array().is_some_and(|e| !e.is_empty()), "{doc}");
 }
 
 #[test]

@@ -80,7 +80,13 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
     let mut service_reports = Vec::new();
     let mut service_findings = Vec::new();
     for input in services {
-        let cx = fix_context(&probes, input.port.proto, peer.dialled, wsl2);
+        let mut cx = fix_context(&probes, input.port.proto, peer.dialled, wsl2);
+        if mode.from_outside() {
+            cx.peer_network = peer.seen_from.map(|s| {
+                let ip = s.ip().to_canonical();
+                (ip, agent.addresses.iter().any(|a| !a.ip.is_loopback() && a.same_network(ip)))
+            });
+        }
         let side = Side { mode, agent: &agent, peer: &peer, firewall };
         let mut peer_ips = peer.addresses.clone();
         peer_ips.extend(peer.seen_from.map(|s| s.ip()));
@@ -267,10 +273,10 @@ fn fix_context(path: &[ProbeReport], proto: Proto, dialled: Option<IpAddr>, wsl2
     let reached = |v4: bool| path.iter().any(|p| p.target.is_ipv4() == v4 && path_open(path, proto, p.target.ip()));
     let (v4, v6) = (reached(true), reached(false));
     if v4 || v6 {
-        return FixContext { dialled, v4, v6, wsl2 };
+        return FixContext { dialled, v4, v6, wsl2, peer_network: None };
     }
     let targeted = |v4: bool| path.iter().any(|p| p.target.is_ipv4() == v4);
-    FixContext { dialled, v4: targeted(true) || !targeted(false), v6: targeted(false), wsl2 }
+    FixContext { dialled, v4: targeted(true) || !targeted(false), v6: targeted(false), wsl2, peer_network: None }
 }
 
 /// What binding to `bind` means, in words.

@@ -172,6 +172,10 @@ pub struct FixContext {
     pub v6: bool,
     /// The agent runs inside WSL2.
     pub wsl2: bool,
+    /// Where the peer's control connection came from, and whether that address is on one
+    /// of this machine's networks (by their prefixes): what names the cause when the
+    /// control channel works but the test listeners are blocked. None in `--local` mode.
+    pub peer_network: Option<(IpAddr, bool)>,
 }
 
 /// The bind a fix asks for: every IPv4 address, or (when IPv6 clients must be served too)
@@ -747,10 +751,14 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         Mode::Local => "this machine",
     };
     let (severity, message, fix) = match verdict {
-        Verdict::Reachable => (Severity::Info, format!("Port {port} is reachable from the peer ({who} on {binds})."), String::new()),
+        Verdict::Reachable => {
+            (Severity::Info, format!("Port {port} is reachable from the peer ({who} on {binds})."), String::new())
+        }
         Verdict::ReachableLocally => (
             Severity::Info,
-            format!("Port {port} answers this machine at its own addresses ({who} on {binds}); other devices were not tested."),
+            format!(
+                "Port {port} answers this machine at its own addresses ({who} on {binds}); other devices were not tested."
+            ),
             String::new(),
         ),
         Verdict::Partial => {
@@ -764,7 +772,9 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         ),
         Verdict::InterfaceOnly => (
             Severity::Error,
-            format!("Port {port}: {who} listens only on {binds}, an address {prober} did not reach (another network interface or a VPN)."),
+            format!(
+                "Port {port}: {who} listens only on {binds}, an address {prober} did not reach (another network interface or a VPN)."
+            ),
             bind_fix(program, n, listeners, cx),
         ),
         Verdict::Ipv4Only => (
@@ -783,21 +793,31 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
             let (what, fix) = kept_out_words(&keeping, port.proto, n);
             let seen = match (f.mode, verdict) {
                 (Mode::Local, _) => ", but",
-                (_, Verdict::FirewallDrop) => ", and the network passes traffic to this machine, but connections to the port time out:",
+                (_, Verdict::FirewallDrop) => {
+                    ", and the network passes traffic to this machine, but connections to the port time out:"
+                }
                 (Mode::Peer, _) => ", yet connections from the peer are refused or rejected:",
                 (Mode::Browser, _) => ", yet the browser's requests fail at once:",
             };
-            (Severity::Error, format!("Port {port}: {who} listens on {binds}{seen} this machine's firewall {what}."), fix)
+            (
+                Severity::Error,
+                format!("Port {port}: {who} listens on {binds}{seen} this machine's firewall {what}."),
+                fix,
+            )
         }
 
         Verdict::FirewallDrop if f.probes.iter().any(|p| p.delivered == Some(false)) => (
             Severity::Error,
-            format!("Port {port}: {who} listens on {binds}, and UDP reaches this machine, but the peer's datagrams to the port never passed this machine's firewall: its connection-tracking table holds the peer's other UDP, not these. A firewall rule drops them."),
+            format!(
+                "Port {port}: {who} listens on {binds}, and UDP reaches this machine, but the peer's datagrams to the port never passed this machine's firewall: its connection-tracking table holds the peer's other UDP, not these. A firewall rule drops them."
+            ),
             firewall_fix(port.proto, Some(port.port)),
         ),
         Verdict::FirewallDrop => (
             Severity::Error,
-            format!("Port {port}: {who} listens on {binds}, and the network passes traffic to this machine, but connections to the port time out, also when tried again after the ICMP rate-limit window: a firewall rule drops it."),
+            format!(
+                "Port {port}: {who} listens on {binds}, and the network passes traffic to this machine, but connections to the port time out, also when tried again after the ICMP rate-limit window: a firewall rule drops it."
+            ),
             firewall_fix(port.proto, Some(port.port)),
         ),
         Verdict::Unconfirmed => {
@@ -806,7 +826,9 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         }
         Verdict::FirewallReject => (
             Severity::Error,
-            format!("Port {port}: {who} listens on {binds}, yet connections from {prober} are refused or rejected: a firewall rule answers in its place."),
+            format!(
+                "Port {port}: {who} listens on {binds}, yet connections from {prober} are refused or rejected: a firewall rule answers in its place."
+            ),
             firewall_fix(port.proto, Some(port.port)),
         ),
         Verdict::NotListening => (
@@ -817,12 +839,21 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         Verdict::ProxyNoBackend => (
             Severity::Error,
             match container {
-                Some(c) => format!("Port {port}: Docker forwards it to container {} port {}, where nothing listens: the app is down, or listens on another port.", c.container, c.container_port),
-                None => format!("Port {port}: a proxy ({who}) accepts connections and closes them without an answer: whatever it forwards to is down, or bound to its own loopback."),
+                Some(c) => format!(
+                    "Port {port}: Docker forwards it to container {} port {}, where nothing listens: the app is down, or listens on another port.",
+                    c.container, c.container_port
+                ),
+                None => format!(
+                    "Port {port}: a proxy ({who}) accepts connections and closes them without an answer: whatever it forwards to is down, or bound to its own loopback."
+                ),
             },
             match container {
-                Some(c) => format!("make the app in container {} listen on 0.0.0.0:{} (not 127.0.0.1), then restart it", c.container, c.container_port),
-                None => "start the backend the proxy forwards to, and make it listen on an address the proxy can reach".into(),
+                Some(c) => format!(
+                    "make the app in container {} listen on 0.0.0.0:{} (not 127.0.0.1), then restart it",
+                    c.container, c.container_port
+                ),
+                None => "start the backend the proxy forwards to, and make it listen on an address the proxy can reach"
+                    .into(),
             },
         ),
         Verdict::ContainerLoopback => {
@@ -834,7 +865,8 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
             (Severity::Error, message, fix)
         }
         Verdict::PublishedLoopback => {
-            let c = container.map(|c| format!("{} ({})", c.container, c.image)).unwrap_or_else(|| "the container".into());
+            let c =
+                container.map(|c| format!("{} ({})", c.container, c.image)).unwrap_or_else(|| "the container".into());
             let inner = container.map(|c| c.container_port).unwrap_or(n);
             let loopback = match container.map(|c| c.host_ip) {
                 Some(ip @ std::net::IpAddr::V6(_)) => format!("[{ip}]"),
@@ -844,7 +876,9 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
             let spec = publish_spec(n, inner, port.proto);
             (
                 Severity::Error,
-                format!("Port {port}: container {c} is published on {loopback} only (`-p {loopback}:{spec}`), so only this machine can reach it."),
+                format!(
+                    "Port {port}: container {c} is published on {loopback} only (`-p {loopback}:{spec}`), so only this machine can reach it."
+                ),
                 format!("publish it on every address: `docker run -p {spec} …` (or `ports: [\"{spec}\"]` in compose)"),
             )
         }
@@ -854,7 +888,9 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
         }
         Verdict::HttpHostCheck => (
             Severity::Error,
-            format!("Port {port}: the connection works, but {who} rejects the request's Host/Origin (HTTP 400/403/421): it only answers requests for localhost."),
+            format!(
+                "Port {port}: the connection works, but {who} rejects the request's Host/Origin (HTTP 400/403/421): it only answers requests for localhost."
+            ),
             host_check_fix(program),
         ),
         Verdict::BrowserUntestable => {
@@ -864,18 +900,38 @@ pub fn finding(f: &ServiceFacts<'_>, verdict: Verdict, cx: &FixContext) -> Findi
                 Untestable::BadPort => "browsers refuse to connect to this port (the Fetch standard blocks it, without sending a packet), so the browser could not test it".to_owned(),
                 Untestable::NotHttp => "the browser's requests failed at once, and this machine's own HTTP request gets no HTTP answer either: the service does not speak HTTP, and a browser can test only HTTP (a firewall's rejection would look the same to it)".to_owned(),
             };
-            let listening = if listeners.is_empty() { String::new() } else { format!("{who} listens on {binds}, but ") };
+            let listening =
+                if listeners.is_empty() { String::new() } else { format!("{who} listens on {binds}, but ") };
             (
                 Severity::Warning,
                 format!("Port {port}: {listening}{why}."),
                 "test this port with `lanreach-peer` on another computer (or in Termux on the phone): it tests any TCP or UDP port".into(),
             )
         }
-        Verdict::NetworkBlocked => (
-            Severity::Error,
-            format!("Port {port}: not even lanreach's own test listeners are reachable from {prober} over {}: the network path or a firewall blocks everything, whatever the server does.", port.proto.to_string().to_uppercase()),
-            "check Wi-Fi client isolation (guest networks), the host firewall's default policy, and that both devices are on the same network".into(),
-        ),
+        Verdict::NetworkBlocked => {
+            let upper = port.proto.to_string().to_uppercase();
+            let head =
+                format!("Port {port}: not even lanreach's own test listeners are reachable from {prober} over {upper}");
+            // The control channel got through, so the devices can reach each other: the
+            // two sides' addresses say where the rest is stopped (as `nopath` names it).
+            match cx.peer_network {
+                Some((ip, true)) => (
+                    Severity::Error,
+                    format!("{head}, although {prober} reached the control channel from {ip}, on this machine's own network: nothing between the devices stops traffic, so this machine's firewall lets the control channel in and nothing else."),
+                    format!("allow the port in this machine's firewall (ufw allow {}/{}; firewall-cmd --add-port={}/{}), or check the firewall's default policy for incoming connections", port.port, port.proto, port.port, port.proto),
+                ),
+                Some((ip, false)) => (
+                    Severity::Error,
+                    format!("{head}, although {prober} reached the control channel, from {ip}: another network than this machine's, so a router joins them and passes the control channel only (its firewall or this machine's stops the rest)."),
+                    "put both devices on the same network (the same Wi-Fi, not a guest network), or open the port on the router between the networks and in this machine's firewall".into(),
+                ),
+                None => (
+                    Severity::Error,
+                    format!("{head}: the network path or a firewall blocks everything, whatever the server does."),
+                    "check Wi-Fi client isolation (guest networks), the host firewall's default policy, and that both devices are on the same network".into(),
+                ),
+            }
+        }
     };
     let fix = if cx.wsl2 && !matches!(verdict, Verdict::Reachable | Verdict::ReachableLocally) {
         format!(
@@ -896,8 +952,8 @@ mod tests {
     use crate::report::ProbeReport;
 
     const P: CheckedPort = CheckedPort { port: 3000, proto: Proto::Tcp };
-    const BOTH: FixContext = FixContext { dialled: None, v4: true, v6: true, wsl2: false };
-    const V4: FixContext = FixContext { dialled: None, v4: true, v6: false, wsl2: false };
+    const BOTH: FixContext = FixContext { dialled: None, v4: true, v6: true, wsl2: false, peer_network: None };
+    const V4: FixContext = FixContext { dialled: None, v4: true, v6: false, wsl2: false, peer_network: None };
 
     fn facts(listeners: &[SocketFact]) -> ServiceFacts<'_> {
         ServiceFacts {

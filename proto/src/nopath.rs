@@ -209,6 +209,26 @@ pub enum CauseCode {
     Unknown,
 }
 
+impl CauseCode {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CauseCode::NoRoute => "no_route",
+            CauseCode::DifferentNetwork => "different_network",
+            CauseCode::VpnRoute => "vpn_route",
+            CauseCode::Cellular => "cellular",
+            CauseCode::Isolation => "isolation",
+            CauseCode::AgentNotRunning => "agent_not_running",
+            CauseCode::HostFirewall => "host_firewall",
+            CauseCode::LocalNetworkPermission => "local_network_permission",
+            CauseCode::Unknown => "unknown",
+        }
+    }
+}
+
+/// The schema name of the JSON document the peer prints for a missing path.
+pub const SCHEMA: &str = "lanreach.nopath/1";
+
 /// One cause with its evidence and fix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cause {
@@ -225,6 +245,19 @@ pub struct Cause {
 }
 
 impl Cause {
+    /// How long after the start the cause may end the wait for a handshake: at once for
+    /// the network's own answers (nothing listens, no route, the OS refuses), after
+    /// [`NOPATH_GRACE`](crate::defaults::NOPATH_GRACE) for conclusions a slow VPN
+    /// handshake could still prove wrong.
+    pub fn grace(&self) -> Duration {
+        match self.code {
+            CauseCode::AgentNotRunning | CauseCode::NoRoute | CauseCode::LocalNetworkPermission => {
+                Duration::from_millis(300)
+            }
+            _ => crate::defaults::NOPATH_GRACE,
+        }
+    }
+
     /// Whether the cause is certain enough to stop waiting for the handshake.
     pub fn decisive(&self) -> bool {
         !matches!(self.code, CauseCode::Unknown | CauseCode::HostFirewall)
