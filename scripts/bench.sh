@@ -17,4 +17,6 @@ python3 scripts/bench.py "$@"
 # The browser page: a real Chromium in the phone's namespace (skips loudly without it).
 cargo test --quiet --release -p lanreach-agent --test browser -- --ignored --nocapture --exact browser_bench 2>&1 \
     | grep -E '^(browser bench|  |\*\*\* SKIPPED)'
-
+# How fast the peer names why nothing connects (agent/tests/nopath.rs prints each).
+cargo test --quiet --release -p lanreach-agent --test nopath -- --nocapture --test-threads=1 2>&1 \
+    | grep -E '^[a-zA-Z ,]+: [a-z_]+ in [0-9.]+ s|\*\*\* SKIPPED' | sed 's/^/no path: /'

@@ -11,6 +11,7 @@
 //! | [`connect`] | one session: the agent's addresses resolved (mDNS for `NAME.local`), QUIC raced to them under a deadline, key pins, handshake, Hello, round trip, the probe run, the report |
 //! | [`race`] | happy eyeballs: handshakes to every address, staggered; the first with the right key wins, the others are closed unused |
 //! | [`known`] | the known-agents file (pinned agent keys) |
+//! | `nopath` | when nothing answers: this device's own facts (addresses, the route's interface, ICMP errors on a side probe, the agent's page, the neighbour table), from which `lanreach_proto::nopath` names the cause |
 //! | `render` | everything the peer prints (session header, progress, errors, discovery results) |
 //!
 //! The protocol, the plan checks, the probe engine and the report are in

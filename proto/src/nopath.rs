@@ -497,7 +497,8 @@ pub fn diagnose(f: &PathFacts) -> Cause {
                   is, turn off client/AP isolation on the router, or use a network without it (not a guest network)"
                 .into(),
             otherwise: Some(format!(
-                "a ping from the agent's machine to this device tells them apart: isolation stops it too, a sleeping {ip} does not ping at all"
+                "whether the agent's machine is awake and still shows {ip} (the agent prints its addresses) tells \
+                 them apart: if it does, the access point isolates clients"
             )),
             evidence,
         };
