@@ -138,8 +138,8 @@ fn sweep(shared: &Shared, now: Instant) {
     for run in expired {
         shared.listeners.finish(&run.run.plan.session);
         let secs = BROWSER_RUN_DEADLINE.as_secs();
-        shared
-            .emit(Event::BrowserFailed { from: run.from, error: format!("its page sent no results within {secs} s") });
+        let error = format!("its page sent no results within {secs} s");
+        shared.emit(Event::BrowserFailed { from: run.from, error, ended: true });
     }
 }
 
@@ -291,8 +291,8 @@ async fn results(shared: &Arc<Shared>, request: Request) -> Response {
         let mut runs = lock(&shared.browser.runs);
         let Some(live) = runs.get(&token) else { return Response::bare(404) };
         if let Err(e) = live.run.results(&page, &[]) {
-            let error = format!("its page sent results the agent refused: {e}");
-            shared.emit(Event::BrowserFailed { from: live.from, error });
+            let error = format!("its page sent results the agent refused (it may send them again): {e}");
+            shared.emit(Event::BrowserFailed { from: live.from, error, ended: false });
             return Response::error(400, &format!("The agent refused the results: {e}."));
         }
         match runs.remove(&token) {

@@ -181,12 +181,15 @@ pub enum Event {
         /// The browser in a few words.
         name: String,
     },
-    /// A browser's run failed.
+    /// A browser's run failed, or (`ended: false`) one of its requests was refused and
+    /// the run goes on.
     BrowserFailed {
         /// Where its requests come from.
         from: SocketAddr,
         /// Why, in words.
         error: String,
+        /// The run is over.
+        ended: bool,
     },
 }
 

@@ -187,16 +187,22 @@ fn code_block(code: &PairingCode, invite: &Invite) -> String {
         // One QR code: the phone's camera opens the page, and lanreach-peer takes the
         // same link (it carries the code too).
         let url = link.browser(token);
-        out.push_str("On a phone: scan the QR code, or open this link in its browser (nothing to install):\n");
-        out.push_str(&format!("  {url}\n"));
+        let qr = invite.qr.map(|style| qr_block(&url, style, invite.width)).unwrap_or_default();
+        let drawn = qr.contains('\u{2588}') || qr.contains('\u{2580}') || qr.contains('\u{2584}');
+        if drawn {
+            out.push_str("On a phone: scan this QR code with its camera (nothing to install):\n");
+            out.push_str(&qr);
+            out.push_str(&format!("or open this link in its browser:\n  {url}\n"));
+        } else {
+            out.push_str("On a phone: open this link in its browser (nothing to install):\n");
+            out.push_str(&format!("  {url}\n"));
+            out.push_str(&qr);
+        }
         out.push_str("On another computer, run one of:\n");
         for cmd in peer_commands(&invite.dialable(), code) {
             out.push_str(&format!("  {cmd}\n"));
         }
         out.push_str("or lanreach-peer 'LINK' with the link above (in single quotes: a shell cuts it at &).\n");
-        if let Some(style) = invite.qr {
-            out.push_str(&qr_block(&url, style, invite.width));
-        }
         out.push('\n');
         return out;
     }
@@ -305,6 +311,8 @@ pub(crate) fn event(event: &Event, invite: &Invite, quiet: bool) -> Option<Strin
             AuthMethod::Pinned => format!("Peer \"{name}\" (ID {id}) connected from {from} (paired before).\n"),
         },
         Event::PeerHello { hello, from } => hello_lines(hello, *from, invite.all_addresses),
+        // A browser's report is announced with its end (`BrowserFinished`).
+        Event::PeerReport { report, .. } if report.mode == lanreach_proto::report::Mode::Browser => return None,
         Event::PeerReport { from, .. } => format!("  report for the peer at {from} printed on stdout.\n"),
         Event::PeerChanges { name, round, changes, .. } => changes
             .iter()
@@ -322,9 +330,9 @@ pub(crate) fn event(event: &Event, invite: &Invite, quiet: bool) -> Option<Strin
             format!("Browser at {from} ({}) opened the page: it is testing from its side.\n", printable(name, 40))
         }
         Event::BrowserFinished { from, .. } => {
-            format!("  browser at {from}: its page shows the answer; the report is on stdout.\n")
+            format!("Browser at {from}: its page shows the answer (and this report).\n")
         }
-        Event::BrowserFailed { from, error } => format!("Browser at {from}: {}.\n", printable(error, 200)),
+        Event::BrowserFailed { from, error, .. } => format!("Browser at {from}: {}.\n", printable(error, 200)),
     })
 }
 

@@ -55,6 +55,8 @@ pub(crate) struct Screen {
     /// Failures not described in this period, and from how many sources.
     hidden: usize,
     hidden_sources: HashSet<Source>,
+    /// A used browser link whose successor is shown when that browser's run ends.
+    link_due: Option<crate::web::LinkChange>,
 }
 
 impl Screen {
@@ -72,6 +74,7 @@ impl Screen {
             described: 0,
             hidden: 0,
             hidden_sources: HashSet::new(),
+            link_due: None,
         }
     }
 
@@ -80,14 +83,19 @@ impl Screen {
         let from_outside = match event {
             Event::CodeChanged(change) => return self.code_changed(change, now),
             Event::BrowserLink { token, change } => {
-                // Like a used code: the link that works now is printed at once.
                 self.invite.token = Some(token.clone());
-                self.shown_at = now;
-                self.due = false;
-                self.changed = None;
-                self.burned = 0;
-                let why = render::browser_link_reason(*change);
-                return render::new_link(why, &self.code, &self.invite);
+                // A used link: its successor is shown after that browser's report, which
+                // would push it off the screen (the page tells the user to scan it).
+                if *change == crate::web::LinkChange::Used {
+                    self.link_due = Some(*change);
+                    return String::new();
+                }
+                return self.show_link(*change, now);
+            }
+            Event::BrowserFinished { .. } | Event::BrowserFailed { ended: true, .. } if self.link_due.is_some() => {
+                let text = render::event(event, &self.invite, self.quiet).unwrap_or_default();
+                let change = self.link_due.take().unwrap_or(crate::web::LinkChange::Used);
+                return text + &self.show_link(change, now);
             }
             Event::PeerFailed { from, authenticated: false, .. }
             | Event::Refused { from, .. }
@@ -147,6 +155,15 @@ impl Screen {
             return self.show_code(now);
         }
         String::new()
+    }
+
+    /// The new browser link and its QR code, with the code in force.
+    fn show_link(&mut self, change: crate::web::LinkChange, now: Instant) -> String {
+        self.shown_at = now;
+        self.due = false;
+        self.changed = None;
+        self.burned = 0;
+        render::new_link(render::browser_link_reason(change), &self.code, &self.invite)
     }
 
     fn show_code(&mut self, now: Instant) -> String {
@@ -268,6 +285,23 @@ mod tests {
         let text = s.tick(t0 + CODE_REPRINT);
         assert_eq!(last_code(&text).as_deref(), Some("7K3Q-M2XD"), "{text}");
         assert_eq!(text.lines().count(), 1, "a reminder is one line: {text}");
+    }
+
+    #[test]
+    fn a_used_browser_link_is_replaced_on_screen_after_that_browsers_report() {
+        let t0 = Instant::now();
+        let mut s = screen(t0);
+        let from: SocketAddr = "198.51.100.2:50000".parse().expect("addr");
+        let used =
+            Event::BrowserLink { token: "NEWTOKEN0123456789ABCDEFGH".into(), change: crate::web::LinkChange::Used };
+        assert_eq!(s.event(&used, t0), "", "not while the browser's report is still to come");
+        let text = s.event(&Event::BrowserFinished { from, name: "Chrome on Android".into() }, t0);
+        assert!(text.starts_with("Browser at 198.51.100.2:50000: its page shows the answer"), "{text}");
+        assert!(text.contains("New browser link and QR code (the last browser link was used)"), "{text}");
+        assert_eq!(last_code(&text).as_deref(), Some("7K3Q-M2XD"), "the code is unchanged: {text}");
+        let expired =
+            Event::BrowserLink { token: "NEXT0123456789ABCDEFGHJKMN".into(), change: crate::web::LinkChange::Expired };
+        assert!(s.event(&expired, t0).contains("the last browser link expired unused"));
     }
 
     #[test]

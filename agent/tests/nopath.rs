@@ -78,7 +78,7 @@ fn another_subnet_without_a_route_is_named_at_once() {
     eprintln!("unrouted other subnet: {} in {secs:.2} s", code(&doc));
     assert_eq!(code(&doc), "no_route", "{stderr}");
     assert!(stderr.contains("this device is 203.0.113.20/24 on eth0"), "{stderr}");
-    assert!(stderr.contains("join the same Wi-Fi"), "{stderr}");
+    assert!(stderr.contains("the same Wi-Fi"), "{stderr}");
     assert!(secs < 2.0, "{secs:.2} s");
 }
 
@@ -135,11 +135,34 @@ fn the_host_firewall_dropping_udp_is_named_from_the_page_or_the_neighbour_table(
     assert_eq!(code(&doc), "host_firewall", "{stderr}");
     assert!(stderr.contains("The agent's page answers on TCP 198.51.100.1:47800"), "{stderr}");
     assert!(secs < 4.0, "{secs:.2} s");
-    // Without the page, only the neighbour table speaks, at the handshake's deadline.
+    // With TCP dropped too, only the neighbour table speaks, at the handshake's deadline.
+    sh(&[
+        "ip", "netns", "exec", &host.ns, "nft", "add", "rule", "inet", "lrtest", "input", "tcp", "dport", "47800",
+        "drop",
+    ]);
     let (doc, stderr, secs) = peer_cause(&lab, &phone, &link(false), &["--connect-timeout", "3"]);
     eprintln!("host firewall, no page: {} in {secs:.2} s (the connect deadline)", code(&doc));
     assert_eq!(code(&doc), "host_firewall", "{stderr}");
     assert!(stderr.contains("answers address resolution"), "{stderr}");
+}
+
+#[test]
+fn a_firewall_rejecting_udp_is_not_taken_for_a_stopped_agent() {
+    let Some((lab, host, phone, _state)) = scene("nopath::reject", Some(&[])) else { return };
+    for (rule, says) in [("reject", "refuses UDP"), ("reject with icmpx type admin-prohibited", "host prohibited")] {
+        lab.nft(
+            &host,
+            &format!(
+                "table inet lrtest {{\n chain input {{\n  type filter hook input priority 0;\n  udp dport 47800 {rule}\n }}\n}}\n"
+            ),
+        );
+        // Typed address, no link: the page's TCP port still answers.
+        let (doc, stderr, secs) = peer_cause(&lab, &phone, "198.51.100.1", &["--code", CODE]);
+        eprintln!("host firewall, {rule}: {} in {secs:.2} s", code(&doc));
+        assert_eq!(code(&doc), "host_firewall", "{rule}: {stderr}");
+        assert!(stderr.contains(says), "{rule}: {stderr}");
+        sh(&["ip", "netns", "exec", &host.ns, "nft", "delete", "table", "inet", "lrtest"]);
+    }
 }
 
 #[test]

@@ -67,7 +67,7 @@ pub enum PeerError {
         no_route: Vec<SocketAddr>,
     },
     /// Nothing answered, and this device's own facts name why.
-    #[error("cannot reach the agent: {}", cause.message)]
+    #[error("cannot reach the agent. {}", cause.message)]
     NoPath {
         /// The cause, with its evidence and fix.
         cause: Box<lanreach_proto::nopath::Cause>,
@@ -382,7 +382,8 @@ pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
     let mut stop = term::Stop::install();
     // While the handshakes race, this device's own facts may name why nothing answers.
     let latest = nopath::Latest::default();
-    let watching = nopath::watch(agent.clone(), s.dial.page_served, started, latest.clone());
+    // Its grace counts from the first handshake, not from name resolution.
+    let watching = nopath::watch(agent.clone(), s.dial.page_served, Instant::now(), latest.clone());
     let won = tokio::select! {
         biased;
         _ = stop.recv() => return Err(PeerError::Stopped),

@@ -41,12 +41,13 @@ pub(crate) async fn watch(agent: Vec<AgentAddress>, page_served: bool, started: 
             let met = side_probe(addr, started).await;
             let _ = met_tx.send(met);
         });
-        if page_served {
-            tasks.spawn(async move {
-                let page = page_probe(addr).await;
-                let _ = page_tx.send(Some(page));
-            });
-        }
+        // The agent serves its page on TCP at the same port number by default: a connect
+        // that succeeds says the agent runs, whatever the link says (a refusal proves
+        // something only when the link says the page is served).
+        tasks.spawn(async move {
+            let page = page_probe(addr).await;
+            let _ = page_tx.send(Some(page));
+        });
     }
     let mut ticks = tokio::time::interval(NOPATH_TICK);
     loop {

@@ -537,33 +537,47 @@ pub struct Answer {
 pub fn items(report: &Report) -> Vec<Item> {
     let checked: Vec<_> = report.services.iter().filter(|s| s.source == crate::facts::PortSource::Check).collect();
     if checked.is_empty() {
+        // Without --check: the problems on the path, or the good news, and how to test a
+        // server next.
         let mut out: Vec<Item> = report
             .findings
             .iter()
+            .filter(|f| f.severity != Severity::Info)
             .take(3)
             .map(|f| Item {
-                title: match f.severity {
-                    Severity::Error => "Problem".into(),
-                    Severity::Warning => "Warning".into(),
-                    Severity::Info => "Found".into(),
-                },
+                title: if f.severity == Severity::Error { "Problem".into() } else { "To look at".into() },
                 verdict: f.code.as_str().to_owned(),
-                ok: f.severity == Severity::Info,
+                ok: false,
                 severity: severity_word(Some(f.severity)).into(),
                 cause: f.message.clone(),
                 fix: f.fix.clone(),
             })
             .collect();
         if out.is_empty() {
+            let reached = report.findings.iter().find(|f| f.code.as_str().starts_with("lan_reachable"));
             out.push(Item {
-                title: "Nothing found".into(),
-                verdict: "none".into(),
+                title: "The network".into(),
+                verdict: reached.map_or("none", |f| f.code.as_str()).to_owned(),
                 ok: true,
                 severity: "ok".into(),
-                cause: "The agent found nothing to report.".into(),
+                cause: reached.map_or_else(
+                    || "Nothing stopped this browser's requests to the agent.".to_owned(),
+                    |_| {
+                        "This browser reached the agent's test servers: the network and the firewall pass its traffic."
+                            .to_owned()
+                    },
+                ),
                 fix: String::new(),
             });
         }
+        out.push(Item {
+            title: "Your own server".into(),
+            verdict: "no_check".into(),
+            ok: true,
+            severity: "ok".into(),
+            cause: "No port of yours was tested.".into(),
+            fix: "run the agent again naming the port your server listens on: `lanreach-agent --check 3000`".into(),
+        });
         return out;
     }
     let mut out: Vec<Item> = checked
@@ -579,7 +593,8 @@ pub fn items(report: &Report) -> Vec<Item> {
             });
             let ok = s.verdict == Verdict::Reachable;
             let cause = match finding {
-                Some(f) => f.message.clone(),
+                // The title already names the port.
+                Some(f) => f.message.strip_prefix(&format!("{prefix}: ")).unwrap_or(&f.message).to_owned(),
                 None if ok => {
                     let at: Vec<String> =
                         s.probes.iter().filter(|p| p.outcome == Outcome::Open).map(|p| p.target.to_string()).collect();

@@ -261,10 +261,12 @@ pub const MAX_LINK_ADDRESSES: usize = 4;
 pub const RACE_STAGGER: Duration = Duration::from_millis(250);
 
 /// When the agent does not answer, a cause the peer's own facts make certain (another
-/// network, a VPN route, ICMP port unreachable, a failed neighbour lookup) ends the wait
-/// once this long has passed without a handshake: a LAN handshake takes milliseconds, a
-/// VPN's a few hundred.
-pub const NOPATH_GRACE: Duration = Duration::from_millis(1500);
+/// network, a VPN route, the agent's page answering while UDP is silent, a failed
+/// neighbour lookup) ends the wait once this long has passed since the first handshake
+/// without one completing: a LAN handshake takes milliseconds, a VPN's a few hundred, a
+/// debug build on a loaded machine a few hundred more. (The network's own refusals, ICMP
+/// port unreachable or no route, end it at once: `nopath::Cause::grace`.)
+pub const NOPATH_GRACE: Duration = Duration::from_millis(2500);
 
 /// How often the no-path facts are read again while waiting.
 pub const NOPATH_TICK: Duration = Duration::from_millis(100);

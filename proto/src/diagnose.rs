@@ -300,12 +300,18 @@ fn loopback_findings(r: &Report, out: &mut Vec<Finding>) {
     let refused =
         r.probes.iter().any(|p| p.proto == Proto::Tcp && p.bind.ip().is_loopback() && p.outcome.refused_like());
     if refused {
+        let met = if r.mode == Mode::Browser {
+            "The browser's requests to listeners bound to 127.0.0.1 and ::1 failed"
+        } else {
+            "Listeners bound to 127.0.0.1 and ::1 were refused from the peer"
+        };
         out.push(finding(
             FindingCode::LoopbackOnly,
             Severity::Info,
-            "Listeners bound to 127.0.0.1 and ::1 were refused from the peer, as expected: a server bound to a \
-             loopback address (or \"localhost\") is reachable from this machine only."
-                .into(),
+            format!(
+                "{met}, as expected: a server bound to a loopback address (or \"localhost\") is reachable from this \
+                 machine only."
+            ),
             "bind your server to 0.0.0.0 (every IPv4 address) or :: instead of 127.0.0.1/localhost",
         ));
     }

@@ -250,10 +250,15 @@ impl Cause {
     /// [`NOPATH_GRACE`](crate::defaults::NOPATH_GRACE) for conclusions a slow VPN
     /// handshake could still prove wrong.
     pub fn grace(&self) -> Duration {
+        let network_said = self.evidence.iter().any(|e| e.contains("ICMP"));
         match self.code {
             CauseCode::AgentNotRunning | CauseCode::NoRoute | CauseCode::LocalNetworkPermission => {
                 Duration::from_millis(300)
             }
+            CauseCode::HostFirewall if network_said => Duration::from_millis(300),
+            // An address resolution still unanswered after 2 s on a LAN (where it takes
+            // milliseconds) has failed; Linux only gives up after 3 s.
+            CauseCode::Isolation => Duration::from_secs(2),
             _ => crate::defaults::NOPATH_GRACE,
         }
     }
@@ -327,40 +332,60 @@ pub fn diagnose(f: &PathFacts) -> Cause {
     // 1. What the sockets met decides first: it is the network's own answer.
     for i in 0..n {
         let a = at(i);
-        let ip = a.addr.ip();
-        let port = a.addr.port();
+        let (sa, ip, port) = (a.addr, a.addr.ip(), a.addr.port());
         let page = f.page.get(i).copied().flatten();
+        let page_open = page == Some(PageMet::Open);
+        let on_link = f.on_link(&a).is_some();
         match f.met.get(i).copied().flatten() {
+            Some(Met::PortUnreachable) if page_open => {
+                evidence.push(format!("UDP {sa}: ICMP port unreachable"));
+                evidence.push(format!("TCP {sa} (where the agent serves its page): connected"));
+                return firewall_rejects(sa, "refuses UDP to it (ICMP port unreachable, a REJECT rule)", evidence);
+            }
             Some(Met::PortUnreachable) => {
-                evidence.push(format!("UDP {ip}:{port}: ICMP port unreachable"));
+                evidence.push(format!("UDP {sa}: ICMP port unreachable"));
                 if f.page_served && page == Some(PageMet::Refused) {
-                    evidence.push(format!("TCP {ip}:{port} (the agent's page): refused"));
+                    evidence.push(format!("TCP {sa} (where the agent serves its page): refused"));
                 }
                 return Cause {
                     code: CauseCode::AgentNotRunning,
                     message: format!(
                         "The machine at {ip} is up (it answered at once), but nothing listens on UDP port {port}: \
-                         the agent is not running there, or it uses another port."
+                         the agent is not running there, it uses another port, or a firewall rule rejects UDP {port} \
+                         as if nothing listened."
                     ),
                     fix: format!(
-                        "start the agent on that machine (lanreach-agent), or use the command it prints (its address \
-                         and port); if it runs with --control, give that port: lanreach-peer {ip}:PORT"
+                        "start the agent on that machine (lanreach-agent), or use the link or command it prints (its \
+                         address and port); if it runs, allow UDP port {port} in that machine's firewall"
                     ),
-                    otherwise: None,
+                    otherwise: (!f.page_served).then(|| {
+                        format!("the agent's page on TCP {port} tells them apart: it answers when the agent runs")
+                    }),
                     evidence,
                 };
             }
-            Some(Met::PermissionDenied) if f.on_link(&a).is_some() => {
-                evidence.push(format!("UDP {ip}:{port}: the OS refused to send (permission denied)"));
+            Some(Met::PermissionDenied) if on_link => {
+                evidence.push(format!("UDP {sa}: the OS refused to send (permission denied)"));
                 return local_permission(f, ip, evidence);
             }
-            Some(Met::HostUnreachable { after })
-                if after < Duration::from_millis(500) && f.platform == Platform::Apple && f.on_link(&a).is_some() =>
-            {
-                evidence.push(format!(
-                    "UDP {ip}:{port}: \"no route to host\" at once, for an address on this device's own subnet"
-                ));
-                return local_permission(f, ip, evidence);
+            Some(Met::HostUnreachable { after }) if after < Duration::from_millis(500) && on_link => {
+                if f.platform == Platform::Apple {
+                    evidence.push(format!(
+                        "UDP {sa}: \"no route to host\" at once, for an address on this device's own subnet"
+                    ));
+                    return local_permission(f, ip, evidence);
+                }
+                // At once, on the own subnet: address resolution worked (a failed one takes
+                // seconds), and the host answered with an ICMP error.
+                evidence.push(format!("UDP {sa}: \"no route to host\" at once (an ICMP host-prohibited answer)"));
+                if page_open {
+                    evidence.push(format!("TCP {sa} (where the agent serves its page): connected"));
+                }
+                return firewall_rejects(
+                    sa,
+                    "rejects UDP to it with \"host prohibited\" (firewalld's default for closed ports)",
+                    evidence,
+                );
             }
             _ => {}
         }
@@ -377,8 +402,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
                  different networks.",
                 f.own_words(v4)
             ),
-            fix: "join the same Wi-Fi as the agent's machine (a guest network keeps devices apart); on a phone, \
-                  turn mobile data off while testing"
+            fix: "join the same network as the agent's machine (the same Wi-Fi; a guest network keeps devices apart)"
                 .into(),
             otherwise: None,
             evidence: vec![format!("no route to {agent_words}")],
@@ -431,7 +455,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
     let on_link = (0..n).find(|i| f.on_link(&at(*i)).is_some());
     let Some(near) = on_link else {
         let v4 = ip.is_ipv4();
-        evidence.push(format!("no address of this device is on {agent_words}"));
+        evidence.push(format!("no address of this device shares a network with {agent_words}"));
         let silent = f.waited >= Duration::from_secs(3)
             || f.met.iter().flatten().any(|m| matches!(m, Met::HostUnreachable { .. } | Met::NetUnreachable));
         return Cause {
@@ -459,13 +483,14 @@ pub fn diagnose(f: &PathFacts) -> Cause {
     let neighbour = f.neighbour.get(near).copied().unwrap_or(Neighbour::Unknown);
 
     // 4. On the same network: the page, the neighbour table, the ICMP errors.
-    if f.page_served && page == Some(PageMet::Open) {
-        evidence.push(format!("TCP {ip}:{port} (the agent's page): connected"));
+    if page == Some(PageMet::Open) {
+        evidence.push(format!("TCP {} (where the agent serves its page): connected", a.addr));
         return Cause {
             code: CauseCode::HostFirewall,
             message: format!(
-                "The agent's page answers on TCP {ip}:{port}, so the agent runs and the network passes traffic, but \
-                 UDP to port {port} gets no answer: the firewall on the agent's machine drops UDP {port}."
+                "The agent's page answers on TCP {}, so the agent runs and the network passes traffic, but UDP to \
+                 port {port} gets no answer: the firewall on the agent's machine drops UDP {port}.",
+                a.addr
             ),
             fix: format!(
                 "allow UDP port {port} in the firewall of the agent's machine (ufw allow {port}/udp; firewall-cmd \
@@ -484,7 +509,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
     if neighbour == Neighbour::Failed || unreachable_late {
         evidence.push(match neighbour {
             Neighbour::Failed => format!("{ip} did not answer address resolution (ARP/NDP)"),
-            _ => format!("UDP {ip}:{port}: \"no route to host\" after about 3 s (address resolution failed)"),
+            _ => format!("UDP {}: \"no route to host\" after about 3 s (address resolution failed)", a.addr),
         });
         return Cause {
             code: CauseCode::Isolation,
@@ -504,7 +529,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
         };
     }
     if f.page_served && page == Some(PageMet::Refused) {
-        evidence.push(format!("TCP {ip}:{port} (the agent's page): refused"));
+        evidence.push(format!("TCP {} (where the agent serves its page): refused", a.addr));
         return Cause {
             code: CauseCode::AgentNotRunning,
             message: format!(
@@ -518,7 +543,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
     }
     if neighbour == Neighbour::Resolved {
         evidence.push(format!("{ip} answered address resolution (it is on the link and awake)"));
-        evidence.push(format!("UDP {ip}:{port}: no answer, no error for {} s", f.waited.as_secs()));
+        evidence.push(format!("UDP {}: no answer, no error for {} s", a.addr, f.waited.as_secs()));
         return Cause {
             code: CauseCode::HostFirewall,
             message: format!(
@@ -536,7 +561,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
             evidence,
         };
     }
-    evidence.push(format!("UDP {ip}:{port}: no answer, no error for {} s", f.waited.as_secs()));
+    evidence.push(format!("UDP {}: no answer, no error for {} s", a.addr, f.waited.as_secs()));
     let neighbour_note = match f.platform {
         Platform::Linux => "",
         _ => " (this device's system does not show whether the address answered address resolution)",
@@ -553,6 +578,25 @@ pub fn diagnose(f: &PathFacts) -> Cause {
              isolation on the router (or leave a guest network)"
         ),
         otherwise: Some("whether the agent's machine answers a ping from this device tells them apart: it does behind a firewall that drops only UDP, not behind isolation".into()),
+        evidence,
+    }
+}
+
+/// The firewall of the agent's machine answers in the agent's place.
+fn firewall_rejects(sa: SocketAddr, how: &str, evidence: Vec<String>) -> Cause {
+    let port = sa.port();
+    Cause {
+        code: CauseCode::HostFirewall,
+        message: format!(
+            "The machine at {} is up, but its firewall {how} port {port}, where the agent listens.",
+            sa.ip()
+        ),
+        fix: format!(
+            "allow UDP port {port} in the firewall of the agent's machine (sudo ufw allow {port}/udp; sudo \
+             firewall-cmd --add-port={port}/udp; nft: accept udp dport {port} before the reject rule; Windows: allow \
+             lanreach-agent on private networks)"
+        ),
+        otherwise: None,
         evidence,
     }
 }
@@ -593,7 +637,10 @@ mod tests {
         PathFacts {
             platform: Platform::Linux,
             own,
-            agent: vec![AgentAddress { addr: format!("{agent}:47800").parse().expect("addr"), prefix: Some(prefix) }],
+            agent: vec![AgentAddress {
+                addr: SocketAddr::new(agent.parse().expect("ip"), 47800),
+                prefix: Some(prefix),
+            }],
             route_from: vec![route_from.map(|r| r.parse().expect("ip"))],
             met: vec![None],
             page: vec![None],
@@ -667,6 +714,33 @@ mod tests {
         let c = with(Some(Met::Silence), Some(PageMet::Nothing), Neighbour::Unknown);
         assert_eq!(c.code, CauseCode::Unknown);
         assert!(c.otherwise.is_some(), "says what would tell the causes apart");
+    }
+
+    #[test]
+    fn a_firewall_that_rejects_is_not_taken_for_a_stopped_agent() {
+        let mut f = facts(wlan(), "198.51.100.10", 24, Some("198.51.100.20"));
+        // ICMP port unreachable, while the page answers on TCP: a REJECT rule.
+        f.met = vec![Some(Met::PortUnreachable)];
+        f.page = vec![Some(PageMet::Open)];
+        let c = diagnose(&f);
+        assert_eq!(c.code, CauseCode::HostFirewall);
+        assert!(c.message.contains("refuses UDP"), "{}", c.message);
+        assert!(c.evidence.iter().any(|e| e.contains("TCP 198.51.100.10:47800")), "{:?}", c.evidence);
+        // "Host prohibited" at once on the own subnet (firewalld), on Linux.
+        f.met = vec![Some(Met::HostUnreachable { after: Duration::from_millis(2) })];
+        f.page = vec![None];
+        let c = diagnose(&f);
+        assert_eq!(c.code, CauseCode::HostFirewall);
+        assert!(c.message.contains("host prohibited"), "{}", c.message);
+        // IPv6 addresses are written with brackets in the evidence.
+        let mut f = facts(
+            vec![own("wlan0", "2001:db8:1::20", 64, LinkKind::Lan)],
+            "2001:db8:1::10",
+            64,
+            Some("2001:db8:1::20"),
+        );
+        f.met = vec![Some(Met::PortUnreachable)];
+        assert!(diagnose(&f).evidence.iter().any(|e| e.starts_with("UDP [2001:db8:1::10]:47800")));
     }
 
     #[test]

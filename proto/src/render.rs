@@ -342,7 +342,12 @@ impl View<'_> {
             return String::new();
         }
         let pad = columns.iter().map(|c| c.to_string().len()).max().unwrap_or(0);
-        let title = format!("{} test listeners, dialled by the peer:", proto_name(proto));
+        let by = match self.r.mode {
+            Mode::Browser => "the browser",
+            Mode::Local => "this machine",
+            Mode::Peer => "the peer",
+        };
+        let title = format!("{} test listeners, dialled by {by}:", proto_name(proto));
         let mut out = format!("\n{}", wrap(&title, self.width, "", "  "));
         for l in self.r.listeners.iter().filter(|l| l.proto == proto) {
             let (bind, meaning) = (l.bind.to_string(), clean(&l.meaning));
