@@ -294,6 +294,16 @@ fn udp_test_listeners_dropped_by_the_firewall_show_from_the_browser_and_the_page
     // The page says so beside the port's verdict.
     let shown = page.eval("[...document.querySelectorAll('section.item')].map(s => s.dataset.verdict)");
     assert_eq!(shown, serde_json::json!(["reachable", "firewall_drops_udp"]), "on the page");
+    // A reload shows the answer again (the spent link would be an error).
+    page.eval("setTimeout(() => location.reload(), 0); true");
+    std::thread::sleep(Duration::from_millis(300));
+    let heading = page.wait_for(
+        "document.body.dataset.state === 'done' && document.getElementById('heading').textContent",
+        Duration::from_secs(10),
+    );
+    assert_eq!(heading, "Your last answer");
+    let shown = page.eval("[...document.querySelectorAll('section.item')].map(s => s.dataset.verdict)");
+    assert_eq!(shown, serde_json::json!(["reachable", "firewall_drops_udp"]), "after a reload");
 }
 
 /// The benchmark figure (not a test of timing: it prints, `scripts/bench.sh` runs it):
