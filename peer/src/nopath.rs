@@ -163,13 +163,39 @@ fn classify(e: &std::io::Error, after: Duration) -> Option<Met> {
     }
 }
 
-/// A TCP connect to the agent's page (the control port number).
+/// Whether the agent's page answers at `addr` (the control port number, TCP): an HTTP
+/// answer to a request for the page says the agent runs and serves (a bound socket alone
+/// may belong to an agent still starting). Tried a few times while nothing is certain.
 async fn page_probe(addr: SocketAddr) -> PageMet {
-    match tokio::time::timeout(Duration::from_millis(1500), tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => PageMet::Open,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => PageMet::Refused,
-        _ => PageMet::Nothing,
+    let mut last = PageMet::Nothing;
+    for _ in 0..5 {
+        last = page_once(addr).await;
+        if last != PageMet::Nothing {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
     }
+    last
+}
+
+async fn page_once(addr: SocketAddr) -> PageMet {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => stream,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return PageMet::Refused,
+            Err(_) => return PageMet::Nothing,
+        };
+        if stream.write_all(b"GET / HTTP/1.0\r\nHost: lanreach\r\n\r\n").await.is_err() {
+            return PageMet::Nothing;
+        }
+        let mut head = [0u8; 16];
+        match stream.read(&mut head).await {
+            Ok(n) if head[..n].starts_with(b"HTTP/1.") => PageMet::Open,
+            _ => PageMet::Nothing,
+        }
+    };
+    tokio::time::timeout(Duration::from_millis(1500), exchange).await.unwrap_or(PageMet::Nothing)
 }
 
 /// Neighbour resolution of each agent address, from `/proc/net/arp` (IPv4, Linux).

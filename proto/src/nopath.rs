@@ -134,11 +134,11 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// What a TCP connect to the agent's page port met.
+/// What a request for the agent's page (TCP, at the control port number) met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PageMet {
-    /// Connected: something listens on TCP at the control port number.
+    /// An HTTP answer: the agent runs and serves.
     Open,
     /// Refused.
     Refused,
@@ -339,7 +339,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
         match f.met.get(i).copied().flatten() {
             Some(Met::PortUnreachable) if page_open => {
                 evidence.push(format!("UDP {sa}: ICMP port unreachable"));
-                evidence.push(format!("TCP {sa} (where the agent serves its page): connected"));
+                evidence.push(format!("TCP {sa} (where the agent serves its page): it answers"));
                 return firewall_rejects(sa, "refuses UDP to it (ICMP port unreachable, a REJECT rule)", evidence);
             }
             Some(Met::PortUnreachable) => {
@@ -379,7 +379,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
                 // seconds), and the host answered with an ICMP error.
                 evidence.push(format!("UDP {sa}: \"no route to host\" at once (an ICMP host-prohibited answer)"));
                 if page_open {
-                    evidence.push(format!("TCP {sa} (where the agent serves its page): connected"));
+                    evidence.push(format!("TCP {sa} (where the agent serves its page): it answers"));
                 }
                 return firewall_rejects(
                     sa,
@@ -484,7 +484,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
 
     // 4. On the same network: the page, the neighbour table, the ICMP errors.
     if page == Some(PageMet::Open) {
-        evidence.push(format!("TCP {} (where the agent serves its page): connected", a.addr));
+        evidence.push(format!("TCP {} (where the agent serves its page): it answers", a.addr));
         return Cause {
             code: CauseCode::HostFirewall,
             message: format!(
