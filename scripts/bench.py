@@ -87,9 +87,9 @@ def build_lab(n_peers, extra_roles=()):
 class Agent:
     """A running agent whose stderr is collected for its pairing codes."""
 
-    def __init__(self, ns, state):
+    def __init__(self, ns, state, extra=()):
         self.proc = subprocess.Popen(
-            in_ns(ns, AGENT, "--state-dir", state, "--name", "bench-host"),
+            in_ns(ns, AGENT, "--state-dir", state, "--name", "bench-host", *extra),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         processes.append(self.proc)
         self.lines = []
@@ -129,13 +129,14 @@ class Agent:
         self.proc.wait(timeout=10)
 
 
-def peer_run(ns, agent, state, pair=True):
-    args = [PEER, HOST_IP, "--json", "--state-dir", state, "--name", os.path.basename(state)]
+def peer_run(ns, agent, state, pair=True, extra=()):
+    args = [PEER, HOST_IP, "--json", "--state-dir", state, "--name", os.path.basename(state), *extra]
     if pair:
         args += ["--code", agent.code()]
     started = time.monotonic()
     out = sh(*in_ns(ns, *args))
     elapsed = time.monotonic() - started
+    peer_run.stderr = out.stderr
     # The agent prints the next code after each pairing; wait for it before the next run.
     time.sleep(0.05)
     return elapsed, json.loads(out.stdout)
@@ -158,6 +159,97 @@ def nmap_run(ns, ports):
     for m in re.finditer(r"(\d+)/(open|closed|filtered)/tcp", out.stdout):
         picture[int(m.group(1))] = m.group(2)
     return elapsed, picture
+
+
+# 128 TCP ports, each on 0.0.0.0 and on a v6only [::] socket, accepting and closing.
+MANY_PORTS = """
+import selectors, socket, sys
+first, count = int(sys.argv[1]), int(sys.argv[2])
+sel = selectors.DefaultSelector()
+for port in range(first, first + count):
+    for family, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((addr, port))
+        s.listen(64)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        try:
+            conn, _ = key.fileobj.accept()
+            conn.close()
+        except OSError:
+            pass
+"""
+
+EXPOSED_FIRST, EXPOSED_COUNT, EXPOSED_DROPPED = 21000, 128, 16
+HOST_IP6 = "2001:db8:1::1"
+
+
+def timings(text):
+    """The `timing:` lines of -vv logs, as {phase: ms}."""
+    out = {}
+    for m in re.finditer(r"timing: ([^/]+) / (.+?): ([0-9.]+) ms", text):
+        out[f"{m.group(1).strip()} / {m.group(2)}"] = float(m.group(3))
+    return out
+
+
+def exposed_scenario(work):
+    """`--exposed` over 128 ports x 2 families, 16 dropped: ours against nmap over both
+    addresses; where the time goes (-vv timings of both sides)."""
+    nodes = build_lab(1)
+    for i, role in enumerate(("host", "peer1"), start=1):
+        sh("ip", "-n", nodes[role], "addr", "add", f"2001:db8:1::{i}/64", "dev", "eth0", "nodad")
+    host = nodes["host"]
+    server = subprocess.Popen(in_ns(host, "python3", "-c", MANY_PORTS, str(EXPOSED_FIRST), str(EXPOSED_COUNT)),
+                              stdout=subprocess.PIPE, text=True)
+    processes.append(server)
+    server.stdout.readline()
+    last_dropped = EXPOSED_FIRST + EXPOSED_DROPPED - 1
+    ruleset = ("table inet bench {\n chain input {\n  type filter hook input priority 0\n"
+               f"  iifname \"eth0\" tcp dport {EXPOSED_FIRST}-{last_dropped} drop\n }}\n}}\n")
+    sh(*in_ns(host, "nft", "-f", "-"), stdin=ruleset)
+    agent = Agent(host, os.path.join(work, "exposed-agent"), ("--exposed", "--no-mdns", "-vv"))
+    ours, phases = [], []
+    report = None
+    for i in range(RUNS):
+        t, report = peer_run(nodes["peer1"], agent, os.path.join(work, f"exposed{i}"), extra=("-vv",))
+        ours.append(t)
+        phases.append(timings(peer_run.stderr))
+    with agent.lock:
+        agent_log = "".join(agent.lines)
+    agent.stop()
+    ports = f"{EXPOSED_FIRST}-{EXPOSED_FIRST + EXPOSED_COUNT - 1}"
+    theirs = []
+    for _ in range(RUNS):
+        started = time.monotonic()
+        for target, six in ((HOST_IP, []), (HOST_IP6, ["-6"])):
+            sh(*in_ns(nodes["peer1"], "nmap", "-sT", "-Pn", "-n", *six, "-p", ports, target))
+        theirs.append(time.monotonic() - started)
+    verdicts = {}
+    for svc in report["services"]:
+        if EXPOSED_FIRST <= svc["port"] < EXPOSED_FIRST + EXPOSED_COUNT:
+            verdicts[svc["verdict"]] = verdicts.get(svc["verdict"], 0) + 1
+    med_ours, med_theirs = statistics.median(ours), statistics.median(theirs)
+    lines = [f"--exposed over {EXPOSED_COUNT} ports x 2 families, {EXPOSED_DROPPED} dropped ({RUNS} runs each)",
+             f"  full peer run: median {med_ours:.3f} s (runs: {', '.join(f'{t:.3f}' for t in ours)})",
+             f"  nmap -sT -Pn over the same ports at the IPv4 and the IPv6 address: median {med_theirs:.3f} s",
+             f"  ratio ours/nmap: {med_ours / med_theirs:.2f}  (goal <= 0.50)",
+             f"  verdicts: {verdicts}  (expected {EXPOSED_COUNT - EXPOSED_DROPPED} reachable, "
+             f"{EXPOSED_DROPPED} firewall_drop)"]
+    agent_phases = timings(agent_log)
+    lines.append("  where the time goes (last run; peer and agent -vv timings, ms):")
+    for name, ms in list(phases[-1].items()) + list(agent_phases.items()):
+        lines.append(f"    {name}: {ms:.1f}")
+    m = re.findall(r"report: (\d+) bytes of JSON", agent_log)
+    if m:
+        lines.append(f"  report on the wire: {m[-1]} bytes of JSON")
+    cleanup()
+    return lines
 
 
 def rss_kb(pid):
@@ -295,6 +387,8 @@ def main():
                     print(f"    port {port}: ours {picture.get(port)}, nmap {nmap_picture.get(port)}")
         print(f"  4 peers at once: {concurrent:.3f} s; agent peak RSS (VmHWM) {peak_kb / 1024:.1f} MB  (target <= 16 MB)")
         cleanup()
+        for line in exposed_scenario(work):
+            print(line)
         print("hostile LAN (lanreach-attack from a namespace of its own)")
         for line in hostile(work):
             print(line)

@@ -91,10 +91,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<bool> {
+    let mut phases = lanreach_proto::endpoint::term::Phases::start("agent start");
     // Caught from now on: a SIGTERM right after the banner still stops the agent cleanly.
     let mut stop = term::Stop::install();
     let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let agent = Agent::bind(&config, events)?;
+    phases.mark("identity, control channel, test listeners, page bound");
     let bound = agent.local_addrs();
     let ifaces = interfaces::list().unwrap_or_default();
     let reachable = control::reachable_addresses(&bound, &ifaces);
@@ -141,6 +143,7 @@ async fn serve(config: Config) -> anyhow::Result<bool> {
         web_failed: agent.web_failures(),
         no_web: config.no_web,
     }));
+    phases.mark("interfaces, mDNS, code printed: ready");
     let (once, json, quiet) = (config.once, config.json, config.quiet);
     let paint = Paint::new(lanreach_proto::endpoint::term::stdout_colour());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

@@ -639,9 +639,12 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     let step = |what| move |_| SessionError::Timeout(what);
+    let mut phases = lanreach_proto::endpoint::term::Phases::start("agent round");
     let targets = inside::plan_targets(&p.interfaces, p.peer.arrived_at, &p.peer.addresses);
     let ports = shared.checks.ports_to_probe(&shared.own_ports()).await;
+    phases.mark("ports to probe (socket inventory with --exposed)");
     let plan = inside::new_plan(shared.listeners.specs(), &targets, p.peer.from.ip().is_loopback(), &ports);
+    phases.mark("plan");
     if !shared.listeners.register(plan.session, plan.key) {
         conversation::reject(ch, RejectCode::Busy, "too many peers are probing at once; try again shortly").await;
         return Err(HandshakeError::Busy.into());
@@ -655,13 +658,17 @@ where
         Ok::<_, SessionError>((results, pings))
     }
     .await;
+    phases.mark("plan sent, peer probing, results in");
     let hits = shared.listeners.finish(&plan.session);
     let conntrack = watch.finish().await;
     let (results, pings) = outcome?;
+    phases.mark("connection tracking read");
 
     let agent = inside::agent_info(&shared.name, shared.identity.id, &p.interfaces);
     let services = inside::service_inputs(&ports, &plan, &results, &mut p.docker, p.refresh, false).await;
+    phases.mark("inside facts (sockets, owners, Docker, local HTTP)");
     let firewall = inside::firewall(&ports, &mut p.firewall, p.refresh).await;
+    phases.mark("firewall rules");
     let report = assemble(ReportParts {
         mode: Mode::Peer,
         agent,
@@ -675,7 +682,16 @@ where
         wsl2: inside::wsl2(),
         firewall: &firewall,
     });
-    ch.send(&Message::Report(ReportJson { json: report.to_json_compact() })).await.map_err(HandshakeError::from)?;
+    phases.mark("report assembled");
+    let json = report.to_json_compact();
+    tracing::debug!(
+        "report: {} bytes of JSON for {} probes, {} ports",
+        json.len(),
+        report.probes.len(),
+        report.services.len()
+    );
+    ch.send(&Message::Report(ReportJson { json })).await.map_err(HandshakeError::from)?;
+    phases.mark("report sent");
     Ok((report, pings))
 }
 

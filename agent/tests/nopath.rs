@@ -172,7 +172,7 @@ fn the_agent_not_running_is_named_from_the_icmp_answer() {
     eprintln!("agent not running: {} in {secs:.2} s", code(&doc));
     assert_eq!(code(&doc), "agent_not_running", "{stderr}");
     assert!(stderr.contains("ICMP port unreachable"), "{stderr}");
-    assert!(secs < Duration::from_secs(2).as_secs_f64(), "{secs:.2} s");
+    assert!(secs < Duration::from_secs(3).as_secs_f64(), "{secs:.2} s");
 }
 
 #[test]

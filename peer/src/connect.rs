@@ -364,6 +364,7 @@ pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
     let started = Instant::now();
     let deadline = started + s.connect_timeout;
     let (candidates, no_route) = candidates(s.dial, deadline).await?;
+    tracing::debug!("timing: peer start / address resolution: {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
     let (identity, _) = Identity::load_or_create(s.state_dir, s.name)?;
     let mut known = KnownAgents::load(s.state_dir)?;
     let client = quic::client_config(&identity)?;
@@ -408,6 +409,7 @@ pub async fn run(s: &Options<'_>) -> Result<Completed, PeerError> {
         }
         Ok(Ok(won)) => won,
     };
+    tracing::debug!("timing: peer start / connected (QUIC): {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
     // The session, unless the user stops this peer (the agent is told at once) or the
     // agent closes the connection first (noticed at once, also in the middle of the
     // probe run, which reads nothing from the agent).
@@ -576,6 +578,7 @@ async fn authenticated_session(
     addr: SocketAddr,
 ) -> Result<Completed, PeerError> {
     // The race checked the key against the link and the pins.
+    let mut phases = lanreach_proto::endpoint::term::Phases::start("peer session");
     let target = target.clone();
     let presented = quic::remote_key_id(conn)?;
     if s.code.is_none() && known.get(&target).is_none() && known.knows(&presented).is_none() {
@@ -600,6 +603,7 @@ async fn authenticated_session(
             return Err(protocol_error(addr, source, |source| PeerError::Handshake { target, source }));
         }
     };
+    phases.mark("authentication (pairing or pins)");
     let verification = lanreach_proto::pairing::verification(&binding);
     let tell = |event: SessionEvent<'_>| {
         if let Some(events) = s.events {
@@ -635,10 +639,12 @@ async fn authenticated_session(
         hello: &hello,
     });
 
+    phases.mark("Hello exchange");
     let plan = timeout(STEP_TIMEOUT, conversation::recv_plan(&mut ch))
         .await
         .map_err(step("waiting for the probe plan"))?
         .map_err(failed("receiving the probe plan"))?;
+    phases.mark("waiting for the plan (the agent's planning)");
     let declared: Vec<IpAddr> = hello.addresses.iter().map(|a| a.ip).collect();
     if let Err(e) = plan::validate(&plan, &declared, addr.ip().to_canonical().is_loopback()) {
         conversation::reject(&mut ch, RejectCode::PlanRefused, &e.to_string()).await;
@@ -656,6 +662,7 @@ async fn authenticated_session(
         samples.push(sent.elapsed());
     }
     samples.sort();
+    phases.mark("round-trip pings");
     let rtt = Rtt { median: samples[samples.len() / 2], min: samples[0], quic: conn.rtt() };
     tell(SessionEvent::Rtt(&rtt));
 
@@ -671,12 +678,15 @@ async fn authenticated_session(
         None => Arc::new(AtomicUsize::new(0)),
     };
     let results = engine::run_with_progress(&plan, config, done, &[addr.ip()]).await;
+    phases.mark("probing");
     ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
     let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
         .await
         .map_err(step("waiting for the report"))?
         .map_err(failed("receiving the report"))?;
+    phases.mark("results sent, report received (the agent's inside facts and assembly)");
     let report: Report = serde_json::from_str(&json).map_err(|source| PeerError::BadReport { addr, source })?;
+    phases.mark("report parsed");
     if let Some(watching) = s.watch {
         // Watch mode: the same checks again every WATCH_INTERVAL over this connection,
         // until the user stops it (Ctrl-C, handled in `run`) or the agent goes away.

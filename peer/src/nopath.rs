@@ -14,7 +14,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use lanreach_proto::defaults::{NOPATH_SEND_AT, NOPATH_TICK};
+use lanreach_proto::defaults::{NOPATH_RESEND, NOPATH_SEND_AT, NOPATH_TICK};
 use lanreach_proto::endpoint::interfaces;
 use lanreach_proto::nopath::{
     AgentAddress, Cause, LinkKind, Met, Neighbour, OwnAddress, PageMet, PathFacts, Platform, diagnose,
@@ -37,10 +37,7 @@ pub(crate) async fn watch(agent: Vec<AgentAddress>, page_served: bool, started: 
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(i) = probe_at {
         let addr = agent[i].addr;
-        tasks.spawn(async move {
-            let met = side_probe(addr, started).await;
-            let _ = met_tx.send(met);
-        });
+        tasks.spawn(side_probe(addr, started, met_tx));
         // The agent serves its page on TCP at the same port number by default: a connect
         // that succeeds says the agent runs, whatever the link says (a refusal proves
         // something only when the link says the page is served).
@@ -114,41 +111,54 @@ fn route_source(addr: SocketAddr) -> Option<IpAddr> {
 }
 
 /// A one-byte datagram to the control port now and again (QUIC ignores it) on a
-/// connected socket, which hears ICMP errors: what came back, or `None` while nothing did.
-async fn side_probe(addr: SocketAddr, started: Instant) -> Option<Met> {
+/// connected socket, which hears ICMP errors. What the last datagram met is published in
+/// `met` as it changes: an agent that binds its port a moment later turns a "port
+/// unreachable" back into nothing, so a peer started before its agent is not told the
+/// agent is not running. A slow answer (a failed neighbour lookup) stays.
+async fn side_probe(addr: SocketAddr, started: Instant, met: tokio::sync::watch::Sender<Option<Met>>) {
     let local: SocketAddr =
         if addr.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
-    let socket = tokio::net::UdpSocket::bind(local).await.ok()?;
+    let Ok(socket) = tokio::net::UdpSocket::bind(local).await else { return };
     if let Err(e) = socket.connect(addr).await {
-        return Some(classify(&e, started.elapsed()).unwrap_or(Met::NetUnreachable));
+        let _ = met.send(Some(classify(&e, started.elapsed()).unwrap_or(Met::NetUnreachable)));
+        return;
     }
     let mut buf = [0u8; 64];
-    for (k, at) in NOPATH_SEND_AT.iter().enumerate() {
-        tokio::time::sleep_until(started + *at).await;
-        if let Err(e) = socket.send(&[0]).await
-            && let Some(met) = classify(&e, started.elapsed())
-        {
-            return Some(met);
+    let mut k = 0;
+    loop {
+        // The listed times, then every last gap again until the caller gives up.
+        let at = NOPATH_SEND_AT.get(k).copied().unwrap_or_else(|| {
+            let last = NOPATH_SEND_AT.last().copied().unwrap_or_default();
+            last + NOPATH_RESEND * u32::try_from(k + 1 - NOPATH_SEND_AT.len()).unwrap_or(u32::MAX)
+        });
+        let next = NOPATH_SEND_AT.get(k + 1).copied().unwrap_or(at + NOPATH_RESEND);
+        k += 1;
+        tokio::time::sleep_until(started + at).await;
+        let mut this = None;
+        if let Err(e) = socket.send(&[0]).await {
+            this = classify(&e, started.elapsed());
         }
-        // Listen until the next datagram is due (after the last, until the caller gives up).
-        let until = NOPATH_SEND_AT.get(k + 1).map(|next| started + *next);
-        loop {
-            let received = match until {
-                Some(until) => match tokio::time::timeout_at(until, socket.recv(&mut buf)).await {
-                    Ok(received) => received,
-                    Err(_) => break,
-                },
-                None => socket.recv(&mut buf).await,
-            };
-            // An answer is no error (QUIC ignores the byte; something else may echo it).
-            if let Err(e) = received
-                && let Some(met) = classify(&e, started.elapsed())
-            {
-                return Some(met);
+        while this.is_none() {
+            match tokio::time::timeout_at(started + next, socket.recv(&mut buf)).await {
+                Err(_) => break,
+                // An answer is no error (QUIC ignores the byte; something else may echo it).
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => this = classify(&e, started.elapsed()),
             }
         }
+        // "No route to host" stays as first met: how soon it came after the first
+        // datagram tells a host's ICMP answer (at once) from a failed neighbour lookup
+        // (seconds), and later datagrams meet the failed entry at once.
+        let sticky = matches!(*met.borrow(), Some(Met::HostUnreachable { .. }));
+        if !sticky {
+            let _ = met.send_if_modified(|m| {
+                let changed = *m != this;
+                *m = this;
+                changed
+            });
+        }
+        tokio::time::sleep_until(started + next).await;
     }
-    None
 }
 
 fn classify(e: &std::io::Error, after: Duration) -> Option<Met> {

@@ -264,18 +264,27 @@ pub const RACE_STAGGER: Duration = Duration::from_millis(250);
 /// network, a VPN route, the agent's page answering while UDP is silent, a failed
 /// neighbour lookup) ends the wait once this long has passed since the first handshake
 /// without one completing: a LAN handshake takes milliseconds, a VPN's a few hundred, a
-/// debug build on a loaded machine a few hundred more. (The network's own refusals, ICMP
-/// port unreachable or no route, end it at once: `nopath::Cause::grace`.)
+/// debug build on a loaded machine a few hundred more. (The network's own answers end it
+/// sooner: no route at once, ICMP errors after a second: `nopath::Cause::grace`.)
 pub const NOPATH_GRACE: Duration = Duration::from_millis(2500);
 
 /// How often the no-path facts are read again while waiting.
 pub const NOPATH_TICK: Duration = Duration::from_millis(100);
 
-/// When the side probe sends its one-byte datagrams to the control port, from the start
-/// (a lost datagram or a rate-limited ICMP error is tried again; Linux gives up a
-/// neighbour lookup after about 3 s).
-pub const NOPATH_SEND_AT: &[Duration] =
-    &[Duration::from_millis(0), Duration::from_millis(300), Duration::from_millis(1200), Duration::from_millis(3500)];
+/// When the side probe sends its first one-byte datagrams to the control port, from the
+/// start (a lost datagram or a rate-limited ICMP error is tried again; Linux gives up a
+/// neighbour lookup after about 3 s); then every [`NOPATH_RESEND`]. Each one's answer
+/// replaces the last: an agent may bind its port a moment after the peer started.
+pub const NOPATH_SEND_AT: &[Duration] = &[
+    Duration::from_millis(0),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_millis(800),
+    Duration::from_millis(1200),
+];
+
+/// After [`NOPATH_SEND_AT`], the side probe sends again this often.
+pub const NOPATH_RESEND: Duration = Duration::from_millis(1000);
 
 /// Reading the firewall's configuration (`nft`, `iptables-save`, `ufw`, `firewall-cmd`):
 /// the whole read. firewall-cmd asks firewalld over D-Bus, which may hang; what is not

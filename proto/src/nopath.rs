@@ -252,10 +252,11 @@ impl Cause {
     pub fn grace(&self) -> Duration {
         let network_said = self.evidence.iter().any(|e| e.contains("ICMP"));
         match self.code {
-            CauseCode::AgentNotRunning | CauseCode::NoRoute | CauseCode::LocalNetworkPermission => {
-                Duration::from_millis(300)
-            }
-            CauseCode::HostFirewall if network_said => Duration::from_millis(300),
+            CauseCode::NoRoute | CauseCode::LocalNetworkPermission => Duration::from_millis(300),
+            // Still refused a second after the first handshake: not an agent starting up
+            // (the side probe's newest answer counts).
+            CauseCode::AgentNotRunning => Duration::from_secs(1),
+            CauseCode::HostFirewall if network_said => Duration::from_secs(1),
             // An address resolution still unanswered after 2 s on a LAN (where it takes
             // milliseconds) has failed; Linux only gives up after 3 s.
             CauseCode::Isolation => Duration::from_secs(2),
@@ -368,7 +369,17 @@ pub fn diagnose(f: &PathFacts) -> Cause {
                 evidence.push(format!("UDP {sa}: the OS refused to send (permission denied)"));
                 return local_permission(f, ip, evidence);
             }
-            Some(Met::HostUnreachable { after }) if after < Duration::from_millis(500) && on_link => {
+            // "No route to host" for an address on this device's subnet: an ICMP answer
+            // from the host when its address resolved (or, where the neighbour table is
+            // not shown, when it came at once); a failed lookup is isolation (below).
+            Some(Met::HostUnreachable { after })
+                if on_link
+                    && match f.neighbour.get(i).copied().unwrap_or(Neighbour::Unknown) {
+                        Neighbour::Resolved => true,
+                        Neighbour::Failed => false,
+                        Neighbour::Unknown => after < Duration::from_millis(500),
+                    } =>
+            {
                 if f.platform == Platform::Apple {
                     evidence.push(format!(
                         "UDP {sa}: \"no route to host\" at once, for an address on this device's own subnet"

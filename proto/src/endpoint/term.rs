@@ -224,3 +224,33 @@ mod tests {
         assert!(exit < done.find(".SH VERSION").expect("version"), "{done}");
     }
 }
+
+/// Where the time of a run goes: each [`Phases::mark`] logs (at debug level, `-vv`) how
+/// long the phase since the last mark took, and the total so far.
+#[derive(Debug)]
+pub struct Phases {
+    what: &'static str,
+    start: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Phases {
+    /// Starts timing `what` (e.g. "agent round") now.
+    pub fn start(what: &'static str) -> Phases {
+        let now = std::time::Instant::now();
+        Phases { what, start: now, last: now }
+    }
+
+    /// Ends `phase`: logs its duration and the total.
+    pub fn mark(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        tracing::debug!(
+            "timing: {} / {phase}: {:.1} ms (total {:.1} ms)",
+            self.what,
+            ms(now - self.last),
+            ms(now - self.start)
+        );
+        self.last = now;
+    }
+}
