@@ -19,4 +19,4 @@ cargo test --quiet --release -p lanreach-agent --test browser -- --ignored --noc
     | grep -E '^(browser bench|  |\*\*\* SKIPPED)'
 # How fast the peer names why nothing connects (agent/tests/nopath.rs prints each).
 cargo test --quiet --release -p lanreach-agent --test nopath -- --nocapture --test-threads=1 2>&1 \
-    | grep -E '^[a-zA-Z ,]+: [a-z_]+ in [0-9.]+ s|\*\*\* SKIPPED' | sed 's/^/no path: /'
+    | grep -oE '[A-Za-z][A-Za-z ,()-]*: [a-z_]+ in [0-9.]+ s( \(.*\))?|\*\*\* SKIPPED.*' | sed 's/^/no path: /'

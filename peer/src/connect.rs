@@ -56,7 +56,8 @@ pub enum PeerError {
     /// QUIC/TLS set-up failed.
     #[error(transparent)]
     Quic(#[from] QuicError),
-    /// Nothing answered in time.
+    /// One handshake met silence (inside the race; what the user reads is
+    /// [`PeerError::NoPath`]).
     #[error("no answer from a lanreach agent at {} within {}", list(addrs), secs(*.waited))]
     NoAnswer {
         /// The addresses dialled, most likely reached first (never empty).

@@ -92,27 +92,6 @@ pub(crate) fn session_event(event: &SessionEvent<'_>, all_addresses: bool) -> St
 pub(crate) fn error(e: &PeerError) -> String {
     let head = format!("lanreach-peer: {}", error_chain(e));
     let body = match e {
-        PeerError::NoAnswer { addrs, no_route, .. } => {
-            let no_route: Vec<String> = no_route.iter().map(|a| a.ip().to_string()).collect();
-            let no_route = match no_route.as_slice() {
-                [] => String::new(),
-                list => {
-                    format!("This device has no route to {} (another network): it was not tried.\n", list.join(", "))
-                }
-            };
-            let (ip, port) = match addrs.first() {
-                Some(a) => (a.ip().to_string(), a.port()),
-                None => ("the agent's machine".to_owned(), lanreach_proto::defaults::DEFAULT_CONTROL_PORT),
-            };
-            format!(
-                "{no_route}Likely causes:\n\
-                 \x20 - the agent is not running on {ip} (start it there: lanreach-agent)\n\
-                 \x20 - a firewall on the agent's machine blocks UDP port {port}\n\
-                 \x20 - Wi-Fi client isolation (guest networks, some routers) keeps devices from reaching each other\n\
-                 \x20 - this device is on a different network (mobile data, a VPN, another Wi-Fi)\n\
-                 Use the exact command the agent prints, and check both devices are on the same network."
-            )
-        }
         PeerError::NoPath { cause } => nopath(cause),
         PeerError::KeyChanged { target, .. } => format!(
             "This happens when the agent's state directory was deleted or another machine now has this address, \
