@@ -36,6 +36,11 @@
 //!   may draw, and gets back what it did not draw (silence, an answer that is no ICMP
 //!   error). Silence after a quiet re-probe is a drop; a `timeout` with one attempt (the
 //!   run ended before its quiet re-probe) is not. The cost falls on silent probes only.
+//!   IPv4 TCP quiet re-probes go together (a `Group`): every one waiting joins the group
+//!   the credit allows, and a group that met no error at all met no rejection (its first
+//!   rejected SYN would have found the host's token), so its silent members are drops;
+//!   after a group that met errors, its silent members wait for the next. IPv6 ones go
+//!   one at a time (a connect may miss its first SYN's error there).
 //! - **Paced.** At most `concurrency` attempts in flight; UDP attempts start at least
 //!   [`UDP_SPACING`] apart, so that the hosts' ICMP rate limit turns fewer refusals into
 //!   silence.
@@ -201,7 +206,41 @@ enum State {
     Quiet {
         attempts: u8,
     },
+    /// A quiet re-probe of a group (see [`Group`]) heard nothing: settled when the whole
+    /// group has answered.
+    Held {
+        attempt: u8,
+    },
     Done(Settled),
+}
+
+/// The index of IPv4 in per-family arrays.
+const IPV4: usize = 0;
+
+/// IPv4 TCP quiet re-probes made together. A group starts when the IPv4 ICMP credit
+/// allows one quiet TCP re-probe (the host can send this peer at least one error), and
+/// every other IPv4 TCP probe waiting for its quiet re-probe joins it before any answer
+/// arrives. An IPv4 connect sees the error its first SYN draws, and the first rejected
+/// SYN of the group finds the host's token: a group that met no error at all met no
+/// rejection, and every silent member is a drop, proven as by a lone quiet re-probe. A
+/// group that met errors settles those members; its silent ones wait for the next group,
+/// after the credit is earned again. Measured with `--exposed` over 128 ports, 16
+/// dropped: 21 s one by one.
+///
+/// Not IPv6: there a connect may miss the error of its first SYN (measured), so only a
+/// retransmitted SYN's error shows, and it comes only if the host earned a token back in
+/// that second, too close to call. IPv6 quiet re-probes stay one at a time, each with its
+/// own credit, until the engine reads queued ICMP errors (IPV6_RECVERR).
+#[derive(Debug, Clone)]
+struct Group {
+    /// Answers that may have been ICMP errors (refused, unreachable).
+    errors: u32,
+    /// Members under way.
+    pending: usize,
+    /// Whether an answer arrived (nobody joins after that).
+    answered: bool,
+    /// Silent members: slot, attempt, answer.
+    held: Vec<(usize, u8, AttemptAnswer)>,
 }
 
 /// One probe of the plan.
@@ -320,6 +359,8 @@ pub struct Run {
     addresses: Vec<Address>,
     /// ICMP credit per address family: IPv4, IPv6.
     credit: [IcmpCredit; 2],
+    /// The group of quiet TCP re-probes under way per address family.
+    groups: [Option<Group>; 2],
     in_flight: usize,
     settled: usize,
     last_udp_start: Option<Instant>,
@@ -393,6 +434,7 @@ impl Run {
             slots,
             addresses,
             credit: [IcmpCredit::new(now); 2],
+            groups: [None, None],
             in_flight: 0,
             settled: 0,
             last_udp_start: None,
@@ -424,11 +466,23 @@ impl Run {
         let credit = &mut self.credit[family];
         let timeout = self.config.attempt_timeout;
         let mut connect_timeout = timeout;
-        if quiet {
-            credit.quiet_started(now, need(proto));
-            if proto == Proto::Tcp {
-                connect_timeout += SYN_RETRANSMIT;
+        if quiet && proto == Proto::Tcp {
+            connect_timeout += SYN_RETRANSMIT;
+        }
+        if quiet && proto == Proto::Tcp && family == IPV4 {
+            match &mut self.groups[family] {
+                // Joins the group under way: its credit was taken when it started.
+                Some(group) => {
+                    group.pending += 1;
+                    credit.quiet += 1;
+                }
+                None => {
+                    credit.quiet_started(now, need(proto));
+                    self.groups[family] = Some(Group { errors: 0, pending: 1, answered: false, held: Vec::new() });
+                }
             }
+        } else if quiet {
+            credit.quiet_started(now, need(proto));
         } else {
             credit.ordinary_started();
         }
@@ -497,11 +551,53 @@ impl Run {
             credit.ordinary_ended(now);
         }
         let silent = matches!(answer.outcome, None | Some(Outcome::Timeout));
+        let family = slot.family();
+        if quiet
+            && slot.proto == Proto::Tcp
+            && let Some(group) = &mut self.groups[family]
+        {
+            group.pending = group.pending.saturating_sub(1);
+            group.answered = true;
+            if silent {
+                group.held.push((id.slot, attempt, answer));
+                slot.state = State::Held { attempt };
+            } else {
+                if matches!(answer.outcome, Some(Outcome::Refused | Outcome::Unreachable)) {
+                    group.errors += 1;
+                }
+                self.settle(id.slot, Settled::from_answer(answer, attempt));
+            }
+            self.close_group(family, now);
+            return;
+        }
         if silent && attempt < ATTEMPTS {
             slot.state =
                 if slot.sensitive { State::Quiet { attempts: attempt } } else { State::Retry { attempts: attempt } };
         } else {
             self.settle(id.slot, Settled::from_answer(answer, attempt));
+        }
+    }
+
+    /// Once every member of `family`'s group has answered: its silent members are drops
+    /// when the group met no error; else they wait for the next group. A group that drew
+    /// errors leaves no credit: the host may have spent its burst on them.
+    fn close_group(&mut self, family: usize, now: Instant) {
+        if self.groups[family].as_ref().is_none_or(|g| g.pending > 0) {
+            return;
+        }
+        let Some(group) = self.groups[family].take() else { return };
+        if group.errors > 0 {
+            let credit = &mut self.credit[family];
+            credit.credit = Duration::ZERO;
+            credit.since = now;
+        }
+        let proven = group.errors == 0;
+        for (slot, attempt, answer) in group.held {
+            if proven {
+                self.settle(slot, Settled::from_answer(answer, attempt));
+            } else {
+                self.slots[slot].state = State::Quiet { attempts: attempt - 1 };
+            }
         }
     }
 
@@ -531,6 +627,7 @@ impl Run {
                         State::Done(s) => s.attempts,
                         State::InFlight { attempt, quiet } => attempt - u8::from(quiet),
                         State::Retry { attempts } | State::Quiet { attempts } => attempts,
+                        State::Held { attempt } => attempt - 1,
                         State::Waiting => 0,
                     };
                     Settled::without_answer(reasons[slot.address].unwrap_or(Outcome::NotProbed), attempts)
@@ -542,6 +639,8 @@ impl Run {
                 State::Retry { attempts } | State::Quiet { attempts } => {
                     Settled::without_answer(Outcome::Timeout, attempts)
                 }
+                // Its group did not finish: its silence is not proven.
+                State::Held { attempt } => Settled::without_answer(Outcome::Timeout, attempt - 1),
                 State::Waiting if slot.knock || self.addresses[slot.address].trust == Trust::Verified => {
                     Settled::without_answer(Outcome::Timeout, 0)
                 }
@@ -583,7 +682,9 @@ impl Run {
             .filter(|s| s.knock && s.address == address)
             .map(|s| match s.state {
                 State::Done(settled) => Some(settled.outcome),
-                State::InFlight { .. } | State::Retry { .. } | State::Quiet { .. } => Some(Outcome::Timeout),
+                State::InFlight { .. } | State::Retry { .. } | State::Quiet { .. } | State::Held { .. } => {
+                    Some(Outcome::Timeout)
+                }
                 State::Waiting => None,
             })
             .collect();
@@ -607,8 +708,19 @@ impl Run {
     fn startable(&self, now: Instant) -> impl Iterator<Item = (usize, u8, bool)> + '_ {
         let ordinary = self.ordinary().filter(|&(i, _)| self.credit[self.slots[i].family()].quiet == 0);
         let quiet = self.slots.iter().enumerate().filter_map(move |(i, s)| match s.state {
+            // A TCP group that has not heard back yet takes every other one that waits.
             State::Quiet { attempts }
-                if self.quiet_may_start(s.family()) && self.credit[s.family()].at(now) >= need(s.proto) =>
+                if s.proto == Proto::Tcp
+                    && s.family() == IPV4
+                    && self.groups[s.family()].as_ref().is_some_and(|g| !g.answered)
+                    && self.quiet_may_start(s.family()) =>
+            {
+                Some((i, attempts + 1))
+            }
+            State::Quiet { attempts }
+                if self.groups[s.family()].is_none()
+                    && self.quiet_may_start(s.family())
+                    && self.credit[s.family()].at(now) >= need(s.proto) =>
             {
                 Some((i, attempts + 1))
             }
@@ -1216,8 +1328,9 @@ mod tests {
     }
 
     /// Issue 10 item 5: twelve rejected ports at once. The host's rate limit lets six
-    /// errors through; the others meet silence, and their quiet re-probes, spaced by the
-    /// rate-limit window, each meet the error: every port is rejected, none dropped.
+    /// errors through; the others meet silence, and their quiet re-probes (in groups: a
+    /// group that meets an error proves nothing about its silent members, which wait for
+    /// the next) meet the errors: every port is rejected, none dropped.
     #[test]
     fn rejects_silenced_by_the_rate_limit_are_found_by_quiet_re_probes() {
         for proto in [Proto::Tcp, Proto::Udp] {
@@ -1228,16 +1341,8 @@ mod tests {
             assert_eq!(sim.outcomes().1, vec![expected; 12], "{proto}");
             let attempts: Vec<u8> = sim.results.services.iter().map(|r| r.attempts).collect();
             assert_eq!(attempts.iter().filter(|a| **a == 2).count(), 6, "{proto}: six were silenced: {attempts:?}");
-            assert!(
-                host.denied_quiet.is_empty(),
-                "{proto}: a quiet re-probe met the rate limit: {:?}",
-                host.denied_quiet
-            );
             // The host earns back one error a second: six silenced ports cost about six
             // windows, and nothing more.
-            let quiet: Vec<Duration> = sim.started.iter().filter(|(_, o)| o.quiet).map(|s| s.0).collect();
-            assert_eq!(quiet.len(), 6);
-            assert!(quiet.windows(2).all(|w| w[1] - w[0] >= ICMP_RATE_WINDOW - MS), "{proto}: {quiet:?}");
             assert!(sim.ended < TIMEOUT + 7 * ICMP_RATE_WINDOW + 2 * MS, "{proto}: {:?}", sim.ended);
         }
     }
@@ -1253,17 +1358,17 @@ mod tests {
             let mut host = Host::new(service_port, true);
             let sim = simulate_clocked(&plan, &["2001:db8::1"], config(64), &mut |at, o| host.attempt(at, o));
             assert_eq!(sim.outcomes().1, vec![Outcome::Unreachable; usize::from(count)], "{count} ports");
-            assert!(host.denied_quiet.is_empty(), "{:?}", host.denied_quiet);
+            assert!(host.denied_quiet.is_empty(), "IPv6 re-probes one at a time: {:?}", host.denied_quiet);
             let quiet: Vec<&AttemptOrder> = sim.started.iter().filter(|(_, o)| o.quiet).map(|s| &s.1).collect();
             assert!(quiet.iter().all(|o| o.connect_timeout == TIMEOUT + SYN_RETRANSMIT), "{quiet:?}");
         }
     }
 
     /// A DROP: silence on the quiet re-probe too, so `timeout` with two attempts (a drop
-    /// the verdict may name). The wait is paid once: a silent quiet re-probe drew no
-    /// error, so the next one starts at once.
+    /// the verdict may name). The wait is paid once, and the dropped ports are re-probed
+    /// together: a group that met no error met no rejection.
     #[test]
-    fn drops_cost_one_window_and_one_quiet_re_probe_each() {
+    fn drops_cost_one_window_and_one_quiet_re_probe_together() {
         let plan = ports_at("198.51.100.1", Proto::Tcp, 4);
         let mut host = Host::new(|o| if o.kind == ProbeKind::Listener { Port::Open } else { Port::Dropped }, false);
         let sim = simulate_clocked(&plan, &["198.51.100.1"], config(64), &mut |at, o| host.attempt(at, o));
@@ -1272,8 +1377,35 @@ mod tests {
         let quiet: Vec<Duration> = sim.started.iter().filter(|(_, o)| o.quiet).map(|s| s.0).collect();
         let each = TIMEOUT + SYN_RETRANSMIT;
         let first = TIMEOUT + 2 * ICMP_RATE_WINDOW;
+        assert_eq!(quiet, [first; 4]);
+        assert_eq!(sim.ended, first + each);
+        // IPv6: one at a time (a connect there may miss its first SYN's error).
+        let plan = ports_at("2001:db8::1", Proto::Tcp, 4);
+        let mut host = Host::new(|o| if o.kind == ProbeKind::Listener { Port::Open } else { Port::Dropped }, true);
+        let sim = simulate_clocked(&plan, &["2001:db8::1"], config(64), &mut |at, o| host.attempt(at, o));
+        assert!(sim.results.services.iter().all(|r| r.outcome == Outcome::Timeout && r.attempts == 2));
+        let quiet: Vec<Duration> = sim.started.iter().filter(|(_, o)| o.quiet).map(|s| s.0).collect();
         assert_eq!(quiet, [first, first + each, first + 2 * each, first + 3 * each]);
-        assert_eq!(sim.ended, first + 4 * each);
+    }
+
+    /// Dropped and rejected ports in one family: the group that meets the reject settles
+    /// it and proves nothing of the others, which are proven by the next group.
+    #[test]
+    fn a_reject_in_a_group_sends_its_silent_members_to_the_next() {
+        let plan = ports_at("198.51.100.1", Proto::Tcp, 8);
+        let ports = |o: &AttemptOrder| match (o.kind, o.probe) {
+            (ProbeKind::Listener, _) => Port::Open,
+            (_, 0..=5) => Port::Dropped,
+            _ => Port::Rejected,
+        };
+        let mut host = Host::new(ports, false);
+        // Spend the host's burst first, so the rejects' first attempts meet silence.
+        host.buckets[0] = Bucket { tokens: Duration::ZERO, last: Duration::ZERO };
+        let sim = simulate_clocked(&plan, &["198.51.100.1"], config(64), &mut |at, o| host.attempt(at, o));
+        let mut expected = vec![Outcome::Timeout; 6];
+        expected.extend([Outcome::Unreachable; 2]);
+        assert_eq!(sim.outcomes().1, expected);
+        assert!(sim.results.services.iter().all(|r| r.attempts == 2), "{:?}", sim.results.services);
     }
 
     /// The open wildcard test listener answers at once; it is no reason to wait. But no
@@ -1302,21 +1434,30 @@ mod tests {
         }
     }
 
-    /// Many silent ports and the run deadline: what was re-probed quietly is `timeout`
-    /// with two attempts; what was not (or whose quiet re-probe was cut off) has one, and
-    /// is not a proven drop.
+    /// A hundred dropped ports: two groups (64 at a time), all proven in seconds.
     #[test]
-    fn silence_the_deadline_cut_short_keeps_one_attempt() {
+    fn a_hundred_drops_are_proven_in_two_groups() {
         let plan = ports_at("198.51.100.1", Proto::Tcp, 100);
         let mut host = Host::new(|o| if o.kind == ProbeKind::Listener { Port::Open } else { Port::Dropped }, false);
         let sim = simulate_clocked(&plan, &["198.51.100.1"], config(64), &mut |at, o| host.attempt(at, o));
+        let services = &sim.results.services;
+        assert!(services.iter().all(|r| r.outcome == Outcome::Timeout && r.attempts == 2), "{services:?}");
+        assert!(sim.ended < Duration::from_secs(10), "{:?}", sim.ended);
+    }
+
+    /// Silence and the run deadline: a quiet re-probe cut off by the deadline (here it
+    /// never returns) does not count; its probe keeps one attempt and is no proven drop.
+    #[test]
+    fn silence_the_deadline_cut_short_keeps_one_attempt() {
+        let plan = ports_at("198.51.100.1", Proto::Tcp, 10);
+        let network = |o: &AttemptOrder| match (o.kind, o.quiet) {
+            (ProbeKind::Listener, _) => after(MS, outcome(Outcome::Open)),
+            (_, true) => None,
+            (_, false) => silent(o),
+        };
+        let sim = simulate(&plan, &["198.51.100.1"], config(64), &network);
         assert_eq!(sim.ended, RUN_DEADLINE);
         let services = &sim.results.services;
-        assert!(services.iter().all(|r| r.outcome == Outcome::Timeout));
-        let confirmed = services.iter().filter(|r| r.attempts == 2).count();
-        let each = TIMEOUT + SYN_RETRANSMIT;
-        let window = RUN_DEADLINE - 2 * TIMEOUT - 2 * ICMP_RATE_WINDOW;
-        assert_eq!(confirmed as u32, window.as_millis() as u32 / each.as_millis() as u32, "{services:?}");
-        assert!(services.iter().all(|r| r.attempts >= 1));
+        assert!(services.iter().all(|r| r.outcome == Outcome::Timeout && r.attempts == 1), "{services:?}");
     }
 }
