@@ -12,14 +12,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use lanreach_proto::addr::InterfaceKind;
 use lanreach_proto::assemble::{ReportParts, assemble};
 use lanreach_proto::browser::{Answer, BrowserRun, PlanRequest, WebAgent, WebResults, browser_name, items};
 use lanreach_proto::defaults::{BROWSER_RUN_DEADLINE, LOCAL_HTTP_TIMEOUT, MAX_BROWSER_RUNS, SCREEN_TICK};
 use lanreach_proto::endpoint::engine;
 use lanreach_proto::endpoint::interfaces::{self, InterfaceAddress};
 use lanreach_proto::facts::{CheckedPort, Conntrack, PortSource};
-use lanreach_proto::plan;
 use lanreach_proto::render::{Paint, render_text};
 use lanreach_proto::report::{Mode, PeerInfo, Report};
 use lanreach_proto::sync::lock;
@@ -167,16 +165,9 @@ fn allow(method: &'static str) -> Response {
     r
 }
 
-/// The addresses the page may send requests to: the one it came from and this
-/// machine's LAN addresses.
+/// The addresses the page may send requests to: what a run of it targets.
 fn page_addresses(local: IpAddr) -> Vec<IpAddr> {
-    let mut out = vec![local];
-    for i in interfaces::list().unwrap_or_default() {
-        if i.kind == InterfaceKind::Lan && !out.contains(&i.ip) {
-            out.push(i.ip);
-        }
-    }
-    out
+    inside::browser_targets(&interfaces::list().unwrap_or_default(), local)
 }
 
 /// The token a request presents, unless its source is throttled or it presents none
@@ -224,7 +215,7 @@ async fn plan(shared: &Arc<Shared>, request: Request) -> Response {
     let name = browser_name(asked.ua.as_deref());
     let local = request.local.ip();
     let interfaces = interfaces::list().unwrap_or_default();
-    let targets = targets(&interfaces, local);
+    let targets = inside::browser_targets(&interfaces, local);
     let ports = shared.checks.ports_to_probe(&shared.own_ports()).await;
     let probe_plan = inside::new_plan(shared.listeners.specs(), &targets, local.is_loopback(), &ports);
     let mut run_id = [0u8; 16];
@@ -240,25 +231,6 @@ async fn plan(shared: &Arc<Shared>, request: Request) -> Response {
         .insert(token, LiveRun { run, started: now, from: request.from, local, name: name.clone(), ports, interfaces });
     shared.emit(Event::BrowserStarted { from: request.from, name });
     answer
-}
-
-/// What a browser run probes: the agent's LAN addresses (the page's knocks find out
-/// which it reaches, IPv6 included), and the address the page came from. A page from a
-/// loopback address runs on this machine: that address only.
-fn targets(interfaces: &[InterfaceAddress], local: IpAddr) -> Vec<IpAddr> {
-    let local = local.to_canonical();
-    if local.is_loopback() {
-        return vec![local];
-    }
-    let mut out: Vec<IpAddr> = interfaces
-        .iter()
-        .filter(|i| i.kind == InterfaceKind::Lan && plan::forbidden(i.ip, false).is_none())
-        .map(|i| i.ip)
-        .collect();
-    if !out.contains(&local) {
-        out.push(local);
-    }
-    out
 }
 
 async fn results(shared: &Arc<Shared>, request: Request) -> Response {
@@ -379,40 +351,4 @@ async fn report(
         wsl2: inside::wsl2(),
         firewall: &firewall,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn iface(name: &str, ip: &str, kind: InterfaceKind) -> InterfaceAddress {
-        InterfaceAddress {
-            interface: name.into(),
-            ip: ip.parse().expect("ip"),
-            index: Some(2),
-            kind,
-            prefix: Some(24),
-            default_route: false,
-            virtual_device: false,
-        }
-    }
-
-    #[test]
-    fn a_browser_run_probes_every_lan_address_of_both_families() {
-        let ifaces = [
-            iface("lo", "127.0.0.1", InterfaceKind::Loopback),
-            iface("eth0", "198.51.100.1", InterfaceKind::Lan),
-            iface("eth0", "2001:db8::1", InterfaceKind::Lan),
-            iface("eth0", "fe80::1", InterfaceKind::LinkLocal),
-            iface("docker0", "203.0.113.1", InterfaceKind::Virtual),
-        ];
-        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
-        assert_eq!(targets(&ifaces, ip("198.51.100.1")), [ip("198.51.100.1"), ip("2001:db8::1")]);
-        assert_eq!(targets(&ifaces, ip("::ffff:127.0.0.1")), [ip("127.0.0.1")]);
-        assert_eq!(
-            targets(&ifaces, ip("203.0.113.1")),
-            [ip("198.51.100.1"), ip("2001:db8::1"), ip("203.0.113.1")],
-            "the page's own address too"
-        );
-    }
 }

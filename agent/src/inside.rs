@@ -41,15 +41,35 @@ pub(crate) fn plan_targets(
     dialled: Option<IpAddr>,
     peer_addresses: &[IpAddr],
 ) -> Vec<IpAddr> {
-    if let Some(ip) = dialled.map(|ip| ip.to_canonical()).filter(|ip| ip.is_loopback()) {
+    let peer_has = |v4: bool| {
+        peer_addresses
+            .iter()
+            .map(|a| a.to_canonical())
+            .any(|a| a.is_ipv4() == v4 && plan::forbidden(a, false).is_none())
+    };
+    lan_targets(interfaces, dialled, peer_has)
+}
+
+/// The addresses a browser run targets: as for a peer, but of both families (a page
+/// cannot list its addresses; its knocks find out which it reaches), and the address the
+/// page came from.
+pub(crate) fn browser_targets(interfaces: &[InterfaceAddress], page_from: IpAddr) -> Vec<IpAddr> {
+    lan_targets(interfaces, Some(page_from), |_| true)
+}
+
+/// The LAN addresses of the families `wanted` (by `is_ipv4`) that may be probed, and the
+/// dialled address; only a dialled loopback address when it is one.
+fn lan_targets(interfaces: &[InterfaceAddress], dialled: Option<IpAddr>, wanted: impl Fn(bool) -> bool) -> Vec<IpAddr> {
+    let dialled = dialled.map(|ip| ip.to_canonical());
+    if let Some(ip) = dialled.filter(|ip| ip.is_loopback()) {
         return vec![ip];
     }
-    let usable = |ip: &IpAddr| plan::forbidden(*ip, false).is_none();
-    let peer_has =
-        |v4: bool| peer_addresses.iter().any(|a| a.to_canonical().is_ipv4() == v4 && usable(&a.to_canonical()));
-    let mut targets: Vec<IpAddr> =
-        interfaces.iter().filter(|i| i.kind == InterfaceKind::Lan && peer_has(i.ip.is_ipv4())).map(|i| i.ip).collect();
-    if let Some(ip) = dialled.map(|ip| ip.to_canonical())
+    let mut targets: Vec<IpAddr> = interfaces
+        .iter()
+        .filter(|i| i.kind == InterfaceKind::Lan && wanted(i.ip.is_ipv4()) && plan::forbidden(i.ip, false).is_none())
+        .map(|i| i.ip)
+        .collect();
+    if let Some(ip) = dialled
         && !targets.contains(&ip)
     {
         targets.push(ip);
@@ -271,5 +291,24 @@ mod tests {
         let peer6 = [ip("198.51.100.2"), ip("2001:db8::2")];
         assert_eq!(plan_targets(&more, Some(ip("198.51.100.1")), &peer6), [ip("198.51.100.1"), ip("2001:db8::1")]);
         assert_eq!(interface_of(ip("127.0.0.1"), &ifaces).as_deref(), Some("lo (loopback)"));
+    }
+
+    #[test]
+    fn a_browser_run_probes_every_lan_address_of_both_families() {
+        let ifaces = [
+            iface("lo", "127.0.0.1", InterfaceKind::Loopback),
+            iface("eth0", "198.51.100.1", InterfaceKind::Lan),
+            iface("eth0", "2001:db8::1", InterfaceKind::Lan),
+            iface("eth0", "fe80::1", InterfaceKind::LinkLocal),
+            iface("docker0", "203.0.113.1", InterfaceKind::Virtual),
+        ];
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        assert_eq!(browser_targets(&ifaces, ip("198.51.100.1")), [ip("198.51.100.1"), ip("2001:db8::1")]);
+        assert_eq!(browser_targets(&ifaces, ip("::ffff:127.0.0.1")), [ip("127.0.0.1")]);
+        assert_eq!(
+            browser_targets(&ifaces, ip("203.0.113.1")),
+            [ip("198.51.100.1"), ip("2001:db8::1"), ip("203.0.113.1")],
+            "the page's own address too"
+        );
     }
 }

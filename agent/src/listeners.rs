@@ -147,7 +147,8 @@ pub fn bind_addresses(interfaces: &[InterfaceAddress]) -> Vec<SocketAddr> {
     out
 }
 
-fn tcp_socket(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// A listening TCP socket on `addr` (IPV6_V6ONLY on IPv6, SO_REUSEADDR, non-blocking).
+pub(crate) fn tcp_socket(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;

@@ -187,16 +187,17 @@ fn code_block(code: &PairingCode, invite: &Invite) -> String {
         // One QR code: the phone's camera opens the page, and lanreach-peer takes the
         // same link (it carries the code too).
         let url = link.browser(token);
-        let qr = invite.qr.map(|style| qr_block(&url, style, invite.width)).unwrap_or_default();
-        let drawn = qr.contains('\u{2588}') || qr.contains('\u{2580}') || qr.contains('\u{2584}');
-        if drawn {
-            out.push_str("On a phone: scan this QR code with its camera (nothing to install):\n");
-            out.push_str(&qr);
-            out.push_str(&format!("or open this link in its browser:\n  {url}\n"));
-        } else {
-            out.push_str("On a phone: open this link in its browser (nothing to install):\n");
-            out.push_str(&format!("  {url}\n"));
-            out.push_str(&qr);
+        match invite.qr.map_or(QrBlock::None, |style| qr_block(&url, style, invite.width)) {
+            QrBlock::Drawn(qr) => {
+                out.push_str("On a phone: scan this QR code with its camera (nothing to install):\n");
+                out.push_str(&qr);
+                out.push_str(&format!("or open this link in its browser:\n  {url}\n"));
+            }
+            other => {
+                out.push_str("On a phone: open this link in its browser (nothing to install):\n");
+                out.push_str(&format!("  {url}\n"));
+                out.push_str(other.text());
+            }
         }
         out.push_str("On another computer, run one of:\n");
         for cmd in peer_commands(&invite.dialable(), code) {
@@ -215,7 +216,7 @@ fn code_block(code: &PairingCode, invite: &Invite) -> String {
         // Quoted on a command line: a shell cuts the link at `&` and globs `?`.
         out.push_str(&format!("or pair from this link (scan it, or run lanreach-peer 'LINK', quoted):\n  {text}\n"));
         if let Some(style) = invite.qr {
-            out.push_str(&qr_block(&text, style, invite.width));
+            out.push_str(qr_block(&text, style, invite.width).text());
         }
     }
     out.push('\n');
@@ -246,19 +247,37 @@ pub(crate) fn undescribed_failures(count: usize, sources: usize, secs: u64) -> S
     format!("… and {count} more connections from {addresses} failed or were refused in the last {secs} s.\n")
 }
 
-/// The QR code of `link`, or why it is left out.
-fn qr_block(link: &str, style: QrStyle, width: Option<usize>) -> String {
+/// The QR code of `link` as drawn lines, or why it is left out.
+enum QrBlock {
+    /// The code, drawn.
+    Drawn(String),
+    /// A sentence saying why not (the terminal is too narrow).
+    LeftOut(String),
+    /// Nothing to show.
+    None,
+}
+
+impl QrBlock {
+    fn text(&self) -> &str {
+        match self {
+            QrBlock::Drawn(text) | QrBlock::LeftOut(text) => text,
+            QrBlock::None => "",
+        }
+    }
+}
+
+fn qr_block(link: &str, style: QrStyle, width: Option<usize>) -> QrBlock {
     let Some(needs) = qr::width(link) else {
-        return String::new();
+        return QrBlock::None;
     };
     match width {
-        Some(have) if have < needs => format!(
+        Some(have) if have < needs => QrBlock::LeftOut(format!(
             "(QR code left out: it needs {needs} columns, this terminal has {have}; widen it to at least {needs} \
              columns and restart the agent to see it, or use the link)\n"
-        ),
+        )),
         _ => match qr::draw(link, style) {
-            Some(drawn) => drawn.lines.iter().map(|l| format!("{l}\n")).collect(),
-            None => String::new(),
+            Some(drawn) => QrBlock::Drawn(drawn.lines.iter().map(|l| format!("{l}\n")).collect()),
+            None => QrBlock::None,
         },
     }
 }

@@ -159,11 +159,16 @@ impl Screen {
 
     /// The new browser link and its QR code, with the code in force.
     fn show_link(&mut self, change: crate::web::LinkChange, now: Instant) -> String {
+        self.shown(now);
+        render::new_link(render::browser_link_reason(change), &self.code, &self.invite)
+    }
+
+    /// The whole block (code, link, QR code) was printed at `now`: nothing is due.
+    fn shown(&mut self, now: Instant) {
         self.shown_at = now;
         self.due = false;
         self.changed = None;
         self.burned = 0;
-        render::new_link(render::browser_link_reason(change), &self.code, &self.invite)
     }
 
     fn show_code(&mut self, now: Instant) -> String {
@@ -175,10 +180,7 @@ impl Screen {
             }
             (Some(RetireReason::TooManyFailures), n) => format!("{n} codes were retired after failed attempts"),
         };
-        self.shown_at = now;
-        self.due = false;
-        self.changed = None;
-        self.burned = 0;
+        self.shown(now);
         render::new_code(&why, &self.code, &self.invite)
     }
 

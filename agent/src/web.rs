@@ -23,7 +23,6 @@ use lanreach_proto::sync::lock;
 use rand::Rng;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -50,16 +49,10 @@ pub(crate) fn bind(control: &[SocketAddr]) -> (Vec<TcpListener>, Vec<(SocketAddr
     (bound, failed)
 }
 
+/// The page's listener: the same socket as a test listener's (IPV6_V6ONLY, so `[::]`
+/// leaves IPv4 to `0.0.0.0`).
 fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())?;
-    s.listen(128)?;
-    s.set_nonblocking(true)?;
-    TcpListener::from_std(s.into())
+    TcpListener::from_std(crate::listeners::tcp_socket(addr)?)
 }
 
 /// A fresh browser token: 26 Crockford base32 symbols, 130 bits from the OS.

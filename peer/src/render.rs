@@ -134,7 +134,8 @@ fn nopath(cause: &lanreach_proto::nopath::Cause) -> String {
         }
     }
     if let Some(otherwise) = &cause.otherwise {
-        out.push_str(&format!("to tell the causes apart: {otherwise}\n"));
+        // `otherwise` says what would tell the remaining causes apart, in its own words.
+        out.push_str(&format!("note: {otherwise}\n"));
     }
     out.push_str(&format!("(cause: {})", cause.code.as_str()));
     out

@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::addr::InterfaceKind;
+use crate::defaults::NOPATH_GRACE;
 
 /// The platform the peer runs on: what it can read differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -242,32 +243,24 @@ pub struct Cause {
     pub otherwise: Option<String>,
     /// The facts it was named from.
     pub evidence: Vec<String>,
+    /// How long after the first handshake this cause may end the wait for one: soon for
+    /// the network's own answers (no route, ICMP errors), after [`NOPATH_GRACE`] for
+    /// conclusions a slow handshake could still prove wrong; `None`: not certain enough
+    /// to end it (the handshake's deadline comes first).
+    #[serde(skip)]
+    pub settles_after: Option<Duration>,
 }
 
 impl Cause {
-    /// How long after the start the cause may end the wait for a handshake: at once for
-    /// the network's own answers (nothing listens, no route, the OS refuses), after
-    /// [`NOPATH_GRACE`](crate::defaults::NOPATH_GRACE) for conclusions a slow VPN
-    /// handshake could still prove wrong.
+    /// How long after the first handshake the cause may end the wait for one
+    /// ([`Cause::settles_after`], else [`NOPATH_GRACE`]).
     pub fn grace(&self) -> Duration {
-        let network_said = self.evidence.iter().any(|e| e.contains("ICMP"));
-        match self.code {
-            CauseCode::NoRoute | CauseCode::LocalNetworkPermission => Duration::from_millis(300),
-            // Still refused a second after the first handshake: not an agent starting up
-            // (the side probe's newest answer counts).
-            CauseCode::AgentNotRunning => Duration::from_secs(1),
-            CauseCode::HostFirewall if network_said => Duration::from_secs(1),
-            // An address resolution still unanswered after 2 s on a LAN (where it takes
-            // milliseconds) has failed; Linux only gives up after 3 s.
-            CauseCode::Isolation => Duration::from_secs(2),
-            _ => crate::defaults::NOPATH_GRACE,
-        }
+        self.settles_after.unwrap_or(NOPATH_GRACE)
     }
 
     /// Whether the cause is certain enough to stop waiting for the handshake.
     pub fn decisive(&self) -> bool {
-        !matches!(self.code, CauseCode::Unknown | CauseCode::HostFirewall)
-            || self.evidence.iter().any(|e| e.contains("page"))
+        self.settles_after.is_some()
     }
 }
 
@@ -350,6 +343,9 @@ pub fn diagnose(f: &PathFacts) -> Cause {
                 }
                 return Cause {
                     code: CauseCode::AgentNotRunning,
+                    // Still refused a second after the first handshake: no agent starting up
+                    // (the side probe's newest answer counts).
+                    settles_after: Some(Duration::from_secs(1)),
                     message: format!(
                         "The machine at {ip} is up (it answered at once), but nothing listens on UDP port {port}: \
                          the agent is not running there, it uses another port, or a firewall rule rejects UDP {port} \
@@ -408,6 +404,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
         let v4 = f.agent.first().is_none_or(|a| a.addr.is_ipv4());
         return Cause {
             code: CauseCode::NoRoute,
+            settles_after: Some(Duration::from_millis(300)),
             message: format!(
                 "This device has no route to the agent ({agent_words}): this device is {}; the devices are on \
                  different networks.",
@@ -430,6 +427,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
             LinkKind::Vpn => {
                 return Cause {
                     code: CauseCode::VpnRoute,
+                    settles_after: Some(NOPATH_GRACE),
                     message: format!(
                         "The route to {ip} goes through {} (a VPN or tunnel){}: packets for the agent leave through \
                          the tunnel, not the local network.",
@@ -446,6 +444,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
             LinkKind::Cellular => {
                 return Cause {
                     code: CauseCode::Cellular,
+                    settles_after: Some(NOPATH_GRACE),
                     message: format!(
                         "This device sends to {ip} over mobile data ({}): it is not on the agent's Wi-Fi, or the \
                          phone left a Wi-Fi without internet for mobile data.",
@@ -471,6 +470,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
             || f.met.iter().flatten().any(|m| matches!(m, Met::HostUnreachable { .. } | Met::NetUnreachable));
         return Cause {
             code: if silent { CauseCode::DifferentNetwork } else { CauseCode::Unknown },
+            settles_after: silent.then_some(NOPATH_GRACE),
             message: format!(
                 "This device is {}; the agent is {agent_words}: different networks, and nothing between them \
                  passes the agent's traffic.",
@@ -498,6 +498,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
         evidence.push(format!("TCP {} (where the agent serves its page): it answers", a.addr));
         return Cause {
             code: CauseCode::HostFirewall,
+            settles_after: Some(NOPATH_GRACE),
             message: format!(
                 "The agent's page answers on TCP {}, so the agent runs and the network passes traffic, but UDP to \
                  port {port} gets no answer: the firewall on the agent's machine drops UDP {port}.",
@@ -524,6 +525,9 @@ pub fn diagnose(f: &PathFacts) -> Cause {
         });
         return Cause {
             code: CauseCode::Isolation,
+            // An address resolution unanswered for 2 s on a LAN (where it takes
+            // milliseconds) has failed; Linux gives up only after 3 s.
+            settles_after: Some(Duration::from_secs(2)),
             message: format!(
                 "The agent's address {ip} is on this device's own network ({mine}) but does not answer address \
                  resolution: the access point isolates clients from each other (guest networks, \"AP isolation\"), \
@@ -543,6 +547,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
         evidence.push(format!("TCP {} (where the agent serves its page): refused", a.addr));
         return Cause {
             code: CauseCode::AgentNotRunning,
+            settles_after: Some(Duration::from_secs(1)),
             message: format!(
                 "The machine at {ip} is up (it refused TCP port {port} at once, where the agent serves its page), \
                  but no agent answers: the agent is not running there, or it runs with another port."
@@ -557,6 +562,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
         evidence.push(format!("UDP {}: no answer, no error for {} s", a.addr, f.waited.as_secs()));
         return Cause {
             code: CauseCode::HostFirewall,
+            settles_after: None,
             message: format!(
                 "The agent's machine {ip} is on this network and awake (it answers address resolution), but UDP \
                  port {port} gets no answer and no error: its firewall drops UDP {port} (or the agent is stopped \
@@ -579,6 +585,7 @@ pub fn diagnose(f: &PathFacts) -> Cause {
     };
     Cause {
         code: CauseCode::Unknown,
+        settles_after: None,
         message: format!(
             "The agent's address {ip} is on this device's network ({mine}), but nothing answers on UDP port {port}, \
              not even an error{neighbour_note}: the firewall of the agent's machine drops it, or the access point \
@@ -598,6 +605,7 @@ fn firewall_rejects(sa: SocketAddr, how: &str, evidence: Vec<String>) -> Cause {
     let port = sa.port();
     Cause {
         code: CauseCode::HostFirewall,
+        settles_after: Some(Duration::from_secs(1)),
         message: format!(
             "The machine at {} is up, but its firewall {how} port {port}, where the agent listens.",
             sa.ip()
@@ -626,6 +634,7 @@ fn local_permission(f: &PathFacts, ip: IpAddr, evidence: Vec<String>) -> Cause {
     };
     Cause {
         code: CauseCode::LocalNetworkPermission,
+        settles_after: Some(Duration::from_millis(300)),
         message: format!(
             "This device's OS refuses to send to {ip}, an address on its own network, without sending anything: \
              this app is not allowed local network access."
