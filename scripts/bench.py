@@ -261,6 +261,120 @@ def exposed_scenario(work, ipv6=True):
     return lines
 
 
+LOSS_RUNS = int(os.environ.get("BENCH_LOSS_RUNS", "50"))
+LOSS_PERCENT = 5
+
+
+def lossy(work):
+    """One --check port (an HTTP server on 0.0.0.0) with LOSS_PERCENT % of packets lost
+    on each side's input (nftables numgen: this kernel has no netem), LOSS_RUNS runs of a
+    paired peer: every run must give the lossless run's picture (each probe's outcome
+    and the port's verdict)."""
+    nodes = build_lab(1)
+    host, peer = nodes["host"], nodes["peer1"]
+    server = subprocess.Popen(in_ns(host, "python3", "-m", "http.server", "3000", "--bind", "0.0.0.0"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes.append(server)
+    time.sleep(0.5)
+    agent = Agent(host, os.path.join(work, "lossy-agent"), ("--check", "3000", "--no-mdns"))
+    state = os.path.join(work, "lossy-peer")
+    _, reference = peer_run(peer, agent, state)
+
+    def picture(report):
+        probes = {(p["proto"], p["bind"], p["target"]): p["outcome"] for p in report["probes"]}
+        return probes, [(s["port"], s["verdict"]) for s in report["services"]]
+
+    want = picture(reference)
+    loss = ("table inet loss {\n chain input {\n  type filter hook input priority -300\n"
+            f"  numgen random mod 100 < {LOSS_PERCENT} drop\n }}\n}}\n")
+    for ns in (host, peer):
+        sh(*in_ns(ns, "nft", "-f", "-"), stdin=loss)
+    times, wrong, failed = [], [], 0
+    for i in range(LOSS_RUNS):
+        args = [PEER, HOST_IP, "--json", "--state-dir", state, "--name", "lossy"]
+        started = time.monotonic()
+        out = sh(*in_ns(peer, *args), check=False)
+        times.append(time.monotonic() - started)
+        try:
+            got = picture(json.loads(out.stdout))
+        except (json.JSONDecodeError, KeyError):
+            failed += 1
+            continue
+        if got != want:
+            diff = [f"{k[0]} {k[2]}: {want[0].get(k)} -> {v}" for k, v in got[0].items() if want[0].get(k) != v]
+            if got[1] != want[1]:
+                diff.append(f"verdicts {want[1]} -> {got[1]}")
+            wrong.append((i, times[-1], diff))
+    agent.stop()
+    cleanup()
+    times.sort()
+    lines = [f"lossy LAN: {LOSS_PERCENT} % loss each way (nftables numgen), {LOSS_RUNS} runs of one --check port",
+             f"  runs with a picture other than the lossless one: {len(wrong)}; runs that failed: {failed}  (goal: 0)",
+             f"  median {statistics.median(times):.3f} s (goal <= 0.6 s), slowest {times[-1]:.3f} s (goal <= 2 s)"]
+    for i, t, diff in wrong[:5]:
+        lines.append(f"    run {i} ({t:.2f} s): {'; '.join(diff)}")
+    return lines
+
+
+SCALE_PEERS = int(os.environ.get("BENCH_SCALE_PEERS", "16"))
+
+
+def scale(work):
+    """SCALE_PEERS peers at once against an agent with --exposed over the 128 ports x 2
+    families (16 dropped): every peer gets its report, the agent's peak RSS, and each
+    run beside a lone run."""
+    nodes = build_lab(SCALE_PEERS)
+    roles = ["host"] + [f"peer{k}" for k in range(1, SCALE_PEERS + 1)]
+    for i, role in enumerate(roles, start=1):
+        sh("ip", "-n", nodes[role], "addr", "add", f"2001:db8:1::{i}/64", "dev", "eth0", "nodad")
+    host = nodes["host"]
+    server = subprocess.Popen(in_ns(host, "python3", "-c", MANY_PORTS, str(EXPOSED_FIRST), str(EXPOSED_COUNT)),
+                              stdout=subprocess.PIPE, text=True)
+    processes.append(server)
+    server.stdout.readline()
+    last_dropped = EXPOSED_FIRST + EXPOSED_DROPPED - 1
+    sh(*in_ns(host, "nft", "-f", "-"),
+       stdin=("table inet bench {\n chain input {\n  type filter hook input priority 0\n"
+              f"  iifname \"eth0\" tcp dport {EXPOSED_FIRST}-{last_dropped} drop\n }}\n}}\n"))
+    agent = Agent(host, os.path.join(work, "scale-agent"), ("--exposed", "--no-mdns"))
+    states = []
+    for k in range(1, SCALE_PEERS + 1):
+        state = os.path.join(work, f"scale{k}")
+        peer_run(nodes[f"peer{k}"], agent, state)
+        states.append((nodes[f"peer{k}"], state))
+    lone = []
+    for _ in range(RUNS):
+        t, _ = peer_run(states[0][0], agent, states[0][1], False)
+        lone.append(t)
+    results = [None] * len(states)
+
+    def one(i, ns, state):
+        try:
+            results[i] = peer_run(ns, agent, state, False)
+        except Exception as e:  # a failed run is counted, not raised in a thread
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i, ns, st)) for i, (ns, st) in enumerate(states)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - started
+    peak_kb = agent.peak_rss_kb()
+    agent.stop()
+    cleanup()
+    ok = [r for r in results if isinstance(r, tuple)]
+    complete = [r for r in ok if len(r[1]["services"]) >= EXPOSED_COUNT]
+    slowest = max((r[0] for r in ok), default=float("nan"))
+    lone_med = statistics.median(lone)
+    return [f"{SCALE_PEERS} peers at once, --exposed over {EXPOSED_COUNT} ports x 2 families, {EXPOSED_DROPPED} dropped",
+            f"  reports received: {len(complete)} of {SCALE_PEERS} (goal: all); all at once took {wall:.3f} s",
+            f"  agent peak RSS (VmHWM): {peak_kb / 1024:.1f} MB  (goal <= 24 MB)",
+            f"  lone run median {lone_med:.3f} s; slowest of the {SCALE_PEERS}: {slowest:.3f} s = "
+            f"{slowest / lone_med:.2f}x a lone run (goal <= 2x)"]
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -341,71 +455,90 @@ def main():
         if not os.path.exists(tool):
             sys.exit(f"bench: {tool} missing; run scripts/bench.sh (it builds the release binaries)")
     work = tempfile.mkdtemp(prefix="lanreach-bench-")
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+
+    def want(part):
+        return not only or part in only
+
     try:
-        nodes = build_lab(4)
-        agent = Agent(nodes["host"], os.path.join(work, "agent"))
-
-        # A first run learns the listener ports; then drop one of them.
-        _, report = peer_run(nodes["peer1"], agent, os.path.join(work, "warmup"))
-        wildcard = next(l["bind"] for l in report["listeners"] if l["proto"] == "tcp" and l["bind"].startswith("0.0.0.0:"))
-        dropped = int(wildcard.rsplit(":", 1)[1])
-        ruleset = ("table inet bench {\n chain input {\n  type filter hook input priority 0\n"
-                   f"  tcp dport {dropped} drop\n }}\n}}\n")
-        sh(*in_ns(nodes["host"], "nft", "-f", "-"), stdin=ruleset)
-
-        ours, theirs = [], []
-        for i in range(RUNS):
-            t, report = peer_run(nodes["peer1"], agent, os.path.join(work, f"run{i}"))
-            ours.append(t)
-        picture = our_picture(report)
-        for _ in range(RUNS):
-            t, nmap_picture = nmap_run(nodes["peer1"], picture.keys())
-            theirs.append(t)
-
-        # 4 peers at once, paired beforehand (codes are single-use).
-        states = []
-        for k in range(1, 5):
-            state = os.path.join(work, f"concurrent{k}")
-            peer_run(nodes[f"peer{k}"], agent, state)
-            states.append((nodes[f"peer{k}"], state))
-        threads = [threading.Thread(target=peer_run, args=(ns, agent, st, False)) for ns, st in states]
-        started = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        concurrent = time.monotonic() - started
-        peak_kb = agent.peak_rss_kb()
-        agent.stop()
-
-        med_ours, med_theirs = statistics.median(ours), statistics.median(theirs)
-        agree = picture == nmap_picture
-        print(f"lanreach benchmark ({RUNS} runs each, LAN in a box, 1 of {len(picture)} TCP ports dropped)")
-        print(f"  full peer run (connect, pair, probe {len(report['probes'])} probes, report): "
-              f"median {med_ours:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours)})")
-        print(f"  nmap -sT -Pn over the same {len(picture)} TCP ports: "
-              f"median {med_theirs:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in theirs)})")
-        print(f"  ratio ours/nmap: {med_ours / med_theirs:.2f}  (target <= 0.50)")
-        print(f"  same open/closed/filtered picture as nmap: {'yes' if agree else 'NO'}")
-        counts = {s: list(picture.values()).count(s) for s in ("open", "closed", "filtered")}
-        print(f"    ours: {counts}; nmap: "
-              f"{ {s: list(nmap_picture.values()).count(s) for s in ('open', 'closed', 'filtered')} }")
-        if not agree:
-            for port in sorted(set(picture) | set(nmap_picture)):
-                if picture.get(port) != nmap_picture.get(port):
-                    print(f"    port {port}: ours {picture.get(port)}, nmap {nmap_picture.get(port)}")
-        print(f"  4 peers at once: {concurrent:.3f} s; agent peak RSS (VmHWM) {peak_kb / 1024:.1f} MB  (target <= 16 MB)")
-        cleanup()
-        for line in exposed_scenario(work):
-            print(line)
-        for line in exposed_scenario(work, ipv6=False)[:5]:
-            print(line)
-        print("hostile LAN (lanreach-attack from a namespace of its own)")
-        for line in hostile(work):
-            print(line)
+        if want("check"):
+            check_scenario(work)
+        if want("exposed"):
+            for line in exposed_scenario(work):
+                print(line)
+            for line in exposed_scenario(work, ipv6=False)[:5]:
+                print(line)
+        if want("lossy"):
+            for line in lossy(work):
+                print(line)
+        if want("scale"):
+            for line in scale(work):
+                print(line)
+        if want("hostile"):
+            print("hostile LAN (lanreach-attack from a namespace of its own)")
+            for line in hostile(work):
+                print(line)
     finally:
         cleanup()
         subprocess.run(["rm", "-rf", work])
+
+
+def check_scenario(work):
+    """The test listeners and one dropped, against nmap; 4 peers at once."""
+    nodes = build_lab(4)
+    agent = Agent(nodes["host"], os.path.join(work, "agent"))
+
+    # A first run learns the listener ports; then drop one of them.
+    _, report = peer_run(nodes["peer1"], agent, os.path.join(work, "warmup"))
+    wildcard = next(l["bind"] for l in report["listeners"] if l["proto"] == "tcp" and l["bind"].startswith("0.0.0.0:"))
+    dropped = int(wildcard.rsplit(":", 1)[1])
+    ruleset = ("table inet bench {\n chain input {\n  type filter hook input priority 0\n"
+               f"  tcp dport {dropped} drop\n }}\n}}\n")
+    sh(*in_ns(nodes["host"], "nft", "-f", "-"), stdin=ruleset)
+
+    ours, theirs = [], []
+    for i in range(RUNS):
+        t, report = peer_run(nodes["peer1"], agent, os.path.join(work, f"run{i}"))
+        ours.append(t)
+    picture = our_picture(report)
+    for _ in range(RUNS):
+        t, nmap_picture = nmap_run(nodes["peer1"], picture.keys())
+        theirs.append(t)
+
+    # 4 peers at once, paired beforehand (codes are single-use).
+    states = []
+    for k in range(1, 5):
+        state = os.path.join(work, f"concurrent{k}")
+        peer_run(nodes[f"peer{k}"], agent, state)
+        states.append((nodes[f"peer{k}"], state))
+    threads = [threading.Thread(target=peer_run, args=(ns, agent, st, False)) for ns, st in states]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    concurrent = time.monotonic() - started
+    peak_kb = agent.peak_rss_kb()
+    agent.stop()
+
+    med_ours, med_theirs = statistics.median(ours), statistics.median(theirs)
+    agree = picture == nmap_picture
+    print(f"lanreach benchmark ({RUNS} runs each, LAN in a box, 1 of {len(picture)} TCP ports dropped)")
+    print(f"  full peer run (connect, pair, probe {len(report['probes'])} probes, report): "
+          f"median {med_ours:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours)})")
+    print(f"  nmap -sT -Pn over the same {len(picture)} TCP ports: "
+          f"median {med_theirs:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in theirs)})")
+    print(f"  ratio ours/nmap: {med_ours / med_theirs:.2f}  (target <= 0.50)")
+    print(f"  same open/closed/filtered picture as nmap: {'yes' if agree else 'NO'}")
+    counts = {s: list(picture.values()).count(s) for s in ("open", "closed", "filtered")}
+    print(f"    ours: {counts}; nmap: "
+          f"{ {s: list(nmap_picture.values()).count(s) for s in ('open', 'closed', 'filtered')} }")
+    if not agree:
+        for port in sorted(set(picture) | set(nmap_picture)):
+            if picture.get(port) != nmap_picture.get(port):
+                print(f"    port {port}: ours {picture.get(port)}, nmap {nmap_picture.get(port)}")
+    print(f"  4 peers at once: {concurrent:.3f} s; agent peak RSS (VmHWM) {peak_kb / 1024:.1f} MB  (target <= 16 MB)")
+    cleanup()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ use lanreach_proto::defaults::{
     AGENT_STEP_TIMEOUT as STEP_TIMEOUT, PAIR_CONFIRM_TIMEOUT, PREAUTH_TIMEOUT, REJECT_LINGER, RESULTS_TIMEOUT,
     SHUTDOWN_GRACE, WATCH_IDLE, WATCH_REFRESH_ROUNDS, close,
 };
+use lanreach_proto::endpoint::engine::HostWitness;
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::interfaces::{self, InterfaceAddress};
 use lanreach_proto::endpoint::quic::{self, QuicError};
@@ -650,11 +651,12 @@ where
         return Err(HandshakeError::Busy.into());
     }
     let watch = crate::conntrack::watch(inside::conntrack_ports(&plan));
+    let witness = HostWitness::start();
     let outcome = async {
         ch.send(&Message::Plan(plan.clone())).await.map_err(HandshakeError::from)?;
         // Probing takes a while; the whole run is bounded by the plan's own deadlines.
-        let (results, pings) =
-            timeout(RESULTS_TIMEOUT, conversation::await_results(ch, &plan)).await.map_err(step("probing"))??;
+        let results = conversation::await_results(ch, &plan, || witness.since_start());
+        let (results, pings) = timeout(RESULTS_TIMEOUT, results).await.map_err(step("probing"))??;
         Ok::<_, SessionError>((results, pings))
     }
     .await;

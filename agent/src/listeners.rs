@@ -503,7 +503,7 @@ mod tests {
         assert!(tasks[0].is_finished(), "the oldest waiting connection was evicted");
     }
     use super::*;
-    use lanreach_proto::endpoint::engine::{self, EngineConfig};
+    use lanreach_proto::endpoint::engine::{self, EngineConfig, NoWitness};
     use lanreach_proto::plan::{self, ProbePlan};
     use lanreach_proto::vocab::Outcome;
 
@@ -522,10 +522,14 @@ mod tests {
         let targets = ["127.0.0.1".parse().expect("ip")];
         let probes = plan::build(listeners.specs(), &targets, true);
         let config = EngineConfig { attempt_timeout: Duration::from_millis(300), concurrency: 8 };
-        let results =
-            engine::run(&ProbePlan { session, key, probes: probes.clone(), services: vec![] }, config, &targets)
-                .await
-                .results;
+        let results = engine::run(
+            &ProbePlan { session, key, probes: probes.clone(), services: vec![] },
+            config,
+            &targets,
+            &NoWitness,
+        )
+        .await
+        .results;
         for (p, r) in probes.iter().zip(&results) {
             // 127.0.0.1 and 0.0.0.0 listeners answer at 127.0.0.1; nothing else listens
             // on the other listeners' ports there ([::] has IPV6_V6ONLY).
@@ -539,10 +543,14 @@ mod tests {
 
         // An unregistered session gets no answer: the probe sees "foreign" (TCP, closed
         // without a reply is an empty reply) or silence (UDP).
-        let results =
-            engine::run(&ProbePlan { session, key, probes: probes.clone(), services: vec![] }, config, &targets)
-                .await
-                .results;
+        let results = engine::run(
+            &ProbePlan { session, key, probes: probes.clone(), services: vec![] },
+            config,
+            &targets,
+            &NoWitness,
+        )
+        .await
+        .results;
         for (p, r) in probes.iter().zip(&results) {
             if p.bind.ip().is_loopback() && p.bind.is_ipv4() {
                 let expect = if p.proto == Proto::Tcp { Outcome::EmptyReply } else { Outcome::Timeout };

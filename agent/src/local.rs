@@ -8,7 +8,7 @@ use std::time::Duration;
 use lanreach_proto::addr::InterfaceKind;
 use lanreach_proto::assemble::{ReportParts, assemble};
 use lanreach_proto::defaults::{CONCURRENCY, PROBE_TIMEOUT_FLOOR};
-use lanreach_proto::endpoint::engine::{self, EngineConfig};
+use lanreach_proto::endpoint::engine::{self, EngineConfig, HostWitness};
 use lanreach_proto::endpoint::host_name;
 use lanreach_proto::endpoint::identity::Identity;
 use lanreach_proto::endpoint::interfaces;
@@ -36,7 +36,8 @@ pub(crate) async fn run(config: &Config) -> Result<Report, AgentError> {
     listeners.register(plan.session, plan.key);
     let attempt_timeout: Duration = config.timeout.unwrap_or(PROBE_TIMEOUT_FLOOR);
     let watch = crate::conntrack::watch(inside::conntrack_ports(&plan));
-    let results = engine::run(&plan, EngineConfig { attempt_timeout, concurrency: CONCURRENCY }, &targets).await;
+    let engine_config = EngineConfig { attempt_timeout, concurrency: CONCURRENCY };
+    let results = engine::run(&plan, engine_config, &targets, &HostWitness::start()).await;
     let hits = listeners.finish(&plan.session);
     let conntrack = watch.finish().await;
     let services = inside::service_inputs(&ports, &plan, &results, &mut None, true, false).await;

@@ -351,7 +351,7 @@ lab_test!(ipv6_only_server_reached_over_ipv4_is_ipv6_only, [], {
 });
 
 lab_test!(dropped_port_is_firewall_drop, ["nft"], {
-    scenario(
+    let report = scenario(
         "nft drop",
         |s| {
             s.http_server("0.0.0.0");
@@ -364,6 +364,53 @@ lab_test!(dropped_port_is_firewall_drop, ["nft"], {
         // The agent read the ruleset: the fix is about the rule that drops it.
         "sudo nft insert rule inet t input position 2 tcp dport 3000 accept",
     );
+    // The host sent no ICMP error meanwhile (its counters): one attempt proves the drop,
+    // with no quiet re-probe.
+    for p in service(&report, PORT)["probes"].as_array().expect("probes") {
+        assert_eq!(
+            (p["outcome"].as_str(), p["attempts"].as_u64(), p["proven"].as_bool()),
+            (Some("timeout"), Some(1), Some(true)),
+            "{p}"
+        );
+    }
+});
+
+// A rejection with ICMP on another port spoils the host's witness: the drop is proven by
+// the quiet re-probe instead, and the rejected port is a rejection, not a drop.
+lab_test!(an_icmp_reject_elsewhere_leaves_the_drop_to_the_quiet_re_probe, ["nft"], {
+    let mut scene = Scene::new();
+    scene.http_server("0.0.0.0");
+    scene.lab.nft(
+        &scene.host,
+        "table inet t {\n chain input {\n  type filter hook input priority 0\n  tcp dport 3000 drop\n  \
+         iifname \"eth0\" tcp dport 3001 reject with icmpx port-unreachable\n }\n}\n",
+    );
+    let host = scene.host.clone();
+    scene.lab.spawn(&host, "python3", &["-m", "http.server", "3001", "--bind", "0.0.0.0"]);
+    scene.lab.wait_tcp_listen(&host, 3001);
+    let _agent = scene.agent("3000,3001", &[]);
+    let (code, report) = scene.peer();
+    assert_eq!(code, Some(1));
+    let dropped = service(&report, PORT);
+    assert_eq!(dropped["verdict"], "firewall_drop", "{dropped}");
+    let v4 = |s: &Value| {
+        s["probes"]
+            .as_array()
+            .expect("probes")
+            .iter()
+            .find(|p| p["target"] == format!("198.51.100.1:{}", s["port"]))
+            .cloned()
+            .expect("IPv4 probe")
+    };
+    let p = v4(dropped);
+    assert_eq!(
+        (p["outcome"].as_str(), p["attempts"].as_u64(), p["proven"].as_bool()),
+        (Some("timeout"), Some(2), Some(true)),
+        "{p}"
+    );
+    let rejected = service(&report, 3001);
+    assert_eq!(rejected["verdict"], "firewall_reject", "{rejected}");
+    assert_eq!(v4(rejected)["outcome"], "refused");
 });
 
 lab_test!(rejected_with_reset_is_firewall_reject, ["nft"], {

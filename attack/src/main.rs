@@ -409,7 +409,8 @@ async fn fake_agent(
         endpoint.wait_idle().await;
         return Ok("stopped".into());
     }
-    let (results, _) = timeout(Duration::from_secs(60), conversation::await_results(&mut ch, &plan)).await??;
+    let (results, _) =
+        timeout(Duration::from_secs(60), conversation::await_results(&mut ch, &plan, Default::default)).await??;
     // What the results say about the bystander, port by port.
     let mut learnt = std::collections::BTreeMap::<&str, usize>::new();
     let outcomes = results.results.iter().map(|r| r.outcome).chain(results.services.iter().map(|r| r.outcome));
@@ -491,7 +492,14 @@ async fn fake_peer(target: SocketAddr, code: &str, then: &str) -> Result<String,
         }
         "results" => {
             let invented = (0..40_000u32)
-                .map(|id| ProbeResult { id: id + 7, outcome: Outcome::Open, rtt_us: None, errno: None, attempts: 1 })
+                .map(|id| ProbeResult {
+                    id: id + 7,
+                    outcome: Outcome::Open,
+                    rtt_us: None,
+                    errno: None,
+                    attempts: 1,
+                    proven: false,
+                })
                 .collect();
             ch.send(&Message::Results(ProbeResults { results: invented, services: vec![] })).await?;
             match timeout(Duration::from_secs(5), conversation::recv_report(&mut ch)).await {

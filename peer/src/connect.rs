@@ -15,13 +15,14 @@ use lanreach_proto::defaults::{
     BROWSE_TIMEOUT, CLOSE_GRACE, CONCURRENCY, MAX_LINK_ADDRESSES, PEER_HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT,
     PEER_STEP_TIMEOUT as STEP_TIMEOUT, PINGS, RACE_STAGGER, REJECT_LINGER, REPORT_TIMEOUT, WATCH_INTERVAL, close,
 };
-use lanreach_proto::endpoint::engine::{self, EngineConfig};
+use lanreach_proto::endpoint::engine::{self, EngineConfig, Witness};
 use lanreach_proto::endpoint::identity::{Identity, IdentityError};
 use lanreach_proto::endpoint::quic::{self, QuicError};
 use lanreach_proto::endpoint::store::StateFile;
 use lanreach_proto::endpoint::store::StoreError;
 use lanreach_proto::endpoint::{discovery, interfaces, os_description, term};
 use lanreach_proto::handshake::{self, AuthMethod, HandshakeError};
+use lanreach_proto::icmp::IcmpWitness;
 use lanreach_proto::msg::{Hello, Message, RejectCode};
 use lanreach_proto::plan;
 use lanreach_proto::report::Report;
@@ -678,7 +679,8 @@ async fn authenticated_session(
         }
         None => Arc::new(AtomicUsize::new(0)),
     };
-    let results = engine::run_with_progress(&plan, config, done, &[addr.ip()]).await;
+    let witness = AgentWitness(tokio::sync::Mutex::new(&mut ch));
+    let results = engine::run_with_progress(&plan, config, done, &[addr.ip()], &witness).await;
     phases.mark("probing");
     ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
     let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
@@ -704,7 +706,8 @@ async fn authenticated_session(
                 abort(&mut ch).await;
                 return Err(PeerError::PlanRefused { addr, reason: e });
             }
-            let results = engine::run(&plan, config, &[addr.ip()]).await;
+            let witness = AgentWitness(tokio::sync::Mutex::new(&mut ch));
+            let results = engine::run(&plan, config, &[addr.ip()], &witness).await;
             ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
             let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
                 .await
@@ -718,6 +721,21 @@ async fn authenticated_session(
     let _ = ch.shutdown().await;
     conn.close(close::DONE.into(), b"done");
     Ok(Completed { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report, verification })
+}
+
+/// The agent as the run's ICMP witness, asked over the control channel (a late answer
+/// to a question the run stopped waiting for is skipped by `recv_report`).
+struct AgentWitness<'a, R, W>(tokio::sync::Mutex<&'a mut Channel<R, W>>);
+
+impl<R, W> Witness for AgentWitness<'_, R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    async fn ask(&self) -> Option<IcmpWitness> {
+        let mut ch = self.0.lock().await;
+        conversation::ask_witness(&mut ch).await.ok().flatten()
+    }
 }
 
 /// A protocol error as `wrap` names it, unless the connection itself was lost: then

@@ -232,6 +232,23 @@ impl fmt::Display for Source {
     }
 }
 
+/// Whether `ip` is in `net/prefix` (IPv4-mapped addresses as IPv4).
+pub fn in_prefix(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (ip.to_canonical(), net.to_canonical()) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let bits = u32::from(prefix.min(32));
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let bits = u32::from(prefix.min(128));
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

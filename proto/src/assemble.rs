@@ -68,6 +68,7 @@ pub fn assemble(parts: ReportParts<'_>) -> Report {
                 rtt_ms: result.and_then(|r| r.rtt_us).map(|us| f64::from(us) / 1000.0),
                 errno: result.and_then(|r| r.errno),
                 attempts: result.map_or(0, |r| r.attempts),
+                proven: result.is_some_and(|r| r.proven && r.outcome == Outcome::Timeout),
                 seen_by_listener: seen,
             }
         })
@@ -221,6 +222,7 @@ fn judge(
                 http_status: r.and_then(|r| r.http_status),
                 errno: r.and_then(|r| r.errno),
                 attempts: r.map_or(0, |r| r.attempts),
+                proven: r.is_some_and(|r| r.proven && outcome == Outcome::Timeout),
                 delivered,
             }
         })

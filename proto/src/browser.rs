@@ -420,7 +420,8 @@ impl BrowserRun {
                         (false, other) => other,
                     };
                     let attempts = if outcome == Outcome::NotProbed { 0 } else { attempts };
-                    *entry = Some(ProbeResult { id, outcome, rtt_us, errno: None, attempts });
+                    let proven = outcome == Outcome::Timeout;
+                    *entry = Some(ProbeResult { id, outcome, rtt_us, errno: None, attempts, proven });
                 }
                 Slot::Service(id) => {
                     let entry = services.get_mut(id as usize).ok_or(BadResults::BadId(r.id))?;
@@ -435,6 +436,7 @@ impl BrowserRun {
                         errno: None,
                         http_status: None,
                         attempts,
+                        proven: class_outcome == Outcome::Timeout,
                         source_ports: Vec::new(),
                     });
                 }
@@ -452,7 +454,8 @@ impl BrowserRun {
                 (false, true) => (Outcome::Timeout, ATTEMPTS),
                 (false, false) => (Outcome::NotProbed, 0),
             };
-            *entry = Some(ProbeResult { id, outcome, rtt_us: None, errno: None, attempts });
+            let proven = outcome == Outcome::Timeout;
+            *entry = Some(ProbeResult { id, outcome, rtt_us: None, errno: None, attempts, proven });
         }
         // Every slot was filled exactly once (counts match, no ID twice).
         Ok(ProbeResults {

@@ -77,6 +77,8 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, CodecError> {
         Message::Results(m) => append(out, m),
         Message::Report(m) => append(out, m),
         Message::Again(m) => append(out, m),
+        Message::Witness(m) => append(out, m),
+        Message::Witnessed(m) => append(out, m),
     }?;
     let len = out.len() - HEADER_LEN;
     if len > MAX_FRAME {
@@ -118,6 +120,8 @@ pub fn decode(body: &[u8]) -> Result<Message, CodecError> {
         MessageType::Results => Message::Results(body_as(kind, rest)?),
         MessageType::Report => Message::Report(body_as(kind, rest)?),
         MessageType::Again => Message::Again(body_as(kind, rest)?),
+        MessageType::Witness => Message::Witness(body_as(kind, rest)?),
+        MessageType::Witnessed => Message::Witnessed(body_as(kind, rest)?),
     })
 }
 
@@ -142,6 +146,7 @@ pub fn leading_version(body: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::icmp::IcmpWitness;
     use crate::msg::*;
     use crate::plan::ProbePlan;
     use crate::vocab::{Outcome, PlannedProbe, ProbeResult, ProbeResults, Proto, ServiceProbe, ServiceResult};
@@ -221,6 +226,7 @@ mod tests {
                         rtt_us: Some(1500),
                         errno: Some(113),
                         attempts: 1,
+                        proven: false,
                     }],
                     services: vec![ServiceResult {
                         id: 0,
@@ -229,14 +235,21 @@ mod tests {
                         errno: None,
                         http_status: Some(421),
                         attempts: 2,
+                        proven: true,
                         source_ports: vec![40000],
                     }],
                 }),
-                "000000180a 01 03 03 01dc0b 01e201 01 \\
-                 01 00 00 00 00 01a503 02 01c0b802",
+                "0000001a0a 01 03 03 01dc0b 01e201 01 00 \\
+                 01 00 00 00 00 01a503 02 01 01c0b802",
             ),
             (Message::Report(ReportJson { json: "{}".into() }), "000000040b027b7d"),
             (Message::Again(Again { round: 300 }), "000000030cac02"),
+            (Message::Witness(WitnessAsk), "000000010d"),
+            (
+                Message::Witnessed(Some(IcmpWitness { sent: [2, 0], limited: [0, 300], global_limited: 0 })),
+                "000000080e010200 00ac0200",
+            ),
+            (Message::Witnessed(None), "000000020e00"),
         ]
     }
 

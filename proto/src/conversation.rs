@@ -7,10 +7,11 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::channel::{Channel, ChannelError};
-use crate::defaults::MAX_PINGS;
 use crate::defaults::PROTOCOL_VERSION;
+use crate::defaults::{MAX_PINGS, MAX_WITNESS};
 use crate::handshake::{HandshakeError, recv, refuse, unexpected};
-use crate::msg::{Again, Hello, MAX_HELLO_ADDRESSES, Message, Ping, Reject, RejectCode};
+use crate::icmp::IcmpWitness;
+use crate::msg::{Again, Hello, MAX_HELLO_ADDRESSES, Message, Ping, Reject, RejectCode, WitnessAsk};
 use crate::plan::{ProbePlan, check_results};
 use crate::vocab::ProbeResults;
 
@@ -68,18 +69,22 @@ where
     }
 }
 
-/// The agent answers Pings until the peer's Results arrive, checks that they answer
-/// `plan`, and returns them with how many Pings it answered. More than [`MAX_PINGS`]
-/// pings, or results that do not match the plan, are refused with the reason.
+/// The agent answers Pings and Witness questions until the peer's Results arrive,
+/// checks that they answer `plan`, and returns them with how many Pings it answered.
+/// `witness` answers a [`Message::Witness`] (see [`crate::icmp`]). More than
+/// [`MAX_PINGS`] pings or [`MAX_WITNESS`] questions, or results that do not match the
+/// plan, are refused with the reason.
 pub async fn await_results<R, W>(
     ch: &mut Channel<R, W>,
     plan: &ProbePlan,
+    witness: impl Fn() -> Option<IcmpWitness>,
 ) -> Result<(ProbeResults, u32), HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut answered = 0;
+    let mut witnessed = 0;
     loop {
         match recv(ch).await? {
             Message::Ping(_) if answered >= MAX_PINGS => {
@@ -89,14 +94,35 @@ where
                 ch.send(&Message::Pong(p)).await?;
                 answered += 1;
             }
+            Message::Witness(_) if witnessed >= MAX_WITNESS => {
+                return Err(refuse(ch, HandshakeError::TooManyWitness { max: MAX_WITNESS }).await);
+            }
+            Message::Witness(_) => {
+                ch.send(&Message::Witnessed(witness())).await?;
+                witnessed += 1;
+            }
             Message::Results(r) => {
                 return match check_results(plan, &r) {
                     Ok(()) => Ok((r, answered)),
                     Err(e) => Err(refuse(ch, e.into()).await),
                 };
             }
-            m => return Err(refuse(ch, unexpected(&m, "Ping or Results")).await),
+            m => return Err(refuse(ch, unexpected(&m, "Ping, Witness or Results")).await),
         }
+    }
+}
+
+/// The peer asks the agent mid-run whether its host sent or suppressed an ICMP error
+/// since the plan. The caller puts a deadline around it.
+pub async fn ask_witness<R, W>(ch: &mut Channel<R, W>) -> Result<Option<IcmpWitness>, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    ch.send(&Message::Witness(WitnessAsk)).await?;
+    match recv(ch).await? {
+        Message::Witnessed(q) => Ok(q),
+        m => Err(refuse(ch, unexpected(&m, "Witnessed")).await),
     }
 }
 
@@ -118,9 +144,13 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    match recv(ch).await? {
-        Message::Report(r) => Ok(r.json),
-        m => Err(refuse(ch, unexpected(&m, "Report")).await),
+    loop {
+        match recv(ch).await? {
+            Message::Report(r) => return Ok(r.json),
+            // The late answer to a witness question the run stopped waiting for.
+            Message::Witnessed(_) => continue,
+            m => return Err(refuse(ch, unexpected(&m, "Report")).await),
+        }
     }
 }
 
@@ -181,6 +211,8 @@ mod tests {
             for n in 0..3 {
                 ping(&mut p, n).await.expect("pong");
             }
+            let witnessed = ask_witness(&mut p).await.expect("witness");
+            assert_eq!(witnessed, Some(IcmpWitness { sent: [1, 0], ..IcmpWitness::default() }), "the agent's answer");
             p.send(&Message::Results(ProbeResults { results: vec![], services: vec![] })).await.expect("results");
             let report = recv_report(&mut p).await.expect("report");
             (theirs.name, plan.session, report)
@@ -188,7 +220,8 @@ mod tests {
         let agent = async {
             let theirs = hello_as_agent(&mut a, hello("agent")).await.expect("hello");
             a.send(&Message::Plan(plan.clone())).await.expect("plan");
-            let (results, pings) = await_results(&mut a, &plan).await.expect("results");
+            let quiet = || Some(IcmpWitness { sent: [1, 0], ..IcmpWitness::default() });
+            let (results, pings) = await_results(&mut a, &plan, quiet).await.expect("results");
             a.send(&Message::Report(ReportJson { json: "{}".into() })).await.expect("report");
             (theirs.name, results.results.len(), pings)
         };
@@ -229,7 +262,7 @@ mod tests {
             }
             ping(&mut p, 99).await
         };
-        let (extra, agent) = tokio::join!(peer, await_results(&mut a, &plan));
+        let (extra, agent) = tokio::join!(peer, await_results(&mut a, &plan, || None));
         assert!(matches!(agent, Err(HandshakeError::TooManyPings { .. })), "{agent:?}");
         assert!(matches!(extra, Err(HandshakeError::Rejected { code: RejectCode::Unexpected, .. })), "{extra:?}");
 
@@ -240,11 +273,27 @@ mod tests {
             rtt_us: None,
             errno: None,
             attempts: 1,
+            proven: false,
         };
         let results = ProbeResults { results: vec![invented; 3], services: vec![] };
         p.send(&Message::Results(results)).await.expect("send");
-        let agent = await_results(&mut a, &plan).await;
+        let agent = await_results(&mut a, &plan, || None).await;
         assert!(matches!(agent, Err(HandshakeError::BadResults(_))), "{agent:?}");
+    }
+
+    #[tokio::test]
+    async fn more_witness_questions_than_a_run_needs_are_refused() {
+        let (mut p, mut a) = pipe();
+        let plan = ProbePlan { session: [1; 16], key: [2; 32], probes: vec![], services: vec![] };
+        let peer = async {
+            for _ in 0..MAX_WITNESS {
+                ask_witness(&mut p).await.expect("answered");
+            }
+            ask_witness(&mut p).await
+        };
+        let (extra, agent) = tokio::join!(peer, await_results(&mut a, &plan, || None));
+        assert!(matches!(agent, Err(HandshakeError::TooManyWitness { .. })), "{agent:?}");
+        assert!(extra.is_err(), "the peer is told: {extra:?}");
     }
 
     #[tokio::test]

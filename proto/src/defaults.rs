@@ -11,7 +11,7 @@ use std::time::Duration;
 // ---- Protocol identity -------------------------------------------------------------
 
 /// The protocol version this build speaks (the leading field of `Start` and `Reject`).
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The QUIC ALPN of the control channel.
 pub const ALPN: &[u8] = b"lanreach/1";
@@ -39,6 +39,11 @@ pub mod close {
 /// Keep-alive interval: holds the connection (and NAT bindings) open while the peer
 /// probes and sends nothing on the control stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
+
+/// QUIC's round-trip estimate before the first sample (quinn's default, 333 ms, is
+/// RFC 9002's for the Internet): the handshake's loss recovery waits about three of
+/// these. At 5 % loss each way a lost handshake packet once cost a run 6.6 s.
+pub const INITIAL_RTT: Duration = Duration::from_millis(50);
 
 /// A connection silent for this long is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -101,6 +106,13 @@ pub const PINGS: u64 = 5;
 /// The most pings the agent answers in one run; a peer that sends more is refused
 /// (164,720 pings in 20 s were once answered at 44 % CPU).
 pub const MAX_PINGS: u32 = 32;
+
+/// The most ICMP witness questions the agent answers in one run (a run asks once).
+pub const MAX_WITNESS: u32 = 2;
+
+/// Peer: how long a witness question may take before the run goes on without it (the
+/// quiet re-probes then decide, as without a witness).
+pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(1);
 
 // ---- Admission: the agent before a peer has authenticated --------------------------
 //
@@ -209,6 +221,19 @@ pub const MAX_UDP_PAYLOADS: usize = 7;
 /// Gap between the datagrams of one UDP service attempt: an answer to an earlier one is
 /// read in the gap, long before the next goes out on a LAN.
 pub const UDP_PAYLOAD_GAP: Duration = Duration::from_millis(10);
+
+/// Most SYNs (each on a fresh socket) one ordinary TCP attempt sends, spread over its
+/// deadline while nothing answers: a lost SYN or SYN-ACK costs no attempt.
+pub const CONNECT_TRIES: usize = 4;
+
+/// Most datagrams one UDP knock sends, spread over the attempt's deadline while nothing
+/// answers.
+pub const UDP_KNOCK_TRIES: usize = 4;
+
+/// How long a connected knock waits for the listener's reply at least: past Linux's
+/// minimum retransmission timeout (200 ms) twice, so a lost knock or reply segment is
+/// sent again in time rather than taken for another program's silence.
+pub const KNOCK_REPLY_WAIT: Duration = Duration::from_millis(700);
 
 /// The whole probe run ends by then, whatever the per-attempt deadlines.
 pub const RUN_DEADLINE: Duration = Duration::from_secs(90);

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::defaults::ATTEMPTS;
 use crate::facts::PortSource;
 use crate::firewall::{FirewallCheck, FirewallOutcome};
 use crate::fixes::{firewall_fix, keeping_out, kept_out_words, rule_words};
@@ -173,7 +172,7 @@ fn wildcard_findings(r: &Report, proto: Proto, out: &mut Vec<Finding>) {
         let key = match (p.outcome, p.errno) {
             // Silence the run ended before re-probing quietly: a rate-limited ICMP error
             // may explain it, so it is no drop.
-            (Outcome::Timeout, _) if p.attempts < ATTEMPTS => continue,
+            (Outcome::Timeout, _) if !p.proven => continue,
             // A failed neighbour lookup takes about 3 s; an ICMP error comes at once, or
             // with the SYN retransmission a second later.
             (Outcome::Unreachable, Some(EHOSTUNREACH)) if p.rtt_ms.is_some_and(|ms| ms < 2000.0) => "prohibited",
@@ -457,6 +456,7 @@ mod tests {
                     rtt_ms: (*outcome != Outcome::Timeout).then_some(0.3),
                     errno: None,
                     attempts: if *outcome == Outcome::Timeout { 2 } else { 1 },
+                    proven: *outcome == Outcome::Timeout,
                     seen_by_listener: *outcome == Outcome::Open,
                 })
                 .collect(),
@@ -593,6 +593,7 @@ mod tests {
         );
         r.peer.addresses.push("2001:db8::2".parse().expect("ip"));
         r.probes[0].attempts = 1;
+        r.probes[0].proven = false;
         r.probes[1].errno = Some(EACCES);
         r.probes[1].rtt_ms = Some(1000.4);
         let codes = codes(&r);

@@ -978,6 +978,7 @@ mod tests {
             http_status: None,
             errno: None,
             attempts: 1,
+            proven: false,
             delivered: None,
         }
     }
@@ -1196,6 +1197,7 @@ mod tests {
                 rtt_ms: Some(0.3),
                 errno: None,
                 attempts: 1,
+                proven: false,
                 seen_by_listener: true,
             })
             .collect();
@@ -1206,6 +1208,7 @@ mod tests {
             http_status: None,
             errno: None,
             attempts: 1,
+            proven: false,
             delivered: None,
         };
         let probes = [probe("198.51.100.10:3000", Outcome::Refused), probe("[2001:db8::10]:3000", Outcome::Open)];

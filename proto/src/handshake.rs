@@ -95,6 +95,12 @@ pub enum HandshakeError {
         /// The limit.
         max: u32,
     },
+    /// More ICMP witness questions than one run needs.
+    #[error("more than {max} witness questions in one run")]
+    TooManyWitness {
+        /// The limit.
+        max: u32,
+    },
     /// Results that do not answer the plan.
     #[error("the results do not match the plan")]
     BadResults(#[from] crate::plan::ResultsError),
@@ -124,7 +130,9 @@ impl HandshakeError {
             HandshakeError::NotTrusted => RejectCode::NotTrusted,
             HandshakeError::Busy | HandshakeError::Backoff { .. } => RejectCode::Busy,
             HandshakeError::Pairing(_) => RejectCode::Malformed,
-            HandshakeError::Unexpected { .. } | HandshakeError::TooManyPings { .. } => RejectCode::Unexpected,
+            HandshakeError::Unexpected { .. }
+            | HandshakeError::TooManyPings { .. }
+            | HandshakeError::TooManyWitness { .. } => RejectCode::Unexpected,
             HandshakeError::TooManyAddresses { .. } | HandshakeError::BadResults(_) => RejectCode::Malformed,
             HandshakeError::Channel(ChannelError::Codec(_)) => RejectCode::Malformed,
             // They refused, or the connection is gone: nothing to say.

@@ -16,6 +16,7 @@
 //! | addressing | [`target`], [`link`], [`nopath`] | `HOST[:PORT]` and `lanreach://` pairing links; when the devices cannot reach each other, the cause named from the peer's own facts |
 //! | plan | [`plan`] | building a probe plan (agent) and refusing a hostile one (peer) |
 //! | | [`payload`] | what a UDP probe of a user's port sends: requests common services answer, chosen by the port |
+//! //! | | [`icmp`] | the agent's ICMP counters: whether its host sent or suppressed an ICMP error while a peer probed |
 //! | run rules | [`run`] | the probe run as a state machine: knock first, the user's ports first, one retry after silence (a quiet re-probe after the ICMP rate-limit window where reject-versus-drop matters), UDP spacing, bounded concurrency, the run deadline |
 //! | wire | [`msg`], [`codec`], [`channel`] | the message enum and type numbers, frames, a framed stream |
 //! | conversation | [`handshake`], [`conversation`] | version check and authentication; then Hello, plan, pings, results, report |
@@ -48,6 +49,7 @@ pub mod facts;
 pub mod firewall;
 pub mod fixes;
 pub mod handshake;
+pub mod icmp;
 pub mod id;
 pub mod knock;
 pub mod link;

@@ -17,6 +17,8 @@
 //!                                 ◀──    Hello
 //!                                 ◀──    Plan
 //! Ping / Pong …                          (the peer measures the round trip)
+//! Witness                         ──▶    (at most twice a round, while probing)
+//!                                 ◀──    Witnessed
 //! Results                         ──▶    (after probing the plan)
 //!                                 ◀──    Report
 //! Again (watch mode, repeatable)  ──▶
@@ -29,7 +31,10 @@
 //! `Reject` keep their type numbers and leading `version` field in every protocol
 //! version, so that two versions can always tell each other they differ.
 //!
-//! Version 2 (this one) added to each service result of `Results` the attempts that
+//! Version 4 (this one) added `Witness`/`Witnessed`: mid-run, the peer asks whether the
+//! agent's host sent or suppressed any ICMP error since the plan ([`crate::icmp`]), and
+//! each result says whether its silence is proven (`proven`). Version 3 added the
+//! browser's outcome `failed`. Version 2 added to each service result of `Results` the attempts that
 //! finished and, for UDP, the source port of each attempt (so that the agent can find
 //! the peer's datagrams in its connection-tracking table). What a UDP service probe
 //! sends is not on the wire: the peer derives it from the port number
@@ -40,6 +45,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::addr::group_addresses;
+use crate::icmp::IcmpWitness;
 use crate::plan::ProbePlan;
 use crate::text::printable;
 use crate::vocab::ProbeResults;
@@ -78,15 +84,34 @@ pub enum MessageType {
     Report = 11,
     /// [`Again`]
     Again = 12,
+    /// [`WitnessAsk`]
+    Witness = 13,
+    /// [`IcmpWitness`], if the agent can tell
+    Witnessed = 14,
 }
 
 impl MessageType {
     /// The type with number `n`, if this version knows it.
     pub fn from_u8(n: u8) -> Option<Self> {
         use MessageType::*;
-        [Start, Reject, PairReply, PairConfirm, Accepted, Hello, Ping, Pong, Plan, Results, Report, Again]
-            .into_iter()
-            .find(|t| *t as u8 == n)
+        [
+            Start,
+            Reject,
+            PairReply,
+            PairConfirm,
+            Accepted,
+            Hello,
+            Ping,
+            Pong,
+            Plan,
+            Results,
+            Report,
+            Again,
+            Witness,
+            Witnessed,
+        ]
+        .into_iter()
+        .find(|t| *t as u8 == n)
     }
 }
 
@@ -117,6 +142,12 @@ pub enum Message {
     Report(ReportJson),
     /// Peer → agent, after a report: run the checks again (`lanreach-peer --watch`).
     Again(Again),
+    /// Peer → agent, while probing: has the agent's host sent or suppressed an ICMP
+    /// error since the plan?
+    Witness(WitnessAsk),
+    /// Agent → peer: the answer to [`Message::Witness`]; `None` when its host's
+    /// counters cannot be read.
+    Witnessed(Option<IcmpWitness>),
 }
 
 impl Message {
@@ -135,6 +166,8 @@ impl Message {
             Message::Results(_) => MessageType::Results,
             Message::Report(_) => MessageType::Report,
             Message::Again(_) => MessageType::Again,
+            Message::Witness(_) => MessageType::Witness,
+            Message::Witnessed(_) => MessageType::Witnessed,
         }
     }
 }
@@ -334,6 +367,10 @@ pub struct HelloAddress {
     pub interface: String,
 }
 
+/// The peer's question mid-run (see [`crate::icmp`]); it carries nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessAsk;
+
 /// A round-trip probe on the control channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ping {
@@ -369,7 +406,7 @@ mod tests {
             }
         }
         assert_eq!(MessageType::from_u8(0), None);
-        assert_eq!(MessageType::from_u8(13), None);
+        assert_eq!(MessageType::from_u8(15), None);
     }
 
     #[test]

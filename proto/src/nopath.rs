@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::addr::InterfaceKind;
+use crate::addr::{InterfaceKind, in_prefix};
 use crate::defaults::NOPATH_GRACE;
 
 /// The platform the peer runs on: what it can read differs.
@@ -261,23 +261,6 @@ impl Cause {
     /// Whether the cause is certain enough to stop waiting for the handshake.
     pub fn decisive(&self) -> bool {
         self.settles_after.is_some()
-    }
-}
-
-/// Whether `ip` is in `net/prefix`.
-fn in_prefix(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    match (ip.to_canonical(), net.to_canonical()) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let bits = u32::from(prefix.min(32));
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(a) & mask == u32::from(b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let bits = u32::from(prefix.min(128));
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(a) & mask == u128::from(b) & mask
-        }
-        _ => false,
     }
 }
 

@@ -335,7 +335,8 @@ mod tests {
     fn results_must_answer_the_plan() {
         use crate::vocab::{Outcome, ProbeResult};
         let plan = plan_of(&["198.51.100.1:80", "198.51.100.1:81"]);
-        let result = |id| ProbeResult { id, outcome: Outcome::Open, rtt_us: None, errno: None, attempts: 1 };
+        let result =
+            |id| ProbeResult { id, outcome: Outcome::Open, rtt_us: None, errno: None, attempts: 1, proven: false };
         let ok = ProbeResults { results: vec![result(0), result(1)], services: vec![] };
         assert_eq!(check_results(&plan, &ok), Ok(()));
         let flood = ProbeResults { results: (0..40_000).map(result).collect(), services: vec![] };

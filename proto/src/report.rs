@@ -56,18 +56,7 @@ impl AddressInfo {
     /// Whether `ip` is on this address's network (same prefix); false when the prefix
     /// is not known.
     pub fn same_network(&self, ip: IpAddr) -> bool {
-        let Some(len) = self.prefix else { return false };
-        match (self.ip, ip.to_canonical()) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
-                u32::from(a) & mask == u32::from(b) & mask
-            }
-            (IpAddr::V6(a), IpAddr::V6(b)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
-                u128::from(a) & mask == u128::from(b) & mask
-            }
-            _ => false,
-        }
+        self.prefix.is_some_and(|len| crate::addr::in_prefix(ip, self.ip, len))
     }
 }
 
@@ -131,6 +120,11 @@ pub struct ProbeReport {
     pub errno: Option<i32>,
     /// Attempts made.
     pub attempts: u8,
+    /// A `timeout` whose silence hides no rejection: the quiet re-probe met silence too,
+    /// or this host sent and suppressed no ICMP error while the peer probed. Written only
+    /// when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proven: bool,
     /// Whether the agent's listener recorded this probe arriving.
     pub seen_by_listener: bool,
 }
@@ -508,6 +502,9 @@ pub struct ServiceProbeReport {
     /// Attempts that finished: 2 after a silent first attempt and its quiet re-probe.
     #[serde(default)]
     pub attempts: u8,
+    /// As [`ProbeReport::proven`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proven: bool,
     /// UDP: whether this machine's connection-tracking table shows the peer's datagrams
     /// passing its firewall (`true`), shows the peer's other UDP but not these (`false`),
     /// or cannot tell (null; always null for TCP).

@@ -41,6 +41,13 @@
 //!   rejected SYN would have found the host's token), so its silent members are drops;
 //!   after a group that met errors, its silent members wait for the next. IPv6 ones go
 //!   one at a time (a connect may miss its first SYN's error there).
+//! - **The agent's witness first.** Before any quiet re-probe of a family, the caller
+//!   asks the agent whether its host sent or suppressed any ICMP error of that family
+//!   since the plan ([`crate::icmp`]): if not, no silence of the family hides a
+//!   rejection by that host, and silent probes of its verified addresses on the peer's
+//!   own link are drops at once (`proven`), with no wait for ICMP credit. Otherwise, or
+//!   without an answer, the quiet re-probes decide as above. A `timeout` is `proven`
+//!   only by one or the other.
 //! - **Paced.** At most `concurrency` attempts in flight; UDP attempts start at least
 //!   [`UDP_SPACING`] apart, so that the hosts' ICMP rate limit turns fewer refusals into
 //!   silence.
@@ -55,6 +62,7 @@ use crate::defaults::{
     ATTEMPTS, CONCURRENCY, ICMP_CREDIT_CAP, ICMP_RATE_WINDOW, MAX_CLAIMED_ADDRESSES, RUN_DEADLINE, SYN_RETRANSMIT,
     UDP_SPACING, probe_timeout,
 };
+use crate::icmp::IcmpWitness;
 use crate::plan::ProbePlan;
 use crate::vocab::{Outcome, ProbeResult, ProbeResults, Proto, ServiceResult};
 
@@ -169,6 +177,8 @@ struct Settled {
     errno: Option<i32>,
     http_status: Option<u16>,
     attempts: u8,
+    /// A `timeout` whose silence hides no rejection.
+    proven: bool,
 }
 
 impl Settled {
@@ -180,12 +190,30 @@ impl Settled {
             errno: answer.errno,
             http_status: answer.http_status,
             attempts,
+            proven: false,
         }
     }
 
-    fn without_answer(outcome: Outcome, attempts: u8) -> Self {
-        Settled { outcome, rtt: None, errno: None, http_status: None, attempts }
+    /// Silence proven to be a drop (by a quiet re-probe or the agent's witness).
+    fn proven_silence(answer: AttemptAnswer, attempts: u8) -> Self {
+        let settled = Settled::from_answer(answer, attempts);
+        Settled { proven: settled.outcome == Outcome::Timeout, ..settled }
     }
+
+    fn without_answer(outcome: Outcome, attempts: u8) -> Self {
+        Settled { outcome, rtt: None, errno: None, http_status: None, attempts, proven: false }
+    }
+}
+
+/// Whether the run has asked the agent's witness (see [`crate::icmp`]) for a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Witness {
+    /// Not yet: ordinary attempts of the family are still to come.
+    Unasked,
+    /// Handed to the caller by [`Run::wants_witness`]; the answer is due.
+    Asked,
+    /// Answered (or given up): quiet re-probes may follow.
+    Answered,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +294,22 @@ impl Slot {
     /// Index into `Run::credit`: the target's address family.
     fn family(&self) -> usize {
         usize::from(!self.target.ip().to_canonical().is_ipv4())
+    }
+}
+
+/// Whether `answer` was certainly an ICMP error from the host (to hold against what the
+/// agent's witness counts it sent): a refused UDP datagram (port unreachable), or a
+/// host, network or administrative unreachable after a round trip. A TCP refusal may be
+/// a RST or an ICMP error, so it is not counted: a witness that sent more than the run
+/// saw vouches for nothing.
+fn is_icmp_error(proto: Proto, answer: &AttemptAnswer) -> bool {
+    const EACCES: i32 = 13;
+    const ENETUNREACH: i32 = 101;
+    const EHOSTUNREACH: i32 = 113;
+    match answer.outcome {
+        Some(Outcome::Refused) => proto == Proto::Udp,
+        Some(Outcome::Unreachable) => matches!(answer.errno, Some(EACCES | ENETUNREACH | EHOSTUNREACH)),
+        _ => false,
     }
 }
 
@@ -361,6 +405,10 @@ pub struct Run {
     credit: [IcmpCredit; 2],
     /// The group of quiet TCP re-probes under way per address family.
     groups: [Option<Group>; 2],
+    /// The agent's witness per address family.
+    witness: [Witness; 2],
+    /// ICMP errors the run has seen per address family (see [`is_icmp_error`]).
+    icmp_seen: [u32; 2],
     in_flight: usize,
     settled: usize,
     last_udp_start: Option<Instant>,
@@ -435,6 +483,8 @@ impl Run {
             addresses,
             credit: [IcmpCredit::new(now); 2],
             groups: [None, None],
+            witness: [Witness::Unasked; 2],
+            icmp_seen: [0; 2],
             in_flight: 0,
             settled: 0,
             last_udp_start: None,
@@ -544,6 +594,9 @@ impl Run {
         if let Some(port) = answer.source_port {
             slot.source_ports.push(port);
         }
+        if is_icmp_error(slot.proto, &answer) {
+            self.icmp_seen[slot.family()] = self.icmp_seen[slot.family()].saturating_add(1);
+        }
         let credit = &mut self.credit[slot.family()];
         if quiet {
             credit.quiet_ended(now, refund(slot.proto, &answer));
@@ -573,8 +626,59 @@ impl Run {
         if silent && attempt < ATTEMPTS {
             slot.state =
                 if slot.sensitive { State::Quiet { attempts: attempt } } else { State::Retry { attempts: attempt } };
+        } else if quiet {
+            self.settle(id.slot, Settled::proven_silence(answer, attempt));
         } else {
             self.settle(id.slot, Settled::from_answer(answer, attempt));
+        }
+    }
+
+    /// Whether to ask the agent's witness now (see [`crate::icmp`]): for a family whose
+    /// ordinary attempts are over while some of its probes wait for their quiet re-probe.
+    /// Returns `true` once per such family (marking it asked); the caller then asks, and
+    /// passes the answer to [`on_witness`](Self::on_witness) before anything else.
+    pub fn wants_witness(&mut self) -> bool {
+        let mut ask = false;
+        for family in 0..2 {
+            let due = self.witness[family] == Witness::Unasked
+                && self.ordinary_over(family)
+                && self.slots.iter().any(|s| s.family() == family && matches!(s.state, State::Quiet { .. }));
+            if due {
+                self.witness[family] = Witness::Asked;
+                ask = true;
+            }
+        }
+        ask
+    }
+
+    /// The witness's answer for the families asked (`None`: it cannot tell, or did not
+    /// answer). Where it vouches for a family ([`IcmpWitness::vouches`], given the ICMP
+    /// errors this run saw), silent probes of the family at addresses verified to be the
+    /// agent's and `on_link` (nothing between the peer and them that could have sent an
+    /// error the agent's host does not count) are proven drops at once; the others wait
+    /// for their quiet re-probe.
+    pub fn on_witness(&mut self, witness: Option<IcmpWitness>, on_link: impl Fn(IpAddr) -> bool, now: Instant) {
+        if now >= self.deadline {
+            return;
+        }
+        for family in 0..2 {
+            if self.witness[family] != Witness::Asked {
+                continue;
+            }
+            self.witness[family] = Witness::Answered;
+            if !witness.is_some_and(|w| w.vouches(family, self.icmp_seen[family])) {
+                continue;
+            }
+            for i in 0..self.slots.len() {
+                let s = &self.slots[i];
+                let State::Quiet { attempts } = s.state else { continue };
+                if s.family() == family
+                    && self.addresses[s.address].trust == Trust::Verified
+                    && on_link(s.target.ip().to_canonical())
+                {
+                    self.settle(i, Settled::proven_silence(AttemptAnswer::silence(), attempts));
+                }
+            }
         }
     }
 
@@ -594,7 +698,7 @@ impl Run {
         let proven = group.errors == 0;
         for (slot, attempt, answer) in group.held {
             if proven {
-                self.settle(slot, Settled::from_answer(answer, attempt));
+                self.settle(slot, Settled::proven_silence(answer, attempt));
             } else {
                 self.slots[slot].state = State::Quiet { attempts: attempt - 1 };
             }
@@ -654,6 +758,7 @@ impl Run {
                     rtt_us,
                     errno: settled.errno,
                     attempts: settled.attempts,
+                    proven: settled.proven,
                 }),
                 ProbeKind::Service => results.services.push(ServiceResult {
                     id: slot.id,
@@ -662,6 +767,7 @@ impl Run {
                     errno: settled.errno,
                     http_status: settled.http_status,
                     attempts: settled.attempts,
+                    proven: settled.proven,
                     source_ports: slot.source_ports,
                 }),
             }
@@ -732,6 +838,11 @@ impl Run {
     /// Whether a quiet re-probe of `family` may start now, credit allowing: nothing
     /// ordinary of the family is under way or waiting to start.
     fn quiet_may_start(&self, family: usize) -> bool {
+        self.witness[family] == Witness::Answered && self.ordinary_over(family)
+    }
+
+    /// Whether no ordinary attempt of `family` is under way or may start.
+    fn ordinary_over(&self, family: usize) -> bool {
         self.credit[family].ordinary == 0 && !self.ordinary().any(|(i, _)| self.slots[i].family() == family)
     }
 
@@ -882,6 +993,17 @@ mod tests {
     }
 
     fn simulate_clocked(plan: &ProbePlan, trusted: &[&str], config: RunConfig, network: &mut Clocked<'_>) -> Sim {
+        simulate_witnessed(plan, trusted, config, network, &|| None)
+    }
+
+    /// As [`simulate_clocked`], with the agent's witness (every address on the link).
+    fn simulate_witnessed(
+        plan: &ProbePlan,
+        trusted: &[&str],
+        config: RunConfig,
+        network: &mut Clocked<'_>,
+        witness: &dyn Fn() -> Option<IcmpWitness>,
+    ) -> Sim {
         let trusted: Vec<IpAddr> = trusted.iter().map(|s| ip(s)).collect();
         let start = Instant::now();
         let mut now = start;
@@ -897,6 +1019,10 @@ mod tests {
                 if let Some((delay, answer)) = network(now - start, &order) {
                     pending.push((now + delay, order.id, answer));
                 }
+            }
+            if run.wants_witness() {
+                run.on_witness(witness(), |_| true, now);
+                continue;
             }
             if run.is_finished(now) {
                 let results = run.finish();
@@ -1273,11 +1399,21 @@ mod tests {
         buckets: [Bucket; 2],
         /// Quiet re-probes whose ICMP error the rate limit swallowed: must stay empty.
         denied_quiet: Vec<AttemptOrder>,
+        /// The errors it sent and suppressed, as its counters would say.
+        counted: IcmpWitness,
     }
 
     impl Host {
         fn new(ports: fn(&AttemptOrder) -> Port, lock_drop: bool) -> Host {
-            Host { ports, lock_drop, buckets: [Bucket::FULL; 2], denied_quiet: Vec::new() }
+            let counted = IcmpWitness::default();
+            Host { ports, lock_drop, buckets: [Bucket::FULL; 2], denied_quiet: Vec::new(), counted }
+        }
+
+        /// An error the rate limit `allowed` (sent) or not (suppressed).
+        fn count(&mut self, family: usize, allowed: bool) -> bool {
+            let c = if allowed { &mut self.counted.sent[family] } else { &mut self.counted.limited[family] };
+            *c += 1;
+            allowed
         }
 
         fn attempt(&mut self, at: Duration, o: &AttemptOrder) -> Option<(Duration, AttemptAnswer)> {
@@ -1288,19 +1424,20 @@ mod tests {
                 };
                 Some((after, AttemptAnswer { errno: Some(errno), ..AttemptAnswer::answered(outcome, after) }))
             };
-            let bucket = &mut self.buckets[usize::from(o.target.is_ipv6())];
+            let family = usize::from(o.target.is_ipv6());
             match (self.ports)(o) {
                 Port::Open => after(MS, outcome(Outcome::Open)),
                 Port::Dropped => silent(o),
                 Port::Rejected => {
-                    let first = bucket.allow(at);
+                    let allowed = self.buckets[family].allow(at);
+                    let first = self.count(family, allowed);
                     let lost = self.lock_drop && o.proto == Proto::Tcp;
                     if first && !lost {
                         error(MS)
-                    } else if o.proto == Proto::Tcp
-                        && o.connect_timeout > SYN_RETRANSMIT
-                        && bucket.allow(at + SYN_RETRANSMIT)
-                    {
+                    } else if o.proto == Proto::Tcp && o.connect_timeout > SYN_RETRANSMIT && {
+                        let allowed = self.buckets[family].allow(at + SYN_RETRANSMIT);
+                        self.count(family, allowed)
+                    } {
                         error(SYN_RETRANSMIT + MS)
                     } else {
                         if o.quiet {
@@ -1386,6 +1523,110 @@ mod tests {
         assert!(sim.results.services.iter().all(|r| r.outcome == Outcome::Timeout && r.attempts == 2));
         let quiet: Vec<Duration> = sim.started.iter().filter(|(_, o)| o.quiet).map(|s| s.0).collect();
         assert_eq!(quiet, [first, first + each, first + 2 * each, first + 3 * each]);
+    }
+
+    /// Runs `plan` against `host`, with the host's own counters as the agent's witness.
+    fn witnessed(plan: &ProbePlan, ip: &str, host: Host) -> (Sim, Host) {
+        let host = std::cell::RefCell::new(host);
+        let sim = simulate_witnessed(plan, &[ip], config(64), &mut |at, o| host.borrow_mut().attempt(at, o), &|| {
+            Some(host.borrow().counted)
+        });
+        (sim, host.into_inner())
+    }
+
+    fn drops(o: &AttemptOrder) -> Port {
+        if o.kind == ProbeKind::Listener { Port::Open } else { Port::Dropped }
+    }
+
+    /// The agent's witness: its host sent and suppressed no ICMP error of the family while
+    /// the probes ran, so silence at its on-link addresses is a drop after one attempt,
+    /// with no quiet re-probe; in both families, IPv6 (whose connects may miss an error)
+    /// included.
+    #[test]
+    fn a_quiet_witness_proves_drops_after_one_attempt() {
+        for ip in ["198.51.100.1", "2001:db8::1"] {
+            let (sim, _) = witnessed(&ports_at(ip, Proto::Tcp, 16), ip, Host::new(drops, true));
+            assert_eq!(sim.outcomes().1, vec![Outcome::Timeout; 16]);
+            assert!(sim.results.services.iter().all(|r| r.proven && r.attempts == 1), "{:?}", sim.results);
+            assert!(sim.started.iter().all(|(_, o)| !o.quiet), "no quiet re-probe");
+            assert_eq!(sim.ended, TIMEOUT, "one attempt deadline");
+        }
+    }
+
+    /// Errors the peer saw as ICMP errors (refused UDP datagrams) do not spoil the
+    /// witness: the host sent no more than the run saw.
+    #[test]
+    fn errors_the_run_saw_leave_the_witness_vouching() {
+        let mut plan = ports_at("198.51.100.1", Proto::Tcp, 4);
+        plan.probes.push(PlannedProbe {
+            id: 1,
+            proto: Proto::Udp,
+            bind: addr("127.0.0.1:4001"),
+            target: addr("198.51.100.1:4001"),
+        });
+        let ports = |o: &AttemptOrder| match (o.kind, o.proto) {
+            (ProbeKind::Listener, Proto::Udp) => Port::Rejected,
+            (ProbeKind::Listener, Proto::Tcp) => Port::Open,
+            _ => Port::Dropped,
+        };
+        let (sim, host) = witnessed(&plan, "198.51.100.1", Host::new(ports, false));
+        assert_eq!(host.counted.sent, [1, 0]);
+        assert_eq!(sim.results.results[1].outcome, Outcome::Refused);
+        assert!(sim.results.services.iter().all(|r| r.proven && r.attempts == 1), "{:?}", sim.results);
+    }
+
+    /// A witness that suppressed errors (rate limit) proves nothing: the quiet re-probes
+    /// decide, and every rejection the rate limit silenced is still found.
+    #[test]
+    fn a_witness_that_suppressed_errors_leaves_silence_to_the_quiet_re_probes() {
+        let (sim, host) =
+            witnessed(&ports_at("198.51.100.1", Proto::Tcp, 12), "198.51.100.1", Host::new(service_port, false));
+        assert!(host.counted.limited[0] > 0);
+        assert_eq!(sim.outcomes().1, vec![Outcome::Unreachable; 12], "every rejection found");
+        assert!(sim.started.iter().any(|(_, o)| o.quiet));
+    }
+
+    /// An error the host sent but the peer's socket missed (IPv6 connect on a fast path)
+    /// is one more sent than seen: no proof, and the quiet re-probe finds the rejection
+    /// among drops.
+    #[test]
+    fn an_error_sent_but_missed_spoils_the_witness() {
+        let ports = |o: &AttemptOrder| match (o.kind, o.probe) {
+            (ProbeKind::Listener, _) => Port::Open,
+            (_, 0) => Port::Rejected,
+            _ => Port::Dropped,
+        };
+        let (sim, host) = witnessed(&ports_at("2001:db8::1", Proto::Tcp, 4), "2001:db8::1", Host::new(ports, true));
+        assert_eq!(host.counted.limited, [0, 0]);
+        let (_, services) = sim.outcomes();
+        assert_eq!(services, [Outcome::Unreachable, Outcome::Timeout, Outcome::Timeout, Outcome::Timeout]);
+        assert!(sim.results.services[1..].iter().all(|r| r.proven && r.attempts == 2), "by the quiet re-probes");
+    }
+
+    /// Without a witness (an agent that cannot read its counters), as before.
+    #[test]
+    fn without_a_witness_the_quiet_re_probes_decide() {
+        let host = std::cell::RefCell::new(Host::new(drops, false));
+        let plan = ports_at("198.51.100.1", Proto::Tcp, 2);
+        let sim = simulate_witnessed(
+            &plan,
+            &["198.51.100.1"],
+            config(64),
+            &mut |at, o| host.borrow_mut().attempt(at, o),
+            &|| None,
+        );
+        assert!(sim.results.services.iter().all(|r| r.proven && r.attempts == 2));
+    }
+
+    /// Unproven silence stays unproven: a timeout the run cut short, and a probe of an
+    /// address the witness does not cover, carry no proof.
+    #[test]
+    fn only_proven_silence_says_so() {
+        let plan = ports_at("198.51.100.1", Proto::Tcp, 2);
+        let mut host = Host::new(|o| if o.kind == ProbeKind::Listener { Port::Open } else { Port::Dropped }, false);
+        let sim = simulate_clocked(&plan, &["198.51.100.1"], config(64), &mut |at, o| host.attempt(at, o));
+        assert!(sim.results.services.iter().all(|r| r.proven && r.attempts == 2), "the quiet re-probe proves it");
+        assert!(sim.results.results.iter().all(|r| !r.proven), "an answer is no silence");
     }
 
     /// Dropped and rejected ports in one family: the group that meets the reject settles

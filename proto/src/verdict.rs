@@ -3,7 +3,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::defaults::ATTEMPTS;
 use crate::facts::{CheckedPort, Conntrack, DockerPublish, SocketFact, UnpublishedContainer};
 use crate::firewall::{FirewallCheck, FirewallOutcome};
 use crate::report::{Mode, ProbeReport, ServiceProbeReport, Verdict};
@@ -157,7 +156,8 @@ pub fn reached(f: &ServiceFacts<'_>, p: &ServiceProbeReport) -> bool {
             && listens_at(f, p.target.ip()))
 }
 
-/// Whether a silent probe proves a drop: the quiet re-probe met silence too, so no
+/// Whether a silent probe proves a drop: its silence is proven (the quiet re-probe met
+/// silence too, or this host sent and suppressed no ICMP error meanwhile), so no
 /// rate-limited ICMP error explains it (for UDP, only where no socket listens: a UDP
 /// server may answer nothing), or the inside view saw the peer's other UDP but not
 /// these datagrams.
@@ -166,10 +166,9 @@ fn proven_drop(f: &ServiceFacts<'_>, p: &ServiceProbeReport) -> bool {
         return false;
     }
     match f.port.proto {
-        Proto::Tcp => p.attempts >= ATTEMPTS,
+        Proto::Tcp => p.proven,
         Proto::Udp => {
-            p.delivered == Some(false)
-                || (p.delivered.is_none() && p.attempts >= ATTEMPTS && !listens_at(f, p.target.ip()))
+            p.delivered == Some(false) || (p.delivered.is_none() && p.proven && !listens_at(f, p.target.ip()))
         }
     }
 }
@@ -385,6 +384,7 @@ mod tests {
             http_status: http,
             errno: None,
             attempts: if outcome == Outcome::Timeout { 2 } else { 1 },
+            proven: outcome == Outcome::Timeout,
             delivered: None,
         }
     }
@@ -404,6 +404,7 @@ mod tests {
                     rtt_ms: None,
                     errno: None,
                     attempts: 1,
+                    proven: false,
                     seen_by_listener: false,
                 }
             })
@@ -640,6 +641,7 @@ mod tests {
         let path: Vec<ProbeReport> = lan_path().into_iter().map(|p| ProbeReport { proto: Proto::Udp, ..p }).collect();
         let silent = |target: &str, attempts, delivered| ServiceProbeReport {
             attempts,
+            proven: attempts >= 2,
             delivered,
             ..probe(target, Timeout, None)
         };
@@ -695,9 +697,12 @@ mod tests {
         use Outcome::*;
         let p = lan_path();
         let any = [sock("0.0.0.0:3000", "node", "node server.js")];
-        let once = ServiceProbeReport { attempts: 1, ..probe(LAN, Timeout, None) };
+        let once = ServiceProbeReport { attempts: 1, proven: false, ..probe(LAN, Timeout, None) };
         assert_eq!(v(&any, &[], &[probe(LAN, Timeout, None)], &p), Verdict::FirewallDrop);
         assert_eq!(v(&any, &[], std::slice::from_ref(&once), &p), Verdict::Unconfirmed);
+        // ... or the agent's ICMP witness proved it after one attempt.
+        let witnessed = ServiceProbeReport { proven: true, ..once.clone() };
+        assert_eq!(v(&any, &[], &[witnessed], &p), Verdict::FirewallDrop);
         // A rejection at another address the socket covers is proof enough of a firewall.
         let both = [sock("[::]:3000", "node", "node server.js")];
         let both = [SocketFact { v6only: Some(false), ..both[0].clone() }];

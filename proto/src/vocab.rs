@@ -135,6 +135,10 @@ pub struct ProbeResult {
     pub errno: Option<i32>,
     /// Attempts made (1, or 2 after a silent first try).
     pub attempts: u8,
+    /// A `timeout` whose silence hides no rejection: the quiet re-probe met silence too,
+    /// or the agent's host witnessed that it sent and suppressed no ICMP error while the
+    /// probes ran (see [`crate::icmp`]). Silence without it proves nothing.
+    pub proven: bool,
 }
 
 /// What an outside probe of one of the user's ports found.
@@ -154,6 +158,8 @@ pub struct ServiceResult {
     /// the ICMP rate-limit window) was made; a `timeout` with 1 was never re-probed (the
     /// run ended first), so its silence is no proof of a drop.
     pub attempts: u8,
+    /// As [`ProbeResult::proven`].
+    pub proven: bool,
     /// UDP: the peer's source port of each attempt, so that the agent can find the
     /// datagrams in its connection-tracking table (at most [`ATTEMPTS`](crate::defaults::ATTEMPTS)).
     pub source_ports: Vec<u16>,

@@ -81,6 +81,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 rtt_us: Some(1500),
                 errno: Some(113),
                 attempts: 2,
+                proven: false,
             }],
             services: vec![ServiceResult {
                 id: 0,
@@ -89,10 +90,16 @@ fn seeds() -> Vec<Vec<u8>> {
                 errno: Some(-1),
                 http_status: Some(421),
                 attempts: 2,
+                proven: false,
                 source_ports: vec![40000, 40001],
             }],
         }),
         Message::Report(ReportJson { json: r#"{"schema":"lanreach.report/1"}"#.into() }),
+        Message::Witnessed(Some(lanreach_proto::icmp::IcmpWitness {
+            sent: [3, 1],
+            limited: [0, 2],
+            global_limited: 1,
+        })),
     ];
     messages.iter().map(|m| codec::encode(m).expect("seed encodes")[HEADER_LEN..].to_vec()).collect()
 }

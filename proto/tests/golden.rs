@@ -133,7 +133,8 @@ fn scenario_in(
                 });
             }
             let errno = (o == Outcome::Refused).then_some(111);
-            ProbeResult { id: p.id, outcome: o, rtt_us, errno, attempts: if o == Outcome::Timeout { 2 } else { 1 } }
+            let timeout = o == Outcome::Timeout;
+            ProbeResult { id: p.id, outcome: o, rtt_us, errno, attempts: if timeout { 2 } else { 1 }, proven: timeout }
         })
         .collect();
     let service_results = plan
@@ -149,6 +150,7 @@ fn scenario_in(
                 errno: (o == Outcome::Refused).then_some(111),
                 http_status: (o == Outcome::Open).then_some(200),
                 attempts: if o == Outcome::Timeout { 2 } else { 1 },
+                proven: o == Outcome::Timeout,
                 source_ports: vec![],
             }
         })

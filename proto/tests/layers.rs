@@ -22,6 +22,7 @@ const ORDER: &[&str] = &[
     "knock",
     "plan",
     "payload",
+    "icmp",
     "run",
     "msg",
     "codec",

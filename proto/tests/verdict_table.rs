@@ -172,6 +172,7 @@ fn path_probe(proto: Proto, target: IpAddr, outcome: Outcome) -> ProbeReport {
         rtt_ms: None,
         errno: None,
         attempts: 1,
+        proven: false,
         seen_by_listener: outcome == Outcome::Open,
     }
 }
@@ -181,20 +182,23 @@ fn path_probe(proto: Proto, target: IpAddr, outcome: Outcome) -> ProbeReport {
 struct Met {
     outcome: Outcome,
     attempts: u8,
+    proven: bool,
     delivered: Option<bool>,
 }
 
-/// Every outcome; silence after one attempt and after the quiet re-probe, and for UDP
-/// seen delivered or seen stopped by the inside view.
+/// Every outcome; silence after one attempt (unproven, or proven by the agent's ICMP
+/// witness) and after the quiet re-probe, and for UDP seen delivered or seen stopped by
+/// the inside view.
 fn mets(proto: Proto) -> Vec<Met> {
-    let met = |outcome, attempts, delivered| Met { outcome, attempts, delivered };
+    let met = |outcome, attempts, proven, delivered| Met { outcome, attempts, proven, delivered };
     let mut out: Vec<Met> =
-        Outcome::ALL.into_iter().filter(|o| *o != Outcome::Timeout).map(|o| met(o, 1, None)).collect();
-    out.push(met(Outcome::Timeout, 1, None));
-    out.push(met(Outcome::Timeout, 2, None));
+        Outcome::ALL.into_iter().filter(|o| *o != Outcome::Timeout).map(|o| met(o, 1, false, None)).collect();
+    out.push(met(Outcome::Timeout, 1, false, None));
+    out.push(met(Outcome::Timeout, 1, true, None));
+    out.push(met(Outcome::Timeout, 2, true, None));
     if proto == Proto::Udp {
-        out.push(met(Outcome::Timeout, 2, Some(true)));
-        out.push(met(Outcome::Timeout, 2, Some(false)));
+        out.push(met(Outcome::Timeout, 2, true, Some(true)));
+        out.push(met(Outcome::Timeout, 2, true, Some(false)));
     }
     out
 }
@@ -235,6 +239,7 @@ fn reachable_only_when_every_address_the_peer_can_reach_answered() {
                                     http_status: if m.outcome == Outcome::Open { http } else { None },
                                     errno: None,
                                     attempts: m.attempts,
+                                    proven: m.proven,
                                     delivered: m.delivered,
                                 })
                                 .collect();
@@ -338,9 +343,8 @@ fn check(v: Verdict, f: &ServiceFacts<'_>, mode: Mode) {
             assert!(missed, "partial, yet reached everywhere: {}", context());
         }
         Verdict::FirewallDrop if f.mode.from_outside() => {
-            let proven = |p: &&ServiceProbeReport| {
-                p.outcome == Outcome::Timeout && (p.attempts >= 2 || p.delivered == Some(false))
-            };
+            let proven =
+                |p: &&ServiceProbeReport| p.outcome == Outcome::Timeout && (p.proven || p.delivered == Some(false));
             assert!(f.probes.iter().any(|p| proven(&p)), "a drop from unproven silence: {}", context());
         }
         // Only a browser says it cannot test a port, and only where the inside facts do

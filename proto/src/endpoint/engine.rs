@@ -17,7 +17,12 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
-use crate::defaults::{ANSWER_WAIT_FACTOR, BANNER_WAIT_FLOOR, UDP_PAYLOAD_GAP};
+use crate::addr::in_prefix;
+use crate::defaults::{
+    ANSWER_WAIT_FACTOR, BANNER_WAIT_FLOOR, CONNECT_TRIES, KNOCK_REPLY_WAIT, UDP_KNOCK_TRIES, UDP_PAYLOAD_GAP,
+    WITNESS_TIMEOUT,
+};
+use crate::icmp::{IcmpCounters, IcmpWitness};
 use crate::knock::{KNOCK_LEN, Knock};
 use crate::payload;
 use crate::plan::ProbePlan;
@@ -34,9 +39,60 @@ pub trait Network: Send + Sync + 'static {
     fn attempt(&self, order: AttemptOrder) -> impl Future<Output = AttemptAnswer> + Send;
 }
 
+/// The agent's witness of its own ICMP errors (see [`crate::icmp`]): asked once a
+/// family's ordinary attempts are over and some of its probes met silence.
+pub trait Witness: Send + Sync {
+    /// The ICMP errors the agent's host sent and suppressed since the plan; `None` when
+    /// it cannot tell.
+    fn ask(&self) -> impl Future<Output = Option<IcmpWitness>> + Send;
+}
+
+/// No witness: every silence waits for its quiet re-probe.
+#[derive(Debug, Clone, Copy)]
+pub struct NoWitness;
+
+impl Witness for NoWitness {
+    async fn ask(&self) -> Option<IcmpWitness> {
+        None
+    }
+}
+
+/// This host as its own witness: the agent answering a peer, and its `--local` run.
+#[derive(Debug, Clone, Copy)]
+pub struct HostWitness {
+    /// The counters when the plan was made; `None` where they cannot be read.
+    base: Option<IcmpCounters>,
+}
+
+impl HostWitness {
+    /// Reads the counters now, before the plan goes out.
+    pub fn start() -> Self {
+        HostWitness { base: read_icmp_counters() }
+    }
+
+    /// The errors sent and suppressed since [`start`](Self::start); `None` when the
+    /// counters cannot be read.
+    pub fn since_start(&self) -> Option<IcmpWitness> {
+        Some(read_icmp_counters()?.since(&self.base?))
+    }
+}
+
+impl Witness for HostWitness {
+    async fn ask(&self) -> Option<IcmpWitness> {
+        self.since_start()
+    }
+}
+
+/// This network namespace's ICMP counters (Linux; `None` elsewhere, or before 6.0).
+pub fn read_icmp_counters() -> Option<IcmpCounters> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let snmp6 = std::fs::read_to_string("/proc/net/snmp6").ok()?;
+    IcmpCounters::parse(&snmp, &snmp6)
+}
+
 /// Runs every probe of `plan` over real sockets. See [`run_with_progress`].
-pub async fn run(plan: &ProbePlan, config: EngineConfig, trusted: &[IpAddr]) -> ProbeResults {
-    run_with_progress(plan, config, Arc::new(AtomicUsize::new(0)), trusted).await
+pub async fn run(plan: &ProbePlan, config: EngineConfig, trusted: &[IpAddr], witness: &impl Witness) -> ProbeResults {
+    run_with_progress(plan, config, Arc::new(AtomicUsize::new(0)), trusted, witness).await
 }
 
 /// Runs every probe of `plan` over real sockets and returns one result per probe, in
@@ -47,24 +103,37 @@ pub async fn run(plan: &ProbePlan, config: EngineConfig, trusted: &[IpAddr]) -> 
 /// test listeners answers the knock with this session's MAC, which only the agent can
 /// compute. Probes at other addresses are reported as `not_probed`: an agent cannot use
 /// a peer to scan hosts it does not run on.
+///
+/// `witness` may prove silence a drop without the quiet re-probe's wait, at addresses on
+/// this host's own link (no router between that could have sent the ICMP error).
 pub async fn run_with_progress(
     plan: &ProbePlan,
     config: EngineConfig,
     done: Arc<AtomicUsize>,
     trusted: &[IpAddr],
+    witness: &impl Witness,
 ) -> ProbeResults {
     let sockets = Arc::new(Sockets { session: plan.session, key: plan.key });
-    drive(sockets, plan, config, done, trusted).await
+    let own: Vec<(IpAddr, u8)> = crate::endpoint::interfaces::list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|a| Some((a.ip, a.prefix?)))
+        .collect();
+    let on_link = move |ip: IpAddr| own.iter().any(|&(net, len)| in_prefix(ip, net, len));
+    drive(sockets, plan, config, done, trusted, witness, &on_link).await
 }
 
-/// Runs `plan` on `network`: starts what the run orders, feeds back the answers, and
-/// sleeps until the next answer or the run's next timer, until the run is over.
+/// Runs `plan` on `network`: starts what the run orders, feeds back the answers, asks
+/// `witness` when the run wants it (applied to addresses `on_link` accepts), and sleeps
+/// until the next answer or the run's next timer, until the run is over.
 pub async fn drive<N: Network>(
     network: Arc<N>,
     plan: &ProbePlan,
     config: EngineConfig,
     done: Arc<AtomicUsize>,
     trusted: &[IpAddr],
+    witness: &impl Witness,
+    on_link: &(dyn Fn(IpAddr) -> bool + Send + Sync),
 ) -> ProbeResults {
     let now = || Instant::now().into_std();
     let mut run = Run::new(plan, trusted, config, now());
@@ -76,6 +145,12 @@ pub async fn drive<N: Network>(
             let network = network.clone();
             let task = attempts.spawn(async move { network.attempt(order).await });
             orders.insert(task.id(), order.id);
+        }
+        if run.wants_witness() {
+            // Nothing ordinary is under way: the answer costs one round trip.
+            let answer = timeout(WITNESS_TIMEOUT, witness.ask()).await.ok().flatten();
+            run.on_witness(answer, on_link, now());
+            continue;
         }
         done.fetch_add(run.settled() - counted, Ordering::Relaxed);
         counted = run.settled();
@@ -119,7 +194,7 @@ impl Network for Sockets {
                 let knock = Knock { session: self.session, nonce };
                 match proto {
                     Proto::Tcp => tcp_attempt(&order, &knock, &self.key).await,
-                    Proto::Udp => udp_attempt(order.target, &knock, &self.key, order.timeout).await,
+                    Proto::Udp => udp_attempt(&order, &knock, &self.key).await,
                 }
             }
             (ProbeKind::Service, Proto::Tcp) => service_tcp(&order).await,
@@ -164,13 +239,10 @@ fn http_status(bytes: &[u8]) -> Option<u16> {
 /// request, tells `open` (with its HTTP status) from `empty_reply` and `reset`.
 async fn service_tcp(order: &AttemptOrder) -> AttemptAnswer {
     let (target, deadline) = (order.target, order.timeout);
-    let started = Instant::now();
-    let mut stream = match timeout(order.connect_timeout, TcpStream::connect(target)).await {
-        Err(_) => return AttemptAnswer::silence(),
-        Ok(Err(e)) => return classify(&e, started.elapsed()),
-        Ok(Ok(s)) => s,
+    let (mut stream, rtt) = match connect(order).await {
+        Ok(connected) => connected,
+        Err(answer) => return answer,
     };
-    let rtt = started.elapsed();
     let answer =
         |outcome, errno, http_status| AttemptAnswer { errno, http_status, ..AttemptAnswer::answered(outcome, rtt) };
     let mut buf = [0u8; 256];
@@ -258,24 +330,32 @@ async fn connected_udp(target: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// Sends `payload` from a connected UDP socket and waits `deadline` for one datagram:
-/// its length and round trip, or what the attempt found instead (silence, refused,
-/// unreachable).
+/// Sends `payload` from a connected UDP socket, `tries` times spread over `deadline`
+/// while nothing answers (a lost datagram or reply costs no attempt), and waits for one
+/// datagram: its length and round trip, or what the attempt found instead (silence,
+/// refused, unreachable).
 async fn udp_exchange(
     target: SocketAddr,
     payload: &[u8],
     buf: &mut [u8],
     deadline: Duration,
+    tries: usize,
 ) -> Result<(usize, Duration), AttemptAnswer> {
     let started = Instant::now();
     let fail = |e: std::io::Error| classify(&e, started.elapsed());
     let socket = connected_udp(target).await.map_err(fail)?;
-    socket.send(payload).await.map_err(fail)?;
-    match timeout(deadline, socket.recv(buf)).await {
-        Err(_) => Err(AttemptAnswer::silence()),
-        Ok(Err(e)) => Err(fail(e)),
-        Ok(Ok(n)) => Ok((n, started.elapsed())),
+    let tries = tries.max(1);
+    let gap = deadline / tries as u32;
+    for sent in 1..=tries {
+        socket.send(payload).await.map_err(fail)?;
+        let wait = if sent == tries { deadline.saturating_sub(started.elapsed()) } else { gap };
+        match timeout(wait, socket.recv(buf)).await {
+            Err(_) => continue,
+            Ok(Err(e)) => return Err(fail(e)),
+            Ok(Ok(n)) => return Ok((n, started.elapsed())),
+        }
     }
+    Err(AttemptAnswer::silence())
 }
 
 /// Maps a socket error to an outcome; `None` for errors that mean silence.
@@ -292,17 +372,58 @@ fn classify(e: &std::io::Error, rtt: Duration) -> AttemptAnswer {
     AttemptAnswer { rtt: outcome.map(|_| rtt), outcome, errno, ..AttemptAnswer::default() }
 }
 
+/// Connects for `order`: the first answer within `order.connect_timeout` (a connection
+/// and its round trip, or a refusal or ICMP error), else silence. An ordinary attempt
+/// sends another SYN on a fresh socket every `timeout / CONNECT_TRIES` while nothing
+/// has answered (up to [`CONNECT_TRIES`] in all): the OS would resend a lost SYN only
+/// after a second, so on a lossy link one lost SYN or SYN-ACK would otherwise cost the
+/// attempt. A quiet re-probe sends one SYN (and waits for its retransmission): the ICMP
+/// errors it may draw are counted (see [`crate::run`]).
+async fn connect(order: &AttemptOrder) -> Result<(TcpStream, Duration), AttemptAnswer> {
+    let tries = if order.quiet { 1 } else { CONNECT_TRIES };
+    let spacing = order.timeout / CONNECT_TRIES as u32;
+    let started = Instant::now();
+    let deadline = started + order.connect_timeout;
+    let target = order.target;
+    let mut connects = JoinSet::new();
+    let (mut next, mut made) = (started, 0);
+    loop {
+        if made < tries && Instant::now() >= next {
+            connects.spawn(async move {
+                let at = Instant::now();
+                (TcpStream::connect(target).await, at.elapsed())
+            });
+            made += 1;
+            next += spacing;
+            continue;
+        }
+        let wake = if made < tries { next.min(deadline) } else { deadline };
+        tokio::select! {
+            Some(joined) = connects.join_next(), if !connects.is_empty() => match joined {
+                Ok((Ok(stream), rtt)) => return Ok((stream, rtt)),
+                Ok((Err(e), rtt)) => return Err(classify(&e, rtt)),
+                Err(_) => {}
+            },
+            () = tokio::time::sleep_until(wake) => {
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+    }
+    Err(AttemptAnswer::silence())
+}
+
 /// TCP knock: connect, send the knock, and read the reply; only this session's MAC is
 /// `open`.
 async fn tcp_attempt(order: &AttemptOrder, knock: &Knock, key: &[u8; 32]) -> AttemptAnswer {
-    let deadline = order.timeout;
-    let started = Instant::now();
-    let mut stream = match timeout(order.connect_timeout, TcpStream::connect(order.target)).await {
-        Err(_) => return AttemptAnswer::silence(),
-        Ok(Err(e)) => return classify(&e, started.elapsed()),
-        Ok(Ok(s)) => s,
+    // Connected, the knock and its reply are TCP's to deliver: a lost segment is sent
+    // again after the minimum retransmission timeout, so the reply may take that long.
+    let deadline = order.timeout.max(KNOCK_REPLY_WAIT);
+    let (mut stream, connected) = match connect(order).await {
+        Ok(connected) => connected,
+        Err(answer) => return answer,
     };
-    let connected = started.elapsed();
     let _ = stream.set_nodelay(true);
     if let Err(e) = stream.write_all(&knock.encode()).await {
         return classify(&e, connected);
@@ -337,9 +458,11 @@ async fn tcp_attempt(order: &AttemptOrder, knock: &Knock, key: &[u8; 32]) -> Att
 }
 
 /// UDP knock: the knock in one datagram; only a reply with this session's MAC is `open`.
-async fn udp_attempt(target: SocketAddr, knock: &Knock, key: &[u8; 32], deadline: Duration) -> AttemptAnswer {
+/// A quiet re-probe sends one datagram: the ICMP error it may draw is counted.
+async fn udp_attempt(order: &AttemptOrder, knock: &Knock, key: &[u8; 32]) -> AttemptAnswer {
     let mut buf = [0u8; 512];
-    match udp_exchange(target, &knock.encode(), &mut buf, deadline).await {
+    let tries = if order.quiet { 1 } else { UDP_KNOCK_TRIES };
+    match udp_exchange(order.target, &knock.encode(), &mut buf, order.timeout, tries).await {
         Ok((n, rtt)) => {
             let outcome = if knock.verify_reply(key, Proto::Udp, &buf[..n]) { Outcome::Open } else { Outcome::Foreign };
             AttemptAnswer::answered(outcome, rtt)
@@ -390,19 +513,19 @@ mod tests {
         let outcomes = |r: ProbeResults| (r.results[0].outcome, r.results[1].outcome, r.services[0].outcome);
         let (closed_knock, ours, not_ours) = (closed(), knock_server(key).await, knock_server([3; 32]).await);
 
-        let r = run(&plan(closed_knock), config, &[]).await;
+        let r = run(&plan(closed_knock), config, &[], &NoWitness).await;
         assert_eq!(r.results[0].attempts, 1, "the knock itself is sent");
         // What refused it is not reported: only that the address is not the agent.
         assert_eq!(outcomes(r), (Outcome::NotProbed, Outcome::NotProbed, Outcome::NotProbed));
-        let r = run(&plan(not_ours), config, &[]).await;
+        let r = run(&plan(not_ours), config, &[], &NoWitness).await;
         assert_eq!(
             outcomes(r),
             (Outcome::NotProbed, Outcome::NotProbed, Outcome::NotProbed),
             "a wrong MAC proves nothing, and what answered is not reported"
         );
-        let r = run(&plan(ours), config, &[]).await;
+        let r = run(&plan(ours), config, &[], &NoWitness).await;
         assert_eq!(outcomes(r), (Outcome::Open, Outcome::Refused, Outcome::Refused), "verified by the knock");
-        let r = run(&plan(closed_knock), config, &["127.0.0.1".parse().expect("ip")]).await;
+        let r = run(&plan(closed_knock), config, &["127.0.0.1".parse().expect("ip")], &NoWitness).await;
         assert_eq!(outcomes(r), (Outcome::Refused, Outcome::Refused, Outcome::Refused), "trusted: probed in full");
     }
 
@@ -450,7 +573,7 @@ mod tests {
             .collect();
         let plan = ProbePlan { session: [0; 16], key: [0; 32], probes: vec![], services };
         let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
-        let results = run(&plan, config, &["127.0.0.1".parse().expect("ip")]).await.services;
+        let results = run(&plan, config, &["127.0.0.1".parse().expect("ip")], &NoWitness).await.services;
         let got: Vec<(Outcome, Option<u16>)> = results.iter().map(|r| (r.outcome, r.http_status)).collect();
         assert_eq!(
             got,
@@ -496,7 +619,7 @@ mod tests {
             .collect();
         let plan = ProbePlan { session: [0; 16], key: [0; 32], probes: vec![], services };
         let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
-        let r = run(&plan, config, &["127.0.0.1".parse().expect("ip")]).await.services;
+        let r = run(&plan, config, &["127.0.0.1".parse().expect("ip")], &NoWitness).await.services;
         let got: Vec<(Outcome, u8)> = r.iter().map(|r| (r.outcome, r.attempts)).collect();
         assert_eq!(got, [(Outcome::Open, 1), (Outcome::Open, 1), (Outcome::Refused, 1), (Outcome::Timeout, 2)]);
         let dns_seen = dns_seen.lock().expect("log").clone();
@@ -557,7 +680,7 @@ mod tests {
             services: vec![],
         };
         let config = EngineConfig { attempt_timeout: Duration::from_millis(200), concurrency: 8 };
-        let results = run(&plan, config, &["127.0.0.1".parse().expect("ip")]).await.results;
+        let results = run(&plan, config, &["127.0.0.1".parse().expect("ip")], &NoWitness).await.results;
         let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
         assert_eq!(
             outcomes,
@@ -678,7 +801,16 @@ mod simulated {
             ],
         );
         let done = Arc::new(AtomicUsize::new(0));
-        let r = drive(network.clone(), &plan, CONFIG, done.clone(), &["127.0.0.3".parse().expect("ip")]).await;
+        let r = drive(
+            network.clone(),
+            &plan,
+            CONFIG,
+            done.clone(),
+            &["127.0.0.3".parse().expect("ip")],
+            &NoWitness,
+            &|_| true,
+        )
+        .await;
 
         use Outcome::*;
         let outcomes: Vec<Outcome> = r.results.iter().map(|r| r.outcome).collect();
@@ -710,7 +842,7 @@ mod simulated {
             plan(vec![listener(0, Proto::Tcp, "127.0.0.1:1000", "127.0.0.1:1000")], vec![service(0, "127.0.0.1:80")]);
         let network = Fake::new(&[("127.0.0.1", Host::Silent)]);
         let done = Arc::new(AtomicUsize::new(0));
-        let r = drive(network, &plan, CONFIG, done, &["127.0.0.1".parse().expect("ip")]).await;
+        let r = drive(network, &plan, CONFIG, done, &["127.0.0.1".parse().expect("ip")], &NoWitness, &|_| true).await;
         assert_eq!((r.results[0].outcome, r.results[0].attempts), (Outcome::Timeout, 2));
         assert_eq!((r.services[0].outcome, r.services[0].attempts), (Outcome::Timeout, 2));
         let took = start.elapsed();
@@ -734,7 +866,16 @@ mod simulated {
         );
         let network = Fake::new(&[("127.0.0.1", Host::Hang), ("127.0.0.2", Host::Hang)]);
         let done = Arc::new(AtomicUsize::new(0));
-        let r = drive(network.clone(), &plan, CONFIG, done.clone(), &["127.0.0.1".parse().expect("ip")]).await;
+        let r = drive(
+            network.clone(),
+            &plan,
+            CONFIG,
+            done.clone(),
+            &["127.0.0.1".parse().expect("ip")],
+            &NoWitness,
+            &|_| true,
+        )
+        .await;
         let outcomes: Vec<Outcome> = r.results.iter().map(|r| r.outcome).collect();
         assert_eq!(outcomes, [Outcome::Timeout, Outcome::Timeout, Outcome::NotProbed]);
         assert_eq!(r.services[0].outcome, Outcome::Timeout);
