@@ -73,15 +73,16 @@ pub fn forbidden(ip: IpAddr, allow_loopback: bool) -> Option<&'static str> {
 /// answer IPv6 and vice versa.
 ///
 /// UDP carries the same bind-address lessons, but a closed UDP port answers with ICMP,
-/// which hosts rate-limit (a burst of about 6, then 1/s): so UDP probes only the cells
-/// that tell something TCP does not — wildcards × targets of their family (does the
-/// path pass UDP?), each specific listener at its own address, and each loopback
-/// listener at one target of its family.
+/// which hosts rate-limit (a burst of about 6, then 1/s, per peer) and which would spoil
+/// the agent's ICMP witness (see [`crate::icmp`]; every peer probing at the time would
+/// wait for quiet re-probes): so UDP probes only the cells that answer — wildcards ×
+/// targets of their family (does the path pass UDP?) and each specific listener at its
+/// own address (a loopback one only where the peer dials loopback). A plan draws no
+/// ICMP error from a host whose firewall lets UDP in; TCP shows the loopback lesson.
 pub fn build(listeners: &[ListenerSpec], targets: &[IpAddr], allow_loopback: bool) -> Vec<PlannedProbe> {
     let mut probes = Vec::new();
     for l in listeners {
         let bind = l.bind.ip();
-        let mut first_of_family = true;
         for &ip in targets {
             if forbidden(ip, allow_loopback).is_some() {
                 continue;
@@ -90,12 +91,8 @@ pub fn build(listeners: &[ListenerSpec], targets: &[IpAddr], allow_loopback: boo
             let wanted = match l.proto {
                 Proto::Tcp => same_family || bind.is_unspecified(),
                 Proto::Udp if bind.is_unspecified() => same_family,
-                Proto::Udp if bind.is_loopback() => same_family && first_of_family,
                 Proto::Udp => ip == bind,
             };
-            if same_family {
-                first_of_family = false;
-            }
             if !wanted {
                 continue;
             }
@@ -295,12 +292,16 @@ mod tests {
                 "tcp [::]:4001->[2001:db8::1]:4001",
                 "tcp 198.51.100.1:4002->198.51.100.1:4002",
                 "tcp 198.51.100.1:4002->203.0.113.1:4002",
-                "udp 127.0.0.1:4000->198.51.100.1:4000",
                 "udp [::]:4001->[2001:db8::1]:4001",
                 "udp 198.51.100.1:4002->198.51.100.1:4002",
             ]
         );
         assert!(plan.iter().enumerate().all(|(i, p)| p.id as usize == i));
+        // Every UDP cell is one where a listener of ours answers: an open host sends the
+        // plan no ICMP error.
+        assert!(plan.iter().filter(|p| p.proto == Proto::Udp).all(|p| {
+            p.bind.ip() == p.target.ip() || (p.bind.ip().is_unspecified() && p.bind.is_ipv4() == p.target.is_ipv4())
+        }));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::defaults::{MIN_WIDTH, NARROW_WIDTH};
 use crate::facts::{CheckedPort, DockerPublish, PortSource};
 use crate::firewall::FirewallOutcome;
-use crate::report::{Finding, FindingCode, Mode, ProbeReport, Report, ServiceReport, Severity, Verdict};
+use crate::report::{Finding, FindingCode, ListenerInfo, Mode, ProbeReport, Report, ServiceReport, Severity, Verdict};
 use crate::text::{self, printable, wrap};
 use crate::vocab::{Outcome, Proto};
 
@@ -324,7 +324,7 @@ impl View<'_> {
         let mut header = vec![format!("{} listener", proto_name(proto)), "meaning".to_owned()];
         header.extend(columns.iter().map(|c| format!("→ {c}")));
         table.set_header(header);
-        for l in self.r.listeners.iter().filter(|l| l.proto == proto) {
+        for l in self.dialled(proto) {
             let mut row = vec![l.bind.to_string(), clean(&l.meaning)];
             for c in &columns {
                 row.push(self.probe(proto, l.bind, *c).map_or_else(|| "·".into(), cell));
@@ -349,7 +349,7 @@ impl View<'_> {
         };
         let title = format!("{} test listeners, dialled by {by}:", proto_name(proto));
         let mut out = format!("\n{}", wrap(&title, self.width, "", "  "));
-        for l in self.r.listeners.iter().filter(|l| l.proto == proto) {
+        for l in self.dialled(proto) {
             let (bind, meaning) = (l.bind.to_string(), clean(&l.meaning));
             let line = format!("  {bind}  {meaning}");
             if text::width(&line) <= self.width {
@@ -365,14 +365,21 @@ impl View<'_> {
                     self.probe(proto, l.bind, *c).map(|p| format!("→ {:<pad$}  {}", c.to_string(), cell(p)))
                 })
                 .collect();
-            if dialled.is_empty() {
-                out.push_str("    (not dialled)\n");
-            }
             for d in dialled {
                 out.push_str(&wrap(&d, self.width, "    ", "      "));
             }
         }
         out
+    }
+
+    /// `proto`'s test listeners that were dialled at all (a UDP listener on loopback is
+    /// not: a closed UDP port answers with a rate-limited ICMP error, and TCP shows the
+    /// same lesson).
+    fn dialled(&self, proto: Proto) -> impl Iterator<Item = &ListenerInfo> {
+        self.r
+            .listeners
+            .iter()
+            .filter(move |l| l.proto == proto && self.r.probes.iter().any(|p| p.proto == proto && p.bind == l.bind))
     }
 
     /// The addresses the peer dialled `proto`'s listeners at, IPv4 first.
