@@ -103,9 +103,40 @@ impl Checks {
     }
 }
 
+/// One reading of a fact shared by the rounds that ask while it is under way: with
+/// sixteen peers at once, the socket table (every process's fds walked), the firewall's
+/// rules and Docker's view are read about once, not sixteen times. A round gets a
+/// reading that ended after it asked, or makes a new one.
+struct Shared<T> {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<T>)>>,
+}
+
+impl<T> Shared<T> {
+    const fn new() -> Self {
+        Shared { last: tokio::sync::Mutex::const_new(None) }
+    }
+
+    async fn get<F: std::future::Future<Output = T>>(&self, read: impl FnOnce() -> F) -> std::sync::Arc<T> {
+        let asked = std::time::Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some((ended, value)) = &*last
+            && *ended >= asked
+        {
+            return value.clone();
+        }
+        let value = std::sync::Arc::new(read().await);
+        *last = Some((std::time::Instant::now(), value.clone()));
+        value
+    }
+}
+
+static INVENTORY: Shared<Inventory> = Shared::new();
+static FIREWALL: Shared<Firewall> = Shared::new();
+static DOCKER: Shared<crate::docker::DockerView> = Shared::new();
+
 /// The socket inventory, read on a blocking thread (it walks every process's fds).
-pub(crate) async fn inventory() -> Inventory {
-    tokio::task::spawn_blocking(crate::sockets::listening).await.unwrap_or_default()
+pub(crate) async fn inventory() -> std::sync::Arc<Inventory> {
+    INVENTORY.get(|| async { tokio::task::spawn_blocking(crate::sockets::listening).await.unwrap_or_default() }).await
 }
 
 /// A fresh plan over `listeners` and `ports` with a random session and key.
@@ -159,7 +190,7 @@ pub(crate) async fn service_inputs(
     }
     let inventory = inventory().await;
     if refresh || docker.is_none() {
-        *docker = Some(crate::docker::inspect(&inventory).await);
+        *docker = Some((*DOCKER.get(|| crate::docker::inspect(&inventory)).await).clone());
     }
     let docker = docker.clone().unwrap_or_default();
     let mut out = Vec::new();
@@ -214,7 +245,7 @@ pub(crate) async fn firewall(
         return Firewall::NotRead;
     }
     if refresh || cache.is_none() {
-        *cache = Some(crate::firewall::read().await);
+        *cache = Some((*FIREWALL.get(crate::firewall::read).await).clone());
     }
     cache.clone().unwrap_or(Firewall::NotRead)
 }

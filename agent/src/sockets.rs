@@ -1,5 +1,6 @@
 //! Socket inventory: every listening TCP socket and unconnected UDP socket of this
-//! machine (procfs), with its owner when visible. Owners of other users' sockets need
+//! machine (sock_diag, or procfs where the kernel has no sock_diag for a protocol), with
+//! its owner when visible. Owners of other users' sockets need
 //! root; they are reported as not visible, never guessed.
 
 use std::collections::HashMap;
@@ -9,6 +10,13 @@ use lanreach_proto::addr::canonical;
 use lanreach_proto::defaults::V6ONLY_PROBE_TIMEOUT;
 use lanreach_proto::facts::{CheckedPort, SocketFact};
 use lanreach_proto::vocab::Proto;
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
+use netlink_packet_sock_diag::inet::nlas::Nla;
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_sys::Socket;
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 
 /// Longest command line kept (framework recognition needs only the start).
 const CMDLINE_MAX: usize = 512;
@@ -50,32 +58,99 @@ fn owners() -> HashMap<u64, Owner> {
     map
 }
 
-/// Every listening socket of this machine's network namespace.
-pub(crate) fn listening() -> Inventory {
-    let mut found: Vec<(Proto, SocketAddr, u64)> = Vec::new();
-    for table in [procfs::net::tcp(), procfs::net::tcp6()] {
-        for e in table.into_iter().flatten() {
-            if e.state == procfs::net::TcpState::Listen {
-                found.push((Proto::Tcp, canonical(e.local_address), e.inode));
+/// A bound socket: protocol, address, inode, and IPV6_V6ONLY where the kernel said.
+type Found = (Proto, SocketAddr, u64, Option<bool>);
+
+/// The sockets of one family and protocol in `states`, by sock_diag: only those are
+/// walked (`/proc/net/tcp` walks the whole connection table, which with thousands of
+/// probes' connections cost more than the rest of a round), and an IPv6 socket comes
+/// with its IPV6_V6ONLY. `None` when the kernel does not answer (no sock_diag for that
+/// protocol): the caller reads `/proc` instead.
+fn diag(family: u8, protocol: u8, states: StateFlags, proto: Proto) -> Option<Vec<Found>> {
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG).ok()?;
+    socket.bind_auto().ok()?;
+    socket.connect(&netlink_sys::SocketAddr::new(0, 0)).ok()?;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    let socket_id = if family == AF_INET { SocketId::new_v4() } else { SocketId::new_v6() };
+    let request = InetRequest { family, protocol, extensions: ExtensionFlags::empty(), states, socket_id };
+    let mut packet = NetlinkMessage::new(header, SockDiagMessage::InetRequest(request).into());
+    packet.finalize();
+    let mut buf = vec![0; packet.buffer_len()];
+    packet.serialize(&mut buf);
+    socket.send(&buf, 0).ok()?;
+    let mut found = Vec::new();
+    let mut receive = vec![0u8; 64 * 1024];
+    loop {
+        let size = socket.recv(&mut &mut receive[..], 0).ok()?;
+        let mut offset = 0;
+        while offset < size {
+            let message = NetlinkMessage::<SockDiagMessage>::deserialize(receive.get(offset..size)?).ok()?;
+            match message.payload {
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+                    let id = &r.header.socket_id;
+                    let v6only = r.nlas.iter().find_map(|n| match n {
+                        Nla::SkV6Only(v) => Some(*v),
+                        _ => None,
+                    });
+                    let bind = canonical(SocketAddr::new(id.source_address, id.source_port));
+                    found.push((proto, bind, u64::from(r.header.inode), v6only));
+                }
+                NetlinkPayload::Done(_) => return Some(found),
+                NetlinkPayload::Error(_) => return None,
+                _ => {}
+            }
+            let length = usize::try_from(message.header.length).unwrap_or(0);
+            if length == 0 {
+                break;
+            }
+            offset += length;
+        }
+    }
+}
+
+/// The table `/proc` gives for one family and protocol: listening TCP sockets, or UDP
+/// sockets with no peer.
+fn from_proc(family: u8, proto: Proto) -> Vec<Found> {
+    let mut found = Vec::new();
+    match proto {
+        Proto::Tcp => {
+            let table = if family == AF_INET { procfs::net::tcp() } else { procfs::net::tcp6() };
+            for e in table.into_iter().flatten().filter(|e| e.state == procfs::net::TcpState::Listen) {
+                found.push((Proto::Tcp, canonical(e.local_address), e.inode, None));
+            }
+        }
+        Proto::Udp => {
+            let table = if family == AF_INET { procfs::net::udp() } else { procfs::net::udp6() };
+            for e in table.into_iter().flatten().filter(|e| e.remote_address.port() == 0) {
+                found.push((Proto::Udp, canonical(e.local_address), e.inode, None));
             }
         }
     }
-    for table in [procfs::net::udp(), procfs::net::udp6()] {
-        for e in table.into_iter().flatten() {
-            if e.remote_address.port() == 0 {
-                found.push((Proto::Udp, canonical(e.local_address), e.inode));
-            }
+    found
+}
+
+/// Every listening socket of this machine's network namespace.
+pub(crate) fn listening() -> Inventory {
+    let mut found: Vec<Found> = Vec::new();
+    for family in [AF_INET, AF_INET6] {
+        for (proto, protocol, states) in [
+            (Proto::Tcp, IPPROTO_TCP, StateFlags::LISTEN),
+            // An unconnected UDP socket is in TCP_CLOSE; a connected one is established.
+            (Proto::Udp, IPPROTO_UDP, StateFlags::CLOSE),
+        ] {
+            found.extend(diag(family, protocol, states, proto).unwrap_or_else(|| from_proc(family, proto)));
         }
     }
     let owners = owners();
     let mut sockets = Vec::new();
-    for &(proto, bind, inode) in &found {
+    for &(proto, bind, inode, said) in &found {
         let owner = owners.get(&inode);
         // A [::] socket beside a 0.0.0.0 socket on the same port must be IPv6-only.
         let v6only = (bind.is_ipv6() && bind.ip().is_unspecified()).then(|| {
-            let beside_v4 = found.iter().any(|(p, b, _)| *p == proto && b.is_ipv4() && b.port() == bind.port());
-            // Otherwise /proc does not say; see `refine_v6only`.
-            beside_v4.then_some(true)
+            let beside_v4 = found.iter().any(|(p, b, _, _)| *p == proto && b.is_ipv4() && b.port() == bind.port());
+            // Otherwise, without sock_diag, /proc does not say; see `refine_v6only`.
+            said.or(beside_v4.then_some(true))
         });
         let v6only = v6only.flatten();
         sockets.push(SocketFact {
@@ -97,7 +172,8 @@ pub(crate) fn bindv6only_default() -> Option<bool> {
     std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").ok().map(|v| v.trim() == "1")
 }
 
-/// Settles IPV6_V6ONLY of `[::]` TCP sockets that /proc left open, by dialling the port
+/// Settles IPV6_V6ONLY of `[::]` TCP sockets that /proc left open (a kernel without
+/// sock_diag for TCP; sock_diag says it exactly), by dialling the port
 /// on 127.0.0.1 (nothing else listens there for IPv4, or the socket would be known):
 /// accepted means dual-stack, refused means IPv6-only. Falls back to the system default.
 pub(crate) async fn refine_v6only(sockets: &mut [SocketFact]) {
@@ -169,6 +245,28 @@ mod tests {
         assert_eq!(u.len(), 1, "{u:?}");
         assert!(inv.tcp_ports(&[]).contains(&CheckedPort { port, proto: Proto::Tcp }));
         assert!(!inv.tcp_ports(&[port]).contains(&CheckedPort { port, proto: Proto::Tcp }));
+    }
+
+    /// sock_diag says IPV6_V6ONLY of a lone `[::]` socket, both ways, without dialling
+    /// it; a connected UDP socket is no listener.
+    #[test]
+    fn the_kernel_says_whether_a_wildcard_ipv6_socket_is_ipv6_only() {
+        let v6 = |only: bool| {
+            let s = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None).expect("socket");
+            s.set_only_v6(only).expect("v6only");
+            s.bind(&SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)).into()).expect("bind");
+            s.listen(8).expect("listen");
+            let port = s.local_addr().expect("addr").as_socket().expect("inet").port();
+            (s, port)
+        };
+        let ((_only, only), (_dual, dual)) = (v6(true), v6(false));
+        let connected = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        connected.connect("127.0.0.1:9").expect("connect");
+        let cport = connected.local_addr().expect("addr").port();
+        let inv = listening();
+        let v6only = |port| inv.for_port(CheckedPort { port, proto: Proto::Tcp }).first().and_then(|s| s.v6only);
+        assert_eq!((v6only(only), v6only(dual)), (Some(true), Some(false)), "{:?}", inv.sockets);
+        assert!(inv.for_port(CheckedPort { port: cport, proto: Proto::Udp }).is_empty());
     }
 
     #[test]
