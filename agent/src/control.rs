@@ -692,7 +692,9 @@ where
         report.probes.len(),
         report.services.len()
     );
-    ch.send(&Message::Report(ReportJson { json })).await.map_err(HandshakeError::from)?;
+    let report_json = ReportJson::new(&json);
+    tracing::debug!("report: {} bytes deflated on the wire", report_json.deflated.len());
+    ch.send(&Message::Report(report_json)).await.map_err(HandshakeError::from)?;
     phases.mark("report sent");
     Ok((report, pings))
 }

@@ -428,7 +428,7 @@ async fn fake_agent(
         };
         *learnt.entry(key).or_default() += 1;
     }
-    let _ = ch.send(&Message::Report(ReportJson { json: "{}".into() })).await;
+    let _ = ch.send(&Message::Report(ReportJson::new("{}"))).await;
     let _ = ch.shutdown().await;
     let _ = timeout(Duration::from_secs(2), conn.closed()).await;
     let counts: Vec<String> = ["port", "silent", "no_route", "not_probed"]

@@ -242,7 +242,7 @@ mod tests {
                 "0000001a0a 01 03 03 01dc0b 01e201 01 00 \\
                  01 00 00 00 00 01a503 02 01 01c0b802",
             ),
-            (Message::Report(ReportJson { json: "{}".into() }), "000000040b027b7d"),
+            (Message::Report(ReportJson::new("{}")), "000000060b04abae0500"),
             (Message::Again(Again { round: 300 }), "000000030cac02"),
             (Message::Witness(WitnessAsk), "000000010d"),
             (

@@ -146,7 +146,12 @@ where
 {
     loop {
         match recv(ch).await? {
-            Message::Report(r) => return Ok(r.json),
+            Message::Report(r) => {
+                return match r.json() {
+                    Ok(json) => Ok(json),
+                    Err(e) => Err(refuse(ch, e.into()).await),
+                };
+            }
             // The late answer to a witness question the run stopped waiting for.
             Message::Witnessed(_) => continue,
             m => return Err(refuse(ch, unexpected(&m, "Report")).await),
@@ -222,7 +227,7 @@ mod tests {
             a.send(&Message::Plan(plan.clone())).await.expect("plan");
             let quiet = || Some(IcmpWitness { sent: [1, 0], ..IcmpWitness::default() });
             let (results, pings) = await_results(&mut a, &plan, quiet).await.expect("results");
-            a.send(&Message::Report(ReportJson { json: "{}".into() })).await.expect("report");
+            a.send(&Message::Report(ReportJson::new("{}"))).await.expect("report");
             (theirs.name, results.results.len(), pings)
         };
         let ((peer_saw, session, report), (agent_saw, n, pings)) = tokio::join!(peer, agent);

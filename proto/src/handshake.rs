@@ -104,6 +104,9 @@ pub enum HandshakeError {
     /// Results that do not answer the plan.
     #[error("the results do not match the plan")]
     BadResults(#[from] crate::plan::ResultsError),
+    /// A report that does not inflate to JSON text within bounds.
+    #[error(transparent)]
+    BadReport(#[from] crate::msg::ReportJsonError),
 }
 
 impl HandshakeError {
@@ -133,7 +136,9 @@ impl HandshakeError {
             HandshakeError::Unexpected { .. }
             | HandshakeError::TooManyPings { .. }
             | HandshakeError::TooManyWitness { .. } => RejectCode::Unexpected,
-            HandshakeError::TooManyAddresses { .. } | HandshakeError::BadResults(_) => RejectCode::Malformed,
+            HandshakeError::TooManyAddresses { .. } | HandshakeError::BadResults(_) | HandshakeError::BadReport(_) => {
+                RejectCode::Malformed
+            }
             HandshakeError::Channel(ChannelError::Codec(_)) => RejectCode::Malformed,
             // They refused, or the connection is gone: nothing to say.
             HandshakeError::Rejected { .. } | HandshakeError::Channel(_) => return None,

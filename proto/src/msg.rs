@@ -33,7 +33,8 @@
 //!
 //! Version 4 (this one) added `Witness`/`Witnessed`: mid-run, the peer asks whether the
 //! agent's host sent or suppressed any ICMP error since the plan ([`crate::icmp`]), and
-//! each result says whether its silence is proven (`proven`). Version 3 added the
+//! each result says whether its silence is proven (`proven`); the report travels
+//! deflated, inflated by the peer to at most [`MAX_REPORT_JSON`]. Version 3 added the
 //! browser's outcome `failed`. Version 2 added to each service result of `Results` the attempts that
 //! finished and, for UDP, the source port of each attempt (so that the agent can find
 //! the peer's datagrams in its connection-tracking table). What a UDP service probe
@@ -386,17 +387,74 @@ pub struct Again {
     pub round: u32,
 }
 
-/// The finished report as its JSON document (`lanreach.report/1`), so that the wire
-/// carries exactly what `--json` prints.
+/// The finished report as its JSON document (`lanreach.report/1`), deflated (RFC 1951):
+/// the wire carries exactly what `--json` prints, in about a twentieth of the bytes (a
+/// report of 128 ports × 2 addresses: 117 KB of JSON, 5 KB on the wire).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportJson {
-    /// The JSON text.
-    pub json: String,
+    /// The JSON text, deflated.
+    pub deflated: Vec<u8>,
+}
+
+/// Why a [`ReportJson`] could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportJsonError {
+    /// Not a deflate stream, or not UTF-8 text.
+    #[error("the report is not deflated UTF-8 text: {0}")]
+    Malformed(String),
+    /// Inflates to more than [`MAX_REPORT_JSON`] bytes.
+    #[error("the report inflates to more than {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// The most JSON text a report may inflate to (a plan's 2,048 probes and 256 ports make
+/// about 1 MB): a small frame cannot make the peer allocate without bound.
+pub const MAX_REPORT_JSON: usize = 8 * 1024 * 1024;
+
+impl ReportJson {
+    /// Deflates `json`.
+    pub fn new(json: &str) -> ReportJson {
+        use std::io::Write;
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(json.as_bytes());
+        ReportJson { deflated: encoder.finish().unwrap_or_default() }
+    }
+
+    /// The JSON text, inflated to at most [`MAX_REPORT_JSON`] bytes.
+    pub fn json(&self) -> Result<String, ReportJsonError> {
+        use std::io::Read;
+        let decoder = flate2::read::DeflateDecoder::new(self.deflated.as_slice());
+        let mut text = Vec::new();
+        let limit = u64::try_from(MAX_REPORT_JSON).unwrap_or(u64::MAX) + 1;
+        decoder.take(limit).read_to_end(&mut text).map_err(|e| ReportJsonError::Malformed(e.to_string()))?;
+        if text.len() > MAX_REPORT_JSON {
+            return Err(ReportJsonError::TooLarge { max: MAX_REPORT_JSON });
+        }
+        String::from_utf8(text).map_err(|e| ReportJsonError::Malformed(e.to_string()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_inflates_within_bounds() {
+        let json = format!("{{\"services\": [{}]}}", vec!["{\"verdict\": \"reachable\"}"; 2000].join(","));
+        let wire = ReportJson::new(&json);
+        assert!(wire.deflated.len() * 20 < json.len(), "{} of {}", wire.deflated.len(), json.len());
+        assert_eq!(wire.json().expect("inflates"), json);
+        // A bomb: 9 MB of spaces in a few KB.
+        let bomb = ReportJson::new(&" ".repeat(MAX_REPORT_JSON + 1024 * 1024));
+        assert!(bomb.deflated.len() < 64 * 1024);
+        assert!(matches!(bomb.json(), Err(ReportJsonError::TooLarge { .. })));
+        let garbage = ReportJson { deflated: vec![0xff; 64] };
+        assert!(matches!(garbage.json(), Err(ReportJsonError::Malformed(_))));
+    }
 
     #[test]
     fn type_numbers_round_trip() {

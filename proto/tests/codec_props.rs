@@ -94,7 +94,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 source_ports: vec![40000, 40001],
             }],
         }),
-        Message::Report(ReportJson { json: r#"{"schema":"lanreach.report/1"}"#.into() }),
+        Message::Report(ReportJson::new(r#"{"schema":"lanreach.report/1"}"#)),
         Message::Witnessed(Some(lanreach_proto::icmp::IcmpWitness {
             sent: [3, 1],
             limited: [0, 2],
