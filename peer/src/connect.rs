@@ -506,7 +506,7 @@ impl Endpoints {
         Ok(endpoint)
     }
 
-    /// Gives closes in flight a moment to reach the agent.
+    /// Gives closes in flight a moment to leave ([`CLOSE_GRACE`]).
     async fn close_grace(&self) {
         for endpoint in self.v4.iter().chain(self.v6.iter()) {
             let _ = timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
