@@ -396,7 +396,15 @@ fn failure(from: SocketAddr, error: &SessionError, failures: u32) -> String {
 
 /// A report for stdout: the terminal rendering at `width` columns, or one JSON document.
 pub(crate) fn report(report: &Report, json: bool, paint: Paint, width: usize) -> String {
-    if json { format!("{}\n", report.to_json()) } else { lanreach_proto::render::render_text(report, paint, width) }
+    let started = std::time::Instant::now();
+    let text = if json {
+        format!("{}\n", report.to_json())
+    } else {
+        lanreach_proto::render::render_text(report, paint, width)
+    };
+    let what = if json { "JSON" } else { "text" };
+    tracing::debug!("timing: agent output / report as {what}: {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    text
 }
 
 /// The `peers` list: a table where it fits in `width` columns, else one peer per

@@ -266,15 +266,19 @@ async fn session(
 
 fn print_outcome(config: &Config, outcome: &Completed) -> ExitCode {
     // The header was printed as the session went (see `session`).
-    if config.json {
-        term::out(&format!("{}\n", outcome.report.to_json()));
+    let started = std::time::Instant::now();
+    let text = if config.json {
+        format!("{}\n", outcome.report.to_json())
     } else {
         let paint = Paint::new(term::stdout_colour());
         if !config.quiet {
             term::out("\n");
         }
-        term::out(&lanreach_proto::render::render_text(&outcome.report, paint, term::stdout_width()));
-    }
+        lanreach_proto::render::render_text(&outcome.report, paint, term::stdout_width())
+    };
+    let what = if config.json { "JSON" } else { "text" };
+    tracing::debug!("timing: peer output / report as {what}: {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    term::out(&text);
     if outcome.report.all_clear() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNREACHABLE) }
 }
 
