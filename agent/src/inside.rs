@@ -106,7 +106,8 @@ impl Checks {
 /// One reading of a fact shared by the rounds that ask while it is under way: with
 /// sixteen peers at once, the socket table (every process's fds walked), the firewall's
 /// rules and Docker's view are read about once, not sixteen times. A round gets a
-/// reading that ended after it asked, or makes a new one.
+/// reading that ended after it asked (so began at most one read's time, milliseconds,
+/// before), or makes a new one.
 struct Shared<T> {
     last: tokio::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<T>)>>,
 }

@@ -679,8 +679,9 @@ async fn authenticated_session(
         }
         None => Arc::new(AtomicUsize::new(0)),
     };
-    let witness = AgentWitness(tokio::sync::Mutex::new(&mut ch));
+    let witness = AgentWitness::new(&mut ch, &declared);
     let results = engine::run_with_progress(&plan, config, done, &[addr.ip()], &witness).await;
+    witness_outcome(witness.finish(), addr, failed("the ICMP witness question"))?;
     phases.mark("probing");
     ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
     let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
@@ -706,8 +707,9 @@ async fn authenticated_session(
                 abort(&mut ch).await;
                 return Err(PeerError::PlanRefused { addr, reason: e });
             }
-            let witness = AgentWitness(tokio::sync::Mutex::new(&mut ch));
+            let witness = AgentWitness::new(&mut ch, &declared);
             let results = engine::run(&plan, config, &[addr.ip()], &witness).await;
+            witness_outcome(witness.finish(), addr, failed("the ICMP witness question"))?;
             ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
             let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
                 .await
@@ -723,9 +725,29 @@ async fn authenticated_session(
     Ok(Completed { target, addr, agent_id: presented, our_id: identity.id, method, hello, rtt, report, verification })
 }
 
-/// The agent as the run's ICMP witness, asked over the control channel (a late answer
-/// to a question the run stopped waiting for is skipped by `recv_report`).
-struct AgentWitness<'a, R, W>(tokio::sync::Mutex<&'a mut Channel<R, W>>);
+/// The agent as the run's ICMP witness, asked over the control channel within
+/// [`STEP_TIMEOUT`] like every other step. A question that fails or times out leaves the
+/// channel mid-frame, so nothing more is asked and the session ends with that error
+/// after the run ([`AgentWitness::finish`]). It speaks only for the addresses the agent
+/// declared as its own: one the peer dialled that forwards to it (a port mapping) is
+/// another namespace's, whose errors the agent does not count.
+struct AgentWitness<'a, R, W> {
+    ch: tokio::sync::Mutex<&'a mut Channel<R, W>>,
+    declared: Vec<IpAddr>,
+    failed: std::sync::Mutex<Option<Option<HandshakeError>>>,
+}
+
+impl<'a, R, W> AgentWitness<'a, R, W> {
+    fn new(ch: &'a mut Channel<R, W>, declared: &[IpAddr]) -> Self {
+        let declared = declared.iter().map(|ip| ip.to_canonical()).collect();
+        AgentWitness { ch: tokio::sync::Mutex::new(ch), declared, failed: std::sync::Mutex::new(None) }
+    }
+
+    /// How the questions went: a timeout (`Some(None)`), an error, or fine (`None`).
+    fn finish(self) -> Option<Option<HandshakeError>> {
+        self.failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 impl<R, W> Witness for AgentWitness<'_, R, W>
 where
@@ -733,8 +755,41 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     async fn ask(&self) -> Option<IcmpWitness> {
-        let mut ch = self.0.lock().await;
-        conversation::ask_witness(&mut ch).await.ok().flatten()
+        let failed = || self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failed().is_some() {
+            return None;
+        }
+        let mut ch = self.ch.lock().await;
+        let outcome = timeout(STEP_TIMEOUT, conversation::ask_witness(&mut ch)).await;
+        let mut failed = failed();
+        match outcome {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                *failed = Some(Some(e));
+                None
+            }
+            Err(_) => {
+                *failed = Some(None);
+                None
+            }
+        }
+    }
+
+    fn covers(&self, ip: IpAddr) -> bool {
+        self.declared.contains(&ip.to_canonical())
+    }
+}
+
+/// The session's error when a witness question timed out or failed.
+fn witness_outcome(
+    outcome: Option<Option<HandshakeError>>,
+    addr: SocketAddr,
+    failed: impl FnOnce(HandshakeError) -> PeerError,
+) -> Result<(), PeerError> {
+    match outcome {
+        None => Ok(()),
+        Some(None) => Err(PeerError::Timeout { addr, step: "the ICMP witness question" }),
+        Some(Some(e)) => Err(failed(e)),
     }
 }
 

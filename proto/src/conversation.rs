@@ -144,18 +144,12 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    loop {
-        match recv(ch).await? {
-            Message::Report(r) => {
-                return match r.json() {
-                    Ok(json) => Ok(json),
-                    Err(e) => Err(refuse(ch, e.into()).await),
-                };
-            }
-            // The late answer to a witness question the run stopped waiting for.
-            Message::Witnessed(_) => continue,
-            m => return Err(refuse(ch, unexpected(&m, "Report")).await),
-        }
+    match recv(ch).await? {
+        Message::Report(r) => match r.json() {
+            Ok(json) => Ok(json),
+            Err(e) => Err(refuse(ch, e.into()).await),
+        },
+        m => Err(refuse(ch, unexpected(&m, "Report")).await),
     }
 }
 

@@ -114,10 +114,6 @@ pub const MAX_PINGS: u32 = 32;
 /// The most ICMP witness questions the agent answers in one run (a run asks once).
 pub const MAX_WITNESS: u32 = 2;
 
-/// Peer: how long a witness question may take before the run goes on without it (the
-/// quiet re-probes then decide, as without a witness).
-pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(1);
-
 // ---- Admission: the agent before a peer has authenticated --------------------------
 //
 // A connection that has not authenticated is anybody on the LAN. It gets a short

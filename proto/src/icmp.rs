@@ -11,8 +11,12 @@
 //! suppressed for anyone else, spoils the witness (the run then falls back to the quiet
 //! re-probes). The per-host limiter has a counter per family; IPv6's share of the global
 //! limiter is counted in the IPv4 table (`OutRateLimitGlobal`), so that counter spoils
-//! both families. An error a router or a bridge on the path sends is not counted here:
-//! the peer applies the witness only to addresses on its own link.
+//! both families. Errors sent from another namespace are not counted: a router's, a
+//! forwarding host's (the peer applies the witness only to the agent's declared
+//! addresses on its own link), a container's behind a published port (not to UDP
+//! services: TCP there answers with a RST). A bridge on the same link that filters with
+//! br_netfilter and rejects with rate-limited ICMP is the case left: its REJECT could be
+//! taken for a DROP.
 
 use serde::{Deserialize, Serialize};
 

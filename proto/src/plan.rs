@@ -77,8 +77,9 @@ pub fn forbidden(ip: IpAddr, allow_loopback: bool) -> Option<&'static str> {
 /// the agent's ICMP witness (see [`crate::icmp`]; every peer probing at the time would
 /// wait for quiet re-probes): so UDP probes only the cells that answer — wildcards ×
 /// targets of their family (does the path pass UDP?) and each specific listener at its
-/// own address (a loopback one only where the peer dials loopback). A plan draws no
-/// ICMP error from a host whose firewall lets UDP in; TCP shows the loopback lesson.
+/// own address (a loopback one only where the peer dials loopback). The test listeners
+/// draw no ICMP error from a host whose firewall lets UDP in; TCP shows the loopback
+/// lesson.
 pub fn build(listeners: &[ListenerSpec], targets: &[IpAddr], allow_loopback: bool) -> Vec<PlannedProbe> {
     let mut probes = Vec::new();
     for l in listeners {

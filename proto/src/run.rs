@@ -288,6 +288,8 @@ struct Slot {
     state: State,
     /// UDP source ports of its attempts.
     source_ports: Vec<u16>,
+    /// Answers of its attempts that were certainly ICMP errors ([`is_icmp_error`]).
+    icmp_errors: u8,
 }
 
 impl Slot {
@@ -297,11 +299,11 @@ impl Slot {
     }
 }
 
-/// Whether `answer` was certainly an ICMP error from the host (to hold against what the
-/// agent's witness counts it sent): a refused UDP datagram (port unreachable), or a
-/// host, network or administrative unreachable after a round trip. A TCP refusal may be
-/// a RST or an ICMP error, so it is not counted: a witness that sent more than the run
-/// saw vouches for nothing.
+/// Whether `answer` was certainly an ICMP error (to hold against what the agent's
+/// witness counts its host sent): a refused UDP datagram (port unreachable), or a host,
+/// network or administrative unreachable. A TCP refusal may be a RST or an ICMP error, so
+/// it is not counted: a witness that sent more than the run saw vouches for nothing. Only
+/// the errors of the probes the witness covers are counted (see [`Run::on_witness`]).
 fn is_icmp_error(proto: Proto, answer: &AttemptAnswer) -> bool {
     const EACCES: i32 = 13;
     const ENETUNREACH: i32 = 101;
@@ -407,8 +409,6 @@ pub struct Run {
     groups: [Option<Group>; 2],
     /// The agent's witness per address family.
     witness: [Witness; 2],
-    /// ICMP errors the run has seen per address family (see [`is_icmp_error`]).
-    icmp_seen: [u32; 2],
     in_flight: usize,
     settled: usize,
     last_udp_start: Option<Instant>,
@@ -471,6 +471,7 @@ impl Run {
                 address: address_of(target.ip()),
                 state: State::Waiting,
                 source_ports: Vec::new(),
+                icmp_errors: 0,
             })
             .collect();
         for slot in slots.iter().filter(|s| s.knock) {
@@ -484,7 +485,6 @@ impl Run {
             credit: [IcmpCredit::new(now); 2],
             groups: [None, None],
             witness: [Witness::Unasked; 2],
-            icmp_seen: [0; 2],
             in_flight: 0,
             settled: 0,
             last_udp_start: None,
@@ -595,7 +595,7 @@ impl Run {
             slot.source_ports.push(port);
         }
         if is_icmp_error(slot.proto, &answer) {
-            self.icmp_seen[slot.family()] = self.icmp_seen[slot.family()].saturating_add(1);
+            slot.icmp_errors = slot.icmp_errors.saturating_add(1);
         }
         let credit = &mut self.credit[slot.family()];
         if quiet {
@@ -652,10 +652,13 @@ impl Run {
     }
 
     /// The witness's answer for the families asked (`None`: it cannot tell, or did not
-    /// answer). Where it vouches for a family ([`IcmpWitness::vouches`], given the ICMP
-    /// errors this run saw), silent probes of the family at addresses verified to be the
-    /// agent's and `on_link` (nothing between the peer and them that could have sent an
-    /// error the agent's host does not count) are proven drops at once; the others wait
+    /// answer). It speaks for the agent's own network namespace only, so it covers the
+    /// probes at addresses verified to be the agent's and `on_link` (no router between
+    /// the peer and them whose errors it does not count, as the caller judges), and not
+    /// UDP services (a published port's datagrams may be forwarded into a container,
+    /// whose namespace answers and rate-limits on its own; TCP there answers with a RST).
+    /// Where it vouches for a family ([`IcmpWitness::vouches`], given the ICMP errors the
+    /// covered probes met), their silent probes are proven drops at once; the others wait
     /// for their quiet re-probe.
     pub fn on_witness(&mut self, witness: Option<IcmpWitness>, on_link: impl Fn(IpAddr) -> bool, now: Instant) {
         if now >= self.deadline {
@@ -666,18 +669,29 @@ impl Run {
                 continue;
             }
             self.witness[family] = Witness::Answered;
-            if !witness.is_some_and(|w| w.vouches(family, self.icmp_seen[family])) {
+            let covered = |s: &Slot| {
+                s.family() == family
+                    && self.addresses[s.address].trust == Trust::Verified
+                    && !(s.kind == ProbeKind::Service && s.proto == Proto::Udp)
+                    && on_link(s.target.ip().to_canonical())
+            };
+            // Only errors of covered probes count as seen: an error from elsewhere (a
+            // router, this device's own stack) is none the agent's host sent.
+            let seen: u32 = self.slots.iter().filter(|s| covered(s)).map(|s| u32::from(s.icmp_errors)).sum();
+            if !witness.is_some_and(|w| w.vouches(family, seen)) {
                 continue;
             }
-            for i in 0..self.slots.len() {
-                let s = &self.slots[i];
-                let State::Quiet { attempts } = s.state else { continue };
-                if s.family() == family
-                    && self.addresses[s.address].trust == Trust::Verified
-                    && on_link(s.target.ip().to_canonical())
-                {
-                    self.settle(i, Settled::proven_silence(AttemptAnswer::silence(), attempts));
-                }
+            let proven: Vec<(usize, u8)> = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match s.state {
+                    State::Quiet { attempts } if covered(s) => Some((i, attempts)),
+                    _ => None,
+                })
+                .collect();
+            for (i, attempts) in proven {
+                self.settle(i, Settled::proven_silence(AttemptAnswer::silence(), attempts));
             }
         }
     }
@@ -993,16 +1007,18 @@ mod tests {
     }
 
     fn simulate_clocked(plan: &ProbePlan, trusted: &[&str], config: RunConfig, network: &mut Clocked<'_>) -> Sim {
-        simulate_witnessed(plan, trusted, config, network, &|| None)
+        simulate_witnessed(plan, trusted, config, network, &|| None, &|_| true)
     }
 
-    /// As [`simulate_clocked`], with the agent's witness (every address on the link).
+    /// As [`simulate_clocked`], with the agent's witness; `on_link` says which addresses
+    /// are on the peer's link.
     fn simulate_witnessed(
         plan: &ProbePlan,
         trusted: &[&str],
         config: RunConfig,
         network: &mut Clocked<'_>,
         witness: &dyn Fn() -> Option<IcmpWitness>,
+        on_link: &dyn Fn(IpAddr) -> bool,
     ) -> Sim {
         let trusted: Vec<IpAddr> = trusted.iter().map(|s| ip(s)).collect();
         let start = Instant::now();
@@ -1021,7 +1037,7 @@ mod tests {
                 }
             }
             if run.wants_witness() {
-                run.on_witness(witness(), |_| true, now);
+                run.on_witness(witness(), on_link, now);
                 continue;
             }
             if run.is_finished(now) {
@@ -1388,6 +1404,8 @@ mod tests {
         Rejected,
         /// A DROP rule: silence.
         Dropped,
+        /// No route there: "network unreachable" at once, from this device's own stack.
+        Unreachable,
     }
 
     /// A host behind a firewall, with Linux's ICMP rate limit per family. `lock_drop`:
@@ -1428,6 +1446,9 @@ mod tests {
             match (self.ports)(o) {
                 Port::Open => after(MS, outcome(Outcome::Open)),
                 Port::Dropped => silent(o),
+                Port::Unreachable => {
+                    Some((MS, AttemptAnswer { errno: Some(101), ..AttemptAnswer::answered(Outcome::Unreachable, MS) }))
+                }
                 Port::Rejected => {
                     let allowed = self.buckets[family].allow(at);
                     let first = self.count(family, allowed);
@@ -1525,12 +1546,22 @@ mod tests {
         assert_eq!(quiet, [first, first + each, first + 2 * each, first + 3 * each]);
     }
 
-    /// Runs `plan` against `host`, with the host's own counters as the agent's witness.
+    /// Runs `plan` against `host` (its address `ip` trusted, every address on the link),
+    /// with the host's own counters as the agent's witness.
     fn witnessed(plan: &ProbePlan, ip: &str, host: Host) -> (Sim, Host) {
+        witnessed_from(plan, &[ip], host, &|_| true)
+    }
+
+    fn witnessed_from(plan: &ProbePlan, trusted: &[&str], host: Host, on_link: &dyn Fn(IpAddr) -> bool) -> (Sim, Host) {
         let host = std::cell::RefCell::new(host);
-        let sim = simulate_witnessed(plan, &[ip], config(64), &mut |at, o| host.borrow_mut().attempt(at, o), &|| {
-            Some(host.borrow().counted)
-        });
+        let sim = simulate_witnessed(
+            plan,
+            trusted,
+            config(64),
+            &mut |at, o| host.borrow_mut().attempt(at, o),
+            &|| Some(host.borrow().counted),
+            on_link,
+        );
         (sim, host.into_inner())
     }
 
@@ -1614,19 +1645,67 @@ mod tests {
             config(64),
             &mut |at, o| host.borrow_mut().attempt(at, o),
             &|| None,
+            &|_| true,
         );
         assert!(sim.results.services.iter().all(|r| r.proven && r.attempts == 2));
     }
 
-    /// Unproven silence stays unproven: a timeout the run cut short, and a probe of an
-    /// address the witness does not cover, carry no proof.
+    /// The witness covers only what its host's counters can speak for: an address off the
+    /// peer's link (a router between could have sent and rate-limited the error), an
+    /// address not yet verified to be the agent's, and UDP services (a published port's
+    /// datagrams may be answered from a container's namespace) keep their quiet re-probe.
     #[test]
-    fn only_proven_silence_says_so() {
+    fn the_witness_covers_only_verified_on_link_addresses_and_not_udp_services() {
         let plan = ports_at("198.51.100.1", Proto::Tcp, 2);
-        let mut host = Host::new(|o| if o.kind == ProbeKind::Listener { Port::Open } else { Port::Dropped }, false);
-        let sim = simulate_clocked(&plan, &["198.51.100.1"], config(64), &mut |at, o| host.attempt(at, o));
-        assert!(sim.results.services.iter().all(|r| r.proven && r.attempts == 2), "the quiet re-probe proves it");
-        assert!(sim.results.results.iter().all(|r| !r.proven), "an answer is no silence");
+        // Off the link: the quiet re-probes decide.
+        let (sim, _) = witnessed_from(&plan, &["198.51.100.1"], Host::new(drops, false), &|_| false);
+        assert!(sim.results.services.iter().all(|r| r.proven && r.attempts == 2), "{:?}", sim.results);
+        // Not verified: its silent knock is no proven drop at once.
+        let (sim, _) = witnessed_from(&plan, &[], Host::new(|_| Port::Dropped, false), &|_| true);
+        assert!(sim.started.iter().any(|(_, o)| o.quiet), "the knock is re-probed quietly");
+        assert_eq!(sim.results.results[0].attempts, 2);
+        // UDP services: not covered, while the TCP test listener beside them is.
+        let mut plan = ports_at("198.51.100.1", Proto::Udp, 2);
+        plan.probes.push(PlannedProbe {
+            id: 1,
+            proto: Proto::Tcp,
+            bind: addr("198.51.100.1:4001"),
+            target: addr("198.51.100.1:4001"),
+        });
+        let (sim, _) = witnessed(&plan, "198.51.100.1", Host::new(|_| Port::Dropped, false));
+        assert!(sim.results.services.iter().all(|r| r.attempts == 2), "UDP services re-probed: {:?}", sim.results);
+        assert_eq!((sim.results.results[0].attempts, sim.results.results[0].proven), (1, true));
+    }
+
+    /// Errors the run met at an address the witness does not cover (an unroutable
+    /// address the agent claims) are not counted as seen: they cannot stand in for an
+    /// error the host sent and the peer missed.
+    #[test]
+    fn errors_from_elsewhere_do_not_count_as_seen() {
+        let mut plan = ports_at("2001:db8::1", Proto::Tcp, 1);
+        // A second claimed address whose knock fails at once with "network unreachable".
+        plan.probes.push(PlannedProbe {
+            id: 1,
+            proto: Proto::Tcp,
+            bind: addr("[::]:4000"),
+            target: addr("[2001:db8:9::1]:4000"),
+        });
+        let ports = |o: &AttemptOrder| match (o.kind, o.target.ip() == ip("2001:db8:9::1")) {
+            (_, true) => Port::Unreachable,
+            (ProbeKind::Listener, _) => Port::Open,
+            _ => Port::Rejected,
+        };
+        // The host's error for the rejected port is missed (lock drop): nothing is
+        // suppressed and the covered probes saw no error, though the run met errors elsewhere.
+        let elsewhere = |a: IpAddr| a != ip("2001:db8:9::1");
+        let (sim, host) = witnessed_from(&plan, &["2001:db8::1"], Host::new(ports, true), &elsewhere);
+        assert_eq!(host.counted.limited, [0, 0], "nothing suppressed: only the count of seen errors decides");
+        assert_eq!(
+            sim.results.services[0].outcome,
+            Outcome::Unreachable,
+            "the quiet re-probe finds it: {:?}",
+            sim.results
+        );
     }
 
     /// Dropped and rejected ports in one family: the group that meets the reject settles

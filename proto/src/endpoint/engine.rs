@@ -20,7 +20,6 @@ use tokio::time::{Instant, timeout};
 use crate::addr::in_prefix;
 use crate::defaults::{
     ANSWER_WAIT_FACTOR, BANNER_WAIT_FLOOR, CONNECT_TRIES, KNOCK_REPLY_WAIT, UDP_KNOCK_TRIES, UDP_PAYLOAD_GAP,
-    WITNESS_TIMEOUT,
 };
 use crate::icmp::{IcmpCounters, IcmpWitness};
 use crate::knock::{KNOCK_LEN, Knock};
@@ -43,8 +42,15 @@ pub trait Network: Send + Sync + 'static {
 /// family's ordinary attempts are over and some of its probes met silence.
 pub trait Witness: Send + Sync {
     /// The ICMP errors the agent's host sent and suppressed since the plan; `None` when
-    /// it cannot tell.
+    /// it cannot tell. The run waits for it: an implementation bounds its own wait.
     fn ask(&self) -> impl Future<Output = Option<IcmpWitness>> + Send;
+
+    /// Whether the witness speaks for `ip` at all: an address of the agent's own network
+    /// namespace (not one that forwards to it, as a port mapping does).
+    fn covers(&self, ip: IpAddr) -> bool {
+        let _ = ip;
+        true
+    }
 }
 
 /// No witness: every silence waits for its quiet re-probe.
@@ -147,9 +153,10 @@ pub async fn drive<N: Network>(
             orders.insert(task.id(), order.id);
         }
         if run.wants_witness() {
-            // Nothing ordinary is under way: the answer costs one round trip.
-            let answer = timeout(WITNESS_TIMEOUT, witness.ask()).await.ok().flatten();
-            run.on_witness(answer, on_link, now());
+            // Nothing ordinary of the family asked for is under way; the other family's
+            // answers wait one round trip, which only delays their ICMP credit.
+            let answer = witness.ask().await;
+            run.on_witness(answer, |ip| on_link(ip) && witness.covers(ip), now());
             continue;
         }
         done.fetch_add(run.settled() - counted, Ordering::Relaxed);
