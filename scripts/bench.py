@@ -142,6 +142,26 @@ def peer_run(ns, agent, state, pair=True, extra=()):
     return elapsed, json.loads(out.stdout)
 
 
+def at_once(agent, states):
+    """Paired peers (namespace, state) run at once: the wall time, and each run's
+    (seconds, report) or the exception it met."""
+    results = [None] * len(states)
+
+    def one(i, ns, state):
+        try:
+            results[i] = peer_run(ns, agent, state, False)
+        except Exception as e:  # a failed run is counted, not raised in a thread
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i, ns, st)) for i, (ns, st) in enumerate(states)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - started, results
+
+
 def our_picture(report):
     picture = {}
     for p in report["probes"]:
@@ -200,13 +220,13 @@ def timings(text):
     return out
 
 
-def exposed_scenario(work, ipv6=True):
-    """`--exposed` over 128 ports x 2 families (or IPv4 only), 16 dropped: ours against
-    nmap over the same addresses; where the time goes (-vv timings of both sides)."""
-    nodes = build_lab(1)
-    for i, role in enumerate(("host", "peer1"), start=1):
-        if ipv6:
-            sh("ip", "-n", nodes[role], "addr", "add", f"2001:db8:1::{i}/64", "dev", "eth0", "nodad")
+def exposed_host(nodes, ipv6_roles):
+    """The --exposed host: IPv6 addresses for `ipv6_roles` (in lab order), the 128-port
+    server, and an interface rule dropping the first EXPOSED_DROPPED ports."""
+    order = ["host"] + sorted((r for r in nodes if r.startswith("peer")), key=lambda r: int(r[4:]))
+    for role in ipv6_roles:
+        i = order.index(role) + 1
+        sh("ip", "-n", nodes[role], "addr", "add", f"2001:db8:1::{i}/64", "dev", "eth0", "nodad")
     host = nodes["host"]
     server = subprocess.Popen(in_ns(host, "python3", "-c", MANY_PORTS, str(EXPOSED_FIRST), str(EXPOSED_COUNT)),
                               stdout=subprocess.PIPE, text=True)
@@ -216,6 +236,14 @@ def exposed_scenario(work, ipv6=True):
     ruleset = ("table inet bench {\n chain input {\n  type filter hook input priority 0\n"
                f"  iifname \"eth0\" tcp dport {EXPOSED_FIRST}-{last_dropped} drop\n }}\n}}\n")
     sh(*in_ns(host, "nft", "-f", "-"), stdin=ruleset)
+    return host
+
+
+def exposed_scenario(work, ipv6=True):
+    """`--exposed` over 128 ports x 2 families (or IPv4 only), 16 dropped: ours against
+    nmap over the same addresses; where the time goes (-vv timings of both sides)."""
+    nodes = build_lab(1)
+    host = exposed_host(nodes, ("host", "peer1") if ipv6 else ())
     agent = Agent(host, os.path.join(work, "exposed-agent"), ("--exposed", "--no-mdns", "-vv"))
     ours, phases = [], []
     report = None
@@ -326,18 +354,7 @@ def scale(work):
     families (16 dropped): every peer gets its report, the agent's peak RSS, and each
     run beside a lone run."""
     nodes = build_lab(SCALE_PEERS)
-    roles = ["host"] + [f"peer{k}" for k in range(1, SCALE_PEERS + 1)]
-    for i, role in enumerate(roles, start=1):
-        sh("ip", "-n", nodes[role], "addr", "add", f"2001:db8:1::{i}/64", "dev", "eth0", "nodad")
-    host = nodes["host"]
-    server = subprocess.Popen(in_ns(host, "python3", "-c", MANY_PORTS, str(EXPOSED_FIRST), str(EXPOSED_COUNT)),
-                              stdout=subprocess.PIPE, text=True)
-    processes.append(server)
-    server.stdout.readline()
-    last_dropped = EXPOSED_FIRST + EXPOSED_DROPPED - 1
-    sh(*in_ns(host, "nft", "-f", "-"),
-       stdin=("table inet bench {\n chain input {\n  type filter hook input priority 0\n"
-              f"  iifname \"eth0\" tcp dport {EXPOSED_FIRST}-{last_dropped} drop\n }}\n}}\n"))
+    host = exposed_host(nodes, ["host"] + [f"peer{k}" for k in range(1, SCALE_PEERS + 1)])
     agent = Agent(host, os.path.join(work, "scale-agent"), ("--exposed", "--no-mdns"))
     states = []
     for k in range(1, SCALE_PEERS + 1):
@@ -348,21 +365,7 @@ def scale(work):
     for _ in range(RUNS):
         t, _ = peer_run(states[0][0], agent, states[0][1], False)
         lone.append(t)
-    results = [None] * len(states)
-
-    def one(i, ns, state):
-        try:
-            results[i] = peer_run(ns, agent, state, False)
-        except Exception as e:  # a failed run is counted, not raised in a thread
-            results[i] = e
-
-    threads = [threading.Thread(target=one, args=(i, ns, st)) for i, (ns, st) in enumerate(states)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.monotonic() - started
+    wall, results = at_once(agent, states)
     peak_kb = agent.peak_rss_kb()
     agent.stop()
     cleanup()
@@ -513,13 +516,8 @@ def check_scenario(work):
         state = os.path.join(work, f"concurrent{k}")
         peer_run(nodes[f"peer{k}"], agent, state)
         states.append((nodes[f"peer{k}"], state))
-    threads = [threading.Thread(target=peer_run, args=(ns, agent, st, False)) for ns, st in states]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    concurrent = time.monotonic() - started
+    concurrent, runs = at_once(agent, states)
+    reported = sum(isinstance(r, tuple) for r in runs)
     peak_kb = agent.peak_rss_kb()
     agent.stop()
 
@@ -539,7 +537,8 @@ def check_scenario(work):
         for port in sorted(set(picture) | set(nmap_picture)):
             if picture.get(port) != nmap_picture.get(port):
                 print(f"    port {port}: ours {picture.get(port)}, nmap {nmap_picture.get(port)}")
-    print(f"  4 peers at once: {concurrent:.3f} s; agent peak RSS (VmHWM) {peak_kb / 1024:.1f} MB  (target <= 16 MB)")
+    print(f"  4 peers at once: {concurrent:.3f} s, {reported} of 4 reports; agent peak RSS (VmHWM) "
+          f"{peak_kb / 1024:.1f} MB  (target <= 16 MB)")
     cleanup()
 
 

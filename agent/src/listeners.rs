@@ -522,14 +522,8 @@ mod tests {
         let targets = ["127.0.0.1".parse().expect("ip")];
         let probes = plan::build(listeners.specs(), &targets, true);
         let config = EngineConfig { attempt_timeout: Duration::from_millis(300), concurrency: 8 };
-        let results = engine::run(
-            &ProbePlan { session, key, probes: probes.clone(), services: vec![] },
-            config,
-            &targets,
-            &NoWitness,
-        )
-        .await
-        .results;
+        let plan = ProbePlan { session, key, probes: probes.clone(), services: vec![] };
+        let results = engine::run(&plan, config, &targets, &NoWitness).await.results;
         for (p, r) in probes.iter().zip(&results) {
             // 127.0.0.1 and 0.0.0.0 listeners answer at 127.0.0.1; nothing else listens
             // on the other listeners' ports there ([::] has IPV6_V6ONLY).
@@ -543,14 +537,7 @@ mod tests {
 
         // An unregistered session gets no answer: the probe sees "foreign" (TCP, closed
         // without a reply is an empty reply) or silence (UDP).
-        let results = engine::run(
-            &ProbePlan { session, key, probes: probes.clone(), services: vec![] },
-            config,
-            &targets,
-            &NoWitness,
-        )
-        .await
-        .results;
+        let results = engine::run(&plan, config, &targets, &NoWitness).await.results;
         for (p, r) in probes.iter().zip(&results) {
             if p.bind.ip().is_loopback() && p.bind.is_ipv4() {
                 let expect = if p.proto == Proto::Tcp { Outcome::EmptyReply } else { Outcome::Timeout };

@@ -1565,6 +1565,12 @@ mod tests {
         (sim, host.into_inner())
     }
 
+    /// Adds a test-listener probe of `proto` bound to `bind`, dialled at `target`.
+    fn with_listener(plan: &mut ProbePlan, proto: Proto, bind: &str, target: &str) {
+        let id = u32::try_from(plan.probes.len()).expect("few probes");
+        plan.probes.push(PlannedProbe { id, proto, bind: addr(bind), target: addr(target) });
+    }
+
     fn drops(o: &AttemptOrder) -> Port {
         if o.kind == ProbeKind::Listener { Port::Open } else { Port::Dropped }
     }
@@ -1589,12 +1595,7 @@ mod tests {
     #[test]
     fn errors_the_run_saw_leave_the_witness_vouching() {
         let mut plan = ports_at("198.51.100.1", Proto::Tcp, 4);
-        plan.probes.push(PlannedProbe {
-            id: 1,
-            proto: Proto::Udp,
-            bind: addr("127.0.0.1:4001"),
-            target: addr("198.51.100.1:4001"),
-        });
+        with_listener(&mut plan, Proto::Udp, "127.0.0.1:4001", "198.51.100.1:4001");
         let ports = |o: &AttemptOrder| match (o.kind, o.proto) {
             (ProbeKind::Listener, Proto::Udp) => Port::Rejected,
             (ProbeKind::Listener, Proto::Tcp) => Port::Open,
@@ -1666,12 +1667,7 @@ mod tests {
         assert_eq!(sim.results.results[0].attempts, 2);
         // UDP services: not covered, while the TCP test listener beside them is.
         let mut plan = ports_at("198.51.100.1", Proto::Udp, 2);
-        plan.probes.push(PlannedProbe {
-            id: 1,
-            proto: Proto::Tcp,
-            bind: addr("198.51.100.1:4001"),
-            target: addr("198.51.100.1:4001"),
-        });
+        with_listener(&mut plan, Proto::Tcp, "198.51.100.1:4001", "198.51.100.1:4001");
         let (sim, _) = witnessed(&plan, "198.51.100.1", Host::new(|_| Port::Dropped, false));
         assert!(sim.results.services.iter().all(|r| r.attempts == 2), "UDP services re-probed: {:?}", sim.results);
         assert_eq!((sim.results.results[0].attempts, sim.results.results[0].proven), (1, true));
@@ -1684,12 +1680,7 @@ mod tests {
     fn errors_from_elsewhere_do_not_count_as_seen() {
         let mut plan = ports_at("2001:db8::1", Proto::Tcp, 1);
         // A second claimed address whose knock fails at once with "network unreachable".
-        plan.probes.push(PlannedProbe {
-            id: 1,
-            proto: Proto::Tcp,
-            bind: addr("[::]:4000"),
-            target: addr("[2001:db8:9::1]:4000"),
-        });
+        with_listener(&mut plan, Proto::Tcp, "[::]:4000", "[2001:db8:9::1]:4000");
         let ports = |o: &AttemptOrder| match (o.kind, o.target.ip() == ip("2001:db8:9::1")) {
             (_, true) => Port::Unreachable,
             (ProbeKind::Listener, _) => Port::Open,
