@@ -280,6 +280,43 @@ fn a_hostile_agent_cannot_use_the_peer_to_scan_a_bystander() {
     assert!(packets <= 8, "the phone sent {packets} packets to the bystander");
 }
 
+/// An agent that never answers the ICMP witness question: the peer's run waits its step
+/// deadline for it, then ends with that error (exit code 2), never hangs, and never
+/// takes the silence for proven.
+#[test]
+fn an_agent_that_never_answers_the_witness_question_ends_the_session_with_that_error() {
+    let test = "an_agent_that_never_answers_the_witness_question_ends_the_session_with_that_error";
+    if !lab::available_with(test, &["nft"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let phone = lab.node("phone", 2);
+    let mallory = lab.node("mallory", 66);
+    // Port 9 is silent: the run wants the witness before any quiet re-probe.
+    lab.nft(
+        &mallory,
+        "table inet t {\n chain input {\n type filter hook input priority 0;\n tcp dport 9 drop\n }\n}\n",
+    );
+    let listen = format!("{}:47800", mallory.v4);
+    let args =
+        ["fake-agent", "--listen", &listen, "--code", "7K3Q-M2XD", "--claim", &mallory.v4, "--then", "mute-witness"];
+    let mut fake = lab.spawn(&mallory, arg(&attack_bin()), &args);
+    fake.wait_line("fake agent ready");
+    let peer_state = tempfile::tempdir().expect("dir");
+    let state = arg(peer_state.path()).to_owned();
+    let started = std::time::Instant::now();
+    let out = lab.run(&phone, arg(&peer_bin()), &[&mallory.v4, "--code", "7K3Q-M2XD", "--state-dir", &state]);
+    let took = started.elapsed();
+    let _ = lab.wait_exit(&fake, std::time::Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let agent_saw = fake.stdout();
+    eprintln!("peer after {took:?}: {stderr}\nfake agent: {agent_saw}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("stopped answering during the probe run"), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(15), "bounded by the step deadline: {took:?}");
+    assert!(agent_saw.contains("witness questions=1"), "asked once, then nothing more: {agent_saw}");
+}
+
 /// 16 addresses on mallory's machine, for attacks that need many sources.
 fn sources(s: &Scene) -> String {
     s.lab.extra_addresses(&s.mallory, 100, 16).join(",")

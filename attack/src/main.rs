@@ -83,7 +83,9 @@ enum Attack {
         wait: u64,
         /// What to do after pairing: `scan` (send the plan, collect results), `shutdown`
         /// (send the plan, then close as an agent stopped with Ctrl-C), `stall` (send
-        /// nothing and print how the peer closes).
+        /// nothing and print how the peer closes), `mute-witness` (plan one probe of TCP
+        /// port 9 at its own address, answer pings but never the ICMP witness question,
+        /// and print how the peer ends).
         #[arg(long, default_value = "scan")]
         then: String,
     },
@@ -400,6 +402,23 @@ async fn fake_agent(
     addresses.extend(claims.iter().map(|ip| HelloAddress { ip: *ip, interface: "eth0".into() }));
     let hello = Hello { name: "box".into(), os: "linux".into(), software: "lanreach-agent 0.1.0".into(), addresses };
     conversation::hello_as_agent(&mut ch, hello).await?;
+    if then == "mute-witness" {
+        use lanreach_proto::vocab::{Proto, ServiceProbe};
+        let target = SocketAddr::new(listen.ip(), 9);
+        let services = vec![ServiceProbe { id: 0, proto: Proto::Tcp, target }];
+        let plan = lanreach_proto::plan::ProbePlan { session: [7; 16], key: [9; 32], probes: vec![], services };
+        ch.send(&Message::Plan(plan)).await?;
+        let mut asked = 0;
+        let ended = loop {
+            match timeout(Duration::from_secs(30), ch.recv()).await? {
+                Ok(Message::Ping(p)) => ch.send(&Message::Pong(p)).await?,
+                Ok(Message::Witness(_)) => asked += 1,
+                Ok(other) => break format!("then {:?}", other.message_type()),
+                Err(e) => break format!("then {e}"),
+            }
+        };
+        return Ok(format!("witness questions={asked} {ended}"));
+    }
     let plan = scan_plan(claims, ports);
     ch.send(&Message::Plan(plan.clone())).await?;
     if then == "shutdown" {

@@ -681,7 +681,7 @@ async fn authenticated_session(
     };
     let witness = AgentWitness::new(&mut ch, &declared);
     let results = engine::run_with_progress(&plan, config, done, &[addr.ip()], &witness).await;
-    witness_outcome(witness.finish(), addr, failed("the ICMP witness question"))?;
+    witness_outcome(witness.finish(), addr, failed("the probe run (asking for its ICMP error counts)"))?;
     phases.mark("probing");
     ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
     let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
@@ -709,7 +709,7 @@ async fn authenticated_session(
             }
             let witness = AgentWitness::new(&mut ch, &declared);
             let results = engine::run(&plan, config, &[addr.ip()], &witness).await;
-            witness_outcome(witness.finish(), addr, failed("the ICMP witness question"))?;
+            witness_outcome(witness.finish(), addr, failed("the probe run (asking for its ICMP error counts)"))?;
             ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
             let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
                 .await
@@ -788,7 +788,7 @@ fn witness_outcome(
 ) -> Result<(), PeerError> {
     match outcome {
         None => Ok(()),
-        Some(None) => Err(PeerError::Timeout { addr, step: "the ICMP witness question" }),
+        Some(None) => Err(PeerError::Timeout { addr, step: "the probe run (asking for its ICMP error counts)" }),
         Some(Some(e)) => Err(failed(e)),
     }
 }
