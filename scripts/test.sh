@@ -15,6 +15,9 @@ if docker info >/dev/null 2>&1; then
 else
     echo "test.sh: no Docker engine: Docker tests will be SKIPPED"
 fi
+# The agent's tests run the peer's and the attack tool's binaries (built on demand only
+# when missing): build every binary now, so that none is a stale one of an earlier build.
+cargo build --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then
     exec cargo nextest run --workspace --no-fail-fast "$@"
 else
