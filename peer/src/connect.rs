@@ -679,9 +679,9 @@ async fn authenticated_session(
         }
         None => Arc::new(AtomicUsize::new(0)),
     };
-    let witness = AgentWitness::new(&mut ch, &declared);
+    let witness = AgentWitness::new(&mut ch, addr, &declared);
     let results = engine::run_with_progress(&plan, config, done, &[addr.ip()], &witness).await;
-    witness_outcome(witness.finish(), addr, failed("the probe run (asking for its ICMP error counts)"))?;
+    witness.finish()?;
     phases.mark("probing");
     ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
     let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
@@ -707,9 +707,9 @@ async fn authenticated_session(
                 abort(&mut ch).await;
                 return Err(PeerError::PlanRefused { addr, reason: e });
             }
-            let witness = AgentWitness::new(&mut ch, &declared);
+            let witness = AgentWitness::new(&mut ch, addr, &declared);
             let results = engine::run(&plan, config, &[addr.ip()], &witness).await;
-            witness_outcome(witness.finish(), addr, failed("the probe run (asking for its ICMP error counts)"))?;
+            witness.finish()?;
             ch.send(&Message::Results(results)).await.map_err(|e| failed("sending the results")(e.into()))?;
             let json = timeout(REPORT_TIMEOUT, conversation::recv_report(&mut ch))
                 .await
@@ -733,19 +733,23 @@ async fn authenticated_session(
 /// another namespace's, whose errors the agent does not count.
 struct AgentWitness<'a, R, W> {
     ch: tokio::sync::Mutex<&'a mut Channel<R, W>>,
+    addr: SocketAddr,
     declared: Vec<IpAddr>,
-    failed: std::sync::Mutex<Option<Option<HandshakeError>>>,
+    failed: std::sync::Mutex<Option<PeerError>>,
 }
 
+/// The step a failed witness question names.
+const WITNESS_STEP: &str = "the probe run (asking for its ICMP error counts)";
+
 impl<'a, R, W> AgentWitness<'a, R, W> {
-    fn new(ch: &'a mut Channel<R, W>, declared: &[IpAddr]) -> Self {
+    fn new(ch: &'a mut Channel<R, W>, addr: SocketAddr, declared: &[IpAddr]) -> Self {
         let declared = declared.iter().map(|ip| ip.to_canonical()).collect();
-        AgentWitness { ch: tokio::sync::Mutex::new(ch), declared, failed: std::sync::Mutex::new(None) }
+        AgentWitness { ch: tokio::sync::Mutex::new(ch), addr, declared, failed: std::sync::Mutex::new(None) }
     }
 
-    /// How the questions went: a timeout (`Some(None)`), an error, or fine (`None`).
-    fn finish(self) -> Option<Option<HandshakeError>> {
-        self.failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The session's error if a question timed out or failed.
+    fn finish(self) -> Result<(), PeerError> {
+        self.failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).map_or(Ok(()), Err)
     }
 }
 
@@ -760,36 +764,18 @@ where
             return None;
         }
         let mut ch = self.ch.lock().await;
-        let outcome = timeout(STEP_TIMEOUT, conversation::ask_witness(&mut ch)).await;
-        let mut failed = failed();
-        match outcome {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => {
-                *failed = Some(Some(e));
-                None
-            }
-            Err(_) => {
-                *failed = Some(None);
-                None
-            }
-        }
+        let addr = self.addr;
+        let error = match timeout(STEP_TIMEOUT, conversation::ask_witness(&mut ch)).await {
+            Ok(Ok(answer)) => return answer,
+            Ok(Err(e)) => protocol_error(addr, e, |source| PeerError::Session { addr, step: WITNESS_STEP, source }),
+            Err(_) => PeerError::Timeout { addr, step: WITNESS_STEP },
+        };
+        *failed() = Some(error);
+        None
     }
 
     fn covers(&self, ip: IpAddr) -> bool {
         self.declared.contains(&ip.to_canonical())
-    }
-}
-
-/// The session's error when a witness question timed out or failed.
-fn witness_outcome(
-    outcome: Option<Option<HandshakeError>>,
-    addr: SocketAddr,
-    failed: impl FnOnce(HandshakeError) -> PeerError,
-) -> Result<(), PeerError> {
-    match outcome {
-        None => Ok(()),
-        Some(None) => Err(PeerError::Timeout { addr, step: "the probe run (asking for its ICMP error counts)" }),
-        Some(Some(e)) => Err(failed(e)),
     }
 }
 

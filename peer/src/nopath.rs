@@ -19,6 +19,7 @@ use lanreach_proto::endpoint::interfaces;
 use lanreach_proto::nopath::{
     AgentAddress, Cause, LinkKind, Met, Neighbour, OwnAddress, PageMet, PathFacts, Platform, diagnose,
 };
+use lanreach_proto::vocab::{EHOSTUNREACH, ENETUNREACH};
 use tokio::time::Instant;
 
 /// The facts gathered so far, shared with whoever waits for the handshakes.
@@ -162,8 +163,6 @@ async fn side_probe(addr: SocketAddr, started: Instant, met: tokio::sync::watch:
 }
 
 fn classify(e: &std::io::Error, after: Duration) -> Option<Met> {
-    const EHOSTUNREACH: i32 = 113;
-    const ENETUNREACH: i32 = 101;
     match (e.kind(), e.raw_os_error()) {
         (std::io::ErrorKind::ConnectionRefused, _) => Some(Met::PortUnreachable),
         (_, Some(EHOSTUNREACH)) | (std::io::ErrorKind::HostUnreachable, _) => Some(Met::HostUnreachable { after }),

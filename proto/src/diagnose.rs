@@ -8,14 +8,7 @@ use crate::facts::PortSource;
 use crate::firewall::{FirewallCheck, FirewallOutcome};
 use crate::fixes::{firewall_fix, keeping_out, kept_out_words, rule_words};
 use crate::report::{Finding, FindingCode, Mode, ProbeReport, Report, Severity, Verdict};
-use crate::vocab::{Outcome, Proto};
-
-/// errno of "No route to host" on Linux: ICMP admin-prohibited, or ARP failure.
-pub const EHOSTUNREACH: i32 = 113;
-
-/// errno of "Permission denied" on Linux, what an ICMPv6 administratively-prohibited
-/// error gives a connect or a connected UDP socket.
-pub const EACCES: i32 = 13;
+use crate::vocab::{EACCES, EHOSTUNREACH, Outcome, Proto};
 
 fn finding(code: FindingCode, severity: Severity, message: String, fix: impl Into<String>) -> Finding {
     Finding { code, severity, message, fix: fix.into() }

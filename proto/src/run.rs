@@ -64,7 +64,7 @@ use crate::defaults::{
 };
 use crate::icmp::IcmpWitness;
 use crate::plan::ProbePlan;
-use crate::vocab::{Outcome, ProbeResult, ProbeResults, Proto, ServiceResult};
+use crate::vocab::{EACCES, EHOSTUNREACH, ENETUNREACH, Outcome, ProbeResult, ProbeResults, Proto, ServiceResult};
 
 /// How to run a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,9 +305,6 @@ impl Slot {
 /// it is not counted: a witness that sent more than the run saw vouches for nothing. Only
 /// the errors of the probes the witness covers are counted (see [`Run::on_witness`]).
 fn is_icmp_error(proto: Proto, answer: &AttemptAnswer) -> bool {
-    const EACCES: i32 = 13;
-    const ENETUNREACH: i32 = 101;
-    const EHOSTUNREACH: i32 = 113;
     match answer.outcome {
         Some(Outcome::Refused) => proto == Proto::Udp,
         Some(Outcome::Unreachable) => matches!(answer.errno, Some(EACCES | ENETUNREACH | EHOSTUNREACH)),

@@ -59,6 +59,17 @@ pub struct ServiceProbe {
     pub target: SocketAddr,
 }
 
+/// errno of "No route to host" on Linux: ICMP host unreachable or admin-prohibited, or a
+/// failed neighbour lookup.
+pub const EHOSTUNREACH: i32 = 113;
+
+/// errno of "Network is unreachable" on Linux: ICMP network unreachable, or no route.
+pub const ENETUNREACH: i32 = 101;
+
+/// errno of "Permission denied" on Linux, what an ICMPv6 administratively-prohibited
+/// error gives a connect or a connected UDP socket.
+pub const EACCES: i32 = 13;
+
 /// What one probe found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -155,8 +166,8 @@ pub struct ServiceResult {
     /// HTTP status of the answer to a minimal request, when the server spoke HTTP.
     pub http_status: Option<u16>,
     /// Attempts that finished: 2 when the first met silence and the quiet re-probe (after
-    /// the ICMP rate-limit window) was made; a `timeout` with 1 was never re-probed (the
-    /// run ended first), so its silence is no proof of a drop.
+    /// the ICMP rate-limit window) was made. Whether a `timeout` proves a drop is
+    /// [`proven`](Self::proven), not this count.
     pub attempts: u8,
     /// As [`ProbeResult::proven`].
     pub proven: bool,

@@ -47,8 +47,7 @@ pub trait Witness: Send + Sync {
 
     /// Whether the witness speaks for `ip` at all: an address of the agent's own network
     /// namespace (not one that forwards to it, as a port mapping does).
-    fn covers(&self, ip: IpAddr) -> bool {
-        let _ = ip;
+    fn covers(&self, _ip: IpAddr) -> bool {
         true
     }
 }
